@@ -1,0 +1,1 @@
+"""Built-in serbench plugins, registered through the `serbench` entry-point group."""

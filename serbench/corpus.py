@@ -1,0 +1,82 @@
+"""What a protocol yields: utterances with side information, and folds of utterance ids."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from serbench.errors import SerbenchError
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One labelled utterance. ``attributes`` holds dimensional labels scaled to [0, 1]."""
+
+    id: str
+    path: Path
+    label: str
+    speaker: str
+    gender: str | None = None
+    session: str | None = None
+    attributes: dict[str, float] = field(default_factory=dict)
+    transcript: str | None = None
+    duration: float | None = None
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One train / dev / test split, by utterance id. Test is scored once per fold."""
+
+    name: str
+    train: tuple[str, ...]
+    dev: tuple[str, ...]
+    test: tuple[str, ...]
+
+    def check(self) -> None:
+        """Raise when the splits overlap: a leak would silently inflate every score."""
+        for a, b in (("train", "dev"), ("train", "test"), ("dev", "test")):
+            shared = set(getattr(self, a)) & set(getattr(self, b))
+            if shared:
+                example = sorted(shared)[0]
+                raise SerbenchError(
+                    f"fold {self.name}: {len(shared)} utterances in both {a} and {b} "
+                    f"(e.g. {example})"
+                )
+
+
+class Protocol:
+    """A corpus, its folds, its class list and the metric that selects models.
+
+    ``main_metric`` is one of ``ua``, ``wa``, ``macro_f1``; ``default_loss`` names the loss
+    used when neither the user nor the downstream names one. Construction checks that every
+    label is a known class, every fold id exists and no fold's splits overlap.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        utterances: list[Utterance],
+        folds: list[Fold],
+        classes: list[str],
+        main_metric: str = "ua",
+        default_loss: str = "ce",
+    ):
+        self.name = name
+        self.utterances = {u.id: u for u in utterances}
+        self.folds = folds
+        self.classes = list(classes)
+        self.main_metric = main_metric
+        self.default_loss = default_loss
+        unknown = Counter(u.label for u in utterances if u.label not in self.classes)
+        if unknown:
+            raise SerbenchError(f"protocol {name}: labels outside {self.classes}: {dict(unknown)}")
+        for fold in folds:
+            fold.check()
+            missing = [i for i in fold.train + fold.dev + fold.test if i not in self.utterances]
+            if missing:
+                raise SerbenchError(f"fold {fold.name}: unknown utterance ids, e.g. {missing[0]}")
+
+    def label_counts(self, ids: tuple[str, ...]) -> list[int]:
+        counts = Counter(self.utterances[i].label for i in ids)
+        return [counts.get(c, 0) for c in self.classes]

@@ -1,0 +1,20 @@
+"""The one exception type that means "the user asked for something wrong".
+
+The CLI prints these as a single line and exits non-zero; anything else is a bug and keeps
+its traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class SerbenchError(Exception):
+    """A mistake in the user's input: unknown plugin, bad override, missing data, bad file."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """' (did you mean 'x'?)' when a close match exists, else ''."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -1,0 +1,43 @@
+"""Hook signatures. Each returns a list of :class:`serbench.specs.Spec`; the host chains them.
+
+A plugin is any importable module (or object) with ``@hookimpl`` functions for some of these
+hooks, listed under the ``serbench`` entry-point group.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("serbench")
+hookimpl = pluggy.HookimplMarker("serbench")
+
+
+@hookspec
+def register_upstreams() -> list:
+    """Speech encoders. Factory: ``(**params) -> serbench.upstream.Upstream``."""
+
+
+@hookspec
+def register_downstreams() -> list:
+    """Models on top of upstream features. Factory:
+    ``(context: serbench.downstream.DownstreamContext, **params) -> torch.nn.Module`` whose
+    ``forward(batch)`` returns a dict with at least ``logits``."""
+
+
+@hookspec
+def register_poolings() -> list:
+    """Frames to one vector. Factory: ``(dim: int, **params) -> torch.nn.Module`` with an
+    ``out_dim`` attribute and ``forward(frames [B,T,D], mask [B,T], batch) -> [B, out_dim]``."""
+
+
+@hookspec
+def register_losses() -> list:
+    """Training objectives. Factory: ``(classes: list[str], train_counts: list[int], **params)``
+    returning a callable ``(outputs: dict, batch: dict) -> scalar tensor``."""
+
+
+@hookspec
+def register_protocols() -> list:
+    """Corpora with their folds. Factory: ``(data: pathlib.Path | None, **params) ->
+    serbench.corpus.Protocol``. ``meta['data_key']`` names the corpus location a user saves
+    with ``serbench config set data.<key> PATH``; omit it for protocols that need no data."""

@@ -1,0 +1,70 @@
+"""The plugin manager factory: built-ins first, then third-party entry points.
+
+Built-ins are the entry points that the ``serbench`` distribution itself declares, so there
+is one list of them (pyproject.toml) and they go through the same door as everyone else's.
+They load even with ``SERBENCH_DISABLE_PLUGIN_AUTOLOAD=1``, which skips only other packages.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import warnings
+from dataclasses import dataclass, field
+
+import pluggy
+
+from serbench import hookspecs
+
+GROUP = "serbench"
+AUTOLOAD_ENV = "SERBENCH_DISABLE_PLUGIN_AUTOLOAD"
+
+
+@dataclass
+class Plugins:
+    """A pluggy manager plus what failed to load and where each plugin came from."""
+
+    manager: pluggy.PluginManager
+    failures: dict[str, str] = field(default_factory=dict)
+    origins: dict[str, str] = field(default_factory=dict)  # plugin name -> distribution
+
+
+def _entry_points() -> list[tuple[str, importlib.metadata.EntryPoint]]:
+    found, seen = [], set()
+    for dist in importlib.metadata.distributions():
+        for ep in dist.entry_points:
+            key = (dist.metadata["Name"], ep.name, ep.value)
+            if ep.group == GROUP and key not in seen:  # a dist can be visible twice on sys.path
+                seen.add(key)
+                found.append((dist.metadata["Name"], ep))
+    # built-ins first, then others in a stable order
+    found.sort(key=lambda item: (item[0] != "serbench", item[0], item[1].name))
+    return found
+
+
+def make_plugin_manager(autoload: bool | None = None) -> Plugins:
+    """Build a fresh manager. ``autoload=None`` reads ``SERBENCH_DISABLE_PLUGIN_AUTOLOAD``."""
+    if autoload is None:
+        autoload = os.environ.get(AUTOLOAD_ENV, "") in ("", "0")
+    pm = pluggy.PluginManager(GROUP)
+    pm.add_hookspecs(hookspecs)
+    plugins = Plugins(pm)
+    for dist_name, ep in _entry_points():
+        builtin = dist_name == "serbench"
+        if not (builtin or autoload):
+            continue
+        if pm.get_plugin(ep.name) is not None:
+            message = f"entry point name {ep.name!r} is already taken by {plugins.origins[ep.name]!r}"
+            plugins.failures[f"{dist_name}:{ep.name}"] = message
+            warnings.warn(f"serbench plugin {ep.name!r} from {dist_name!r} skipped: {message}")
+            continue
+        try:
+            module = ep.load()
+            pm.register(module, name=ep.name)
+        except Exception as exc:  # a broken plugin must not take the others down
+            message = f"{type(exc).__name__}: {exc}"
+            plugins.failures[ep.name] = message
+            warnings.warn(f"serbench plugin {ep.name!r} ({ep.value}) failed to load: {message}")
+            continue
+        plugins.origins[ep.name] = dist_name
+    return plugins

@@ -1,0 +1,103 @@
+"""All specs of all kinds, gathered from the plugin manager, with lookup and creation.
+
+Hook implementations are called one plugin at a time so that a duplicate name can name both
+plugins, and a hook that raises is reported against its plugin instead of breaking the rest.
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import lru_cache
+from typing import Any
+
+from serbench.errors import SerbenchError, did_you_mean
+from serbench.plugin_manager import Plugins, make_plugin_manager
+from serbench.specs import KINDS, Spec
+
+HOOKS = {
+    "upstream": "register_upstreams",
+    "downstream": "register_downstreams",
+    "pooling": "register_poolings",
+    "loss": "register_losses",
+    "protocol": "register_protocols",
+}
+PLURALS = {HOOKS[k].removeprefix("register_"): k for k in KINDS}  # "upstreams" -> "upstream"
+
+
+class Registry:
+    """Specs by kind and name. Build one with :func:`registry` (cached) or directly."""
+
+    def __init__(self, plugins: Plugins):
+        self.plugins = plugins
+        self.specs: dict[str, dict[str, Spec]] = {kind: {} for kind in KINDS}
+        self.hooks_by_plugin: dict[str, list[str]] = {}
+        self.names_by_plugin: dict[str, list[str]] = {}
+        for kind in KINDS:
+            self._collect(kind)
+
+    def _collect(self, kind: str) -> None:
+        caller = getattr(self.plugins.manager.hook, HOOKS[kind])
+        for impl in reversed(caller.get_hookimpls()):  # registration order
+            self.hooks_by_plugin.setdefault(impl.plugin_name, []).append(HOOKS[kind])
+            try:
+                specs = list(impl.function())
+            except Exception as exc:
+                message = f"{HOOKS[kind]} raised {type(exc).__name__}: {exc}"
+                self.plugins.failures[impl.plugin_name] = message
+                warnings.warn(f"serbench plugin {impl.plugin_name!r}: {message}")
+                continue
+            for spec in specs:
+                self._add(kind, spec, impl.plugin_name)
+
+    def _add(self, kind: str, spec: Spec, plugin: str) -> None:
+        if not isinstance(spec, Spec):
+            raise SerbenchError(f"plugin {plugin!r}: {HOOKS[kind]} returned {spec!r}, not a Spec")
+        existing = self.specs[kind].get(spec.name)
+        if existing is not None:
+            raise SerbenchError(
+                f"duplicate {kind} name {spec.name!r}: registered by plugin "
+                f"{existing.plugin!r} and by plugin {plugin!r}"
+            )
+        self.specs[kind][spec.name] = Spec(**{**spec.__dict__, "plugin": plugin})
+        self.names_by_plugin.setdefault(plugin, []).append(f"{kind}:{spec.name}")
+
+    def get(self, kind: str, name: str) -> Spec:
+        kind = check_kind(kind)
+        try:
+            return self.specs[kind][name]
+        except KeyError:
+            names = sorted(self.specs[kind])
+            raise SerbenchError(
+                f"unknown {kind} {name!r}{did_you_mean(name, names)}; "
+                f"available: {', '.join(names) or 'none'}"
+            ) from None
+
+    def create(self, kind: str, name: str, *context: Any, **params: Any) -> Any:
+        spec = self.get(kind, name)
+        return spec.factory(*context, **spec.resolve(params, f"{kind} {name}"))
+
+
+def check_kind(kind: str) -> str:
+    kind = PLURALS.get(kind, kind)
+    if kind not in KINDS:
+        raise SerbenchError(
+            f"unknown plugin kind {kind!r}{did_you_mean(kind, KINDS)}; kinds: {', '.join(KINDS)}"
+        )
+    return kind
+
+
+@lru_cache(maxsize=1)
+def registry() -> Registry:
+    """The process-wide registry (entry points are read once)."""
+    return Registry(make_plugin_manager())
+
+
+def available(kind: str) -> list[str]:
+    """Names registered for ``kind`` ('upstream' or 'upstreams', ...), sorted."""
+    return sorted(registry().specs[check_kind(kind)])
+
+
+def create(kind: str, name: str, *context: Any, **params: Any) -> Any:
+    """Build plugin ``name`` of ``kind``; ``context`` goes to the factory as is, ``params``
+    are checked against the spec's parameters and completed with defaults."""
+    return registry().create(kind, name, *context, **params)

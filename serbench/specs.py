@@ -1,0 +1,111 @@
+"""What a plugin hook returns: declarative specs with typed, documented parameters.
+
+A spec is data, not behaviour: the registry can list, document and validate a plugin's
+parameters without building it, and a result can record exactly which version scored it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from serbench.errors import SerbenchError, did_you_mean
+
+KINDS = ("upstream", "downstream", "pooling", "loss", "protocol")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One tunable parameter: its type is enforced when overrides are applied."""
+
+    name: str
+    type: type
+    default: Any
+    doc: str
+    choices: tuple[Any, ...] | None = None
+
+    def coerce(self, value: Any, where: str) -> Any:
+        """Return ``value`` converted to this parameter's type, or raise naming ``where``."""
+        if value is None and self.default is None:
+            return None
+        converted = _convert(value, self.type)
+        if converted is _INVALID:
+            raise SerbenchError(
+                f"{where}: expected {self.type.__name__}, got {value!r} ({type(value).__name__})"
+            )
+        if self.choices is not None and converted not in self.choices:
+            raise SerbenchError(
+                f"{where}: {converted!r} is not one of {', '.join(map(repr, self.choices))}"
+            )
+        return converted
+
+
+_INVALID = object()
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def _convert(value: Any, kind: type) -> Any:
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+            return value.lower() in _TRUE
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        return _INVALID
+    if kind is int:
+        return value if isinstance(value, int) and not isinstance(value, bool) else _INVALID
+    if kind is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        return _INVALID
+    if kind is str:
+        return value if isinstance(value, str) else _INVALID
+    if kind is tuple:
+        if isinstance(value, (list, tuple)):
+            return tuple(value)
+        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+            return (value,)
+        return _INVALID
+    return value if isinstance(value, kind) else _INVALID
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A registered plugin of one kind.
+
+    ``factory`` receives the host's context positionally (what the kind needs: the input
+    dimensions for a downstream, the class counts for a loss, ...) and the resolved
+    parameters as keywords. ``version`` must be bumped whenever a change can move scores.
+    ``meta`` holds kind-specific declarations (a downstream's default pooling, a protocol's
+    data key, a paper's reported numbers).
+    """
+
+    name: str
+    factory: Callable[..., Any]
+    summary: str
+    params: tuple[Param, ...] = ()
+    version: str = "1"
+    citation: str = ""
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    plugin: str = ""  # filled in by the registry: which plugin registered it
+
+    def param(self, name: str, where: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        names = [p.name for p in self.params]
+        valid = ", ".join(names) if names else "none"
+        raise SerbenchError(
+            f"{where}: {self.name!r} has no parameter {name!r}{did_you_mean(name, names)}; "
+            f"valid: {valid}"
+        )
+
+    def resolve(self, given: Mapping[str, Any], where: str) -> dict[str, Any]:
+        """Defaults overlaid with ``given``, each value checked against its Param."""
+        resolved = {p.name: p.default for p in self.params}
+        for key, value in given.items():
+            resolved[key] = self.param(key, where).coerce(value, f"{where}.{key}")
+        return resolved

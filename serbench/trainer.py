@@ -1,0 +1,116 @@
+"""Training one downstream on one fold: AdamW, early stopping on dev, best-on-dev weights.
+
+Model selection reads dev only; test is predicted once, after the best weights are restored.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from serbench.batching import collate
+from serbench.corpus import Utterance
+from serbench.metrics import confusion, from_confusion
+from serbench.specs import Param
+
+TRAIN_PARAMS = (
+    Param("lr", float, 1e-3, "AdamW learning rate"),
+    Param("weight_decay", float, 0.01, "AdamW weight decay"),
+    Param("batch_size", int, 32, "utterances per training step"),
+    Param("max_epochs", int, 30, "upper bound on passes over the training split"),
+    Param("patience", int, 5, "epochs without a better dev score before stopping"),
+    Param("grad_clip", float, 5.0, "gradient-norm clipping (0 disables it)"),
+    Param("shuffle_labels", bool, False, "permute training labels: a leakage sanity check"),
+)
+
+
+@dataclass
+class FoldData:
+    """Everything a fold's training needs, already in memory."""
+
+    features: Mapping[str, torch.Tensor]
+    utterances: Mapping[str, Utterance]
+    classes: Sequence[str]
+    train: Sequence[str]
+    dev: Sequence[str]
+    test: Sequence[str]
+
+
+@dataclass
+class FoldOutcome:
+    test_probs: np.ndarray  # [N_test, K]
+    best_epoch: int
+    epochs_run: int
+    dev_history: list[float]
+
+
+def _batches(ids: Sequence[str], size: int, generator: torch.Generator | None) -> list[list[str]]:
+    order = torch.randperm(len(ids), generator=generator).tolist() if generator else range(len(ids))
+    ordered = [ids[i] for i in order]
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
+
+
+@torch.no_grad()
+def predict(model: nn.Module, data: FoldData, ids: Sequence[str], device: torch.device, batch_size: int) -> np.ndarray:
+    """Class probabilities ``[len(ids), K]`` in the order of ``ids``."""
+    model.eval()
+    index = {c: k for k, c in enumerate(data.classes)}
+    chunks = []
+    for chunk in _batches(ids, batch_size, None):
+        batch = collate(chunk, data.features, data.utterances, index, device=device)
+        chunks.append(torch.softmax(model(batch)["logits"].float(), dim=-1).cpu().numpy())
+    return np.concatenate(chunks)
+
+
+def dev_score(probs: np.ndarray, labels: np.ndarray, metric: str) -> float:
+    return float(from_confusion(confusion(labels, probs.argmax(1), probs.shape[1]))[metric])
+
+
+def train_fold(
+    model: nn.Module,
+    loss_fn: Callable[[dict, dict], torch.Tensor],
+    data: FoldData,
+    main_metric: str,
+    params: Mapping,
+    seed: int,
+    device: torch.device,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> FoldOutcome:
+    generator = torch.Generator().manual_seed(seed)
+    index = {c: k for k, c in enumerate(data.classes)}
+    labels = None
+    if params["shuffle_labels"]:
+        permuted = torch.randperm(len(data.train), generator=generator).tolist()
+        labels = {i: data.utterances[data.train[j]].label for i, j in zip(data.train, permuted)}
+    dev_labels = np.array([index[data.utterances[i].label] for i in data.dev])
+    model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=params["lr"], weight_decay=params["weight_decay"])
+    best_score, best_epoch, best_state, history = -np.inf, 0, None, []
+    epoch = 0
+    for epoch in range(1, params["max_epochs"] + 1):
+        model.train()
+        for chunk in _batches(data.train, params["batch_size"], generator):
+            batch = collate(chunk, data.features, data.utterances, index, labels, device)
+            loss = loss_fn(model(batch), batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if params["grad_clip"] > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), params["grad_clip"])
+            optimizer.step()
+        score = dev_score(predict(model, data, data.dev, device, 2 * params["batch_size"]), dev_labels, main_metric)
+        history.append(score)
+        if on_epoch:
+            on_epoch(epoch, score)
+        if score > best_score:
+            best_score, best_epoch = score, epoch
+            best_state = copy.deepcopy(model.state_dict())
+        elif epoch - best_epoch >= params["patience"]:
+            break
+    model.load_state_dict(best_state)
+    test_probs = predict(model, data, data.test, device, 2 * params["batch_size"])
+    return FoldOutcome(test_probs, best_epoch, epoch, history)

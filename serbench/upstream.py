@@ -1,0 +1,36 @@
+"""The interface every upstream implements: a waveform batch in, every hidden state out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class UpstreamOutput:
+    """``hidden_states``: ``[layers, B, T, D]``; ``lengths``: valid frames per utterance."""
+
+    hidden_states: torch.Tensor
+    lengths: torch.Tensor
+
+
+class Upstream(nn.Module):
+    """Subclasses set ``num_layers`` (hidden states returned), ``dim``, ``frame_rate`` (Hz)
+    and implement :meth:`forward` on 16 kHz mono float waveforms ``[B, S]`` with their
+    sample ``lengths`` ``[B]``. Padding beyond a length must not change that utterance's
+    features: batched and one-by-one extraction have to agree.
+    """
+
+    sample_rate = 16_000
+    num_layers: int
+    dim: int
+    frame_rate: float
+
+    def forward(self, wavs: torch.Tensor, lengths: torch.Tensor) -> UpstreamOutput:
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        """Identifies the weights (repo id and revision, or a seed): recorded in results."""
+        raise NotImplementedError
