@@ -48,8 +48,7 @@ class Fold:
 class Protocol:
     """A corpus, its folds, its class list and the metric that selects models.
 
-    ``main_metric`` is one of ``ua``, ``wa``, ``macro_f1``; ``default_loss`` names the loss
-    used when neither the user nor the downstream names one. Construction checks that every
+    ``main_metric`` is one of ``ua``, ``wa``, ``macro_f1``. Construction checks that every
     label is a known class, every fold id exists and no fold's splits overlap.
     """
 
@@ -60,14 +59,12 @@ class Protocol:
         folds: list[Fold],
         classes: list[str],
         main_metric: str = "ua",
-        default_loss: str = "ce",
     ):
         self.name = name
         self.utterances = {u.id: u for u in utterances}
         self.folds = folds
         self.classes = list(classes)
         self.main_metric = main_metric
-        self.default_loss = default_loss
         unknown = Counter(u.label for u in utterances if u.label not in self.classes)
         if unknown:
             raise SerbenchError(f"protocol {name}: labels outside {self.classes}: {dict(unknown)}")

@@ -21,7 +21,8 @@ def register_upstreams() -> list:
 def register_downstreams() -> list:
     """Models on top of upstream features. Factory:
     ``(context: serbench.downstream.DownstreamContext, **params) -> torch.nn.Module`` whose
-    ``forward(batch)`` returns a dict with at least ``logits``."""
+    ``forward(batch)`` returns a dict with at least ``logits``. ``meta['default_pooling']``
+    and ``meta['default_loss']`` name what is used when the user names none."""
 
 
 @hookspec
@@ -40,4 +41,5 @@ def register_losses() -> list:
 def register_protocols() -> list:
     """Corpora with their folds. Factory: ``(data: pathlib.Path | None, **params) ->
     serbench.corpus.Protocol``. ``meta['data_key']`` names the corpus location a user saves
-    with ``serbench config set data.<key> PATH``; omit it for protocols that need no data."""
+    with ``serbench config set data.<key> PATH`` (omit it for protocols that need no data);
+    ``meta['default_loss']`` names the loss used when neither user nor downstream names one."""

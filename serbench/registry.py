@@ -37,7 +37,7 @@ class Registry:
 
     def _collect(self, kind: str) -> None:
         caller = getattr(self.plugins.manager.hook, HOOKS[kind])
-        for impl in reversed(caller.get_hookimpls()):  # registration order
+        for impl in caller.get_hookimpls():  # registration order: built-ins first
             self.hooks_by_plugin.setdefault(impl.plugin_name, []).append(HOOKS[kind])
             try:
                 specs = list(impl.function())

@@ -1,0 +1,209 @@
+"""The ``serbench`` command: a thin layer over the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from serbench import leaderboard, user_config
+from serbench.atomic import write_text
+from serbench.errors import SerbenchError
+from serbench.progress import Reporter
+from serbench.registry import check_kind, registry
+from serbench.specs import KINDS
+from serbench.results import Result, load_result
+
+EPILOG = "Docs: README.md. Bad input exits with status 2 and one line naming what is wrong."
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line, like every other user error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise SerbenchError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise SerbenchError(f"--seeds {text!r}: expected comma-separated integers, e.g. 0,1,2") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="serbench", description="Benchmark speech emotion recognition.", epilog=EPILOG)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run a downstream on an upstream under a protocol")
+    run.add_argument("--upstream", required=True, help="encoder, e.g. wavlm_large, fbank")
+    run.add_argument("--downstream", required=True, help="method, e.g. superb, sap_gap")
+    run.add_argument("--pooling", help="pooling (default: the downstream's own)")
+    run.add_argument("--loss", help="loss (default: the downstream's, else the protocol's)")
+    run.add_argument("--protocol", default="iemocap_5fold", help="evaluation protocol (default: %(default)s)")
+    run.add_argument("--data", help="corpus location (default: saved with 'serbench config set data.KEY')")
+    run.add_argument("--seeds", type=_seeds, default=[0], help="comma-separated seeds (default: 0)")
+    run.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: auto)")
+    run.add_argument("--out", default="runs", help="where run directories go (default: runs/)")
+    run.add_argument("-o", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a parameter: upstream.*, downstream.*, pooling.*, loss.*, protocol.*, train.*")
+    run.add_argument("--quiet", action="store_true", help="print only the final table")
+
+    lst = sub.add_parser("list", help="list plugins of one kind, or one plugin's parameters")
+    lst.add_argument("kind", nargs="?", help=f"one of {', '.join(k + 's' for k in KINDS)}")
+    lst.add_argument("name", nargs="?", help="a plugin name: show its parameters")
+
+    sub.add_parser("plugins", help="installed plugins as JSON, with load errors")
+
+    board = sub.add_parser("leaderboard", help="markdown table from result files or run directories")
+    board.add_argument("results", nargs="+", metavar="RESULT", help="result.json files or run directories")
+    board.add_argument("-o", "--output", help="write the table to this file instead of stdout")
+    board.add_argument("--ci", default="t", choices=leaderboard.CI_KINDS, help="interval shown (default: t)")
+
+    cfg = sub.add_parser("config", help="saved settings, e.g. corpus locations")
+    cfg_sub = cfg.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    setter = cfg_sub.add_parser("set", help="save KEY=VALUE, e.g. data.iemocap /data/IEMOCAP_full_release")
+    setter.add_argument("key")
+    setter.add_argument("value")
+    getter = cfg_sub.add_parser("get", help="print one setting")
+    getter.add_argument("key")
+    unsetter = cfg_sub.add_parser("unset", help="forget one setting")
+    unsetter.add_argument("key")
+    cfg_sub.add_parser("list", help="print every setting and the file they live in")
+    return parser
+
+
+def summary_table(result: Result) -> Table:
+    table = Table(title=f"{result.run_id}  ({result.data['config']['protocol']}, "
+                        f"{len(result.data['folds'])} fold x seed jobs)")
+    for column in ("metric", "mean %", "std", "95% CI (t, folds)", "95% CI (speaker bootstrap)"):
+        table.add_column(column, justify="right" if column != "metric" else "left")
+
+    def span(interval: list[float] | None) -> str:
+        return "n/a (1 fold)" if interval is None else f"[{interval[0] * 100:.2f}, {interval[1] * 100:.2f}]"
+
+    for metric, name in leaderboard.COLUMNS.items():
+        entry = result.summary[metric]
+        table.add_row(name, f"{entry['mean'] * 100:.2f}", f"{entry['std'] * 100:.2f}",
+                      span(entry["ci95"]), span(entry["ci95_bootstrap"]))
+    return table
+
+
+def cmd_run(args: argparse.Namespace, out: Console) -> None:
+    from serbench.runner import execute, plan
+
+    the_plan = plan(args.upstream, args.downstream, args.pooling, args.loss, args.protocol, args.data,
+                    args.seeds, args.device, args.overrides)
+    result = execute(the_plan, args.out, Reporter(quiet=args.quiet))
+    out.print(summary_table(result))
+    out.print(f"result: {result.run_dir / 'result.json'}")
+
+
+def cmd_list(args: argparse.Namespace, out: Console) -> None:
+    reg = registry()
+    if args.name:
+        spec = reg.get(check_kind(args.kind), args.name)
+        out.print(f"[bold]{spec.name}[/bold] ({check_kind(args.kind)}, plugin {spec.plugin}, version {spec.version})")
+        out.print(spec.summary)
+        if spec.citation:
+            out.print(f"citation: {spec.citation}")
+        table = Table("parameter", "type", "default", "description")
+        for p in spec.params:
+            choices = f" (one of {', '.join(map(str, p.choices))})" if p.choices else ""
+            table.add_row(p.name, p.type.__name__, repr(p.default), p.doc + choices)
+        out.print(table if spec.params else "no parameters")
+        return
+    kinds = [check_kind(args.kind)] if args.kind else list(KINDS)
+    table = Table("kind", "name", "plugin", "version", "summary")
+    for kind in kinds:
+        for name in sorted(reg.specs[kind]):
+            spec = reg.specs[kind][name]
+            table.add_row(kind, name, spec.plugin, spec.version, spec.summary)
+    out.print(table)
+
+
+def cmd_plugins(args: argparse.Namespace, out: Console) -> None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    reg = registry()
+    entries = []
+    for name, module in reg.plugins.manager.list_name_plugin():
+        dist = reg.plugins.origins.get(name, "")
+        try:
+            dist_version = version(dist) if dist else None
+        except PackageNotFoundError:
+            dist_version = None
+        entries.append({
+            "name": name,
+            "distribution": dist,
+            "version": dist_version,
+            "module": getattr(module, "__name__", repr(module)),
+            "hooks": reg.hooks_by_plugin.get(name, []),
+            "registers": reg.names_by_plugin.get(name, []),
+            "error": reg.plugins.failures.get(name),
+        })
+    registered = {e["name"] for e in entries}
+    for name, error in reg.plugins.failures.items():
+        if name not in registered:
+            entries.append({"name": name, "distribution": None, "version": None, "module": None,
+                            "hooks": [], "registers": [], "error": error})
+    print(json.dumps(entries, indent=2))
+
+
+def cmd_leaderboard(args: argparse.Namespace, out: Console) -> None:
+    text = leaderboard.markdown([load_result(p) for p in args.results], args.ci)
+    if args.output:
+        write_text(args.output, text)
+        out.print(f"wrote {args.output}")
+    else:
+        print(text, end="")
+
+
+def cmd_config(args: argparse.Namespace, out: Console) -> None:
+    if args.action == "set":
+        path = user_config.set_value(args.key, args.value)
+        out.print(f"{args.key} = {args.value}  (saved in {path})")
+    elif args.action == "get":
+        data = user_config.load()
+        if args.key not in data:
+            raise SerbenchError(f"config key {args.key!r} is not set ({user_config.config_path()})")
+        print(data[args.key])
+    elif args.action == "unset":
+        user_config.unset_value(args.key)
+        out.print(f"unset {args.key}")
+    else:
+        out.print(f"# {user_config.config_path()}")
+        for key, value in sorted(user_config.load().items()):
+            print(f"{key} = {value}")
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "plugins": cmd_plugins,
+            "leaderboard": cmd_leaderboard, "config": cmd_config}
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"serbench: warning: {message}\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    warnings.formatwarning = _one_line_warning
+    out = Console()
+    try:
+        args = build_parser().parse_args(argv)
+        COMMANDS[args.command](args, out)
+    except SerbenchError as exc:
+        print(f"serbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("serbench: interrupted; finished jobs are kept, rerun the same command to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Result files to publishable tables: ``mean ± half-width`` of the 95% interval, in percent."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tabulate import tabulate
+
+from serbench.errors import SerbenchError
+from serbench.results import Result
+
+COLUMNS = {"ua": "UA", "wa": "WA", "macro_f1": "macro-F1"}
+CI_KINDS = ("t", "bootstrap")
+
+
+def cell(entry: dict, ci: str) -> str:
+    """``73.87 ± 2.53``; the bootstrap interval may be asymmetric, so its half-width is half
+    its length. With one fold the t interval does not exist and the cell says so."""
+    interval = entry["ci95"] if ci == "t" else entry["ci95_bootstrap"]
+    mean = entry["mean"] * 100
+    if interval is None:
+        return f"{mean:.2f} (1 fold)"
+    return f"{mean:.2f} ± {(interval[1] - interval[0]) * 50:.2f}"
+
+
+def rows(results: Sequence[Result], ci: str = "t") -> list[list[str]]:
+    if ci not in CI_KINDS:
+        raise SerbenchError(f"--ci {ci!r}: expected one of {', '.join(CI_KINDS)}")
+    ordered = sorted(
+        results,
+        key=lambda r: (r.data["config"]["protocol"], -r.summary[r.data.get("main_metric", "ua")]["mean"]),
+    )
+    table = []
+    for r in ordered:
+        config = r.data["config"]
+        table.append(
+            [config["protocol"], config["upstream"], config["downstream"], ",".join(map(str, config["seeds"]))]
+            + [cell(r.summary[m], ci) for m in COLUMNS]
+        )
+    return table
+
+
+def markdown(results: Sequence[Result], ci: str = "t") -> str:
+    """A GitHub-flavoured markdown table, one row per run, best first within a protocol."""
+    headers = ["protocol", "upstream", "downstream", "seeds"] + [f"{name} (%)" for name in COLUMNS.values()]
+    note = "Student-t over folds" if ci == "t" else "speaker-level bootstrap"
+    body = tabulate(rows(results, ci), headers=headers, tablefmt="pipe", disable_numparse=True)
+    return f"{body}\n\nValues: mean ± half-width of the 95% confidence interval ({note}).\n"

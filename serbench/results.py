@@ -1,0 +1,115 @@
+"""Run directories on disk: one file per (fold, seed) job, and a summary computed from them.
+
+Each job writes its predictions and then its metrics file, both atomically; the metrics
+file's presence marks the job done, so a rerun skips it. The summary never depends on what
+is in memory: it reads the job files back.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from serbench.atomic import write_json, write_text
+from serbench.errors import SerbenchError
+from serbench.metrics import METRICS
+from serbench.stats import speaker_bootstrap, summarize
+
+SCHEMA = "serbench.result/1"
+PREDICTION_COLUMNS = ["fold", "seed", "utterance_id", "speaker", "label", "prediction"]
+
+
+def job_stem(fold: str, seed: int) -> str:
+    return f"fold-{fold}_seed-{seed}"
+
+
+def job_files(run_dir: Path, fold: str, seed: int) -> tuple[Path, Path]:
+    stem = run_dir / "folds" / job_stem(fold, seed)
+    return stem.with_suffix(".json"), stem.with_suffix(".csv")
+
+
+def job_done(run_dir: Path, fold: str, seed: int) -> bool:
+    metrics_file, predictions_file = job_files(run_dir, fold, seed)
+    if not (metrics_file.exists() and predictions_file.exists()):
+        return False
+    try:
+        json.loads(metrics_file.read_text())
+    except json.JSONDecodeError:
+        return False
+    return True
+
+
+def write_job(run_dir: Path, record: dict, predictions: pd.DataFrame) -> None:
+    metrics_file, predictions_file = job_files(run_dir, record["fold"], record["seed"])
+    write_text(predictions_file, predictions.to_csv(index=False, float_format="%.6f"))
+    write_json(metrics_file, record)
+
+
+def read_jobs(run_dir: Path, jobs: list[tuple[str, int]]) -> tuple[list[dict], pd.DataFrame]:
+    records, frames = [], []
+    for fold, seed in jobs:
+        metrics_file, predictions_file = job_files(run_dir, fold, seed)
+        records.append(json.loads(metrics_file.read_text()))
+        frames.append(pd.read_csv(predictions_file, dtype={"fold": str, "speaker": str, "utterance_id": str}))
+    return records, pd.concat(frames, ignore_index=True)
+
+
+def summarize_run(
+    records: list[dict], predictions: pd.DataFrame, classes: list[str], resamples: int = 2000, seed: int = 0
+) -> dict:
+    """Per metric: mean / std / Student-t ci95 over folds (each fold averaged over seeds),
+    and a speaker-resampling bootstrap interval over all pooled test predictions."""
+    index = {c: k for k, c in enumerate(classes)}
+    y_true = predictions["label"].map(index).to_numpy()
+    y_pred = predictions["prediction"].map(index).to_numpy()
+    boot = speaker_bootstrap(y_true, y_pred, predictions["speaker"].astype(str), len(classes), resamples, seed)
+    by_fold: dict[str, list[dict]] = {}
+    for record in records:
+        by_fold.setdefault(record["fold"], []).append(record["metrics"])
+    summary = {}
+    for metric in METRICS:
+        per_fold = [float(np.mean([m[metric] for m in ms])) for ms in by_fold.values()]
+        summary[metric] = {**summarize(per_fold), "ci95_bootstrap": boot[metric]}
+    return summary
+
+
+@dataclass
+class Result:
+    """A finished run: the ``result.json`` content and where it lives."""
+
+    data: dict
+    run_dir: Path
+
+    @property
+    def summary(self) -> dict:
+        return self.data["summary"]
+
+    @property
+    def run_id(self) -> str:
+        return self.data["run_id"]
+
+
+def write_result(run_dir: Path, data: dict, predictions: pd.DataFrame) -> Result:
+    write_text(run_dir / "predictions.csv", predictions.to_csv(index=False, float_format="%.6f"))
+    write_json(run_dir / "result.json", data)
+    return Result(data, run_dir)
+
+
+def load_result(path: str | Path) -> Result:
+    """A ``result.json`` or a run directory holding one; bad input names the file."""
+    path = Path(path)
+    file = path / "result.json" if path.is_dir() else path
+    if not file.exists():
+        raise SerbenchError(f"{file}: no such result file (expected result.json or a run directory)")
+    try:
+        data = json.loads(file.read_text())
+    except json.JSONDecodeError as exc:
+        raise SerbenchError(f"{file}: not valid JSON (line {exc.lineno})") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        found = data.get("schema") if isinstance(data, dict) else type(data).__name__
+        raise SerbenchError(f"{file}: not a serbench result (schema {found!r}, expected {SCHEMA!r})")
+    return Result(data, file.parent)

@@ -1,0 +1,291 @@
+"""A run: resolve the configuration, then one independent job per (fold, seed), then a summary.
+
+The runner knows no paper, corpus or model: it reads plugin specs. A run directory is named
+after a hash of the fully resolved configuration, so repeating a command resumes it and only
+the jobs without a result file are computed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import random
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+import serbench
+from serbench.atomic import write_json
+from serbench.corpus import Protocol
+from serbench.downstream import DownstreamContext
+from serbench.errors import SerbenchError
+from serbench.features import extract
+from serbench.metrics import METRICS, score
+from serbench.overrides import check_keys, parse_overrides
+from serbench.progress import Reporter
+from serbench.registry import Registry, registry
+from serbench.results import SCHEMA, Result, job_done, read_jobs, summarize_run, write_job, write_result
+from serbench.trainer import TRAIN_PARAMS, FoldData, train_fold
+from serbench.user_config import data_location, env_var
+from serbench.specs import Spec
+
+
+@dataclass
+class Plan:
+    """The fully resolved configuration of a run, before anything heavy is built."""
+
+    config: dict
+    specs: dict[str, Spec]
+    device: torch.device
+    data: Path | None
+
+    @property
+    def run_id(self) -> str:
+        digest = hashlib.sha256(json.dumps(self.config, sort_keys=True).encode()).hexdigest()[:10]
+        names = [self.config[k]["name"] for k in ("protocol", "upstream", "downstream")]
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", "_".join(names)) + f"_{digest}"
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu":
+        return torch.device("cpu")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise SerbenchError(
+                f"--device {device}: CUDA is not available here (torch {torch.__version__}); "
+                "use --device cpu or --device auto"
+            )
+        return torch.device(device)
+    raise SerbenchError(f"--device {device!r}: expected auto, cpu or cuda[:N]")
+
+
+def _data_for(spec: Spec, data: str | Path | None) -> Path | None:
+    key = spec.meta.get("data_key")
+    if key is None:
+        return Path(data) if data else None
+    location = data_location(key, data)
+    if location is None:
+        raise SerbenchError(
+            f"protocol {spec.name} needs the {key} corpus and no location is set: pass --data PATH, "
+            f"run 'serbench config set data.{key} PATH' or set {env_var(key)}; "
+            "to try serbench without a corpus, use --protocol synthetic"
+        )
+    if not location.exists():
+        raise SerbenchError(f"data.{key}: {location} does not exist")
+    return location
+
+
+def plan(
+    upstream: str,
+    downstream: str,
+    pooling: str | None = None,
+    loss: str | None = None,
+    protocol: str = "iemocap_5fold",
+    data: str | Path | None = None,
+    seeds: Sequence[int] = (0,),
+    device: str = "auto",
+    overrides: Mapping[str, Mapping[str, Any]] | Sequence[str] | None = None,
+    reg: Registry | None = None,
+) -> Plan:
+    """Check every name, parameter and path; fill in defaults. Raises SerbenchError."""
+    reg = reg or registry()
+    if overrides is None:
+        overrides = {}
+    elif not isinstance(overrides, Mapping):
+        overrides = parse_overrides(overrides)
+    specs = {"protocol": reg.get("protocol", protocol), "upstream": reg.get("upstream", upstream)}
+    specs["downstream"] = reg.get("downstream", downstream)
+    meta = specs["downstream"].meta
+    specs["pooling"] = reg.get("pooling", pooling or meta.get("default_pooling", "mean"))
+    default_loss = meta.get("default_loss") or specs["protocol"].meta.get("default_loss", "ce")
+    specs["loss"] = reg.get("loss", loss or default_loss)
+    params = {kind: spec.params for kind, spec in specs.items()}
+    check_keys(overrides, {**params, "train": TRAIN_PARAMS})
+    if not seeds:
+        raise SerbenchError("--seeds: give at least one seed, e.g. --seeds 0,1,2")
+    resolved_device = resolve_device(device)
+    location = _data_for(specs["protocol"], data)
+    config: dict[str, Any] = {
+        kind: {"name": spec.name, "params": spec.resolve(overrides.get(kind, {}), f"-o {kind}")}
+        for kind, spec in specs.items()
+    }
+    train = Spec("train", dict, "", TRAIN_PARAMS)
+    config["train"] = train.resolve(overrides.get("train", {}), "-o train")
+    config["protocol"]["data"] = str(location) if location else None
+    config["seeds"] = [int(s) for s in seeds]
+    config["device"] = str(resolved_device)
+    config["overrides"] = {k: dict(v) for k, v in overrides.items()}
+    return Plan(config, specs, resolved_device, location)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _predictions_frame(proto: Protocol, fold: str, seed: int, ids: Sequence[str], probs: np.ndarray) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "fold": fold,
+            "seed": seed,
+            "utterance_id": list(ids),
+            "speaker": [proto.utterances[i].speaker for i in ids],
+            "label": [proto.utterances[i].label for i in ids],
+            "prediction": [proto.classes[k] for k in probs.argmax(1)],
+        }
+    )
+    for k, name in enumerate(proto.classes):
+        frame[f"prob_{name}"] = probs[:, k]
+    return frame
+
+
+def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None = None) -> Result:
+    """Run every (fold, seed) job that has no result yet, then summarise from disk."""
+    started = time.perf_counter()
+    reporter = reporter or Reporter(quiet=True)
+    config, specs, device = the_plan.config, the_plan.specs, the_plan.device
+    run_dir = Path(out) / the_plan.run_id
+    reporter.log_to(run_dir / "run.log")
+    try:
+        write_json(run_dir / "config.json", config)
+        reporter.info(f"run {the_plan.run_id} -> {run_dir}")
+        protocol = specs["protocol"].factory(the_plan.data, **config["protocol"]["params"])
+        jobs = [(fold.name, seed) for fold in protocol.folds for seed in config["seeds"]]
+        pending = [job for job in jobs if not job_done(run_dir, *job)]
+        if len(pending) < len(jobs):
+            reporter.info(f"resuming: {len(jobs) - len(pending)} of {len(jobs)} jobs already done")
+        features_s = 0.0
+        upstream = specs["upstream"].factory(**config["upstream"]["params"])
+        with reporter.session():
+            if pending:
+                t0 = time.perf_counter()
+                todo = {f.name for f in protocol.folds} & {fold for fold, _ in pending}
+                needed = sorted({i for f in protocol.folds if f.name in todo for i in f.train + f.dev + f.test})
+                utterances = [protocol.utterances[i] for i in needed]
+                with reporter.task(f"features ({specs['upstream'].name})", len(utterances)) as advance:
+                    features = extract(upstream, utterances, device, on_batch=advance)
+                features_s = time.perf_counter() - t0
+                reporter.info(f"features: {len(features)} utterances in {features_s:.1f} s")
+                folds = {f.name: f for f in protocol.folds}
+                with reporter.task("jobs (fold x seed)", len(pending)) as advance_jobs:
+                    for fold_name, seed in pending:
+                        _run_job(protocol, folds[fold_name], seed, features, upstream, the_plan, run_dir, reporter)
+                        advance_jobs(1)
+        records, predictions = read_jobs(run_dir, jobs)
+        data = {
+            "schema": SCHEMA,
+            "serbench_version": serbench.__version__,
+            "run_id": the_plan.run_id,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "config": {
+                "upstream": config["upstream"]["name"],
+                "downstream": config["downstream"]["name"],
+                "pooling": config["pooling"]["name"],
+                "loss": config["loss"]["name"],
+                "protocol": config["protocol"]["name"],
+                "seeds": config["seeds"],
+                "overrides": config["overrides"],
+                "params": {k: config[k]["params"] for k in specs} | {"train": config["train"]},
+            },
+            "plugins": {spec.name: spec.version for spec in specs.values()},
+            "upstream_fingerprint": upstream.fingerprint(),
+            "environment": {
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "device": str(device),
+                "platform": platform.platform(),
+            },
+            "classes": protocol.classes,
+            "main_metric": protocol.main_metric,
+            "folds": [{k: r[k] for k in ("fold", "seed", "n_train", "n_dev", "n_test", "metrics", "best_epoch")} for r in records],
+            "summary": summarize_run(records, predictions, protocol.classes),
+            "timing": {
+                "total_s": round(time.perf_counter() - started, 3),
+                "features_s": round(features_s, 3),
+                "train_s": round(sum(r["train_s"] for r in records), 3),
+            },
+        }
+        result = write_result(run_dir, data, predictions)
+        reporter.info(
+            "done: " + ", ".join(f"{m} {data['summary'][m]['mean'] * 100:.2f}" for m in METRICS)
+        )
+        return result
+    finally:
+        reporter.close()
+
+
+def _run_job(protocol, fold, seed, features, upstream, the_plan: Plan, run_dir: Path, reporter: Reporter) -> None:
+    config, specs = the_plan.config, the_plan.specs
+    t0 = time.perf_counter()
+    _seed_everything(seed)
+    pooling_spec, pooling_params = specs["pooling"], config["pooling"]["params"]
+    context = DownstreamContext(
+        num_layers=upstream.num_layers,
+        dim=upstream.dim,
+        frame_rate=upstream.frame_rate,
+        classes=tuple(protocol.classes),
+        make_pooling=lambda dim: pooling_spec.factory(dim, **pooling_params),
+    )
+    model = specs["downstream"].factory(context, **config["downstream"]["params"])
+    loss = specs["loss"].factory(protocol.classes, protocol.label_counts(fold.train), **config["loss"]["params"])
+    data = FoldData(features, protocol.utterances, protocol.classes, fold.train, fold.dev, fold.test)
+    epochs = config["train"]["max_epochs"]
+    with reporter.task(f"fold {fold.name} seed {seed} (epochs)", epochs, announce=False) as advance:
+        outcome = train_fold(
+            model, loss, data, protocol.main_metric, config["train"], seed, the_plan.device,
+            on_epoch=lambda epoch, dev: advance(1),
+        )
+    frame = _predictions_frame(protocol, fold.name, seed, fold.test, outcome.test_probs)
+    y_true = np.array([protocol.classes.index(label) for label in frame["label"]])
+    metrics = score(y_true, outcome.test_probs.argmax(1), protocol.classes)
+    record = {
+        "fold": fold.name,
+        "seed": seed,
+        "n_train": len(fold.train),
+        "n_dev": len(fold.dev),
+        "n_test": len(fold.test),
+        "metrics": {m: metrics[m] for m in METRICS},
+        "per_class": metrics["per_class"],
+        "confusion": metrics["confusion"],
+        "best_epoch": outcome.best_epoch,
+        "epochs_run": outcome.epochs_run,
+        "dev_history": outcome.dev_history,
+        "train_s": round(time.perf_counter() - t0, 3),
+    }
+    write_job(run_dir, record, frame)
+    reporter.info(
+        f"fold {fold.name} seed {seed}: " + ", ".join(f"{m} {metrics[m] * 100:.2f}" for m in METRICS)
+        + f" (best epoch {outcome.best_epoch}/{outcome.epochs_run})"
+    )
+
+
+def run(
+    upstream: str,
+    downstream: str,
+    pooling: str | None = None,
+    loss: str | None = None,
+    protocol: str = "iemocap_5fold",
+    data: str | Path | None = None,
+    seeds: Sequence[int] = (0,),
+    device: str = "auto",
+    out: str | Path = "runs",
+    overrides: Mapping[str, Mapping[str, Any]] | Sequence[str] | None = None,
+    quiet: bool = True,
+) -> Result:
+    """Run ``downstream`` on ``upstream`` under ``protocol``; returns the written result.
+
+    ``overrides`` is ``{"train": {"lr": 1e-4}}`` or CLI-style ``["train.lr=1e-4"]``."""
+    the_plan = plan(upstream, downstream, pooling, loss, protocol, data, seeds, device, overrides)
+    return execute(the_plan, out, Reporter(quiet=quiet))

@@ -1,0 +1,35 @@
+"""Test isolation: a private serbench cache and config for the whole session."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("serbench-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SERBENCH_CACHE", str(root / "cache"))
+        mp.setenv("SERBENCH_CONFIG", str(root / "config.json"))
+        for key in [k for k in os.environ if k.startswith("SERBENCH_DATA_")]:
+            mp.delenv(key)
+        yield root
+
+
+def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """The installed command, as a user runs it (no terminal: plain log lines)."""
+    return subprocess.run(
+        [sys.executable, "-m", "serbench", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        timeout=600,
+    )

@@ -1,0 +1,143 @@
+"""Plugin discovery: built-ins, a third-party entry point, duplicates, broken plugins."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+from serbench import hookspecs
+from serbench.errors import SerbenchError
+from serbench.plugin_manager import make_plugin_manager
+from serbench.registry import HOOKS, Registry, available, create
+from serbench.specs import KINDS
+
+from conftest import run_cli
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "serbench-maxpool"
+
+
+def _fake_distribution(site: Path, name: str, module_source: str) -> None:
+    """An installed distribution as pip leaves it: a module and a dist-info with entry points."""
+    (site / f"{name}.py").write_text(module_source)
+    info = site / f"{name}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[serbench]\n{name} = {name}\n")
+
+
+GOOD = """
+from serbench.hookspecs import hookimpl
+from serbench.specs import Param, Spec
+
+@hookimpl
+def register_losses():
+    return [Spec(name="focal_test", factory=lambda classes, counts, gamma: None, summary="x",
+                 params=(Param("gamma", float, 2.0, "focusing"),))]
+"""
+DUPLICATE = """
+from serbench.hookspecs import hookimpl
+from serbench.specs import Spec
+
+@hookimpl
+def register_poolings():
+    return [Spec(name="mean", factory=lambda dim: None, summary="a second mean")]
+"""
+BROKEN = "import a_module_that_does_not_exist\n"
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "site"
+    folder.mkdir()
+    monkeypatch.syspath_prepend(str(folder))
+    return folder
+
+
+def test_builtins_are_registered_through_the_entry_point_group():
+    assert "fbank" in available("upstreams") and "tiny" in available("upstream")
+    assert available("downstream") == ["superb"]
+    assert {"ce", "weighted_ce"} <= set(available("losses"))
+    assert "synthetic" in available("protocols")
+    assert "mean" in available("pooling")
+
+
+def test_every_hook_is_documented_and_implemented_by_a_builtin():
+    plugins = make_plugin_manager(autoload=False)
+    for kind in KINDS:
+        hook = getattr(hookspecs, HOOKS[kind])
+        assert hook.__doc__ and len(hook.__doc__.split()) > 5, HOOKS[kind]
+        assert getattr(plugins.manager.hook, HOOKS[kind]).get_hookimpls(), f"no built-in {kind}"
+
+
+def test_third_party_entry_point_is_discovered_and_autoload_switch_skips_it(site, monkeypatch):
+    _fake_distribution(site, "acme_loss", GOOD)
+    registry = Registry(make_plugin_manager(autoload=True))
+    spec = registry.get("loss", "focal_test")
+    assert spec.plugin == "acme_loss" and spec.params[0].default == 2.0
+    assert "upstream:fbank" in registry.names_by_plugin["fbank"]
+    monkeypatch.setenv("SERBENCH_DISABLE_PLUGIN_AUTOLOAD", "1")
+    without = Registry(make_plugin_manager())
+    assert "focal_test" not in without.specs["loss"]
+    assert "fbank" in without.specs["upstream"]  # built-ins still load
+
+
+def test_duplicate_name_names_both_plugins(site):
+    _fake_distribution(site, "acme_dup", DUPLICATE)
+    with pytest.raises(SerbenchError, match=r"duplicate pooling name 'mean'.*'poolings'.*'acme_dup'"):
+        Registry(make_plugin_manager(autoload=True))
+
+
+def test_plugin_that_fails_to_import_is_reported_and_the_rest_keep_working(site):
+    _fake_distribution(site, "acme_broken", BROKEN)
+    _fake_distribution(site, "acme_loss", GOOD)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        registry = Registry(make_plugin_manager(autoload=True))
+    assert "acme_broken" in registry.plugins.failures
+    assert "a_module_that_does_not_exist" in registry.plugins.failures["acme_broken"]
+    assert any("acme_broken" in str(w.message) for w in caught)
+    assert "focal_test" in registry.specs["loss"] and "superb" in registry.specs["downstream"]
+
+
+def test_cli_plugins_json_shows_the_broken_plugin_with_its_error(site):
+    _fake_distribution(site, "acme_broken", BROKEN)
+    done = run_cli("plugins", env={"PYTHONPATH": str(site)})
+    assert done.returncode == 0, done.stderr
+    entries = {e["name"]: e for e in json.loads(done.stdout)}
+    assert "ModuleNotFoundError" in entries["acme_broken"]["error"]
+    assert entries["superb"]["registers"] == ["downstream:superb"] and entries["superb"]["error"] is None
+    assert entries["superb"]["hooks"] == ["register_downstreams"]
+    assert "acme_broken" in done.stderr and done.stderr.count("\n") == 1  # one warning line
+
+
+def test_unknown_names_suggest_the_closest_one():
+    with pytest.raises(SerbenchError, match=r"unknown upstream 'fbnak' \(did you mean 'fbank'\?\)"):
+        create("upstream", "fbnak")
+    with pytest.raises(SerbenchError, match=r"unknown plugin kind 'upstrem' \(did you mean 'upstream'\?\)"):
+        available("upstrem")
+    with pytest.raises(SerbenchError, match=r"has no parameter 'nmels' \(did you mean 'n_mels'\?\)"):
+        create("upstream", "fbank", nmels=40)
+
+
+def test_create_checks_parameter_types():
+    assert create("upstream", "fbank", n_mels=40).dim == 40
+    with pytest.raises(SerbenchError, match="n_mels: expected int"):
+        create("upstream", "fbank", n_mels="forty")
+
+
+def test_example_package_installs_and_its_pooling_is_used(tmp_path):
+    """The README's worked example, installed with pip as a user would."""
+    site = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+         "--target", str(site), str(EXAMPLE)],
+        check=True, capture_output=True,
+    )
+    listed = run_cli("list", "poolings", env={"PYTHONPATH": str(site)})
+    assert listed.returncode == 0, listed.stderr
+    assert "max" in listed.stdout and "maxpool" in listed.stdout
