@@ -78,12 +78,14 @@ class Registry:
 
 
 def check_kind(kind: str) -> str:
-    kind = PLURALS.get(kind, kind)
-    if kind not in KINDS:
-        raise SerbenchError(
-            f"unknown plugin kind {kind!r}{did_you_mean(kind, KINDS)}; kinds: {', '.join(KINDS)}"
-        )
-    return kind
+    if kind in KINDS:
+        return kind
+    if kind in PLURALS:
+        return PLURALS[kind]
+    raise SerbenchError(
+        f"unknown plugin kind {kind!r}{did_you_mean(kind, [*PLURALS, *KINDS])}; "
+        f"kinds: {', '.join(PLURALS)}"
+    )
 
 
 @lru_cache(maxsize=1)
