@@ -27,6 +27,8 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     wav = wav.mean(axis=1)
     if wav.size == 0:
         raise SerbenchError(f"{path}: audio file has no samples")
+    if not np.isfinite(wav).all():
+        raise SerbenchError(f"{path}: audio has non-finite samples (NaN or infinity)")
     if rate != sample_rate:
         g = gcd(rate, sample_rate)
         wav = resample_poly(wav, sample_rate // g, rate // g).astype(np.float32)

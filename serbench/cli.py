@@ -60,6 +60,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("plugins", help="installed plugins as JSON, with load errors")
 
+    splits = sub.add_parser("splits", help="every fold's train / dev / test membership as JSON lines")
+    splits.add_argument("protocol")
+    splits.add_argument("--data", help="corpus location (default: the saved one)")
+    splits.add_argument("--out", help="write to this file instead of stdout")
+    splits.add_argument("-o", dest="overrides", action="append", default=[], metavar="protocol.KEY=VALUE")
+
+    data = sub.add_parser("data", help="corpus tools")
+    data_sub = data.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    check = data_sub.add_parser("check", help="validate a corpus copy against the protocol's published counts")
+    check.add_argument("protocol")
+    check.add_argument("--data", help="corpus location (default: the saved one)")
+    check.add_argument("-o", dest="overrides", action="append", default=[], metavar="protocol.KEY=VALUE")
+
     board = sub.add_parser("leaderboard", help="markdown table from result files or run directories")
     board.add_argument("results", nargs="+", metavar="RESULT", help="result.json files or run directories")
     board.add_argument("-o", "--output", help="write the table to this file instead of stdout")
@@ -155,6 +168,50 @@ def cmd_plugins(args: argparse.Namespace, out: Console) -> None:
     print(json.dumps(entries, indent=2))
 
 
+def cmd_splits(args: argparse.Namespace, out: Console) -> None:
+    from serbench.runner import load_protocol
+
+    protocol = load_protocol(args.protocol, args.data, args.overrides)
+    lines = []
+    for fold in protocol.folds:
+        for split, ids in (("train", fold.train), ("dev", fold.dev), ("test", fold.test)):
+            for i in ids:
+                u = protocol.utterances[i]
+                lines.append(json.dumps({"fold": fold.name, "split": split, "utterance_id": i, "label": u.label,
+                                         "speaker": u.speaker, "gender": u.gender, "session": u.session}))
+    text = "\n".join(lines) + "\n"
+    if args.out:
+        write_text(args.out, text)
+        out.print(f"wrote {len(lines)} lines for {len(protocol.folds)} folds to {args.out}")
+    else:
+        print(text, end="")
+
+
+def cmd_data(args: argparse.Namespace, out: Console) -> int:
+    from serbench.datacheck import check
+    from serbench.runner import load_protocol
+
+    protocol = load_protocol(args.protocol, args.data, args.overrides)
+    report = check(protocol)
+    table = Table("count", "expected", "found", "", title=f"{protocol.name}: {len(protocol.utterances)} utterances")
+    for key, expected, found in report.rows:
+        mark = "" if expected is None else ("ok" if expected == found else "MISMATCH")
+        table.add_row(key, "-" if expected is None else str(expected), str(found), mark)
+    out.print(table)
+    if report.seconds:
+        hours = sum(report.seconds) / 3600
+        rates = ", ".join(f"{rate} Hz: {n}" for rate, n in sorted(report.sample_rates.items()))
+        out.print(f"audio: {hours:.2f} h, {min(report.seconds):.3f} s to {max(report.seconds):.2f} s; {rates}"
+                  + ("" if set(report.sample_rates) == {16000} else " (resampled to 16 kHz on load)"))
+    for problem in report.problems:
+        print(f"serbench: problem: {problem}", file=sys.stderr)
+    if not report.ok:
+        print(f"serbench: error: {protocol.name}: the corpus differs from the published definition", file=sys.stderr)
+        return 1
+    out.print("corpus matches the protocol")
+    return 0
+
+
 def cmd_leaderboard(args: argparse.Namespace, out: Console) -> None:
     text = leaderboard.markdown([load_result(p) for p in args.results], args.ci)
     if args.output:
@@ -182,8 +239,8 @@ def cmd_config(args: argparse.Namespace, out: Console) -> None:
             print(f"{key} = {value}")
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "plugins": cmd_plugins,
-            "leaderboard": cmd_leaderboard, "config": cmd_config}
+COMMANDS = {"run": cmd_run, "list": cmd_list, "plugins": cmd_plugins, "splits": cmd_splits,
+            "data": cmd_data, "leaderboard": cmd_leaderboard, "config": cmd_config}
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
@@ -195,14 +252,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Console()
     try:
         args = build_parser().parse_args(argv)
-        COMMANDS[args.command](args, out)
+        return COMMANDS[args.command](args, out) or 0
     except SerbenchError as exc:
         print(f"serbench: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("serbench: interrupted; finished jobs are kept, rerun the same command to resume", file=sys.stderr)
         return 130
-    return 0
 
 
 if __name__ == "__main__":

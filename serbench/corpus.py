@@ -48,8 +48,10 @@ class Fold:
 class Protocol:
     """A corpus, its folds, its class list and the metric that selects models.
 
-    ``main_metric`` is one of ``ua``, ``wa``, ``macro_f1``. Construction checks that every
-    label is a known class, every fold id exists and no fold's splits overlap.
+    ``main_metric`` is one of ``ua``, ``wa``, ``macro_f1``. ``expected`` holds published
+    counts (keys as in :meth:`counts`) that a user's copy of the corpus must reproduce.
+    Construction checks that every label is a known class, every fold id exists and no
+    fold's splits overlap.
     """
 
     def __init__(
@@ -59,12 +61,14 @@ class Protocol:
         folds: list[Fold],
         classes: list[str],
         main_metric: str = "ua",
+        expected: dict[str, int] | None = None,
     ):
         self.name = name
         self.utterances = {u.id: u for u in utterances}
         self.folds = folds
         self.classes = list(classes)
         self.main_metric = main_metric
+        self.expected = expected or {}
         unknown = Counter(u.label for u in utterances if u.label not in self.classes)
         if unknown:
             raise SerbenchError(f"protocol {name}: labels outside {self.classes}: {dict(unknown)}")
@@ -77,3 +81,14 @@ class Protocol:
     def label_counts(self, ids: tuple[str, ...]) -> list[int]:
         counts = Counter(self.utterances[i].label for i in ids)
         return [counts.get(c, 0) for c in self.classes]
+
+    def counts(self) -> dict[str, int]:
+        """``total``, ``label:<class>``, ``session:<s>`` and ``speaker:<spk>`` counts."""
+        found: Counter[str] = Counter()
+        for u in self.utterances.values():
+            found["total"] += 1
+            found[f"label:{u.label}"] += 1
+            if u.session is not None:
+                found[f"session:{u.session}"] += 1
+            found[f"speaker:{u.speaker}"] += 1
+        return dict(found)

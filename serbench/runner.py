@@ -86,6 +86,24 @@ def _data_for(spec: Spec, data: str | Path | None) -> Path | None:
     return location
 
 
+def load_protocol(
+    name: str,
+    data: str | Path | None = None,
+    overrides: Mapping[str, Any] | Sequence[str] | None = None,
+    reg: Registry | None = None,
+) -> Protocol:
+    """Build one protocol on its own (``serbench splits``, ``serbench data check``);
+    ``overrides`` are its parameters, or CLI-style ``["protocol.dev=speaker"]``."""
+    reg = reg or registry()
+    spec = reg.get("protocol", name)
+    if overrides is not None and not isinstance(overrides, Mapping):
+        parsed = parse_overrides(overrides)
+        check_keys(parsed, {"protocol": spec.params})
+        overrides = parsed.get("protocol", {})
+    params = spec.resolve(overrides or {}, "-o protocol")
+    return spec.factory(_data_for(spec, data), **params)
+
+
 def plan(
     upstream: str,
     downstream: str,

@@ -63,9 +63,10 @@ def test_leaderboard_rejects_a_file_that_is_not_a_result(tmp_path):
     assert done.returncode == 2 and f"{bogus}: not valid JSON (line 1)" in done.stderr
 
 
-def test_config_set_get_unset_roundtrip(tmp_path):
-    assert run_cli("config", "set", "data.iemocap", str(tmp_path)).returncode == 0
-    got = run_cli("config", "get", "data.iemocap")
-    assert got.returncode == 0 and got.stdout.strip() == str(tmp_path)
-    assert run_cli("config", "unset", "data.iemocap").returncode == 0
-    assert run_cli("config", "get", "data.iemocap").returncode == 2
+def test_config_set_get_unset_roundtrip(tmp_path, capsys):
+    assert main(["config", "set", "data.iemocap", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert main(["config", "get", "data.iemocap"]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path)
+    assert main(["config", "unset", "data.iemocap"]) == 0
+    assert main(["config", "get", "data.iemocap"]) == 2

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from serbench.corpus import Protocol, Utterance
+from serbench.corpus import Protocol
 from serbench.hookspecs import hookimpl
 from serbench.specs import Param, Spec
 from serbench.user_config import cache_dir
@@ -26,8 +26,6 @@ from serbench_plugins.protocols.folds import leave_one_session_out
 from serbench_plugins.protocols.synthetic_speech import SAMPLE_RATE, annotate, make_speaker, synthesize
 
 GENERATOR_VERSION = 1  # bump when generated audio changes: it names the cache folder
-CLASSES = ["neutral", "happy", "angry", "sad"]
-RAW_LABELS = {"neu": "neutral", "hap": "happy", "exc": "happy", "ang": "angry", "sad": "sad"}
 DIALOGS = ("impro01", "impro05a", "script01_1b")
 
 
@@ -100,33 +98,10 @@ def ensure_tree(per_class: int, seed: int) -> Path:
     return root
 
 
-def read_tree(root: Path) -> list[Utterance]:
-    utterances = []
-    for session in range(1, 6):
-        for path in fmt.evaluation_files(root, session):
-            texts = fmt.read_transcripts(fmt.transcript_path(root, session, path.stem))
-            for row in fmt.read_evaluations(path):
-                speaker, gender = fmt.speaker_of(row.id)
-                utterances.append(
-                    Utterance(
-                        id=row.id,
-                        path=fmt.wav_path(root, session, row),
-                        label=RAW_LABELS[row.label],
-                        speaker=speaker,
-                        gender=gender,
-                        session=str(session),
-                        attributes={k: (x - 1.0) / 4.0 for k, x in zip(("valence", "arousal", "dominance"), row.vad)},
-                        transcript=texts.get(row.id),
-                        duration=row.end - row.start,
-                    )
-                )
-    return utterances
-
-
 def make_protocol(data: Path | None, per_class: int, seed: int, dev_fraction: float) -> Protocol:
-    utterances = read_tree(ensure_tree(per_class, seed))
+    utterances = fmt.read_corpus(ensure_tree(per_class, seed), fmt.label_map())
     folds = leave_one_session_out(utterances, dev_fraction, seed)
-    return Protocol("synthetic", utterances, folds, CLASSES, main_metric="ua")
+    return Protocol("synthetic", utterances, folds, fmt.CLASSES, main_metric="ua")
 
 
 @hookimpl
