@@ -18,10 +18,10 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Read ``path`` as mono float32 at ``sample_rate``; channels are averaged and other
     rates resampled with a polyphase filter. A missing or unreadable file names itself."""
     path = Path(path)
+    if not path.is_file():
+        raise SerbenchError(f"{path}: audio file not found")
     try:
         wav, rate = sf.read(path, dtype="float32", always_2d=True)
-    except FileNotFoundError:
-        raise SerbenchError(f"{path}: audio file not found") from None
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise SerbenchError(f"{path}: cannot read audio ({exc})") from None
     wav = wav.mean(axis=1)

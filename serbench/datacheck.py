@@ -31,7 +31,7 @@ def check(protocol: Protocol) -> Report:
     for u in protocol.utterances.values():
         try:
             info = sf.info(u.path)
-        except (FileNotFoundError, sf.LibsndfileError, RuntimeError) as exc:
+        except (sf.LibsndfileError, RuntimeError) as exc:
             report.problems.append(f"{u.path}: unreadable ({exc})")
             continue
         if info.frames == 0:

@@ -19,10 +19,10 @@ from serbench.upstream import Upstream
 
 
 def _num_samples(utterance: Utterance) -> int:
+    if not utterance.path.is_file():
+        raise SerbenchError(f"{utterance.path}: audio file not found (utterance {utterance.id})")
     try:
         info = sf.info(utterance.path)
-    except FileNotFoundError:
-        raise SerbenchError(f"{utterance.path}: audio file not found (utterance {utterance.id})") from None
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise SerbenchError(f"{utterance.path}: cannot read audio ({exc})") from None
     return int(round(info.frames * 16_000 / info.samplerate))
