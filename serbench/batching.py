@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import torch
 
 from serbench.corpus import Utterance
@@ -11,7 +12,7 @@ from serbench.corpus import Utterance
 
 def collate(
     ids: Sequence[str],
-    features: Mapping[str, torch.Tensor],
+    features: Mapping[str, np.ndarray | torch.Tensor],
     utterances: Mapping[str, Utterance],
     class_index: Mapping[str, int],
     labels: Mapping[str, str] | None = None,
@@ -26,7 +27,7 @@ def collate(
     lengths = torch.tensor([t.shape[1] for t in tensors])
     padded = torch.zeros(len(ids), layers, int(lengths.max()), dim)
     for row, t in enumerate(tensors):
-        padded[row, :, : t.shape[1]] = t.float()
+        padded[row, :, : t.shape[1]] = torch.as_tensor(np.asarray(t, dtype=np.float32))
     utts = [utterances[i] for i in ids]
     names = [labels[i] if labels else u.label for i, u in zip(ids, utts)]
     batch = {

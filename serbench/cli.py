@@ -78,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("-o", "--output", help="write the table to this file instead of stdout")
     board.add_argument("--ci", default="t", choices=leaderboard.CI_KINDS, help="interval shown (default: t)")
 
+    cache = sub.add_parser("cache", help="the feature cache under $SERBENCH_CACHE")
+    cache.add_argument("action", choices=("ls", "du", "clear"), help="list folders, total size, or delete")
+    cache.add_argument("--upstream", help="only this upstream's features")
+
     cfg = sub.add_parser("config", help="saved settings, e.g. corpus locations")
     cfg_sub = cfg.add_subparsers(dest="action", required=True, parser_class=_Parser)
     setter = cfg_sub.add_parser("set", help="save KEY=VALUE, e.g. data.iemocap /data/IEMOCAP_full_release")
@@ -221,6 +225,28 @@ def cmd_leaderboard(args: argparse.Namespace, out: Console) -> None:
         print(text, end="")
 
 
+def cmd_cache(args: argparse.Namespace, out: Console) -> None:
+    from serbench import cache
+
+    root = user_config.cache_dir()
+    if args.action == "clear":
+        removed = cache.clear(root, args.upstream)
+        freed = sum(e.bytes for e in removed)
+        out.print(f"removed {len(removed)} cache folders ({cache.human_bytes(freed)}) from {root / 'features'}")
+        return
+    entries = [e for e in cache.scan(root) if args.upstream is None or e.meta.get("upstream") == args.upstream]
+    if args.action == "du":
+        print(f"{cache.human_bytes(sum(e.bytes for e in entries))}\t{sum(e.entries for e in entries)} entries\t{root / 'features'}")
+        return
+    table = Table("upstream", "fingerprint", "layers", "dtype", "entries", "size", "folder")
+    for e in entries:
+        layers = e.meta.get("layers", [])
+        shown = ",".join(map(str, layers)) if len(layers) <= 6 else f"{len(layers)}: {layers[0]}..{layers[-1]}"
+        table.add_row(e.meta.get("upstream", "?"), e.meta.get("fingerprint", "?"), shown, e.meta.get("dtype", "?"),
+                      str(e.entries), cache.human_bytes(e.bytes), e.folder.name)
+    out.print(table)
+
+
 def cmd_config(args: argparse.Namespace, out: Console) -> None:
     if args.action == "set":
         path = user_config.set_value(args.key, args.value)
@@ -240,7 +266,7 @@ def cmd_config(args: argparse.Namespace, out: Console) -> None:
 
 
 COMMANDS = {"run": cmd_run, "list": cmd_list, "plugins": cmd_plugins, "splits": cmd_splits,
-            "data": cmd_data, "leaderboard": cmd_leaderboard, "config": cmd_config}
+            "data": cmd_data, "leaderboard": cmd_leaderboard, "cache": cmd_cache, "config": cmd_config}
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
@@ -250,6 +276,8 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     warnings.formatwarning = _one_line_warning
     out = Console()
+    if not out.is_terminal:  # files and pipes get full-width tables, not 80 columns
+        out = Console(width=160)
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args, out) or 0

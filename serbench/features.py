@@ -1,24 +1,54 @@
-"""Frozen-mode feature extraction: each utterance goes through the upstream once per run.
+"""Frozen-mode features: every hidden state of every utterance, from the cache or extracted.
 
-Utterances are sorted by length and batched under a total-audio budget so that padding is
-small; the result keeps every hidden state per utterance, ``[layers, frames, dim]`` in fp16.
+Utterances still missing are sorted by length and batched under a total-audio budget so
+padding stays small; upstreams whose padding would change their output (``batch_safe =
+False``) get one utterance per batch. Before any extraction the size of what will be written
+is estimated and refused past the budget, with the layer selection as the way out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
 
 import numpy as np
 import soundfile as sf
 import torch
 
 from serbench.audio import load_audio
+from serbench.cache import FeatureCache, audio_hash, human_bytes
 from serbench.corpus import Utterance
 from serbench.errors import SerbenchError
+from serbench.specs import Param
 from serbench.upstream import Upstream
 
+LAYERS = Param("layers", tuple, (), "hidden states to keep, e.g. [0, 12, 24] (default: all)")
+CACHE_PARAMS = (
+    Param("enabled", bool, True, "reuse features across runs from $SERBENCH_CACHE"),
+    Param("budget_gb", float, 100.0, "refuse to write more new features than this"),
+    Param("dtype", str, "float16", "storage precision", ("float16", "float32")),
+)
 
-def _num_samples(utterance: Utterance) -> int:
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+    bytes: int = 0
+
+
+def select_layers(layers: Sequence[int], available: int, name: str) -> tuple[int, ...]:
+    chosen = tuple(int(i) for i in layers) if layers else tuple(range(available))
+    bad = [i for i in chosen if not 0 <= i < available]
+    if bad:
+        raise SerbenchError(
+            f"-o upstream.layers: {bad[0]} is out of range ({name} has {available} hidden states: 0-{available - 1})"
+        )
+    return chosen
+
+
+def num_samples(utterance: Utterance) -> int:
     if not utterance.path.is_file():
         raise SerbenchError(f"{utterance.path}: audio file not found (utterance {utterance.id})")
     try:
@@ -44,28 +74,73 @@ def length_batches(lengths: Sequence[int], max_samples: int, max_items: int = 64
     return batches
 
 
-@torch.inference_mode()
-def extract(
-    upstream: Upstream,
-    utterances: Sequence[Utterance],
-    device: torch.device,
-    batch_seconds: float = 160.0,
-    on_batch: Callable[[int], None] | None = None,
-) -> dict[str, torch.Tensor]:
-    """``{utterance id: fp16 [layers, frames, dim] on the CPU}`` for every utterance."""
+def estimate_bytes(samples: Sequence[int], upstream: Upstream, layers: int, itemsize: int) -> int:
+    frames = sum(n / upstream.sample_rate * upstream.frame_rate for n in samples)
+    return int(frames * layers * upstream.dim * itemsize)
+
+
+def _forward_batches(upstream, utterances, lengths, device, layers, batch_seconds, on_batch):
+    """Yield (utterance, [layers, frames, dim] float32 numpy) for each utterance."""
     upstream = upstream.to(device).eval()
-    lengths = [_num_samples(u) for u in utterances]
-    features: dict[str, torch.Tensor] = {}
-    for batch in length_batches(lengths, int(batch_seconds * 16_000)):
+    max_items = 64 if getattr(upstream, "batch_safe", True) else 1
+    index = torch.tensor(layers)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    for batch in length_batches(lengths, int(batch_seconds * 16_000), max_items):
         wavs = [load_audio(utterances[i].path) for i in batch]
         sizes = torch.tensor([w.size for w in wavs])
         padded = torch.zeros(len(wavs), int(sizes.max()))
         for row, wav in enumerate(wavs):
             padded[row, : wav.size] = torch.from_numpy(wav)
-        out = upstream(padded.to(device), sizes.to(device))
-        hidden = out.hidden_states.to(torch.float16).cpu()
+        with torch.inference_mode(), autocast:
+            out = upstream(padded.to(device), sizes.to(device))
+        hidden = out.hidden_states.index_select(0, index.to(out.hidden_states.device)).float().cpu().numpy()
         for row, i in enumerate(batch):
-            features[utterances[i].id] = hidden[:, row, : int(out.lengths[row])].clone()
+            yield utterances[i], hidden[:, row, : int(out.lengths[row])]
         if on_batch:
             on_batch(len(batch))
-    return features
+
+
+@torch.inference_mode()
+def extract(
+    upstream: Upstream,
+    utterances: Sequence[Utterance],
+    device: torch.device,
+    layers: tuple[int, ...],
+    cache: FeatureCache | None = None,
+    budget_bytes: float = float("inf"),
+    dtype: str = "float16",
+    batch_seconds: float = 160.0,
+    on_batch: Callable[[int], None] | None = None,
+) -> tuple[dict[str, np.ndarray], CacheStats]:
+    """``{utterance id: [len(layers), frames, dim]}`` for every utterance, and what the cache
+    contributed. Without a cache everything is extracted and kept in memory."""
+    stats = CacheStats()
+    features: dict[str, np.ndarray] = {}
+    hashes = {u.id: audio_hash(u.path) for u in utterances} if cache else {}
+    with cache.lock() if cache else nullcontext():
+        missing = []
+        for u in utterances:
+            found = cache.load(hashes[u.id]) if cache else None
+            if found is None:
+                missing.append(u)
+            else:
+                features[u.id] = found
+                stats.hits += 1
+                if on_batch:
+                    on_batch(1)
+        stats.misses = len(missing)
+        lengths = [num_samples(u) for u in missing]
+        itemsize = np.dtype(dtype).itemsize
+        needed = estimate_bytes(lengths, upstream, len(layers), itemsize)
+        if cache and needed > budget_bytes:
+            raise SerbenchError(
+                f"the feature cache would grow by about {human_bytes(needed)} ({len(missing)} utterances, "
+                f"{len(layers)} layers x {upstream.dim} dims, {dtype}), over the budget of {human_bytes(budget_bytes)}: "
+                "keep fewer layers with -o upstream.layers=[...], or raise -o cache.budget_gb=N"
+            )
+        for u, array in _forward_batches(upstream, missing, lengths, device, layers, batch_seconds, on_batch):
+            array = array.astype(dtype)
+            features[u.id] = cache.store(hashes[u.id], array) if cache else array
+    if cache:
+        stats.bytes = sum(int(a.nbytes) for a in features.values())
+    return features, stats

@@ -7,7 +7,8 @@ plugins, and a hook that raises is reported against its plugin instead of breaki
 from __future__ import annotations
 
 import warnings
-from functools import lru_cache
+from dataclasses import replace
+from functools import lru_cache, partial
 from typing import Any
 
 from serbench.errors import SerbenchError, did_you_mean
@@ -62,15 +63,19 @@ class Registry:
         self.names_by_plugin.setdefault(plugin, []).append(f"{kind}:{spec.name}")
 
     def get(self, kind: str, name: str) -> Spec:
+        """The spec for ``name``; ``prefix:rest`` resolves through a spec named ``prefix:``
+        (e.g. ``hf:microsoft/wavlm-large``), whose factory receives ``rest`` first."""
         kind = check_kind(kind)
-        try:
+        if name in self.specs[kind]:
             return self.specs[kind][name]
-        except KeyError:
-            names = sorted(self.specs[kind])
-            raise SerbenchError(
-                f"unknown {kind} {name!r}{did_you_mean(name, names)}; "
-                f"available: {', '.join(names) or 'none'}"
-            ) from None
+        prefix, colon, rest = name.partition(":")
+        family = self.specs[kind].get(prefix + colon) if colon and rest else None
+        if family is not None:
+            return replace(family, name=name, factory=partial(family.factory, rest))
+        names = sorted(self.specs[kind])
+        raise SerbenchError(
+            f"unknown {kind} {name!r}{did_you_mean(name, names)}; available: {', '.join(names) or 'none'}"
+        )
 
     def create(self, kind: str, name: str, *context: Any, **params: Any) -> Any:
         spec = self.get(kind, name)

@@ -14,7 +14,7 @@ import random
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -28,14 +28,15 @@ from serbench.atomic import write_json
 from serbench.corpus import Protocol
 from serbench.downstream import DownstreamContext
 from serbench.errors import SerbenchError
-from serbench.features import extract
+from serbench.cache import CacheKey, FeatureCache
+from serbench.features import CACHE_PARAMS, LAYERS, CacheStats, extract, select_layers
 from serbench.metrics import METRICS, score
 from serbench.overrides import check_keys, parse_overrides
 from serbench.progress import Reporter
 from serbench.registry import Registry, registry
 from serbench.results import SCHEMA, Result, job_done, read_jobs, summarize_run, write_job, write_result
 from serbench.trainer import TRAIN_PARAMS, FoldData, train_fold
-from serbench.user_config import data_location, env_var
+from serbench.user_config import cache_dir, data_location, env_var
 from serbench.specs import Spec
 
 
@@ -128,8 +129,10 @@ def plan(
     specs["pooling"] = reg.get("pooling", pooling or meta.get("default_pooling", "mean"))
     default_loss = meta.get("default_loss") or specs["protocol"].meta.get("default_loss", "ce")
     specs["loss"] = reg.get("loss", loss or default_loss)
+    # every upstream also takes a layer selection, applied by the host
+    specs["upstream"] = replace(specs["upstream"], params=specs["upstream"].params + (LAYERS,))
     params = {kind: spec.params for kind, spec in specs.items()}
-    check_keys(overrides, {**params, "train": TRAIN_PARAMS})
+    check_keys(overrides, {**params, "train": TRAIN_PARAMS, "cache": CACHE_PARAMS})
     if not seeds:
         raise SerbenchError("--seeds: give at least one seed, e.g. --seeds 0,1,2")
     resolved_device = resolve_device(device)
@@ -138,8 +141,8 @@ def plan(
         kind: {"name": spec.name, "params": spec.resolve(overrides.get(kind, {}), f"-o {kind}")}
         for kind, spec in specs.items()
     }
-    train = Spec("train", dict, "", TRAIN_PARAMS)
-    config["train"] = train.resolve(overrides.get("train", {}), "-o train")
+    for section, section_params in (("train", TRAIN_PARAMS), ("cache", CACHE_PARAMS)):
+        config[section] = Spec(section, dict, "", section_params).resolve(overrides.get(section, {}), f"-o {section}")
     config["protocol"]["data"] = str(location) if location else None
     config["seeds"] = [int(s) for s in seeds]
     config["device"] = str(resolved_device)
@@ -175,31 +178,46 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
     reporter = reporter or Reporter(quiet=True)
     config, specs, device = the_plan.config, the_plan.specs, the_plan.device
     run_dir = Path(out) / the_plan.run_id
+    # everything that can fail on bad input happens before the run directory exists
+    protocol = specs["protocol"].factory(the_plan.data, **config["protocol"]["params"])
+    upstream_params = dict(config["upstream"]["params"])
+    layers = upstream_params.pop("layers")
+    upstream = specs["upstream"].factory(**upstream_params)
+    layers = select_layers(layers, upstream.num_layers, specs["upstream"].name)
     reporter.log_to(run_dir / "run.log")
     try:
         write_json(run_dir / "config.json", config)
         reporter.info(f"run {the_plan.run_id} -> {run_dir}")
-        protocol = specs["protocol"].factory(the_plan.data, **config["protocol"]["params"])
         jobs = [(fold.name, seed) for fold in protocol.folds for seed in config["seeds"]]
         pending = [job for job in jobs if not job_done(run_dir, *job)]
         if len(pending) < len(jobs):
             reporter.info(f"resuming: {len(jobs) - len(pending)} of {len(jobs)} jobs already done")
-        features_s = 0.0
-        upstream = specs["upstream"].factory(**config["upstream"]["params"])
+        features_s, cache_stats = 0.0, CacheStats()
         with reporter.session():
             if pending:
                 t0 = time.perf_counter()
                 todo = {f.name for f in protocol.folds} & {fold for fold, _ in pending}
                 needed = sorted({i for f in protocol.folds if f.name in todo for i in f.train + f.dev + f.test})
                 utterances = [protocol.utterances[i] for i in needed]
+                cache = None
+                if config["cache"]["enabled"]:
+                    key = CacheKey(specs["upstream"].name, upstream.fingerprint(), layers, config["cache"]["dtype"],
+                                   upstream.dim, upstream.frame_rate)
+                    cache = FeatureCache(cache_dir(), key)
                 with reporter.task(f"features ({specs['upstream'].name})", len(utterances)) as advance:
-                    features = extract(upstream, utterances, device, on_batch=advance)
+                    features, cache_stats = extract(
+                        upstream, utterances, device, layers, cache, config["cache"]["budget_gb"] * 1e9,
+                        config["cache"]["dtype"], on_batch=advance,
+                    )
                 features_s = time.perf_counter() - t0
-                reporter.info(f"features: {len(features)} utterances in {features_s:.1f} s")
+                reporter.info(
+                    f"features: {len(features)} utterances in {features_s:.1f} s "
+                    f"(cache: {cache_stats.hits} hits, {cache_stats.misses} misses)"
+                )
                 folds = {f.name: f for f in protocol.folds}
                 with reporter.task("jobs (fold x seed)", len(pending)) as advance_jobs:
                     for fold_name, seed in pending:
-                        _run_job(protocol, folds[fold_name], seed, features, upstream, the_plan, run_dir, reporter)
+                        _run_job(protocol, folds[fold_name], seed, features, upstream, len(layers), the_plan, run_dir, reporter)
                         advance_jobs(1)
         records, predictions = read_jobs(run_dir, jobs)
         data = {
@@ -229,6 +247,7 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
             "main_metric": protocol.main_metric,
             "folds": [{k: r[k] for k in ("fold", "seed", "n_train", "n_dev", "n_test", "metrics", "best_epoch")} for r in records],
             "summary": summarize_run(records, predictions, protocol.classes),
+            "cache": cache_stats.__dict__,
             "timing": {
                 "total_s": round(time.perf_counter() - started, 3),
                 "features_s": round(features_s, 3),
@@ -244,13 +263,13 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
         reporter.close()
 
 
-def _run_job(protocol, fold, seed, features, upstream, the_plan: Plan, run_dir: Path, reporter: Reporter) -> None:
+def _run_job(protocol, fold, seed, features, upstream, num_layers: int, the_plan: Plan, run_dir: Path, reporter: Reporter) -> None:
     config, specs = the_plan.config, the_plan.specs
     t0 = time.perf_counter()
     _seed_everything(seed)
     pooling_spec, pooling_params = specs["pooling"], config["pooling"]["params"]
     context = DownstreamContext(
-        num_layers=upstream.num_layers,
+        num_layers=num_layers,
         dim=upstream.dim,
         frame_rate=upstream.frame_rate,
         classes=tuple(protocol.classes),

@@ -51,7 +51,7 @@ def test_fbank_puts_a_tone_in_the_right_mel_bin():
 
 def test_tiny_is_seeded_and_returns_every_hidden_state():
     a, b = create("upstream", "tiny", seed=3), create("upstream", "tiny", seed=3)
-    c = create("upstream", "tiny", seed=4, layers=3)
+    c = create("upstream", "tiny", seed=4, depth=3)
     _, padded, lengths = _batch()
     with torch.inference_mode():
         torch.testing.assert_close(a(padded, lengths).hidden_states, b(padded, lengths).hidden_states)

@@ -1,0 +1,151 @@
+"""Self-supervised encoders through transformers: WavLM, HuBERT, wav2vec 2.0, and ``hf:<id>``.
+
+Weights are read from the local Hugging Face cache or a directory, never downloaded at run
+time. Input normalisation follows the checkpoint's feature-extractor config, and the padding
+mask is passed where the checkpoint expects one. Checkpoints whose convolutional front-end
+uses group normalisation over time (wavlm-base, hubert-base, wav2vec2-base) see padding in
+their statistics, so they are run one utterance at a time (``batch_safe = False``): batched
+and one-by-one extraction then agree for every family.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from serbench.errors import SerbenchError
+from serbench.hookspecs import hookimpl
+from serbench.specs import Spec
+from serbench.upstream import Upstream, UpstreamOutput
+
+CHECKPOINTS = {
+    "wavlm_base": ("microsoft/wavlm-base", "WavLM Base (94M), LibriSpeech 960 h"),
+    "wavlm_base_plus": ("microsoft/wavlm-base-plus", "WavLM Base+ (94M), 94k h"),
+    "wavlm_large": ("microsoft/wavlm-large", "WavLM Large (316M), 94k h"),
+    "hubert_base": ("facebook/hubert-base-ls960", "HuBERT Base (95M), LibriSpeech 960 h"),
+    "hubert_large": ("facebook/hubert-large-ll60k", "HuBERT Large (317M), Libri-Light 60k h"),
+    "wav2vec2_base": ("facebook/wav2vec2-base", "wav2vec 2.0 Base (95M), LibriSpeech 960 h"),
+    "wav2vec2_large": ("facebook/wav2vec2-large-lv60", "wav2vec 2.0 Large (317M), Libri-Light 60k h"),
+}
+CITATIONS = {
+    "wavlm": "Chen et al., WavLM, IEEE JSTSP 16(6), 2022, arXiv:2110.13900",
+    "hubert": "Hsu et al., HuBERT, IEEE/ACM TASLP 29, 2021, arXiv:2106.07447",
+    "wav2vec2": "Baevski et al., wav2vec 2.0, NeurIPS 2020, arXiv:2006.11477",
+}
+
+
+def normalise(wavs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Zero mean, unit variance over each utterance's valid samples; padding stays 0."""
+    mask = torch.arange(wavs.shape[-1], device=wavs.device) < lengths[:, None]
+    n = lengths[:, None].to(wavs.dtype)
+    mean = (wavs * mask).sum(-1, keepdim=True) / n
+    var = (((wavs - mean) * mask) ** 2).sum(-1, keepdim=True) / n
+    return (wavs - mean) / torch.sqrt(var + 1e-7) * mask
+
+
+class TransformersEncoder(Upstream):
+    """Any transformers speech encoder with a convolutional front-end and ``hidden_states``."""
+
+    def __init__(self, model: nn.Module, fingerprint: str, do_normalize: bool, pass_mask: bool):
+        super().__init__()
+        self.model = model
+        self._fingerprint = fingerprint
+        self.do_normalize = do_normalize
+        config = model.config
+        self.pass_mask = pass_mask
+        self.batch_safe = pass_mask and config.feat_extract_norm == "layer"
+        self.num_layers = config.num_hidden_layers + 1
+        self.dim = config.hidden_size
+        stride = 1
+        for s in config.conv_stride:
+            stride *= s
+        self.frame_rate = self.sample_rate / stride
+
+    def frontend_parameters(self) -> list[nn.Parameter]:
+        """The convolutional feature encoder, frozen by default when fine-tuning."""
+        return list(self.model.feature_extractor.parameters())
+
+    def forward(self, wavs: torch.Tensor, lengths: torch.Tensor) -> UpstreamOutput:
+        inputs = normalise(wavs, lengths) if self.do_normalize else wavs
+        mask = None
+        if self.pass_mask:
+            mask = (torch.arange(wavs.shape[-1], device=wavs.device) < lengths[:, None]).long()
+        with warnings.catch_warnings():  # torch's notice about transformers' mask types
+            warnings.filterwarnings("ignore", message="Support for mismatched key_padding_mask")
+            out = self.model(inputs, attention_mask=mask, output_hidden_states=True)
+        frames = self.model._get_feat_extract_output_lengths(lengths)
+        return UpstreamOutput(torch.stack(out.hidden_states), frames)
+
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+
+def _weights_digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".json", ".safetensors", ".bin"))
+    for path in files:
+        digest.update(path.name.encode())
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def locate(target: str) -> tuple[Path, str]:
+    """(local folder, fingerprint) for a repo id in the local cache or a directory."""
+    path = Path(target).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise SerbenchError(f"{path}: no config.json (expected a transformers checkpoint folder)")
+        return path, f"dir:{path.resolve()}@sha256:{_weights_digest(path)}"
+    if target.startswith((".", "/", "~")):
+        raise SerbenchError(f"{target}: no such checkpoint directory")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        folder = Path(snapshot_download(target, local_files_only=True))
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        home = os.environ.get("HF_HOME", "~/.cache/huggingface")
+        raise SerbenchError(
+            f"weights for {target} are not in the local Hugging Face cache ({home}); serbench never downloads "
+            f"at run time. Where there is a network, run: hf download {target} "
+            f"(or: huggingface-cli download {target}); or pass --upstream hf:/path/to/checkpoint"
+        ) from None
+    return folder, f"{target}@{folder.name}"
+
+
+def load(target: str) -> TransformersEncoder:
+    from transformers import AutoModel
+
+    folder, fingerprint = locate(target)
+    preprocessor = folder / "preprocessor_config.json"
+    settings = json.loads(preprocessor.read_text()) if preprocessor.is_file() else {}
+    model = AutoModel.from_pretrained(folder, local_files_only=True)
+    if not hasattr(model, "feature_extractor") or not hasattr(model, "_get_feat_extract_output_lengths"):
+        raise SerbenchError(f"{target}: {type(model).__name__} is not a wav2vec2-style speech encoder")
+    model.eval()
+    pass_mask = settings.get("return_attention_mask", model.config.feat_extract_norm == "layer")
+    return TransformersEncoder(model, fingerprint, settings.get("do_normalize", True), pass_mask)
+
+
+def _spec(name: str, repo: str, summary: str) -> Spec:
+    family = name.split("_")[0]
+    return Spec(name=name, factory=lambda: load(repo), summary=f"{summary} [{repo}]", version="1",
+                citation=CITATIONS[family], meta={"repo": repo})
+
+
+@hookimpl
+def register_upstreams() -> list[Spec]:
+    specs = [_spec(name, repo, summary) for name, (repo, summary) in CHECKPOINTS.items()]
+    specs.append(
+        Spec(name="hf:", factory=load, summary="any wav2vec2-style transformers checkpoint: hf:<repo id or folder>",
+             version="1", meta={"prefix": True})
+    )
+    return specs

@@ -1,0 +1,147 @@
+"""The on-disk feature cache: each utterance goes through a frozen encoder once, ever.
+
+An entry is keyed by the upstream's weights fingerprint, the layer selection and the dtype
+(one folder per combination, with a ``meta.json``) and by a hash of the audio file's bytes
+(one ``.npy`` per utterance, memory-mapped when read). A changed audio file has another hash,
+so its old entry is simply never read again. Entries are written atomically; one that fails
+to load or has the wrong shape is deleted and rebuilt. A file lock per folder makes two runs
+sharing the cache take turns instead of extracting the same utterances twice.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from serbench.atomic import write_json
+
+FORMAT_VERSION = 1
+
+
+def human_bytes(n: float) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{int(n)} B"
+
+
+def audio_hash(path: Path) -> str:
+    """Content hash of an audio file (its bytes, header included)."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    upstream: str
+    fingerprint: str
+    layers: tuple[int, ...]
+    dtype: str
+    dim: int
+    frame_rate: float
+
+    @property
+    def folder_name(self) -> str:
+        identity = json.dumps([FORMAT_VERSION, self.fingerprint, list(self.layers), self.dtype])
+        return hashlib.sha256(identity.encode()).hexdigest()[:16]
+
+
+class FeatureCache:
+    """One folder of entries for one (weights, layers, dtype)."""
+
+    def __init__(self, root: Path, key: CacheKey):
+        self.key = key
+        self.dir = Path(root) / "features" / key.folder_name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        meta = self.dir / "meta.json"
+        if not meta.exists():
+            write_json(meta, {"format": FORMAT_VERSION, **key.__dict__, "layers": list(key.layers)})
+
+    def path(self, content: str) -> Path:
+        return self.dir / content[:2] / f"{content}.npy"
+
+    def load(self, content: str) -> np.ndarray | None:
+        """The entry, memory-mapped; None when absent or damaged (a damaged one is removed)."""
+        path = self.path(content)
+        if not path.exists():
+            return None
+        try:
+            array = np.load(path, mmap_mode="r")
+        except (ValueError, OSError, EOFError):
+            array = None
+        ok = (
+            array is not None and array.ndim == 3 and array.shape[0] == len(self.key.layers)
+            and array.shape[2] == self.key.dim and array.dtype == np.dtype(self.key.dtype)
+        )
+        if not ok:
+            path.unlink(missing_ok=True)
+            return None
+        return array
+
+    def store(self, content: str, array: np.ndarray) -> np.ndarray:
+        path = self.path(content)
+        path.parent.mkdir(exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".npy.tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.save(handle, np.ascontiguousarray(array, dtype=self.key.dtype))
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return np.load(path, mmap_mode="r")
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        with open(self.dir / ".lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@dataclass
+class CacheEntry:
+    """One cache folder as ``serbench cache ls`` shows it."""
+
+    folder: Path
+    meta: dict
+    entries: int
+    bytes: int
+
+
+def scan(root: Path) -> list[CacheEntry]:
+    found = []
+    base = Path(root) / "features"
+    if not base.is_dir():
+        return found
+    for folder in sorted(p for p in base.iterdir() if p.is_dir()):
+        try:
+            meta = json.loads((folder / "meta.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            meta = {"upstream": "?", "fingerprint": "(no readable meta.json)"}
+        files = list(folder.glob("*/*.npy"))
+        found.append(CacheEntry(folder, meta, len(files), sum(f.stat().st_size for f in files)))
+    return found
+
+
+def clear(root: Path, upstream: str | None = None) -> list[CacheEntry]:
+    """Remove every cache folder, or those of one upstream name; returns what was removed."""
+    removed = [e for e in scan(root) if upstream is None or e.meta.get("upstream") == upstream]
+    for entry in removed:
+        shutil.rmtree(entry.folder)
+    return removed
