@@ -1,4 +1,11 @@
-"""Turning utterance ids into padded training batches."""
+"""Turning utterance ids into padded batches: from cached features, or from audio.
+
+A batch is a dict: ``labels`` [B], ``ids``, and the protocol's side information
+(``speakers``, ``genders``, ``transcripts``, ``attributes`` [B, 3] — valence, arousal,
+dominance in [0, 1] — where every utterance has them). Frozen mode adds ``features``
+[B, L, T, D] with ``mask`` [B, T] and ``lengths``; fine-tune mode adds ``wavs`` [B, S] with
+``wav_lengths``, and the model computes the features itself.
+"""
 
 from __future__ import annotations
 
@@ -7,40 +14,83 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
+from serbench.audio import load_audio
 from serbench.corpus import Utterance
 
+ATTRIBUTES = ("valence", "arousal", "dominance")
 
-def collate(
+
+def side_information(
     ids: Sequence[str],
-    features: Mapping[str, np.ndarray | torch.Tensor],
     utterances: Mapping[str, Utterance],
     class_index: Mapping[str, int],
-    labels: Mapping[str, str] | None = None,
-    device: torch.device | str = "cpu",
+    labels: Mapping[str, str] | None,
+    device: torch.device | str,
 ) -> dict:
-    """A batch: ``features`` [B, L, T, D] float32 zero-padded, ``mask`` [B, T], ``lengths``,
-    ``labels`` [B], plus the protocol's side information (``speakers``, ``genders``,
-    ``attributes`` [B, 3] where every utterance has them, ``transcripts``).
-    ``labels`` replaces the corpus labels (the shuffled-label sanity check uses it)."""
-    tensors = [features[i] for i in ids]
-    layers, _, dim = tensors[0].shape
-    lengths = torch.tensor([t.shape[1] for t in tensors])
-    padded = torch.zeros(len(ids), layers, int(lengths.max()), dim)
-    for row, t in enumerate(tensors):
-        padded[row, :, : t.shape[1]] = torch.as_tensor(np.asarray(t, dtype=np.float32))
+    """Labels and side information; ``labels`` replaces the corpus labels (the
+    shuffled-label sanity check uses it)."""
     utts = [utterances[i] for i in ids]
     names = [labels[i] if labels else u.label for i, u in zip(ids, utts)]
     batch = {
         "ids": list(ids),
-        "features": padded.to(device),
-        "lengths": lengths.to(device),
-        "mask": (torch.arange(padded.shape[2])[None, :] < lengths[:, None]).to(device),
         "labels": torch.tensor([class_index[n] for n in names], device=device),
         "speakers": [u.speaker for u in utts],
         "genders": [u.gender for u in utts],
         "transcripts": [u.transcript for u in utts],
     }
-    keys = ("valence", "arousal", "dominance")
-    if all(all(k in u.attributes for k in keys) for u in utts):
-        batch["attributes"] = torch.tensor([[u.attributes[k] for k in keys] for u in utts], device=device)
+    if all(all(k in u.attributes for k in ATTRIBUTES) for u in utts):
+        batch["attributes"] = torch.tensor([[u.attributes[k] for k in ATTRIBUTES] for u in utts], device=device)
     return batch
+
+
+def frame_mask(lengths: torch.Tensor, frames: int) -> torch.Tensor:
+    return torch.arange(frames, device=lengths.device)[None, :] < lengths[:, None]
+
+
+class FeatureBatcher:
+    """Batches of precomputed features ``{id: [L, T, D]}`` (numpy, possibly memory-mapped)."""
+
+    def __init__(self, features: Mapping[str, np.ndarray], utterances: Mapping[str, Utterance],
+                 classes: Sequence[str], device: torch.device | str = "cpu"):
+        self.features, self.utterances, self.device = features, utterances, device
+        self.class_index = {c: k for k, c in enumerate(classes)}
+
+    def __call__(self, ids: Sequence[str], labels: Mapping[str, str] | None = None, train: bool = False) -> dict:
+        arrays = [self.features[i] for i in ids]
+        layers, _, dim = arrays[0].shape
+        lengths = torch.tensor([a.shape[1] for a in arrays])
+        padded = torch.zeros(len(ids), layers, int(lengths.max()), dim)
+        for row, a in enumerate(arrays):
+            padded[row, :, : a.shape[1]] = torch.from_numpy(np.asarray(a, dtype=np.float32))
+        batch = side_information(ids, self.utterances, self.class_index, labels, self.device)
+        lengths = lengths.to(self.device)
+        batch.update(features=padded.to(self.device), lengths=lengths, mask=frame_mask(lengths, padded.shape[2]))
+        return batch
+
+
+class AudioBatcher:
+    """Batches of waveforms for fine-tuning; training batches are randomly cropped to at most
+    ``crop_seconds`` (0 keeps whole utterances), evaluation batches never are."""
+
+    def __init__(self, utterances: Mapping[str, Utterance], classes: Sequence[str], crop_seconds: float,
+                 seed: int, device: torch.device | str = "cpu", sample_rate: int = 16_000):
+        self.utterances, self.device = utterances, device
+        self.class_index = {c: k for k, c in enumerate(classes)}
+        self.crop = int(crop_seconds * sample_rate)
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, ids: Sequence[str], labels: Mapping[str, str] | None = None, train: bool = False) -> dict:
+        wavs = [load_audio(self.utterances[i].path) for i in ids]
+        if train and self.crop:
+            cropped = []
+            for w in wavs:
+                start = int(self.rng.integers(0, w.size - self.crop + 1)) if w.size > self.crop else 0
+                cropped.append(w[start : start + self.crop])
+            wavs = cropped
+        sizes = torch.tensor([w.size for w in wavs])
+        padded = torch.zeros(len(wavs), int(sizes.max()))
+        for row, w in enumerate(wavs):
+            padded[row, : w.size] = torch.from_numpy(w)
+        batch = side_information(ids, self.utterances, self.class_index, labels, self.device)
+        batch.update(wavs=padded.to(self.device), wav_lengths=sizes.to(self.device))
+        return batch

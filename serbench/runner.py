@@ -28,6 +28,8 @@ from serbench.atomic import write_json
 from serbench.corpus import Protocol
 from serbench.downstream import DownstreamContext
 from serbench.errors import SerbenchError
+from serbench import finetune
+from serbench.batching import AudioBatcher, FeatureBatcher
 from serbench.cache import CacheKey, FeatureCache
 from serbench.features import CACHE_PARAMS, LAYERS, CacheStats, extract, select_layers
 from serbench.metrics import METRICS, score
@@ -143,6 +145,8 @@ def plan(
     }
     for section, section_params in (("train", TRAIN_PARAMS), ("cache", CACHE_PARAMS)):
         config[section] = Spec(section, dict, "", section_params).resolve(overrides.get(section, {}), f"-o {section}")
+    if specs["downstream"].meta.get("upstream") == "finetune":
+        config["train"]["finetune_upstream"] = True
     config["protocol"]["data"] = str(location) if location else None
     config["seeds"] = [int(s) for s in seeds]
     config["device"] = str(resolved_device)
@@ -195,29 +199,18 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
         features_s, cache_stats = 0.0, CacheStats()
         with reporter.session():
             if pending:
-                t0 = time.perf_counter()
-                todo = {f.name for f in protocol.folds} & {fold for fold, _ in pending}
-                needed = sorted({i for f in protocol.folds if f.name in todo for i in f.train + f.dev + f.test})
-                utterances = [protocol.utterances[i] for i in needed]
-                cache = None
-                if config["cache"]["enabled"]:
-                    key = CacheKey(specs["upstream"].name, upstream.fingerprint(), layers, config["cache"]["dtype"],
-                                   upstream.dim, upstream.frame_rate)
-                    cache = FeatureCache(cache_dir(), key)
-                with reporter.task(f"features ({specs['upstream'].name})", len(utterances)) as advance:
-                    features, cache_stats = extract(
-                        upstream, utterances, device, layers, cache, config["cache"]["budget_gb"] * 1e9,
-                        config["cache"]["dtype"], on_batch=advance,
-                    )
-                features_s = time.perf_counter() - t0
-                reporter.info(
-                    f"features: {len(features)} utterances in {features_s:.1f} s "
-                    f"(cache: {cache_stats.hits} hits, {cache_stats.misses} misses)"
-                )
+                finetune = config["train"]["finetune_upstream"]
+                features = None
+                if not finetune:
+                    t0 = time.perf_counter()
+                    features, cache_stats = _features(protocol, pending, upstream, layers, the_plan, reporter)
+                    features_s = time.perf_counter() - t0
                 folds = {f.name: f for f in protocol.folds}
+                make_upstream = lambda: specs["upstream"].factory(**upstream_params)  # noqa: E731
                 with reporter.task("jobs (fold x seed)", len(pending)) as advance_jobs:
                     for fold_name, seed in pending:
-                        _run_job(protocol, folds[fold_name], seed, features, upstream, len(layers), the_plan, run_dir, reporter)
+                        encoder = make_upstream() if finetune else upstream  # a fresh encoder per job
+                        _run_job(protocol, folds[fold_name], seed, features, encoder, layers, the_plan, run_dir, reporter)
                         advance_jobs(1)
         records, predictions = read_jobs(run_dir, jobs)
         data = {
@@ -263,13 +256,33 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
         reporter.close()
 
 
-def _run_job(protocol, fold, seed, features, upstream, num_layers: int, the_plan: Plan, run_dir: Path, reporter: Reporter) -> None:
+def _features(protocol: Protocol, pending, upstream, layers, the_plan: Plan, reporter: Reporter):
+    """Features of every utterance the pending jobs touch, through the cache unless disabled."""
     config, specs = the_plan.config, the_plan.specs
+    todo = {fold for fold, _ in pending}
+    needed = sorted({i for f in protocol.folds if f.name in todo for i in f.train + f.dev + f.test})
+    utterances = [protocol.utterances[i] for i in needed]
+    cache = None
+    if config["cache"]["enabled"]:
+        key = CacheKey(specs["upstream"].name, upstream.fingerprint(), layers, config["cache"]["dtype"],
+                       upstream.dim, upstream.frame_rate)
+        cache = FeatureCache(cache_dir(), key)
+    with reporter.task(f"features ({specs['upstream'].name})", len(utterances)) as advance:
+        features, stats = extract(upstream, utterances, the_plan.device, layers, cache,
+                                  config["cache"]["budget_gb"] * 1e9, config["cache"]["dtype"], on_batch=advance)
+    reporter.info(f"features: {len(features)} utterances (cache: {stats.hits} hits, {stats.misses} misses)")
+    return features, stats
+
+
+def _run_job(protocol, fold, seed, features, upstream, layers, the_plan: Plan, run_dir: Path, reporter: Reporter) -> None:
+    """One (fold, seed): build, train, test once, write the job's files."""
+    config, specs = the_plan.config, the_plan.specs
+    train = config["train"]
     t0 = time.perf_counter()
     _seed_everything(seed)
     pooling_spec, pooling_params = specs["pooling"], config["pooling"]["params"]
     context = DownstreamContext(
-        num_layers=num_layers,
+        num_layers=len(layers),
         dim=upstream.dim,
         frame_rate=upstream.frame_rate,
         classes=tuple(protocol.classes),
@@ -277,12 +290,19 @@ def _run_job(protocol, fold, seed, features, upstream, num_layers: int, the_plan
     )
     model = specs["downstream"].factory(context, **config["downstream"]["params"])
     loss = specs["loss"].factory(protocol.classes, protocol.label_counts(fold.train), **config["loss"]["params"])
-    data = FoldData(features, protocol.utterances, protocol.classes, fold.train, fold.dev, fold.test)
-    epochs = config["train"]["max_epochs"]
-    with reporter.task(f"fold {fold.name} seed {seed} (epochs)", epochs, announce=False) as advance:
+    groups = None
+    if features is None:  # fine-tuning: the encoder is part of the model
+        finetune.prepare(upstream, train["freeze_frontend"], train["gradient_checkpointing"])
+        model = finetune.FineTuneModel(upstream, model, layers)
+        groups = finetune.parameter_groups(model, train["lr"], train["upstream_lr"])
+        batcher = AudioBatcher(protocol.utterances, protocol.classes, train["crop_seconds"], seed, the_plan.device)
+    else:
+        batcher = FeatureBatcher(features, protocol.utterances, protocol.classes, the_plan.device)
+    data = FoldData(batcher, protocol.utterances, protocol.classes, fold.train, fold.dev, fold.test)
+    with reporter.task(f"fold {fold.name} seed {seed} (epochs)", train["max_epochs"], announce=False) as advance:
         outcome = train_fold(
-            model, loss, data, protocol.main_metric, config["train"], seed, the_plan.device,
-            on_epoch=lambda epoch, dev: advance(1),
+            model, loss, data, protocol.main_metric, train, seed, the_plan.device,
+            on_epoch=lambda epoch, dev: advance(1), groups=groups,
         )
     frame = _predictions_frame(protocol, fold.name, seed, fold.test, outcome.test_probs)
     y_true = np.array([protocol.classes.index(label) for label in frame["label"]])

@@ -13,7 +13,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from serbench.batching import collate
 from serbench.corpus import Utterance
 from serbench.metrics import confusion, from_confusion
 from serbench.specs import Param
@@ -26,14 +25,21 @@ TRAIN_PARAMS = (
     Param("patience", int, 5, "epochs without a better dev score before stopping"),
     Param("grad_clip", float, 5.0, "gradient-norm clipping (0 disables it)"),
     Param("shuffle_labels", bool, False, "permute training labels: a leakage sanity check"),
+    Param("finetune_upstream", bool, False, "train the encoder too (on when the downstream asks for it)"),
+    Param("upstream_lr", float, 3e-5, "encoder learning rate when fine-tuning"),
+    Param("freeze_frontend", bool, True, "keep the encoder's convolutional front-end frozen when fine-tuning"),
+    Param("gradient_checkpointing", bool, False, "trade compute for memory in the encoder when fine-tuning"),
+    Param("bf16", bool, False, "bf16 autocast for training steps"),
+    Param("crop_seconds", float, 0.0, "fine-tuning: random crop of training utterances to at most this (0: none)"),
 )
 
 
 @dataclass
 class FoldData:
-    """Everything a fold's training needs, already in memory."""
+    """A fold's splits and the batcher that turns ids into batches
+    (:class:`serbench.batching.FeatureBatcher` or :class:`serbench.batching.AudioBatcher`)."""
 
-    features: Mapping[str, torch.Tensor]
+    batcher: Callable[..., dict]
     utterances: Mapping[str, Utterance]
     classes: Sequence[str]
     train: Sequence[str]
@@ -59,10 +65,9 @@ def _batches(ids: Sequence[str], size: int, generator: torch.Generator | None) -
 def predict(model: nn.Module, data: FoldData, ids: Sequence[str], device: torch.device, batch_size: int) -> np.ndarray:
     """Class probabilities ``[len(ids), K]`` in the order of ``ids``."""
     model.eval()
-    index = {c: k for k, c in enumerate(data.classes)}
     chunks = []
     for chunk in _batches(ids, batch_size, None):
-        batch = collate(chunk, data.features, data.utterances, index, device=device)
+        batch = data.batcher(chunk)
         chunks.append(torch.softmax(model(batch)["logits"].float(), dim=-1).cpu().numpy())
     return np.concatenate(chunks)
 
@@ -80,7 +85,10 @@ def train_fold(
     seed: int,
     device: torch.device,
     on_epoch: Callable[[int, float], None] | None = None,
+    groups: list[dict] | None = None,
 ) -> FoldOutcome:
+    """Train on ``data.train``, select on ``data.dev``, predict ``data.test`` once.
+    ``groups`` are optimizer parameter groups (default: every parameter at ``params['lr']``)."""
     generator = torch.Generator().manual_seed(seed)
     index = {c: k for k, c in enumerate(data.classes)}
     labels = None
@@ -89,14 +97,17 @@ def train_fold(
         labels = {i: data.utterances[data.train[j]].label for i, j in zip(data.train, permuted)}
     dev_labels = np.array([index[data.utterances[i].label] for i in data.dev])
     model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=params["lr"], weight_decay=params["weight_decay"])
+    groups = groups or [{"params": [p for p in model.parameters() if p.requires_grad]}]
+    optimizer = torch.optim.AdamW(groups, lr=params["lr"], weight_decay=params["weight_decay"])
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=params["bf16"])
     best_score, best_epoch, best_state, history = -np.inf, 0, None, []
     epoch = 0
     for epoch in range(1, params["max_epochs"] + 1):
         model.train()
         for chunk in _batches(data.train, params["batch_size"], generator):
-            batch = collate(chunk, data.features, data.utterances, index, labels, device)
-            loss = loss_fn(model(batch), batch)
+            batch = data.batcher(chunk, labels, train=True)
+            with autocast:
+                loss = loss_fn(model(batch), batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if params["grad_clip"] > 0:

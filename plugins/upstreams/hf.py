@@ -123,6 +123,9 @@ def locate(target: str) -> tuple[Path, str]:
 
 def load(target: str) -> TransformersEncoder:
     from transformers import AutoModel
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
 
     folder, fingerprint = locate(target)
     preprocessor = folder / "preprocessor_config.json"

@@ -1,0 +1,56 @@
+"""Fine-tuning mode: the encoder trains with the head, so features are computed per batch.
+
+Chosen when a downstream declares ``meta['upstream'] == 'finetune'`` or the user sets
+``-o train.finetune_upstream=true``. The feature cache is bypassed; the encoder gets its own
+learning rate (``train.upstream_lr``) and its convolutional front-end stays frozen unless
+``train.freeze_frontend=false``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from serbench.batching import frame_mask
+from serbench.upstream import Upstream
+
+
+class FineTuneModel(nn.Module):
+    """Upstream + downstream as one module: waveforms in, the downstream's outputs out."""
+
+    def __init__(self, upstream: Upstream, downstream: nn.Module, layers: Sequence[int]):
+        super().__init__()
+        self.upstream = upstream
+        self.downstream = downstream
+        self.register_buffer("layers", torch.tensor(list(layers)), persistent=False)
+
+    def forward(self, batch: dict) -> dict:
+        out = self.upstream(batch["wavs"], batch["wav_lengths"])
+        features = out.hidden_states.index_select(0, self.layers).permute(1, 0, 2, 3).float()
+        lengths = out.lengths
+        return self.downstream({**batch, "features": features, "lengths": lengths,
+                                "mask": frame_mask(lengths, features.shape[2])})
+
+
+def prepare(upstream: Upstream, freeze_frontend: bool, gradient_checkpointing: bool) -> None:
+    """Put the encoder in training shape: front-end frozen, checkpointing where supported,
+    and LayerDrop off: with it, transformers returns fewer hidden states on the steps that
+    skip a layer, which would scramble a head's per-layer weights."""
+    upstream.train()
+    if freeze_frontend and hasattr(upstream, "frontend_parameters"):
+        for p in upstream.frontend_parameters():
+            p.requires_grad_(False)
+    model = getattr(upstream, "model", None)
+    if model is not None and getattr(model.config, "layerdrop", 0.0):
+        model.config.layerdrop = 0.0
+    if gradient_checkpointing and model is not None:
+        enable = getattr(model, "activation_checkpointing_enable", None) or getattr(model, "gradient_checkpointing_enable", None)
+        if enable is not None:
+            enable()
+
+
+def parameter_groups(model: FineTuneModel, lr: float, upstream_lr: float) -> list[dict]:
+    trainable = [p for p in model.upstream.parameters() if p.requires_grad]
+    return [{"params": list(model.downstream.parameters()), "lr": lr}, {"params": trainable, "lr": upstream_lr}]

@@ -1,0 +1,139 @@
+"""The feature cache: hits, misses, invalidation, corruption, concurrent use, budget, CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+import serbench
+from serbench.cache import CacheKey, FeatureCache, audio_hash, scan
+from serbench.corpus import Utterance
+from serbench.errors import SerbenchError
+from serbench.features import extract
+from serbench.registry import create
+from serbench_plugins.upstreams.fbank import Fbank
+
+from conftest import run_cli
+from lookalike import tiny_wav
+
+CPU = torch.device("cpu")
+
+
+def _corpus(folder, n=6):
+    out = []
+    for k in range(n):
+        tiny_wav(folder / f"{k}.wav", seed=k, seconds=0.3 + 0.1 * k)
+        out.append(Utterance(id=f"u{k}", path=folder / f"{k}.wav", label="a", speaker="s"))
+    return out
+
+
+def _cache(root, upstream, layers=(0,)):
+    key = CacheKey("fbank", upstream.fingerprint(), layers, "float16", upstream.dim, upstream.frame_rate)
+    return FeatureCache(root, key)
+
+
+def test_hit_miss_invalidation_and_corruption(tmp_path):
+    utts = _corpus(tmp_path / "audio")
+    upstream = create("upstream", "fbank")
+    cache = _cache(tmp_path / "cache", upstream)
+    first, stats = extract(upstream, utts, CPU, (0,), cache)
+    assert (stats.hits, stats.misses) == (0, 6) and stats.bytes > 0
+    again, stats = extract(upstream, utts, CPU, (0,), cache)
+    assert (stats.hits, stats.misses) == (6, 0)
+    for u in utts:
+        np.testing.assert_array_equal(first[u.id], again[u.id])
+        assert isinstance(again[u.id], np.memmap) and again[u.id].dtype == np.float16
+    # a changed audio file is a new entry; the others still hit
+    tiny_wav(utts[2].path, seed=99, seconds=0.8)
+    changed, stats = extract(upstream, utts, CPU, (0,), cache)
+    assert (stats.hits, stats.misses) == (5, 1)
+    assert changed["u2"].shape != first["u2"].shape
+    changed = {k: np.array(v) for k, v in changed.items()}  # off the memory maps before damaging a file
+    # a truncated entry is detected, removed and rebuilt
+    entry = cache.path(audio_hash(utts[0].path))
+    entry.write_bytes(entry.read_bytes()[:100])
+    repaired, stats = extract(upstream, utts, CPU, (0,), cache)
+    assert (stats.hits, stats.misses) == (5, 1)
+    for u in utts:
+        np.testing.assert_array_equal(repaired[u.id], changed[u.id])
+
+
+def test_values_match_a_fresh_extraction_within_fp16(tmp_path):
+    utts = _corpus(tmp_path / "audio", n=2)
+    upstream = create("upstream", "fbank")
+    cached, _ = extract(upstream, utts, CPU, (0,), _cache(tmp_path / "cache", upstream))
+    exact, _ = extract(upstream, utts, CPU, (0,), None, dtype="float32")
+    for u in utts:
+        np.testing.assert_allclose(np.asarray(cached[u.id], dtype=np.float32), exact[u.id], rtol=1e-3, atol=1e-2)
+
+
+def test_layer_selection_and_budget(tmp_path):
+    utts = _corpus(tmp_path / "audio", n=3)
+    upstream = create("upstream", "tiny")
+    key = CacheKey("tiny", upstream.fingerprint(), (0, 2), "float16", upstream.dim, upstream.frame_rate)
+    features, _ = extract(upstream, utts, CPU, (0, 2), FeatureCache(tmp_path / "cache", key))
+    assert features["u0"].shape[0] == 2
+    with pytest.raises(SerbenchError, match=r"the feature cache would grow by about .* over the budget .*-o upstream.layers"):
+        extract(upstream, utts, CPU, (0, 1, 2), _cache(tmp_path / "other", upstream, (0, 1, 2)), budget_bytes=100)
+
+
+CONCURRENT = textwrap.dedent("""
+    import sys, torch
+    from pathlib import Path
+    from serbench.cache import CacheKey, FeatureCache
+    from serbench.corpus import Utterance
+    from serbench.features import extract
+    from serbench.registry import create
+    root, audio = Path(sys.argv[1]), Path(sys.argv[2])
+    utts = [Utterance(id=p.stem, path=p, label="a", speaker="s") for p in sorted(audio.glob("*.wav"))]
+    up = create("upstream", "tiny")
+    key = CacheKey("tiny", up.fingerprint(), (0, 1, 2), "float16", up.dim, up.frame_rate)
+    features, stats = extract(up, utts, torch.device("cpu"), (0, 1, 2), FeatureCache(root, key))
+    print(stats.hits, stats.misses, sum(float(abs(f).sum()) for f in features.values()))
+""")
+
+
+def test_two_runs_sharing_the_cache_take_turns(tmp_path):
+    _corpus(tmp_path / "audio", n=8)
+    cmd = [sys.executable, "-c", CONCURRENT, str(tmp_path / "cache"), str(tmp_path / "audio")]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
+    results = sorted(tuple(o[0].split()) for o in outs)
+    assert [r[:2] for r in results] == [("0", "8"), ("8", "0")]  # one extracted, the other only read
+    assert results[0][2] == results[1][2]
+    (entry,) = scan(tmp_path / "cache")
+    assert entry.entries == 8
+
+
+def test_second_run_needs_no_encoder_forward_pass(tmp_path, monkeypatch):
+    fast = ["protocol.per_class=2", "train.max_epochs=1"]
+    first = serbench.run("fbank", "superb", protocol="synthetic", out=tmp_path, overrides=fast)
+    assert first.data["cache"]["misses"] == 80 and first.data["cache"]["hits"] == 0
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the encoder ran although every feature is cached")
+
+    monkeypatch.setattr(Fbank, "forward", refuse)
+    second = serbench.run("fbank", "superb", protocol="synthetic", out=tmp_path, overrides=fast + ["downstream.hidden=64"])
+    assert second.data["cache"] == {**first.data["cache"], "hits": 80, "misses": 0}
+
+
+def test_cache_commands(tmp_path):
+    env = {"SERBENCH_CACHE": str(tmp_path)}
+    utts = _corpus(tmp_path / "audio", n=2)
+    upstream = create("upstream", "fbank")
+    extract(upstream, utts, CPU, (0,), _cache(tmp_path, upstream))
+    listed = run_cli("cache", "ls", env=env)
+    assert listed.returncode == 0 and "fbank" in listed.stdout and upstream.fingerprint() in listed.stdout
+    du = run_cli("cache", "du", env=env)
+    assert du.returncode == 0 and "2 entries" in du.stdout
+    cleared = run_cli("cache", "clear", "--upstream", "tiny", env=env)
+    assert "removed 0 cache folders" in cleared.stdout and len(scan(tmp_path)) == 1
+    cleared = run_cli("cache", "clear", "--upstream", "fbank", env=env)
+    assert "removed 1 cache folders" in cleared.stdout and scan(tmp_path) == []

@@ -1,0 +1,79 @@
+"""Frozen mode leaves the encoder as it was; fine-tune mode trains it (front-end frozen)."""
+
+from __future__ import annotations
+
+import torch
+
+import serbench
+from serbench import finetune
+from serbench.batching import AudioBatcher, FeatureBatcher
+from serbench.downstream import DownstreamContext
+from serbench.features import extract
+from serbench.registry import create
+from serbench.trainer import TRAIN_PARAMS, FoldData, train_fold
+
+PARAMS = {p.name: p.default for p in TRAIN_PARAMS} | {"max_epochs": 2, "patience": 2, "lr": 1e-3, "upstream_lr": 1e-3}
+
+
+def _snapshot(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _setup(per_class=2):
+    protocol = create("protocol", "synthetic", None, per_class=per_class)
+    fold = protocol.folds[0]
+    upstream = create("upstream", "tiny")
+    context = DownstreamContext(upstream.num_layers, upstream.dim, upstream.frame_rate, tuple(protocol.classes),
+                                lambda dim: create("pooling", "mean", dim))
+    head = create("downstream", "superb", context)
+    loss = create("loss", "ce", protocol.classes, protocol.label_counts(fold.train))
+    return protocol, fold, upstream, head, loss
+
+
+def test_frozen_mode_leaves_encoder_weights_unchanged():
+    protocol, fold, upstream, head, loss = _setup()
+    before = _snapshot(upstream)
+    utts = [protocol.utterances[i] for i in fold.train + fold.dev + fold.test]
+    features, _ = extract(upstream, utts, torch.device("cpu"), tuple(range(upstream.num_layers)))
+    batcher = FeatureBatcher(features, protocol.utterances, protocol.classes)
+    data = FoldData(batcher, protocol.utterances, protocol.classes, fold.train, fold.dev, fold.test)
+    head_before = _snapshot(head)
+    train_fold(head, loss, data, "ua", PARAMS, 0, torch.device("cpu"))
+    after = _snapshot(upstream)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert any(not torch.equal(head_before[k], v) for k, v in _snapshot(head).items())
+
+
+def test_finetune_mode_changes_the_encoder_but_not_its_frontend():
+    protocol, fold, upstream, head, loss = _setup()
+    before = _snapshot(upstream)
+    finetune.prepare(upstream, freeze_frontend=True, gradient_checkpointing=True)
+    model = finetune.FineTuneModel(upstream, head, range(upstream.num_layers))
+    batcher = AudioBatcher(protocol.utterances, protocol.classes, crop_seconds=1.0, seed=0)
+    data = FoldData(batcher, protocol.utterances, protocol.classes, fold.train, fold.dev, fold.test)
+    outcome = train_fold(model, loss, data, "ua", PARAMS | {"bf16": True}, 0, torch.device("cpu"),
+                         groups=finetune.parameter_groups(model, 1e-3, 1e-3))
+    assert outcome.test_probs.shape == (len(fold.test), 4)
+    after = _snapshot(upstream)
+    frontend = [k for k in before if k.startswith("model.feature_extractor.")]
+    encoder = [k for k in before if k.startswith("model.encoder.layers.")]
+    assert frontend and encoder
+    assert all(torch.equal(before[k], after[k]) for k in frontend)
+    assert any(not torch.equal(before[k], after[k]) for k in encoder)
+
+
+def test_training_crops_are_bounded_and_evaluation_is_whole():
+    protocol = create("protocol", "synthetic", None, per_class=2)
+    ids = list(protocol.utterances)[:4]
+    batcher = AudioBatcher(protocol.utterances, protocol.classes, crop_seconds=0.5, seed=0)
+    assert int(batcher(ids, train=True)["wav_lengths"].max()) <= 8000
+    whole = batcher(ids)["wav_lengths"]
+    assert int(whole.max()) > 8000
+
+
+def test_finetune_run_through_the_runner(tmp_path):
+    result = serbench.run("tiny", "superb", protocol="synthetic", out=tmp_path,
+                          overrides=["protocol.per_class=2", "train.max_epochs=1", "train.finetune_upstream=true"])
+    assert result.data["config"]["params"]["train"]["finetune_upstream"] is True
+    assert result.data["cache"] == {"hits": 0, "misses": 0, "bytes": 0}  # the cache is bypassed
+    assert len(result.data["folds"]) == 5
