@@ -23,7 +23,6 @@ from serbench.errors import SerbenchError
 from serbench.specs import Param
 from serbench.upstream import Upstream
 
-LAYERS = Param("layers", tuple, (), "hidden states to keep, e.g. [0, 12, 24] (default: all)")
 CACHE_PARAMS = (
     Param("enabled", bool, True, "reuse features across runs from $SERBENCH_CACHE"),
     Param("budget_gb", float, 100.0, "refuse to write more new features than this"),

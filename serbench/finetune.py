@@ -1,9 +1,9 @@
 """Fine-tuning mode: the encoder trains with the head, so features are computed per batch.
 
 Chosen when a downstream declares ``meta['upstream'] == 'finetune'`` or the user sets
-``-o train.finetune_upstream=true``. The feature cache is bypassed; the encoder gets its own
-learning rate (``train.upstream_lr``) and its convolutional front-end stays frozen unless
-``train.freeze_frontend=false``.
+``-o upstream.finetune=true``. The feature cache is bypassed; the encoder gets its own
+learning rate (``upstream.lr``) and its convolutional front-end stays frozen unless
+``upstream.freeze_frontend=false``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,17 @@ import torch
 from torch import nn
 
 from serbench.batching import frame_mask
+from serbench.specs import Param
 from serbench.upstream import Upstream
+
+# Parameters every upstream takes; the host applies them, the upstream's factory never sees them.
+UPSTREAM_PARAMS = (
+    Param("layers", tuple, (), "hidden states to keep, e.g. [0, 12, 24] (default: all)"),
+    Param("finetune", bool, False, "train the encoder with the head (on when the downstream asks for it)"),
+    Param("lr", float, 3e-5, "encoder learning rate when fine-tuning"),
+    Param("freeze_frontend", bool, True, "keep the convolutional front-end frozen when fine-tuning"),
+    Param("gradient_checkpointing", bool, False, "trade compute for memory in the encoder when fine-tuning"),
+)
 
 
 class FineTuneModel(nn.Module):

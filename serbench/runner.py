@@ -31,7 +31,7 @@ from serbench.errors import SerbenchError
 from serbench import finetune
 from serbench.batching import AudioBatcher, FeatureBatcher
 from serbench.cache import CacheKey, FeatureCache
-from serbench.features import CACHE_PARAMS, LAYERS, CacheStats, extract, select_layers
+from serbench.features import CACHE_PARAMS, CacheStats, extract, select_layers
 from serbench.metrics import METRICS, score
 from serbench.overrides import check_keys, parse_overrides
 from serbench.progress import Reporter
@@ -131,8 +131,8 @@ def plan(
     specs["pooling"] = reg.get("pooling", pooling or meta.get("default_pooling", "mean"))
     default_loss = meta.get("default_loss") or specs["protocol"].meta.get("default_loss", "ce")
     specs["loss"] = reg.get("loss", loss or default_loss)
-    # every upstream also takes a layer selection, applied by the host
-    specs["upstream"] = replace(specs["upstream"], params=specs["upstream"].params + (LAYERS,))
+    # every upstream also takes the host's parameters: layer selection and fine-tuning
+    specs["upstream"] = replace(specs["upstream"], params=specs["upstream"].params + finetune.UPSTREAM_PARAMS)
     params = {kind: spec.params for kind, spec in specs.items()}
     check_keys(overrides, {**params, "train": TRAIN_PARAMS, "cache": CACHE_PARAMS})
     if not seeds:
@@ -146,7 +146,7 @@ def plan(
     for section, section_params in (("train", TRAIN_PARAMS), ("cache", CACHE_PARAMS)):
         config[section] = Spec(section, dict, "", section_params).resolve(overrides.get(section, {}), f"-o {section}")
     if specs["downstream"].meta.get("upstream") == "finetune":
-        config["train"]["finetune_upstream"] = True
+        config["upstream"]["params"]["finetune"] = True
     config["protocol"]["data"] = str(location) if location else None
     config["seeds"] = [int(s) for s in seeds]
     config["device"] = str(resolved_device)
@@ -185,7 +185,8 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
     # everything that can fail on bad input happens before the run directory exists
     protocol = specs["protocol"].factory(the_plan.data, **config["protocol"]["params"])
     upstream_params = dict(config["upstream"]["params"])
-    layers = upstream_params.pop("layers")
+    host = {p.name: upstream_params.pop(p.name) for p in finetune.UPSTREAM_PARAMS}
+    layers = host["layers"]
     upstream = specs["upstream"].factory(**upstream_params)
     layers = select_layers(layers, upstream.num_layers, specs["upstream"].name)
     reporter.log_to(run_dir / "run.log")
@@ -199,9 +200,9 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
         features_s, cache_stats = 0.0, CacheStats()
         with reporter.session():
             if pending:
-                finetune = config["train"]["finetune_upstream"]
+                tuning = host["finetune"]
                 features = None
-                if not finetune:
+                if not tuning:
                     t0 = time.perf_counter()
                     features, cache_stats = _features(protocol, pending, upstream, layers, the_plan, reporter)
                     features_s = time.perf_counter() - t0
@@ -209,7 +210,7 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
                 make_upstream = lambda: specs["upstream"].factory(**upstream_params)  # noqa: E731
                 with reporter.task("jobs (fold x seed)", len(pending)) as advance_jobs:
                     for fold_name, seed in pending:
-                        encoder = make_upstream() if finetune else upstream  # a fresh encoder per job
+                        encoder = make_upstream() if tuning else upstream  # a fresh encoder per job
                         _run_job(protocol, folds[fold_name], seed, features, encoder, layers, the_plan, run_dir, reporter)
                         advance_jobs(1)
         records, predictions = read_jobs(run_dir, jobs)
@@ -292,9 +293,10 @@ def _run_job(protocol, fold, seed, features, upstream, layers, the_plan: Plan, r
     loss = specs["loss"].factory(protocol.classes, protocol.label_counts(fold.train), **config["loss"]["params"])
     groups = None
     if features is None:  # fine-tuning: the encoder is part of the model
-        finetune.prepare(upstream, train["freeze_frontend"], train["gradient_checkpointing"])
+        tuning = config["upstream"]["params"]
+        finetune.prepare(upstream, tuning["freeze_frontend"], tuning["gradient_checkpointing"])
         model = finetune.FineTuneModel(upstream, model, layers)
-        groups = finetune.parameter_groups(model, train["lr"], train["upstream_lr"])
+        groups = finetune.parameter_groups(model, train["lr"], tuning["lr"])
         batcher = AudioBatcher(protocol.utterances, protocol.classes, train["crop_seconds"], seed, the_plan.device)
     else:
         batcher = FeatureBatcher(features, protocol.utterances, protocol.classes, the_plan.device)

@@ -25,10 +25,6 @@ TRAIN_PARAMS = (
     Param("patience", int, 5, "epochs without a better dev score before stopping"),
     Param("grad_clip", float, 5.0, "gradient-norm clipping (0 disables it)"),
     Param("shuffle_labels", bool, False, "permute training labels: a leakage sanity check"),
-    Param("finetune_upstream", bool, False, "train the encoder too (on when the downstream asks for it)"),
-    Param("upstream_lr", float, 3e-5, "encoder learning rate when fine-tuning"),
-    Param("freeze_frontend", bool, True, "keep the encoder's convolutional front-end frozen when fine-tuning"),
-    Param("gradient_checkpointing", bool, False, "trade compute for memory in the encoder when fine-tuning"),
     Param("bf16", bool, False, "bf16 autocast for training steps"),
     Param("crop_seconds", float, 0.0, "fine-tuning: random crop of training utterances to at most this (0: none)"),
 )

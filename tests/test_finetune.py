@@ -12,7 +12,7 @@ from serbench.features import extract
 from serbench.registry import create
 from serbench.trainer import TRAIN_PARAMS, FoldData, train_fold
 
-PARAMS = {p.name: p.default for p in TRAIN_PARAMS} | {"max_epochs": 2, "patience": 2, "lr": 1e-3, "upstream_lr": 1e-3}
+PARAMS = {p.name: p.default for p in TRAIN_PARAMS} | {"max_epochs": 2, "patience": 2, "lr": 1e-3}
 
 
 def _snapshot(module):
@@ -73,7 +73,7 @@ def test_training_crops_are_bounded_and_evaluation_is_whole():
 
 def test_finetune_run_through_the_runner(tmp_path):
     result = serbench.run("tiny", "superb", protocol="synthetic", out=tmp_path,
-                          overrides=["protocol.per_class=2", "train.max_epochs=1", "train.finetune_upstream=true"])
-    assert result.data["config"]["params"]["train"]["finetune_upstream"] is True
+                          overrides=["protocol.per_class=2", "train.max_epochs=1", "upstream.finetune=true"])
+    assert result.data["config"]["params"]["upstream"]["finetune"] is True
     assert result.data["cache"] == {"hits": 0, "misses": 0, "bytes": 0}  # the cache is bypassed
     assert len(result.data["folds"]) == 5
