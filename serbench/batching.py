@@ -4,7 +4,8 @@ A batch is a dict: ``labels`` [B], ``ids``, and the protocol's side information
 (``speakers``, ``genders``, ``transcripts``, ``attributes`` [B, 3] — valence, arousal,
 dominance in [0, 1] — where every utterance has them). Frozen mode adds ``features``
 [B, L, T, D] with ``mask`` [B, T] and ``lengths``; fine-tune mode adds ``wavs`` [B, S] with
-``wav_lengths``, and the model computes the features itself.
+``wav_lengths``, and the model computes the features itself. ``vad`` [B, T] marks speech
+frames when a plugin needs it.
 """
 
 from __future__ import annotations
@@ -51,8 +52,9 @@ class FeatureBatcher:
     """Batches of precomputed features ``{id: [L, T, D]}`` (numpy, possibly memory-mapped)."""
 
     def __init__(self, features: Mapping[str, np.ndarray], utterances: Mapping[str, Utterance],
-                 classes: Sequence[str], device: torch.device | str = "cpu"):
-        self.features, self.utterances, self.device = features, utterances, device
+                 classes: Sequence[str], device: torch.device | str = "cpu",
+                 vad: Mapping[str, np.ndarray] | None = None):
+        self.features, self.utterances, self.device, self.vad = features, utterances, device, vad
         self.class_index = {c: k for k, c in enumerate(classes)}
 
     def __call__(self, ids: Sequence[str], labels: Mapping[str, str] | None = None, train: bool = False) -> dict:
@@ -65,6 +67,11 @@ class FeatureBatcher:
         batch = side_information(ids, self.utterances, self.class_index, labels, self.device)
         lengths = lengths.to(self.device)
         batch.update(features=padded.to(self.device), lengths=lengths, mask=frame_mask(lengths, padded.shape[2]))
+        if self.vad is not None:
+            vad = torch.zeros(len(ids), padded.shape[2], dtype=torch.bool)
+            for row, i in enumerate(ids):
+                vad[row, : self.vad[i].size] = torch.from_numpy(self.vad[i])
+            batch["vad"] = vad.to(self.device)
         return batch
 
 

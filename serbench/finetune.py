@@ -16,6 +16,7 @@ from torch import nn
 from serbench.batching import frame_mask
 from serbench.specs import Param
 from serbench.upstream import Upstream
+from serbench.vad import speech_frames
 
 # Parameters every upstream takes; the host applies them, the upstream's factory never sees them.
 UPSTREAM_PARAMS = (
@@ -30,18 +31,29 @@ UPSTREAM_PARAMS = (
 class FineTuneModel(nn.Module):
     """Upstream + downstream as one module: waveforms in, the downstream's outputs out."""
 
-    def __init__(self, upstream: Upstream, downstream: nn.Module, layers: Sequence[int]):
+    def __init__(self, upstream: Upstream, downstream: nn.Module, layers: Sequence[int], vad_level: int | None = None):
         super().__init__()
         self.upstream = upstream
         self.downstream = downstream
+        self.vad_level = vad_level  # voice activity is computed on the (cropped) waveforms here
         self.register_buffer("layers", torch.tensor(list(layers)), persistent=False)
 
     def forward(self, batch: dict) -> dict:
         out = self.upstream(batch["wavs"], batch["wav_lengths"])
         features = out.hidden_states.index_select(0, self.layers).permute(1, 0, 2, 3).float()
         lengths = out.lengths
-        return self.downstream({**batch, "features": features, "lengths": lengths,
-                                "mask": frame_mask(lengths, features.shape[2])})
+        extra = {"features": features, "lengths": lengths, "mask": frame_mask(lengths, features.shape[2])}
+        if self.vad_level is not None:
+            extra["vad"] = self._vad(batch, lengths, features.shape[2]).to(features.device)
+        return self.downstream({**batch, **extra})
+
+    def _vad(self, batch: dict, lengths: torch.Tensor, frames: int) -> torch.Tensor:
+        wavs = batch["wavs"].detach().float().cpu().numpy()
+        vad = torch.zeros(len(wavs), frames, dtype=torch.bool)
+        for row, (wav, n) in enumerate(zip(wavs, batch["wav_lengths"].tolist())):
+            mask = speech_frames(wav[:n], self.upstream.frame_rate, int(lengths[row]), self.vad_level)
+            vad[row, : mask.size] = torch.from_numpy(mask)
+        return vad
 
 
 def prepare(upstream: Upstream, freeze_frontend: bool, gradient_checkpointing: bool) -> None:

@@ -28,7 +28,8 @@ from serbench.atomic import write_json
 from serbench.corpus import Protocol
 from serbench.downstream import DownstreamContext
 from serbench.errors import SerbenchError
-from serbench import finetune
+from serbench import finetune, needs
+from serbench.audio import load_audio
 from serbench.batching import AudioBatcher, FeatureBatcher
 from serbench.cache import CacheKey, FeatureCache
 from serbench.features import CACHE_PARAMS, CacheStats, extract, select_layers
@@ -39,6 +40,7 @@ from serbench.registry import Registry, registry
 from serbench.results import SCHEMA, Result, job_done, read_jobs, summarize_run, write_job, write_result
 from serbench.trainer import TRAIN_PARAMS, FoldData, train_fold
 from serbench.user_config import cache_dir, data_location, env_var
+from serbench.vad import speech_frames
 from serbench.specs import Spec
 
 
@@ -184,6 +186,9 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
     run_dir = Path(out) / the_plan.run_id
     # everything that can fail on bad input happens before the run directory exists
     protocol = specs["protocol"].factory(the_plan.data, **config["protocol"]["params"])
+    wanted = needs.declared(specs, config)
+    needs.check(protocol, wanted, specs)
+    vad_level = needs.vad_aggressiveness(specs, config) if "vad" in wanted else None
     upstream_params = dict(config["upstream"]["params"])
     host = {p.name: upstream_params.pop(p.name) for p in finetune.UPSTREAM_PARAMS}
     layers = host["layers"]
@@ -197,7 +202,7 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
         pending = [job for job in jobs if not job_done(run_dir, *job)]
         if len(pending) < len(jobs):
             reporter.info(f"resuming: {len(jobs) - len(pending)} of {len(jobs)} jobs already done")
-        features_s, cache_stats = 0.0, CacheStats()
+        features_s, cache_stats, vad_masks, no_speech = 0.0, CacheStats(), None, None
         with reporter.session():
             if pending:
                 tuning = host["finetune"]
@@ -206,12 +211,15 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
                     t0 = time.perf_counter()
                     features, cache_stats = _features(protocol, pending, upstream, layers, the_plan, reporter)
                     features_s = time.perf_counter() - t0
+                    if vad_level is not None:
+                        vad_masks, no_speech = _vad(protocol, features, upstream.frame_rate, vad_level, reporter)
                 folds = {f.name: f for f in protocol.folds}
                 make_upstream = lambda: specs["upstream"].factory(**upstream_params)  # noqa: E731
                 with reporter.task("jobs (fold x seed)", len(pending)) as advance_jobs:
                     for fold_name, seed in pending:
                         encoder = make_upstream() if tuning else upstream  # a fresh encoder per job
-                        _run_job(protocol, folds[fold_name], seed, features, encoder, layers, the_plan, run_dir, reporter)
+                        _run_job(protocol, folds[fold_name], seed, features, encoder, layers, the_plan, run_dir,
+                                 reporter, vad_masks, vad_level)
                         advance_jobs(1)
         records, predictions = read_jobs(run_dir, jobs)
         data = {
@@ -242,6 +250,7 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
             "folds": [{k: r[k] for k in ("fold", "seed", "n_train", "n_dev", "n_test", "metrics", "best_epoch")} for r in records],
             "summary": summarize_run(records, predictions, protocol.classes),
             "cache": cache_stats.__dict__,
+            "annotations": {"vad_no_speech": no_speech} if vad_level is not None else {},
             "timing": {
                 "total_s": round(time.perf_counter() - started, 3),
                 "features_s": round(features_s, 3),
@@ -275,7 +284,20 @@ def _features(protocol: Protocol, pending, upstream, layers, the_plan: Plan, rep
     return features, stats
 
 
-def _run_job(protocol, fold, seed, features, upstream, layers, the_plan: Plan, run_dir: Path, reporter: Reporter) -> None:
+def _vad(protocol: Protocol, features, frame_rate: float, level: int, reporter: Reporter):
+    """Speech masks aligned to every utterance's feature frames, and how many have none."""
+    masks = {}
+    with reporter.task("voice activity (webrtcvad)", len(features)) as advance:
+        for uid, array in features.items():
+            masks[uid] = speech_frames(load_audio(protocol.utterances[uid].path), frame_rate, array.shape[1], level)
+            advance(1)
+    empty = sum(not m.any() for m in masks.values())
+    reporter.info(f"voice activity: {empty} of {len(masks)} utterances have no speech frame (they use all frames)")
+    return masks, empty
+
+
+def _run_job(protocol, fold, seed, features, upstream, layers, the_plan: Plan, run_dir: Path, reporter: Reporter,
+             vad_masks=None, vad_level=None) -> None:
     """One (fold, seed): build, train, test once, write the job's files."""
     config, specs = the_plan.config, the_plan.specs
     train = config["train"]
@@ -295,11 +317,11 @@ def _run_job(protocol, fold, seed, features, upstream, layers, the_plan: Plan, r
     if features is None:  # fine-tuning: the encoder is part of the model
         tuning = config["upstream"]["params"]
         finetune.prepare(upstream, tuning["freeze_frontend"], tuning["gradient_checkpointing"])
-        model = finetune.FineTuneModel(upstream, model, layers)
+        model = finetune.FineTuneModel(upstream, model, layers, vad_level)
         groups = finetune.parameter_groups(model, train["lr"], tuning["lr"])
         batcher = AudioBatcher(protocol.utterances, protocol.classes, train["crop_seconds"], seed, the_plan.device)
     else:
-        batcher = FeatureBatcher(features, protocol.utterances, protocol.classes, the_plan.device)
+        batcher = FeatureBatcher(features, protocol.utterances, protocol.classes, the_plan.device, vad_masks)
     data = FoldData(batcher, protocol.utterances, protocol.classes, fold.train, fold.dev, fold.test)
     with reporter.task(f"fold {fold.name} seed {seed} (epochs)", train["max_epochs"], announce=False) as advance:
         outcome = train_fold(

@@ -6,19 +6,21 @@ import torch
 from torch.nn import functional as F
 
 from serbench.hookspecs import hookimpl
-from serbench.specs import Spec
+from serbench.specs import Param, Spec
 
 
 class CrossEntropy:
-    """Cross-entropy on ``outputs['logits']``; ``weights`` rebalance classes when given."""
+    """Cross-entropy on ``outputs['logits']``; ``weights`` rebalance classes when given,
+    ``smoothing`` spreads that much target mass uniformly over the classes."""
 
-    def __init__(self, weights: list[float] | None = None):
+    def __init__(self, weights: list[float] | None = None, smoothing: float = 0.0):
         self.weights = None if weights is None else torch.tensor(weights, dtype=torch.float32)
+        self.smoothing = smoothing
 
     def __call__(self, outputs: dict, batch: dict) -> torch.Tensor:
         logits = outputs["logits"]
         weight = None if self.weights is None else self.weights.to(logits.device)
-        return F.cross_entropy(logits, batch["labels"], weight=weight)
+        return F.cross_entropy(logits, batch["labels"], weight=weight, label_smoothing=self.smoothing)
 
 
 def inverse_frequency(train_counts: list[int]) -> list[float]:
@@ -36,6 +38,10 @@ def make_weighted_ce(classes: list[str], train_counts: list[int]) -> CrossEntrop
     return CrossEntropy(inverse_frequency(train_counts))
 
 
+def make_label_smoothing(classes: list[str], train_counts: list[int], smoothing: float, weighted: bool) -> CrossEntropy:
+    return CrossEntropy(inverse_frequency(train_counts) if weighted else None, smoothing)
+
+
 @hookimpl
 def register_losses() -> list[Spec]:
     return [
@@ -44,5 +50,14 @@ def register_losses() -> list[Spec]:
             name="weighted_ce",
             factory=make_weighted_ce,
             summary="cross-entropy with class weights N / (C * n_c) from the training split",
+        ),
+        Spec(
+            name="label_smoothing",
+            factory=make_label_smoothing,
+            summary="cross-entropy with label smoothing, optionally class-weighted",
+            params=(
+                Param("smoothing", float, 0.1, "target mass spread over all classes"),
+                Param("weighted", bool, True, "class weights N / (C * n_c) as in weighted_ce"),
+            ),
         ),
     ]

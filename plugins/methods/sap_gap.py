@@ -1,0 +1,86 @@
+"""``sap_gap``: SAP+GAP, Hyeon, Oh & Choi, "Enhancing Speech Emotion Recognition through
+Segmental Average Pooling of Self-Supervised Learning Features" (Interspeech 2024).
+
+GAP(X) is the mean of all valid frames; SAP(X) the mean of multi-head self-attention outputs
+over the frames voice activity detection marks as speech (see the ``segmental`` pooling).
+SR(X) = concat(GAP, SAP) is projected to 32 dimensions and feeds a classifier and two
+regressors (valence, arousal); the ``mtl`` loss trains all three.
+
+Choices where the paper is silent, each a parameter: the frames come from the encoder's last
+layer (``layer=last``; ``weighted`` learns a softmax over layers as SUPERB does); the 32-d
+projection is Linear then ReLU; ``mode`` picks SR (the method), GAP or SAP alone, the paper's
+three rows.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from serbench.downstream import DownstreamContext
+from serbench.hookspecs import hookimpl
+from serbench.specs import Param, Spec
+from serbench_plugins.methods.superb import LayerWeights
+from serbench_plugins.poolings.basic import MeanPooling
+from serbench_plugins.poolings.segmental import CITATION, SegmentalPooling
+
+REPORTED = [  # IEMOCAP 10-fold leave-one-speaker-out, WavLM Large fine-tuned; mean (95% CI)
+    {"variant": "mode=gap", "protocol": "iemocap_loso10", "metric": "ua", "value": 73.87, "ci95": [71.34, 76.39]},
+    {"variant": "mode=gap", "protocol": "iemocap_loso10", "metric": "wa", "value": 73.27, "ci95": [70.90, 75.64]},
+    {"variant": "mode=sap", "protocol": "iemocap_loso10", "metric": "ua", "value": 73.48, "ci95": [71.13, 75.83]},
+    {"variant": "mode=sap", "protocol": "iemocap_loso10", "metric": "wa", "value": 72.45, "ci95": [70.34, 74.57]},
+    {"variant": "mode=sr", "protocol": "iemocap_loso10", "metric": "ua", "value": 75.57, "ci95": [72.25, 78.89]},
+    {"variant": "mode=sr", "protocol": "iemocap_loso10", "metric": "wa", "value": 74.77, "ci95": [72.02, 77.52]},
+]
+RECIPE = {"upstream": "wavlm_large", "upstream.finetune": True, "train.lr": 3e-5, "train.batch_size": 64,
+          "train.max_epochs": 30, "train.patience": 5, "warmup_ratio": 0.1, "schedule": "cosine",
+          "truncate_seconds": 19, "early_stopping_on": "dev total loss"}
+
+
+class SapGap(nn.Module):
+    def __init__(self, context: DownstreamContext, mode: str, layer: str, projection: int, heads: int,
+                 dropout: float, vad_aggressiveness: int):
+        super().__init__()
+        self.mode = mode
+        self.layers = LayerWeights(context.num_layers) if layer == "weighted" else None
+        dim = context.dim
+        self.gap = MeanPooling(dim)
+        self.sap = SegmentalPooling(dim, heads, dropout)
+        width = {"sr": 2 * dim, "gap": dim, "sap": dim}[mode]
+        self.project = nn.Sequential(nn.Linear(width, projection), nn.ReLU(), nn.Dropout(dropout))
+        self.classifier = nn.Linear(projection, len(context.classes))
+        self.valence = nn.Linear(projection, 1)
+        self.arousal = nn.Linear(projection, 1)
+
+    def forward(self, batch: dict) -> dict:
+        features = batch["features"]
+        frames = self.layers(features) if self.layers is not None else features[:, -1]
+        parts = []
+        if self.mode in ("sr", "gap"):
+            parts.append(self.gap(frames, batch["mask"], batch))
+        if self.mode in ("sr", "sap"):
+            parts.append(self.sap(frames, batch["mask"], batch))
+        z = self.project(torch.cat(parts, dim=-1))
+        return {"logits": self.classifier(z), "valence": self.valence(z).squeeze(-1), "arousal": self.arousal(z).squeeze(-1)}
+
+
+@hookimpl
+def register_downstreams() -> list[Spec]:
+    return [
+        Spec(
+            name="sap_gap",
+            factory=SapGap,
+            summary="SAP+GAP (Hyeon et al. 2024): VAD-gated self-attention mean + global mean, MTL heads",
+            params=(
+                Param("mode", str, "sr", "sr = concat(GAP, SAP) (the method); gap or sap alone", ("sr", "gap", "sap")),
+                Param("layer", str, "last", "encoder layer used: last, or a learned weighting of all", ("last", "weighted")),
+                Param("projection", int, 32, "width of the shared projection"),
+                Param("heads", int, 8, "SAP attention heads"),
+                Param("dropout", float, 0.1, "dropout in SAP and after the projection"),
+                Param("vad_aggressiveness", int, 3, "WebRTC VAD aggressiveness, 0 to 3", (0, 1, 2, 3)),
+            ),
+            version="1",
+            citation=CITATION,
+            meta={"default_loss": "mtl", "needs": ("vad", "attributes"), "reported": REPORTED, "recipe": RECIPE},
+        )
+    ]
