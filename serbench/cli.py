@@ -74,9 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("-o", dest="overrides", action="append", default=[], metavar="protocol.KEY=VALUE")
 
     board = sub.add_parser("leaderboard", help="markdown table from result files or run directories")
-    board.add_argument("results", nargs="+", metavar="RESULT", help="result.json files or run directories")
+    board.add_argument("results", nargs="*", metavar="RESULT", help="result.json files or run directories")
+    board.add_argument("--reported", action="store_true", help="the papers' reported numbers from the plugins' metadata")
     board.add_argument("-o", "--output", help="write the table to this file instead of stdout")
     board.add_argument("--ci", default="t", choices=leaderboard.CI_KINDS, help="interval shown (default: t)")
+
+    fuse = sub.add_parser("fuse", help="late fusion of runs, per-class weights fitted on dev (COBYLA)")
+    fuse.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    fuse.add_argument("--out", required=True, help="the fused run directory to write")
 
     cache = sub.add_parser("cache", help="the feature cache under $SERBENCH_CACHE")
     cache.add_argument("action", choices=("ls", "du", "clear"), help="list folders, total size, or delete")
@@ -216,8 +221,21 @@ def cmd_data(args: argparse.Namespace, out: Console) -> int:
     return 0
 
 
+def cmd_fuse(args: argparse.Namespace, out: Console) -> None:
+    from serbench.fusion import fuse
+
+    result = fuse(args.runs, args.out)
+    out.print(summary_table(result))
+    out.print(f"result: {result.run_dir / 'result.json'}")
+
+
 def cmd_leaderboard(args: argparse.Namespace, out: Console) -> None:
-    text = leaderboard.markdown([load_result(p) for p in args.results], args.ci)
+    if args.reported:
+        text = leaderboard.reported(registry())
+    elif args.results:
+        text = leaderboard.markdown([load_result(p) for p in args.results], args.ci)
+    else:
+        raise SerbenchError("serbench leaderboard: give result files or run directories, or --reported")
     if args.output:
         write_text(args.output, text)
         out.print(f"wrote {args.output}")
@@ -266,7 +284,7 @@ def cmd_config(args: argparse.Namespace, out: Console) -> None:
 
 
 COMMANDS = {"run": cmd_run, "list": cmd_list, "plugins": cmd_plugins, "splits": cmd_splits,
-            "data": cmd_data, "leaderboard": cmd_leaderboard, "cache": cmd_cache, "config": cmd_config}
+            "data": cmd_data, "fuse": cmd_fuse, "leaderboard": cmd_leaderboard, "cache": cmd_cache, "config": cmd_config}
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:

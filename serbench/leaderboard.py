@@ -46,3 +46,18 @@ def markdown(results: Sequence[Result], ci: str = "t") -> str:
     note = "Student-t over folds" if ci == "t" else "speaker-level bootstrap"
     body = tabulate(rows(results, ci), headers=headers, tablefmt="pipe", disable_numparse=True)
     return f"{body}\n\nValues: mean ± half-width of the 95% confidence interval ({note}).\n"
+
+
+def reported(reg) -> str:
+    """The papers' own numbers, from each downstream's ``meta['reported']``, for reading
+    beside what serbench measures. Values as the papers print them (percent or fraction)."""
+    table = []
+    for name in sorted(reg.specs["downstream"]):
+        spec = reg.specs["downstream"][name]
+        for row in spec.meta.get("reported", []):
+            ci = row.get("ci95")
+            table.append([spec.meta.get("paper", spec.citation), name, row.get("variant", ""), row["protocol"] + (f" ({row['split']})" if row.get("split") else ""),
+                          row["metric"], f"{row['value']:g}", f"[{ci[0]:g}, {ci[1]:g}]" if ci else ""])
+    headers = ["paper", "downstream", "variant", "protocol", "metric", "reported", "95% CI"]
+    body = tabulate(table, headers=headers, tablefmt="pipe", disable_numparse=True)
+    return f"{body}\n\nNumbers as published by each method's authors (their encoders, recipes and splits), not measured by serbench.\n"

@@ -32,6 +32,11 @@ def job_files(run_dir: Path, fold: str, seed: int) -> tuple[Path, Path]:
     return stem.with_suffix(".json"), stem.with_suffix(".csv")
 
 
+def dev_file(run_dir: Path, fold: str, seed: int) -> Path:
+    """Dev-set probabilities of the selected model: what fusion weights are fitted on."""
+    return run_dir / "folds" / f"{job_stem(fold, seed)}.dev.csv"
+
+
 def job_done(run_dir: Path, fold: str, seed: int) -> bool:
     metrics_file, predictions_file = job_files(run_dir, fold, seed)
     if not (metrics_file.exists() and predictions_file.exists()):
@@ -43,8 +48,9 @@ def job_done(run_dir: Path, fold: str, seed: int) -> bool:
     return True
 
 
-def write_job(run_dir: Path, record: dict, predictions: pd.DataFrame) -> None:
+def write_job(run_dir: Path, record: dict, predictions: pd.DataFrame, dev: pd.DataFrame) -> None:
     metrics_file, predictions_file = job_files(run_dir, record["fold"], record["seed"])
+    write_text(dev_file(run_dir, record["fold"], record["seed"]), dev.to_csv(index=False, float_format="%.6f"))
     write_text(predictions_file, predictions.to_csv(index=False, float_format="%.6f"))
     write_json(metrics_file, record)
 

@@ -329,6 +329,7 @@ def _run_job(protocol, fold, seed, features, upstream, layers, the_plan: Plan, r
             on_epoch=lambda epoch, dev: advance(1), groups=groups,
         )
     frame = _predictions_frame(protocol, fold.name, seed, fold.test, outcome.test_probs)
+    dev_frame = _predictions_frame(protocol, fold.name, seed, fold.dev, outcome.dev_probs)
     y_true = np.array([protocol.classes.index(label) for label in frame["label"]])
     metrics = score(y_true, outcome.test_probs.argmax(1), protocol.classes)
     record = {
@@ -345,7 +346,7 @@ def _run_job(protocol, fold, seed, features, upstream, layers, the_plan: Plan, r
         "dev_history": outcome.dev_history,
         "train_s": round(time.perf_counter() - t0, 3),
     }
-    write_job(run_dir, record, frame)
+    write_job(run_dir, record, frame, dev_frame)
     reporter.info(
         f"fold {fold.name} seed {seed}: " + ", ".join(f"{m} {metrics[m] * 100:.2f}" for m in METRICS)
         + f" (best epoch {outcome.best_epoch}/{outcome.epochs_run})"

@@ -46,6 +46,7 @@ class FoldData:
 @dataclass
 class FoldOutcome:
     test_probs: np.ndarray  # [N_test, K]
+    dev_probs: np.ndarray  # [N_dev, K], from the selected weights (fusion fits on these)
     best_epoch: int
     epochs_run: int
     dev_history: list[float]
@@ -119,5 +120,6 @@ def train_fold(
         elif epoch - best_epoch >= params["patience"]:
             break
     model.load_state_dict(best_state)
+    dev_probs = predict(model, data, data.dev, device, 2 * params["batch_size"])
     test_probs = predict(model, data, data.test, device, 2 * params["batch_size"])
-    return FoldOutcome(test_probs, best_epoch, epoch, history)
+    return FoldOutcome(test_probs, dev_probs, best_epoch, epoch, history)

@@ -81,6 +81,6 @@ def register_downstreams() -> list[Spec]:
             ),
             version="1",
             citation=CITATION,
-            meta={"default_loss": "mtl", "needs": ("vad", "attributes"), "reported": REPORTED, "recipe": RECIPE},
+            meta={"paper": "Hyeon et al., Interspeech 2024", "default_loss": "mtl", "needs": ("vad", "attributes"), "reported": REPORTED, "recipe": RECIPE},
         )
     ]

@@ -103,7 +103,7 @@ def register_downstreams() -> list[Spec]:
             ),
             version="1",
             citation=CITATION,
-            meta={"default_pooling": "mean", "default_loss": "weighted_ce", "needs": _needs,
+            meta={"paper": "Diatlova et al., Odyssey 2024", "default_pooling": "mean", "default_loss": "weighted_ce", "needs": _needs,
                   "reported": REPORTED, "recipe": RECIPE},
         )
     ]

@@ -1,0 +1,137 @@
+"""``serbench fuse``: late fusion of several runs with per-class weights fitted on dev.
+
+For each (fold, seed) job the runs share, a weight matrix W (models x classes) is fitted on
+the dev probabilities by COBYLA (scipy) to maximise the protocol's main metric of
+argmax_c sum_m W[m, c] p_m(c); test is then scored once with that W. Constraint: each class's
+weights over models are non-negative and sum to 1. (Diatlova et al. 2024 state that rows and
+columns sum to 1; with five models and eight classes both cannot hold, so serbench keeps the
+column constraint, which makes every class score a convex mix of the models' scores.) The
+metric is piecewise constant, so the optimiser starts from uniform weights and the result is
+never worse on dev than the best single run: if COBYLA ends below it, that run's one-hot
+weights are kept.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize
+
+import serbench
+from serbench.atomic import write_json
+from serbench.errors import SerbenchError
+from serbench.metrics import METRICS, confusion, from_confusion, score
+from serbench.results import SCHEMA, Result, dev_file, job_files, load_result, read_jobs, summarize_run, write_job, write_result
+
+
+def _score(probs: np.ndarray, weights: np.ndarray, labels: np.ndarray, metric: str) -> float:
+    fused = np.einsum("mnc,mc->nc", probs, weights)
+    return float(from_confusion(confusion(labels, fused.argmax(1), probs.shape[2]))[metric])
+
+
+def fit_weights(dev_probs: np.ndarray, labels: np.ndarray, metric: str, max_iter: int = 400) -> np.ndarray:
+    """W [models, classes] with W >= 0 and every column summing to 1."""
+    models, _, classes = dev_probs.shape
+    start = np.full((models, classes), 1.0 / models)
+
+    def objective(flat):
+        return -_score(dev_probs, np.clip(flat.reshape(models, classes), 0, None), labels, metric)
+
+    constraints = [{"type": "ineq", "fun": lambda w: w}]
+    for c in range(classes):
+        column = np.zeros((models, classes))
+        column[:, c] = 1
+        column = column.ravel()
+        constraints += [{"type": "ineq", "fun": lambda w, v=column: v @ w - 1 + 1e-9},
+                        {"type": "ineq", "fun": lambda w, v=column: 1 + 1e-9 - v @ w}]
+    found = minimize(objective, start.ravel(), method="COBYLA", constraints=constraints,
+                     options={"maxiter": max_iter, "rhobeg": 0.3})
+    weights = np.clip(found.x.reshape(models, classes), 0, None)
+    weights /= weights.sum(0, keepdims=True).clip(min=1e-12)
+    candidates = [weights, start] + [np.eye(models)[[m] * classes].T.copy() for m in range(models)]
+    return max(candidates, key=lambda w: _score(dev_probs, w, labels, metric))
+
+
+def fuse(run_dirs: list[str | Path], out: str | Path) -> Result:
+    runs = [load_result(p) for p in run_dirs]
+    if len(runs) < 2:
+        raise SerbenchError("serbench fuse: give at least two run directories")
+    first = runs[0].data
+    for r in runs[1:]:
+        if r.data["config"]["protocol"] != first["config"]["protocol"] or r.data["classes"] != first["classes"]:
+            raise SerbenchError(f"{r.run_dir}: protocol or classes differ from {runs[0].run_dir}; fusion needs the same task")
+    classes, metric = first["classes"], first.get("main_metric", "ua")
+    jobs = sorted(set.intersection(*({(f["fold"], f["seed"]) for f in r.data["folds"]} for r in runs)))
+    if not jobs:
+        raise SerbenchError("serbench fuse: the runs share no (fold, seed) job")
+    out = Path(out)
+    index = {c: k for k, c in enumerate(classes)}
+    columns = [f"prob_{c}" for c in classes]
+    weights_by_job = {}
+    for fold, seed in jobs:
+        dev, test = [], []
+        for r in runs:
+            path = dev_file(r.run_dir, fold, seed)
+            if not path.exists():
+                raise SerbenchError(f"{path}: missing (runs made before dev predictions were kept cannot be fused)")
+            dev.append(pd.read_csv(path, dtype={"fold": str, "speaker": str, "utterance_id": str}).set_index("utterance_id"))
+            test.append(pd.read_csv(job_files(r.run_dir, fold, seed)[1], dtype={"fold": str, "speaker": str, "utterance_id": str}).set_index("utterance_id"))
+        dev_ids, test_ids = dev[0].index, test[0].index
+        for frame, ids in [(d, dev_ids) for d in dev] + [(t, test_ids) for t in test]:
+            if set(frame.index) != set(ids):
+                raise SerbenchError(f"fold {fold}: the runs' dev or test utterances differ; fusion needs the same splits")
+        dev_probs = np.stack([d.loc[dev_ids, columns].to_numpy() for d in dev])
+        test_probs = np.stack([t.loc[test_ids, columns].to_numpy() for t in test])
+        labels = dev[0].loc[dev_ids, "label"].map(index).to_numpy()
+        weights = fit_weights(dev_probs, labels, metric)
+        weights_by_job[f"{fold}/{seed}"] = weights.round(6).tolist()
+        fused_test = np.einsum("mnc,mc->nc", test_probs, weights)
+        fused_dev = np.einsum("mnc,mc->nc", dev_probs, weights)
+        fused_test /= fused_test.sum(1, keepdims=True)
+        fused_dev /= fused_dev.sum(1, keepdims=True)
+        frames = []
+        for ids, probs, source in ((test_ids, fused_test, test[0]), (dev_ids, fused_dev, dev[0])):
+            frame = source.loc[ids, ["fold", "seed", "speaker", "label"]].reset_index()
+            frame = frame[["fold", "seed", "utterance_id", "speaker", "label"]]
+            frame.insert(5, "prediction", [classes[k] for k in probs.argmax(1)])
+            for k, c in enumerate(classes):
+                frame[f"prob_{c}"] = probs[:, k]
+            frames.append(frame)
+        y_true = frames[0]["label"].map(index).to_numpy()
+        metrics = score(y_true, fused_test.argmax(1), classes)
+        source = next(f for f in first["folds"] if (f["fold"], f["seed"]) == (fold, seed))
+        record = {"fold": fold, "seed": seed, "n_train": source["n_train"], "n_dev": len(dev_ids),
+                  "n_test": len(test_ids), "metrics": {m: metrics[m] for m in METRICS},
+                  "per_class": metrics["per_class"], "confusion": metrics["confusion"],
+                  "best_epoch": None, "dev_score": _score(dev_probs, weights, labels, metric),
+                  "weights": weights_by_job[f"{fold}/{seed}"], "train_s": 0.0}
+        write_job(out, record, frames[0], frames[1])
+    config = {"fused_runs": [str(r.run_dir) for r in runs], "weights": weights_by_job}
+    write_json(out / "config.json", config)
+    records, predictions = read_jobs(out, jobs)
+    data = {
+        "schema": SCHEMA,
+        "serbench_version": serbench.__version__,
+        "run_id": out.name,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "config": {
+            "upstream": "+".join(sorted({r.data["config"]["upstream"] for r in runs})),
+            "downstream": "fusion(" + ", ".join(r.run_id for r in runs) + ")",
+            "pooling": None, "loss": None,
+            "protocol": first["config"]["protocol"],
+            "seeds": sorted({s for _, s in jobs}),
+            "overrides": {},
+            "fused_runs": [r.run_id for r in runs],
+        },
+        "plugins": {"fusion": "1"},
+        "environment": first["environment"],
+        "classes": classes,
+        "main_metric": metric,
+        "folds": [{k: r[k] for k in ("fold", "seed", "n_train", "n_dev", "n_test", "metrics", "best_epoch")} for r in records],
+        "summary": summarize_run(records, predictions, classes),
+        "timing": {"total_s": 0.0, "features_s": 0.0, "train_s": 0.0},
+    }
+    return write_result(out, data, predictions)

@@ -1,0 +1,90 @@
+"""The published methods end to end on the embedded corpus, their needs, and fusion."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import balanced_accuracy_score
+
+import serbench
+from serbench.errors import SerbenchError
+from serbench.fusion import _score, fit_weights
+
+from conftest import run_cli
+from lookalike import tiny_wav
+
+FAST = ["protocol.per_class=2", "train.max_epochs=2"]
+
+
+def test_sap_gap_end_to_end(tmp_path):
+    result = serbench.run("tiny", "sap_gap", protocol="synthetic", out=tmp_path, overrides=FAST)
+    assert result.data["config"]["loss"] == "mtl"
+    no_speech = result.data["annotations"]["vad_no_speech"]
+    assert isinstance(no_speech, int) and 0 <= no_speech < 80
+    assert len(result.data["folds"]) == 5 and 0 <= result.summary["ua"]["mean"] <= 1
+
+
+@pytest.mark.parametrize("options", [["downstream.gender=cln"], ["downstream.text=sum_third"]])
+def test_wavlm_cond_end_to_end(tmp_path, options):
+    result = serbench.run("tiny", "wavlm_cond", pooling="attention", protocol="synthetic", out=tmp_path,
+                          overrides=FAST + options)
+    assert result.data["config"]["loss"] == "weighted_ce" and result.data["config"]["pooling"] == "attention"
+    assert len(result.data["folds"]) == 5
+
+
+def _csv_without_side_information(tmp_path):
+    rows = []
+    for k in range(8):
+        tiny_wav(tmp_path / f"{k}.wav", seed=k, seconds=0.3)
+        rows.append(f"{k}.wav,{'ab'[k % 2]},{['train', 'dev', 'test', 'train'][k % 4]}")
+    path = tmp_path / "c.csv"
+    path.write_text("path,label,split\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_missing_side_information_fails_before_any_work(tmp_path):
+    data = _csv_without_side_information(tmp_path)
+    with pytest.raises(SerbenchError, match=r"downstream sap_gap needs dimensional labels \(valence, arousal\), which protocol csv:c.csv lacks for 8 of 8"):
+        serbench.run("fbank", "sap_gap", protocol="csv", data=data, out=tmp_path / "runs")
+    with pytest.raises(SerbenchError, match=r"downstream wavlm_cond needs speaker gender"):
+        serbench.run("fbank", "wavlm_cond", protocol="csv", data=data, out=tmp_path / "runs", overrides=["downstream.gender=sum"])
+    assert not (tmp_path / "runs").exists()
+
+
+def test_fitted_weights_keep_their_constraints_and_never_lose_on_dev():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 200)
+    models = []
+    for skill in (0.5, 0.3, 0.2):  # each model right on a share of the utterances
+        p = rng.dirichlet(np.ones(4), 200)
+        right = rng.random(200) < skill
+        p[right, labels[right]] += 1.0
+        models.append(p / p.sum(1, keepdims=True))
+    probs = np.stack(models)
+    weights = fit_weights(probs, labels, "ua")
+    assert weights.shape == (3, 4) and (weights >= 0).all()
+    np.testing.assert_allclose(weights.sum(0), 1.0, atol=1e-6)
+    best_single = max(_score(probs, np.eye(3)[[m] * 4].T, labels, "ua") for m in range(3))
+    assert _score(probs, weights, labels, "ua") >= best_single
+
+
+def test_fuse_command_writes_a_run_that_the_leaderboard_reads(tmp_path):
+    a = serbench.run("fbank", "superb", protocol="synthetic", out=tmp_path, overrides=FAST)
+    b = serbench.run("fbank", "wavlm_cond", pooling="std", protocol="synthetic", out=tmp_path, overrides=FAST)
+    fused = tmp_path / "fused"
+    done = run_cli("fuse", str(a.run_dir), str(b.run_dir), "--out", str(fused))
+    assert done.returncode == 0, done.stderr
+    result = json.loads((fused / "result.json").read_text())
+    assert result["config"]["fused_runs"] == [a.run_id, b.run_id]
+    for job, weights in json.loads((fused / "config.json").read_text())["weights"].items():
+        np.testing.assert_allclose(np.array(weights).sum(0), 1.0, atol=1e-5)
+    fused_fold = json.loads((fused / "folds" / "fold-1_seed-0.json").read_text())
+    for run in (a, b):  # never worse on dev than either run alone
+        dev = pd.read_csv(run.run_dir / "folds" / "fold-1_seed-0.dev.csv")
+        single = balanced_accuracy_score(dev["label"], dev["prediction"])
+        assert fused_fold["dev_score"] >= single - 1e-9
+    board = run_cli("leaderboard", str(fused), str(a.run_dir))
+    assert board.returncode == 0 and "fusion(" in board.stdout
