@@ -53,12 +53,15 @@ class FeatureBatcher:
 
     def __init__(self, features: Mapping[str, np.ndarray], utterances: Mapping[str, Utterance],
                  classes: Sequence[str], device: torch.device | str = "cpu",
-                 vad: Mapping[str, np.ndarray] | None = None):
+                 vad: Mapping[str, np.ndarray] | None = None, max_frames: int = 0):
         self.features, self.utterances, self.device, self.vad = features, utterances, device, vad
+        self.max_frames = max_frames
         self.class_index = {c: k for k, c in enumerate(classes)}
 
     def __call__(self, ids: Sequence[str], labels: Mapping[str, str] | None = None, train: bool = False) -> dict:
         arrays = [self.features[i] for i in ids]
+        if self.max_frames:
+            arrays = [a[:, : self.max_frames] for a in arrays]
         layers, _, dim = arrays[0].shape
         lengths = torch.tensor([a.shape[1] for a in arrays])
         padded = torch.zeros(len(ids), layers, int(lengths.max()), dim)
@@ -70,7 +73,8 @@ class FeatureBatcher:
         if self.vad is not None:
             vad = torch.zeros(len(ids), padded.shape[2], dtype=torch.bool)
             for row, i in enumerate(ids):
-                vad[row, : self.vad[i].size] = torch.from_numpy(self.vad[i])
+                mask = self.vad[i][: padded.shape[2]]
+                vad[row, : mask.size] = torch.from_numpy(mask)
             batch["vad"] = vad.to(self.device)
         return batch
 
@@ -80,14 +84,17 @@ class AudioBatcher:
     ``crop_seconds`` (0 keeps whole utterances), evaluation batches never are."""
 
     def __init__(self, utterances: Mapping[str, Utterance], classes: Sequence[str], crop_seconds: float,
-                 seed: int, device: torch.device | str = "cpu", sample_rate: int = 16_000):
+                 seed: int, device: torch.device | str = "cpu", sample_rate: int = 16_000, max_seconds: float = 0.0):
         self.utterances, self.device = utterances, device
         self.class_index = {c: k for k, c in enumerate(classes)}
         self.crop = int(crop_seconds * sample_rate)
         self.rng = np.random.default_rng(seed)
+        self.max_samples = int(max_seconds * sample_rate)
 
     def __call__(self, ids: Sequence[str], labels: Mapping[str, str] | None = None, train: bool = False) -> dict:
         wavs = [load_audio(self.utterances[i].path) for i in ids]
+        if self.max_samples:
+            wavs = [w[: self.max_samples] for w in wavs]
         if train and self.crop:
             cropped = []
             for w in wavs:

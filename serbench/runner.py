@@ -319,9 +319,11 @@ def _run_job(protocol, fold, seed, features, upstream, layers, the_plan: Plan, r
         finetune.prepare(upstream, tuning["freeze_frontend"], tuning["gradient_checkpointing"])
         model = finetune.FineTuneModel(upstream, model, layers, vad_level)
         groups = finetune.parameter_groups(model, train["lr"], tuning["lr"])
-        batcher = AudioBatcher(protocol.utterances, protocol.classes, train["crop_seconds"], seed, the_plan.device)
+        batcher = AudioBatcher(protocol.utterances, protocol.classes, train["crop_seconds"], seed, the_plan.device,
+                               max_seconds=train["max_seconds"])
     else:
-        batcher = FeatureBatcher(features, protocol.utterances, protocol.classes, the_plan.device, vad_masks)
+        max_frames = int(train["max_seconds"] * upstream.frame_rate)
+        batcher = FeatureBatcher(features, protocol.utterances, protocol.classes, the_plan.device, vad_masks, max_frames)
     data = FoldData(batcher, protocol.utterances, protocol.classes, fold.train, fold.dev, fold.test)
     with reporter.task(f"fold {fold.name} seed {seed} (epochs)", train["max_epochs"], announce=False) as advance:
         outcome = train_fold(

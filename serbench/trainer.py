@@ -6,6 +6,7 @@ Model selection reads dev only; test is predicted once, after the best weights a
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -26,6 +27,10 @@ TRAIN_PARAMS = (
     Param("grad_clip", float, 5.0, "gradient-norm clipping (0 disables it)"),
     Param("shuffle_labels", bool, False, "permute training labels: a leakage sanity check"),
     Param("bf16", bool, False, "bf16 autocast for training steps"),
+    Param("schedule", str, "constant", "learning-rate schedule after warm-up", ("constant", "cosine")),
+    Param("warmup_ratio", float, 0.0, "share of all steps with a linear warm-up"),
+    Param("select_on", str, "metric", "dev criterion for early stopping: the main metric, or the loss", ("metric", "loss")),
+    Param("max_seconds", float, 0.0, "truncate every utterance to its first N seconds (0: keep whole)"),
     Param("crop_seconds", float, 0.0, "fine-tuning: random crop of training utterances to at most this (0: none)"),
 )
 
@@ -73,6 +78,32 @@ def dev_score(probs: np.ndarray, labels: np.ndarray, metric: str) -> float:
     return float(from_confusion(confusion(labels, probs.argmax(1), probs.shape[1]))[metric])
 
 
+@torch.no_grad()
+def dev_loss(model: nn.Module, loss_fn, data: FoldData, batch_size: int) -> float:
+    """Mean training loss over dev, weighted by batch size."""
+    model.eval()
+    total = 0.0
+    for chunk in _batches(data.dev, batch_size, None):
+        batch = data.batcher(chunk)
+        total += float(loss_fn(model(batch), batch)) * len(chunk)
+    return total / max(len(data.dev), 1)
+
+
+def schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float, kind: str):
+    """Linear warm-up over ``warmup_ratio`` of the steps, then constant or cosine to zero."""
+    warmup = int(round(warmup_ratio * total_steps))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if kind == "constant":
+            return 1.0
+        progress = (step - warmup) / max(total_steps - warmup, 1)
+        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 def train_fold(
     model: nn.Module,
     loss_fn: Callable[[dict, dict], torch.Tensor],
@@ -97,6 +128,8 @@ def train_fold(
     groups = groups or [{"params": [p for p in model.parameters() if p.requires_grad]}]
     optimizer = torch.optim.AdamW(groups, lr=params["lr"], weight_decay=params["weight_decay"])
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=params["bf16"])
+    steps_per_epoch = math.ceil(len(data.train) / params["batch_size"])
+    scheduler = schedule(optimizer, steps_per_epoch * params["max_epochs"], params["warmup_ratio"], params["schedule"])
     best_score, best_epoch, best_state, history = -np.inf, 0, None, []
     epoch = 0
     for epoch in range(1, params["max_epochs"] + 1):
@@ -110,7 +143,11 @@ def train_fold(
             if params["grad_clip"] > 0:
                 nn.utils.clip_grad_norm_(model.parameters(), params["grad_clip"])
             optimizer.step()
-        score = dev_score(predict(model, data, data.dev, device, 2 * params["batch_size"]), dev_labels, main_metric)
+            scheduler.step()
+        if params["select_on"] == "loss":
+            score = -dev_loss(model, loss_fn, data, 2 * params["batch_size"])
+        else:
+            score = dev_score(predict(model, data, data.dev, device, 2 * params["batch_size"]), dev_labels, main_metric)
         history.append(score)
         if on_epoch:
             on_epoch(epoch, score)

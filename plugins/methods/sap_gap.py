@@ -33,8 +33,8 @@ REPORTED = [  # IEMOCAP 10-fold leave-one-speaker-out, WavLM Large fine-tuned; m
     {"variant": "mode=sr", "protocol": "iemocap_loso10", "metric": "wa", "value": 74.77, "ci95": [72.02, 77.52]},
 ]
 RECIPE = {"upstream": "wavlm_large", "upstream.finetune": True, "train.lr": 3e-5, "train.batch_size": 64,
-          "train.max_epochs": 30, "train.patience": 5, "warmup_ratio": 0.1, "schedule": "cosine",
-          "truncate_seconds": 19, "early_stopping_on": "dev total loss"}
+          "train.max_epochs": 30, "train.patience": 5, "train.warmup_ratio": 0.1, "train.schedule": "cosine",
+          "train.select_on": "loss", "train.max_seconds": 19.0, "protocol": "iemocap_loso10"}
 
 
 class SapGap(nn.Module):

@@ -1,0 +1,48 @@
+"""Training loop pieces: the learning-rate schedule, dev-loss selection, truncation."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import serbench
+from serbench.batching import FeatureBatcher
+from serbench.corpus import Utterance
+from serbench.trainer import schedule
+
+
+def _lrs(total, warmup, kind):
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = schedule(optimizer, total, warmup, kind)
+    lrs = []
+    for _ in range(total):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return lrs
+
+
+def test_warmup_then_cosine_follows_the_formula():
+    lrs = _lrs(20, 0.1, "cosine")
+    assert lrs[:2] == pytest.approx([0.5, 1.0])
+    for step in range(2, 20):
+        assert lrs[step] == pytest.approx(0.5 * (1 + math.cos(math.pi * (step - 2) / 18)))
+    assert _lrs(10, 0.0, "constant") == [1.0] * 10
+
+
+def test_selecting_on_dev_loss_and_truncating(tmp_path):
+    result = serbench.run("fbank", "superb", protocol="synthetic", out=tmp_path,
+                          overrides=["protocol.per_class=2", "train.max_epochs=3", "train.select_on=loss",
+                                     "train.max_seconds=1.5"])
+    for fold in result.data["folds"]:
+        record = __import__("json").loads((result.run_dir / "folds" / f"fold-{fold['fold']}_seed-0.json").read_text())
+        history = record["dev_history"]  # negated dev losses: the best is the largest
+        assert record["best_epoch"] == int(np.argmax(history)) + 1 and all(h < 0 for h in history)
+
+
+def test_feature_batches_are_truncated_to_max_frames():
+    u = Utterance(id="a", path=None, label="x", speaker="s")
+    features = {"a": np.ones((1, 300, 4), dtype=np.float16)}
+    batch = FeatureBatcher(features, {"a": u}, ["x"], max_frames=150)(["a"])
+    assert batch["features"].shape == (1, 1, 150, 4) and batch["lengths"].tolist() == [150]
