@@ -11,10 +11,13 @@ from torch import nn
 @dataclass(frozen=True)
 class DownstreamContext:
     """Input shape and task: ``num_layers`` hidden states of width ``dim`` at
-    ``frame_rate`` Hz; ``make_pooling(dim)`` builds the chosen pooling for a given width."""
+    ``frame_rate`` Hz; ``make_pooling(dim)`` builds the chosen pooling for a given width;
+    ``train_counts`` are the training split's label counts per class (for class balancing).
+    A model may define ``stages()`` (see :mod:`serbench.stages`) to train in several steps."""
 
     num_layers: int
     dim: int
     frame_rate: float
     classes: tuple[str, ...]
     make_pooling: Callable[[int], nn.Module]
+    train_counts: tuple[int, ...] = ()

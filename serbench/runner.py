@@ -28,7 +28,7 @@ from serbench.atomic import write_json
 from serbench.corpus import Protocol
 from serbench.downstream import DownstreamContext
 from serbench.errors import SerbenchError
-from serbench import finetune, needs
+from serbench import finetune, needs, stages
 from serbench.audio import load_audio
 from serbench.batching import AudioBatcher, FeatureBatcher
 from serbench.cache import CacheKey, FeatureCache
@@ -37,7 +37,7 @@ from serbench.metrics import METRICS, score
 from serbench.overrides import check_keys, parse_overrides
 from serbench.progress import Reporter
 from serbench.registry import Registry, registry
-from serbench.results import SCHEMA, Result, job_done, read_jobs, summarize_run, write_job, write_result
+from serbench.results import SCHEMA, Result, job_done, job_stem, read_jobs, summarize_run, write_job, write_result
 from serbench.trainer import TRAIN_PARAMS, FoldData, train_fold
 from serbench.user_config import cache_dir, data_location, env_var
 from serbench.vad import speech_frames
@@ -310,6 +310,7 @@ def _run_job(protocol, fold, seed, features, upstream, layers, the_plan: Plan, r
         frame_rate=upstream.frame_rate,
         classes=tuple(protocol.classes),
         make_pooling=lambda dim: pooling_spec.factory(dim, **pooling_params),
+        train_counts=tuple(protocol.label_counts(fold.train)),
     )
     model = specs["downstream"].factory(context, **config["downstream"]["params"])
     loss = specs["loss"].factory(protocol.classes, protocol.label_counts(fold.train), **config["loss"]["params"])
@@ -325,6 +326,11 @@ def _run_job(protocol, fold, seed, features, upstream, layers, the_plan: Plan, r
         max_frames = int(train["max_seconds"] * upstream.frame_rate)
         batcher = FeatureBatcher(features, protocol.utterances, protocol.classes, the_plan.device, vad_masks, max_frames)
     data = FoldData(batcher, protocol.utterances, protocol.classes, fold.train, fold.dev, fold.test)
+    method_stages = getattr(model.downstream if features is None else model, "stages", None)
+    if method_stages is not None:
+        model.to(the_plan.device)
+        stages.run_stages(model, method_stages(), {"train": fold.train, "dev": fold.dev}, batcher, the_plan.device,
+                          seed, run_dir / "stages" / job_stem(fold.name, seed), specs["downstream"].name, reporter.info)
     with reporter.task(f"fold {fold.name} seed {seed} (epochs)", train["max_epochs"], announce=False) as advance:
         outcome = train_fold(
             model, loss, data, protocol.main_metric, train, seed, the_plan.device,

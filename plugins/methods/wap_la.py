@@ -1,0 +1,230 @@
+"""``wap_la``: WAP-LA, Song, McLoughlin, Gu, Jiang & Song, "An Efficient Transfer Learning
+Method Based on Adapter with Local Attributes for Speech Emotion Recognition".
+
+A frozen encoder (HuBERT Large in the paper; the feature cache applies) feeds the
+WAP-Transformer adapter: Linear(D -> 384) patch embedding, a learnable position embedding, 3
+transformer blocks of width 384 whose outputs are combined by a learnable weighted average
+(Z = sum_l w_l X^l), then a 3-layer MLP.
+
+Stage 1, ``adapter`` (self-supervised; reads train and dev audio features, no labels): the
+student sees 40% of frame positions replaced by a learnable mask embedding, the teacher (an
+EMA of the student, alpha 0.999, Eq. 2) sees them all. L_rec is the mean over masked
+positions of ||z_t - z_s||^2 (Eq. 1). K prototypes (local attributes) are learned online from
+teacher frames: each frame goes to its nearest prototype (Eq. 4), which moves toward it,
+p <- p + eta (z - p) (Eq. 5; applied per batch with the mean of the frames assigned to p, a
+documented mini-batch reading). L_pce is the cross-entropy on masked positions between the
+teacher's assignments and the student's logits, cosine similarities to the prototypes over a
+temperature. L = lambda L_rec + (1 - lambda) L_pce with lambda ramped linearly from 1.0 to
+0.5 over the stage. Adam, cosine schedule.
+
+Stage 2 is serbench's supervised training: the student adapter, ``sap_stat`` pooling and a
+linear classifier with CE. Minority-class augmentation: during training an utterance of
+class c is, with probability 1 - n_c / max_k n_k, given masked frames (``aug_mask_ratio`` of
+them replaced by the mask embedding), so classes are balanced in expectation.
+``adapter_training=false`` skips stage 1 (the paper's ablation). Choices where the paper is
+silent: the adapter reads the encoder's last layer; 6 attention heads; MLP width 384.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from serbench.downstream import DownstreamContext
+from serbench.hookspecs import hookimpl
+from serbench.specs import Param, Spec
+from serbench.stages import Stage, StageInput
+from serbench_plugins.poolings.statistical_attentive import StatisticalAttentivePooling
+
+REPORTED = [  # IEMOCAP 5-fold leave-one-session-out, HuBERT Large frozen; percent
+    {"variant": variant, "protocol": "iemocap_5fold", "metric": metric, "value": value, "ci95": None}
+    for variant, values in {
+        "K=1024 (default)": (78.32, 77.56, 75.63),
+        "adapter_training=false": (75.73, 74.91, 72.90),
+        "K=512": (77.22, 76.93, 74.26),
+        "K=256": (77.00, 76.21, 75.14),
+        "K=128": (76.10, 76.28, 73.80),
+    }.items()
+    for metric, value in zip(("ua", "wa", "macro_f1"), values)
+]
+RECIPE = {"upstream": "hubert_large", "adapter: Adam lr": 1e-4, "adapter: batch": 96, "adapter: epochs": 100,
+          "train.batch_size": 96, "train.max_epochs": 100, "loss": "ce", "protocol": "iemocap_5fold"}
+
+
+class Adapter(nn.Module):
+    """WAP-Transformer: patch embedding, positions, weighted average of blocks, MLP."""
+
+    def __init__(self, dim_in: int, width: int = 384, blocks: int = 3, heads: int = 6, max_frames: int = 4096,
+                 dropout: float = 0.1):
+        super().__init__()
+        self.patch = nn.Linear(dim_in, width)
+        self.position = nn.Parameter(torch.randn(max_frames, width) * 0.02)
+        self.blocks = nn.ModuleList(
+            nn.TransformerEncoderLayer(width, heads, 4 * width, dropout, batch_first=True, norm_first=True)
+            for _ in range(blocks)
+        )
+        self.block_weights = nn.Parameter(torch.zeros(blocks))
+        self.mlp = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, width), nn.GELU(), nn.Linear(width, width))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, masked: torch.Tensor | None = None,
+                mask_embedding: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.patch(x)
+        if masked is not None:
+            h = torch.where(masked.unsqueeze(-1), mask_embedding.to(h.dtype), h)
+        h = h + self.position[: h.shape[1]]
+        outputs = []
+        for block in self.blocks:
+            h = block(h, src_key_padding_mask=~mask)
+            outputs.append(h)
+        weights = torch.softmax(self.block_weights, dim=0)
+        return self.mlp(torch.einsum("l,lbtd->btd", weights, torch.stack(outputs)))
+
+
+def random_positions(mask: torch.Tensor, ratio: float, generator: torch.Generator) -> torch.Tensor:
+    """About ``ratio`` of each utterance's valid frames (at least one), chosen at random."""
+    scores = torch.rand(mask.shape, generator=generator).to(mask.device).masked_fill(~mask, 2.0)
+    counts = (mask.sum(1) * ratio).ceil().clamp(min=1).long()
+    ranks = scores.argsort(dim=1).argsort(dim=1)
+    return (ranks < counts.unsqueeze(1)) & mask
+
+
+def ema_update(teacher: nn.Module, student: nn.Module, alpha: float) -> None:
+    """theta_t <- alpha theta_t + (1 - alpha) theta_s (Eq. 2)."""
+    with torch.no_grad():
+        for t, s in zip(teacher.parameters(), student.parameters()):
+            t.mul_(alpha).add_(s.detach(), alpha=1 - alpha)
+
+
+def assign(frames: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
+    """Index of the nearest prototype (Euclidean) for each frame (Eq. 4)."""
+    return torch.cdist(frames, prototypes).argmin(dim=-1)
+
+
+def update_prototypes(prototypes: torch.Tensor, frames: torch.Tensor, labels: torch.Tensor, eta: float) -> None:
+    """p_k <- p_k + eta (mean of its frames - p_k) for every prototype that got frames (Eq. 5)."""
+    sums = torch.zeros_like(prototypes).index_add_(0, labels, frames)
+    counts = torch.bincount(labels, minlength=prototypes.shape[0]).to(frames.dtype).unsqueeze(1)
+    hit = counts.squeeze(1) > 0
+    prototypes[hit] += eta * (sums[hit] / counts[hit] - prototypes[hit])
+
+
+def cosine_logits(frames: torch.Tensor, prototypes: torch.Tensor, temperature: float) -> torch.Tensor:
+    return F.normalize(frames, dim=-1) @ F.normalize(prototypes, dim=-1).T / temperature
+
+
+def lambda_at(progress: float, start: float = 1.0, end: float = 0.5) -> float:
+    """The L_rec weight, linear from ``start`` to ``end`` over the stage."""
+    return start + (end - start) * min(max(progress, 0.0), 1.0)
+
+
+class WapLa(nn.Module):
+    def __init__(self, context: DownstreamContext, prototypes: int, mask_ratio: float, alpha: float,
+                 lambda_start: float, lambda_end: float, temperature: float, eta: float, adapter_training: bool,
+                 adapter_epochs: int, adapter_lr: float, adapter_batch_size: int, heads: int, aug_mask_ratio: float,
+                 width: int, blocks: int):
+        super().__init__()
+        self.adapter = Adapter(context.dim, width, blocks)
+        self.teacher = copy.deepcopy(self.adapter).requires_grad_(False)
+        self.mask_embedding = nn.Parameter(torch.randn(width) * 0.02)
+        self.register_buffer("prototypes", torch.randn(prototypes, width))
+        self.pooling = StatisticalAttentivePooling(width, heads)
+        self.classifier = nn.Linear(self.pooling.out_dim, len(context.classes))
+        counts = torch.tensor(context.train_counts or [1] * len(context.classes), dtype=torch.float32)
+        self.register_buffer("augment_probability", 1 - counts / counts.max().clamp(min=1))
+        self.settings = dict(mask_ratio=mask_ratio, alpha=alpha, lambda_start=lambda_start, lambda_end=lambda_end,
+                             temperature=temperature, eta=eta, epochs=adapter_epochs, lr=adapter_lr,
+                             batch_size=adapter_batch_size)
+        self.adapter_training = adapter_training
+        self.aug_mask_ratio = aug_mask_ratio
+
+    def stages(self) -> list[Stage]:
+        if not self.adapter_training:
+            return []
+        return [Stage("adapter", splits=("train", "dev"), labels=False, run=self.train_adapter)]
+
+    def ssl_losses(self, batch: dict, generator: torch.Generator, progress: float) -> torch.Tensor:
+        x, mask = batch["features"][:, -1], batch["mask"]
+        s = self.settings
+        masked = random_positions(mask, s["mask_ratio"], generator)
+        student = self.adapter(x, mask, masked, self.mask_embedding)
+        with torch.no_grad():
+            teacher = self.teacher(x, mask)
+            targets = assign(teacher[masked], self.prototypes)
+            valid = teacher[mask]
+            update_prototypes(self.prototypes, valid, assign(valid, self.prototypes), s["eta"])
+        rec = ((teacher[masked] - student[masked]) ** 2).sum(-1).mean()
+        pce = F.cross_entropy(cosine_logits(student[masked], self.prototypes, s["temperature"]), targets)
+        lam = lambda_at(progress, s["lambda_start"], s["lambda_end"])
+        return lam * rec + (1 - lam) * pce
+
+    def train_adapter(self, stage: StageInput) -> None:
+        s = self.settings
+        generator = torch.Generator().manual_seed(stage.seed)
+        ids = list(stage.ids)
+        with torch.no_grad():  # prototypes start at randomly chosen teacher frames
+            first = stage.batcher(ids[: s["batch_size"]])
+            frames = self.teacher(first["features"][:, -1], first["mask"])[first["mask"]]
+            pick = torch.randint(0, frames.shape[0], (self.prototypes.shape[0],), generator=generator)
+            self.prototypes.copy_(frames[pick.to(frames.device)])
+        params = list(self.adapter.parameters()) + [self.mask_embedding]
+        optimizer = torch.optim.Adam(params, lr=s["lr"])
+        steps = s["epochs"] * math.ceil(len(ids) / s["batch_size"])
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(steps, 1))
+        step = 0
+        self.train()
+        for _ in range(s["epochs"]):
+            order = torch.randperm(len(ids), generator=generator).tolist()
+            for start in range(0, len(ids), s["batch_size"]):
+                batch = stage.batcher([ids[i] for i in order[start : start + s["batch_size"]]], train=True)
+                loss = self.ssl_losses(batch, generator, step / max(steps, 1))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                ema_update(self.teacher, self.adapter, s["alpha"])
+                step += 1
+
+    def forward(self, batch: dict) -> dict:
+        x, mask = batch["features"][:, -1], batch["mask"]
+        masked = None
+        if self.training and "labels" in batch and self.aug_mask_ratio > 0:
+            chosen = torch.rand(len(x), device=x.device) < self.augment_probability[batch["labels"]]
+            frames = torch.rand(mask.shape, device=x.device) < self.aug_mask_ratio
+            masked = frames & mask & chosen.unsqueeze(1)
+        z = self.adapter(x, mask, masked, self.mask_embedding)
+        return {"logits": self.classifier(self.pooling(z, mask, batch))}
+
+
+@hookimpl
+def register_downstreams() -> list[Spec]:
+    return [
+        Spec(
+            name="wap_la",
+            factory=WapLa,
+            summary="WAP-LA: WAP-Transformer adapter, self-supervised with local attributes, then sap_stat + CE",
+            params=(
+                Param("prototypes", int, 1024, "K local attributes (128/256/512 in the ablation)"),
+                Param("mask_ratio", float, 0.4, "share of frame positions masked for the student"),
+                Param("alpha", float, 0.999, "EMA rate of the teacher"),
+                Param("lambda_start", float, 1.0, "L_rec weight at the start of adapter training"),
+                Param("lambda_end", float, 0.5, "L_rec weight at its end"),
+                Param("temperature", float, 0.1, "temperature of the cosine logits"),
+                Param("eta", float, 0.05, "prototype learning rate"),
+                Param("adapter_training", bool, True, "run stage 1 (false: the paper's ablation)"),
+                Param("adapter_epochs", int, 100, "stage 1 epochs"),
+                Param("adapter_lr", float, 1e-4, "stage 1 Adam learning rate (cosine schedule)"),
+                Param("adapter_batch_size", int, 96, "stage 1 batch size"),
+                Param("heads", int, 4, "sap_stat attention heads"),
+                Param("aug_mask_ratio", float, 0.2, "frames masked in augmented minority-class utterances"),
+                Param("width", int, 384, "adapter width (the paper: 384; must divide by its 6 heads)"),
+                Param("blocks", int, 3, "adapter transformer blocks"),
+            ),
+            version="1",
+            citation="Song, McLoughlin, Gu, Jiang & Song, An Efficient Transfer Learning Method Based on Adapter with Local Attributes for SER",
+            meta={"paper": "Song et al. (WAP-LA)", "default_loss": "ce", "reported": REPORTED, "recipe": RECIPE},
+        )
+    ]

@@ -1,0 +1,92 @@
+"""Multi-stage methods: stages run per fold before the supervised training, with fold hygiene.
+
+A downstream model may define ``stages() -> list[Stage]``. Each stage declares the splits it
+reads (``train`` and/or ``dev``; never ``test``) and whether it may see their utterance
+labels. The runner hands each stage a :class:`StageInput` whose batcher refuses any other
+utterance and strips labels the stage did not declare, then saves the model's state after
+the stage under the run directory, so a rerun resumes after the last finished stage.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from serbench.errors import SerbenchError
+
+ALLOWED_SPLITS = ("train", "dev")
+LABEL_KEYS = ("labels", "attributes")
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    splits: tuple[str, ...]
+    labels: bool
+    run: Callable[["StageInput"], None]
+
+
+@dataclass
+class StageInput:
+    """What a stage may touch: the ids of its declared splits and a guarded batcher."""
+
+    ids: tuple[str, ...]
+    batcher: Callable[..., dict]
+    device: torch.device
+    seed: int
+
+
+class GuardedBatcher:
+    """Batches of allowed ids only; labels removed unless the stage declared them."""
+
+    def __init__(self, batcher: Callable[..., dict], allowed: Sequence[str], labels: bool, stage: str):
+        self.batcher, self.allowed, self.labels, self.stage = batcher, set(allowed), labels, stage
+        self.seen: set[str] = set()
+
+    def __call__(self, ids: Sequence[str], train: bool = False) -> dict:
+        outside = [i for i in ids if i not in self.allowed]
+        if outside:
+            raise SerbenchError(f"stage {self.stage} asked for utterance {outside[0]}, outside the splits it declared")
+        self.seen.update(ids)
+        batch = self.batcher(ids, None, train=train)
+        if not self.labels:
+            batch = {k: v for k, v in batch.items() if k not in LABEL_KEYS}
+        return batch
+
+
+def check(stages: Sequence[Stage], method: str) -> None:
+    for stage in stages:
+        bad = [s for s in stage.splits if s not in ALLOWED_SPLITS]
+        if bad:
+            raise SerbenchError(
+                f"stage {stage.name} of {method} declares it reads {bad[0]!r}: refused (stages may read train and dev only)"
+            )
+
+
+def run_stages(model: torch.nn.Module, stages: Sequence[Stage], splits: dict[str, Sequence[str]], batcher,
+               device: torch.device, seed: int, folder: Path, method: str, report: Callable[[str], None]) -> dict[str, set]:
+    """Run (or resume) every stage; returns the ids each stage was fed."""
+    check(stages, method)
+    seen = {}
+    for number, stage in enumerate(stages, start=1):
+        path = folder / f"{number}-{stage.name}.pt"
+        if path.exists():
+            model.load_state_dict(torch.load(path, map_location=device, weights_only=True))
+            report(f"stage {stage.name}: resumed from {path}")
+            continue
+        ids = tuple(i for split in stage.splits for i in splits[split])
+        guard = GuardedBatcher(batcher, ids, stage.labels, stage.name)
+        stage.run(StageInput(ids, guard, device, seed))
+        seen[stage.name] = guard.seen
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        os.close(fd)
+        torch.save(model.state_dict(), tmp)
+        os.replace(tmp, path)
+        report(f"stage {stage.name}: done, saved {path}")
+    return seen

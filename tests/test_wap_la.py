@@ -1,0 +1,116 @@
+"""WAP-LA's equations against direct computations, and multi-stage fold hygiene and resume."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+import serbench
+from serbench import stages as stages_module
+from serbench.errors import SerbenchError
+from serbench.registry import create
+from serbench.stages import GuardedBatcher, Stage, check
+from serbench_plugins.methods import wap_la
+from serbench_plugins.methods.wap_la import assign, cosine_logits, ema_update, lambda_at, random_positions, update_prototypes
+
+SMALL = ["protocol.per_class=1", "train.max_epochs=1", "downstream.adapter_epochs=1", "downstream.prototypes=8",
+         "downstream.adapter_batch_size=8", "downstream.width=24", "downstream.blocks=2"]
+
+
+def test_ema_update_is_equation_2():
+    student, teacher = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    before = [p.detach().clone() for p in teacher.parameters()]
+    ema_update(teacher, student, 0.9)
+    for t, b, s in zip(teacher.parameters(), before, student.parameters()):
+        torch.testing.assert_close(t, 0.9 * b + 0.1 * s)
+
+
+def test_masked_positions_are_valid_frames_at_the_ratio():
+    mask = torch.arange(10)[None, :] < torch.tensor([[10], [5], [1]])
+    chosen = random_positions(mask, 0.4, torch.Generator().manual_seed(0))
+    assert not (chosen & ~mask).any()
+    assert chosen.sum(1).tolist() == [4, 2, 1]
+
+
+def test_assignment_and_prototype_update_are_equations_4_and_5():
+    prototypes = torch.tensor([[0.0, 0.0], [10.0, 10.0], [-5.0, 5.0]])
+    frames = torch.tensor([[1.0, 0.0], [9.0, 11.0], [0.0, 1.0], [11.0, 9.0]])
+    labels = assign(frames, prototypes)
+    assert labels.tolist() == [0, 1, 0, 1]
+    updated = prototypes.clone()
+    update_prototypes(updated, frames, labels, eta=0.5)
+    torch.testing.assert_close(updated[0], prototypes[0] + 0.5 * (frames[[0, 2]].mean(0) - prototypes[0]))
+    torch.testing.assert_close(updated[1], prototypes[1] + 0.5 * (frames[[1, 3]].mean(0) - prototypes[1]))
+    torch.testing.assert_close(updated[2], prototypes[2])  # no frame, no move
+
+
+def test_cosine_logits_and_lambda_ramp():
+    frames, prototypes = torch.randn(5, 4), torch.randn(3, 4)
+    expected = torch.stack([torch.stack([F.cosine_similarity(f, p, dim=0) for p in prototypes]) for f in frames]) / 0.1
+    torch.testing.assert_close(cosine_logits(frames, prototypes, 0.1), expected, atol=1e-5, rtol=1e-5)
+    assert [lambda_at(p) for p in (0.0, 0.5, 1.0, 2.0)] == [1.0, 0.75, 0.5, 0.5]
+
+
+def test_statistical_attentive_pooling_formula():
+    pooling = create("pooling", "sap_stat", 3, heads=2)
+    frames = torch.randn(2, 5, 3)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]], dtype=torch.bool)
+    out = pooling(frames, mask, {})
+    padded = frames.clone()
+    padded[1, 2:] = 99.0
+    torch.testing.assert_close(pooling(padded, mask, {}), out)
+    for b in range(2):
+        z = frames[b, mask[b]]
+        a = torch.softmax(pooling.attention(z), dim=0)  # [T, K]
+        mu = z.T @ a
+        var = (z * z).T @ a - mu * mu
+        expected = torch.cat([F.normalize(mu.flatten(), dim=0), F.normalize(var.flatten(), dim=0)])
+        torch.testing.assert_close(out[b], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_a_stage_that_would_read_test_is_refused_and_the_guard_holds():
+    with pytest.raises(SerbenchError, match="stage peek of m declares it reads 'test': refused"):
+        check([Stage("peek", ("train", "test"), False, lambda s: None)], "m")
+    guard = GuardedBatcher(lambda ids, labels, train: {"ids": ids, "labels": torch.zeros(len(ids))}, ["a", "b"], False, "s")
+    assert "labels" not in guard(["a"])
+    with pytest.raises(SerbenchError, match="stage s asked for utterance c, outside the splits it declared"):
+        guard(["a", "c"])
+
+
+def test_no_stage_sees_a_test_utterance_and_a_rerun_resumes(tmp_path, monkeypatch):
+    fed: list[set] = []
+    original = stages_module.run_stages
+
+    def spy(*args, **kwargs):
+        seen = original(*args, **kwargs)
+        fed.append(set().union(*seen.values()) if seen else set())
+        return seen
+
+    monkeypatch.setattr(stages_module, "run_stages", spy)
+    result = serbench.run("tiny", "wap_la", protocol="synthetic", out=tmp_path, overrides=SMALL)
+    protocol = create("protocol", "synthetic", None, per_class=1)
+    assert len(fed) == 5
+    for ids, fold in zip(fed, protocol.folds):
+        assert ids and not ids & set(fold.test)
+        assert ids == set(fold.train) | set(fold.dev)
+    # interrupt: fold 2's supervised stage never finished; its adapter stage did
+    (result.run_dir / "folds" / "fold-2_seed-0.json").unlink()
+
+    def refuse(self, stage):
+        raise AssertionError("stage 1 ran again although its output was saved")
+
+    monkeypatch.setattr(wap_la.WapLa, "train_adapter", refuse)
+    again = serbench.run("tiny", "wap_la", protocol="synthetic", out=tmp_path, overrides=SMALL)
+    assert "stage adapter: resumed" in (again.run_dir / "run.log").read_text()
+    assert len(again.data["folds"]) == 5
+
+
+def test_ablation_without_adapter_training_has_no_stage(tmp_path):
+    result = serbench.run("tiny", "wap_la", protocol="synthetic", out=tmp_path,
+                          overrides=SMALL + ["downstream.adapter_training=false"])
+    assert not (result.run_dir / "stages").exists()
+    assert np.isfinite(result.summary["ua"]["mean"])
