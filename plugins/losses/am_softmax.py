@@ -1,0 +1,58 @@
+"""``am_softmax``: additive-margin softmax (Wang et al. 2018), as GMP-ATL uses it.
+
+L = -log(e^{s(cos theta_y - m)} / (e^{s(cos theta_y - m)} + sum_{j != y} e^{s cos theta_j})),
+theta_j the angle between the L2-normalised embedding and class j's normalised weight vector.
+The model's outputs carry ``cosine`` [B, C] (see :class:`CosineClassifier`); its ``logits``
+for prediction are s * cos theta.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from serbench.errors import SerbenchError
+from serbench.hookspecs import hookimpl
+from serbench.specs import Param, Spec
+
+
+class CosineClassifier(nn.Module):
+    """cos theta between normalised embeddings and normalised class weights."""
+
+    def __init__(self, dim: int, classes: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(classes, dim) / dim**0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(x, dim=-1) @ F.normalize(self.weight, dim=-1).T
+
+
+class AMSoftmax:
+    def __init__(self, margin: float, scale: float):
+        self.margin, self.scale = margin, scale
+
+    def __call__(self, outputs: dict, batch: dict) -> torch.Tensor:
+        if "cosine" not in outputs:
+            raise SerbenchError("loss am_softmax needs a downstream that outputs cosine similarities ('cosine')")
+        cosine = outputs["cosine"].float()
+        margins = F.one_hot(batch["labels"], cosine.shape[1]).to(cosine.dtype) * self.margin
+        return F.cross_entropy(self.scale * (cosine - margins), batch["labels"])
+
+
+def make(classes: list[str], train_counts: list[int], margin: float, scale: float) -> AMSoftmax:
+    return AMSoftmax(margin, scale)
+
+
+@hookimpl
+def register_losses() -> list[Spec]:
+    return [
+        Spec(
+            name="am_softmax",
+            factory=make,
+            summary="additive-margin softmax on cosine similarities (m = 0.2, s = 30)",
+            params=(Param("margin", float, 0.2, "additive margin m"), Param("scale", float, 30.0, "scale s")),
+            version="1",
+            citation="Wang, Cheng, Liu & Liu, Additive Margin Softmax for Face Verification, IEEE SPL 2018",
+        )
+    ]
