@@ -33,12 +33,14 @@ class Stage:
 
 @dataclass
 class StageInput:
-    """What a stage may touch: the ids of its declared splits and a guarded batcher."""
+    """What a stage may touch: the ids of its declared splits, a guarded batcher, and the
+    whole model being trained (in fine-tuning mode it holds the encoder as ``.upstream``)."""
 
     ids: tuple[str, ...]
     batcher: Callable[..., dict]
     device: torch.device
     seed: int
+    model: torch.nn.Module
 
 
 class GuardedBatcher:
@@ -81,7 +83,7 @@ def run_stages(model: torch.nn.Module, stages: Sequence[Stage], splits: dict[str
             continue
         ids = tuple(i for split in stage.splits for i in splits[split])
         guard = GuardedBatcher(batcher, ids, stage.labels, stage.name)
-        stage.run(StageInput(ids, guard, device, seed))
+        stage.run(StageInput(ids, guard, device, seed, model))
         seen[stage.name] = guard.seen
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")

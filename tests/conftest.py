@@ -33,3 +33,20 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> sub
         cwd=cwd,
         timeout=600,
     )
+
+
+@pytest.fixture
+def stage_feed(monkeypatch) -> list[dict]:
+    """Records, for every (fold, seed) job, the utterance ids each stage was fed."""
+    from serbench import stages
+
+    fed: list[dict] = []
+    original = stages.run_stages
+
+    def spy(*args, **kwargs):
+        seen = original(*args, **kwargs)
+        fed.append(seen)
+        return seen
+
+    monkeypatch.setattr(stages, "run_stages", spy)
+    return fed

@@ -71,14 +71,17 @@ class TransformersEncoder(Upstream):
         """The convolutional feature encoder, frozen by default when fine-tuning."""
         return list(self.model.feature_extractor.parameters())
 
-    def forward(self, wavs: torch.Tensor, lengths: torch.Tensor) -> UpstreamOutput:
+    def forward(self, wavs: torch.Tensor, lengths: torch.Tensor, mask_time_indices: torch.Tensor | None = None) -> UpstreamOutput:
+        """``mask_time_indices`` [B, frames] replaces those frames by the model's learned mask
+        embedding before the transformer (HuBERT-style masked prediction)."""
         inputs = normalise(wavs, lengths) if self.do_normalize else wavs
         mask = None
         if self.pass_mask:
             mask = (torch.arange(wavs.shape[-1], device=wavs.device) < lengths[:, None]).long()
         with warnings.catch_warnings():  # torch's notice about transformers' mask types
             warnings.filterwarnings("ignore", message="Support for mismatched key_padding_mask")
-            out = self.model(inputs, attention_mask=mask, output_hidden_states=True)
+            extra = {} if mask_time_indices is None else {"mask_time_indices": mask_time_indices}
+            out = self.model(inputs, attention_mask=mask, output_hidden_states=True, **extra)
         frames = self.model._get_feat_extract_output_lengths(lengths)
         return UpstreamOutput(torch.stack(out.hidden_states), frames)
 

@@ -1,0 +1,228 @@
+"""``gmp_atl``: GMP-ATL, Pan, Yang, Lu, Ma & Zhao, "Gender-augmented Multi-scale Pseudo-label
+Enhanced Adaptive Transfer Learning for Speech Emotion Recognition via HuBERT" (Interspeech 2024).
+
+The encoder (HuBERT; the paper's footnote names hubert-base-ls960) is trained in all stages,
+so this downstream runs in fine-tuning mode.
+
+Stage 1, ``multitask`` (train split, emotion and gender labels): encoder -> BiLSTM -> mean
+pooling -> LinearP (Linear, ReLU, Linear) with an emotion and a gender head;
+L = alpha_e CE_emotion + (1 - alpha_e) CE_gender, alpha_e = 0.9.
+Pseudo-labels, ``pseudo_labels`` (a serbench stage of its own, so that it resumes; train
+split, no labels): frames of the stage-1 encoder's hidden state ``layer`` (-3:
+third-to-last) clustered by batched k-means (serbench.kmeans, seeded k-means++) at each scale
+(64, 512, 4096) on training-fold frames only (at most ``kmeans_frames``, drawn at random); the
+centres are kept in the model.
+Stage 2, ``masked_prediction`` (train split, no labels): every training frame gets its label
+at each scale from the stage-1 encoder, then the encoder is retrained with HuBERT-style span
+masking, a LinearP per scale predicting each masked frame's labels, CE summed over scales.
+Stage 3 is serbench's supervised training: the stage-2 encoder fine-tuned for utterance
+emotion with ``am_softmax`` (m = 0.2, s = 30) on cosine similarities; ``--loss ce`` is the
+paper's CE variant. ``pseudo_labels=false`` skips the pseudo-labels and stage 2 (the
+paper's ablation).
+
+Choices where the paper is silent: the utterance head of the final stage is stage 1's BiLSTM
+and LinearP with a cosine classifier; stages read whole utterances (no crops), so frame
+labels stay aligned; masking draws spans of ``mask_length`` frames with probability
+``mask_prob`` (HuBERT's defaults).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from serbench.downstream import DownstreamContext
+from serbench.errors import SerbenchError
+from serbench.hookspecs import hookimpl
+from serbench.kmeans import kmeans
+from serbench.specs import Param, Spec
+from serbench.stages import Stage, StageInput
+from serbench_plugins.losses.am_softmax import CosineClassifier
+from serbench_plugins.methods.conditioning import gender_ids
+
+REPORTED = [  # IEMOCAP 5-fold leave-one-session-out; UAR / WAR in percent
+    {"variant": variant, "protocol": "iemocap_5fold", "metric": metric, "value": value, "ci95": None}
+    for variant, values in {
+        "full (layer -3)": (82.0, 80.0), "CE without GMPs": (78.0, 75.8), "AMS without GMPs": (79.8, 77.6),
+        "GMPs + CE": (80.2, 78.4), "layer -1": (80.4, 79.0), "layer -2": (80.2, 79.7), "layer -4": (81.9, 79.7),
+        "layer -5": (80.6, 78.6), "layer -6": (80.6, 78.1), "layer -7": (81.2, 79.5), "layer -8": (80.6, 79.3),
+    }.items()
+    for metric, value in zip(("ua", "wa"), values)
+]
+RECIPE = {"upstream": "hubert_base", "optimizer": "Adam", "train.lr": 1e-4, "train.batch_size": 64,
+          "protocol": "iemocap_5fold", "loss": "am_softmax"}
+
+
+def linear_p(dim: int, hidden: int, out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, out))
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    w = mask.unsqueeze(-1).to(x.dtype)
+    return (x * w).sum(1) / w.sum(1).clamp(min=1.0)
+
+
+class GmpAtl(nn.Module):
+    def __init__(self, context: DownstreamContext, scales: tuple, layer: int, alpha_e: float, pseudo_labels: bool,
+                 lstm_hidden: int, hidden: int, stage1_epochs: int, stage2_epochs: int, stage_lr: float,
+                 stage_batch_size: int, mask_prob: float, mask_length: int, kmeans_frames: int):
+        super().__init__()
+        dim = context.dim
+        self.lstm = nn.LSTM(dim, lstm_hidden, batch_first=True, bidirectional=True)
+        self.head = linear_p(2 * lstm_hidden, hidden, hidden)
+        self.emotion = CosineClassifier(hidden, len(context.classes))
+        self.emotion_ce = nn.Linear(hidden, len(context.classes))  # stage 1's plain emotion head
+        self.gender = nn.Linear(hidden, 2)
+        self.scales = tuple(int(k) for k in scales)
+        for n, k in enumerate(self.scales):
+            self.register_buffer(f"centres_{n}", torch.zeros(k, dim))
+        self.predictors = nn.ModuleList(linear_p(dim, hidden, k) for k in self.scales)
+        self.layer, self.alpha_e, self.pseudo_labels = layer, alpha_e, pseudo_labels
+        self.settings = dict(stage1_epochs=stage1_epochs, stage2_epochs=stage2_epochs, lr=stage_lr,
+                             batch_size=stage_batch_size, mask_prob=mask_prob, mask_length=mask_length,
+                             kmeans_frames=kmeans_frames)
+        self.scale = 30.0
+
+    def utterance(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        lengths = mask.sum(1).clamp(min=1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(frames, lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=frames.shape[1])
+        return self.head(masked_mean(out, mask))
+
+    def forward(self, batch: dict) -> dict:
+        cosine = self.emotion(self.utterance(batch["features"][:, -1], batch["mask"]))
+        return {"logits": self.scale * cosine, "cosine": cosine}
+
+    # -- stages -------------------------------------------------------------------------
+    def stages(self) -> list[Stage]:
+        stages = [Stage("multitask", ("train",), True, self.train_multitask)]
+        if self.pseudo_labels:
+            stages += [Stage("pseudo_labels", ("train",), False, self.make_pseudo_labels),
+                       Stage("masked_prediction", ("train",), False, self.train_masked_prediction)]
+        return stages
+
+    @staticmethod
+    def _encoder(stage: StageInput):
+        upstream = getattr(stage.model, "upstream", None)
+        if upstream is None or not hasattr(upstream, "model"):
+            raise SerbenchError("gmp_atl trains the encoder: it needs a transformers upstream (hubert_base, hf:...)")
+        return upstream
+
+    def _epochs(self, stage: StageInput, epochs: int, step) -> None:
+        s = self.settings
+        generator = torch.Generator().manual_seed(stage.seed)
+        params = [p for p in stage.model.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(params, lr=s["lr"])
+        ids = list(stage.ids)
+        stage.model.train()
+        for _ in range(epochs):
+            order = torch.randperm(len(ids), generator=generator).tolist()
+            for start in range(0, len(ids), s["batch_size"]):
+                chunk = [ids[i] for i in order[start : start + s["batch_size"]]]
+                loss = step(stage.batcher(chunk), generator)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+
+    def train_multitask(self, stage: StageInput) -> None:
+        encoder = self._encoder(stage)
+
+        def step(batch, generator):
+            out = encoder(batch["wavs"], batch["wav_lengths"])
+            mask = torch.arange(out.hidden_states.shape[2], device=out.lengths.device)[None] < out.lengths[:, None]
+            z = self.utterance(out.hidden_states[-1].float(), mask)
+            genders = gender_ids(batch["genders"], z.device)
+            known = genders < 2
+            loss = self.alpha_e * F.cross_entropy(self.emotion_ce(z), batch["labels"])
+            if known.any():
+                loss = loss + (1 - self.alpha_e) * F.cross_entropy(self.gender(z[known]), genders[known])
+            return loss
+
+        self._epochs(stage, self.settings["stage1_epochs"], step)
+
+    @torch.no_grad()
+    def _frames(self, encoder, batch) -> list[torch.Tensor]:
+        out = encoder(batch["wavs"], batch["wav_lengths"])
+        hidden = out.hidden_states[self.layer].float()
+        return [hidden[row, : int(n)] for row, n in enumerate(out.lengths)]
+
+    def make_pseudo_labels(self, stage: StageInput) -> None:
+        encoder = self._encoder(stage)
+        stage.model.eval()
+        ids, size = list(stage.ids), self.settings["batch_size"]
+        frames = torch.cat([f for start in range(0, len(ids), size) for f in self._frames(encoder, stage.batcher(ids[start : start + size]))])
+        generator = torch.Generator().manual_seed(stage.seed)
+        if frames.shape[0] > self.settings["kmeans_frames"]:
+            frames = frames[torch.randperm(frames.shape[0], generator=generator)[: self.settings["kmeans_frames"]].to(frames.device)]
+        for n, k in enumerate(self.scales):
+            centres, _ = kmeans(frames, k, seed=stage.seed + n)
+            filled = centres[torch.arange(k) % centres.shape[0]]  # fewer frames than k: repeat centres
+            getattr(self, f"centres_{n}").copy_(filled)
+
+    def labels_for(self, frames: torch.Tensor) -> list[torch.Tensor]:
+        return [torch.cdist(frames, getattr(self, f"centres_{n}")).argmin(-1) for n in range(len(self.scales))]
+
+    def train_masked_prediction(self, stage: StageInput) -> None:
+        from transformers.models.hubert.modeling_hubert import _compute_mask_indices
+
+        encoder = self._encoder(stage)
+        if not hasattr(encoder.model, "masked_spec_embed"):
+            raise SerbenchError("gmp_atl: this encoder has no mask embedding (its config has mask_time_prob = 0)")
+        stage.model.eval()
+        ids, size = list(stage.ids), self.settings["batch_size"]
+        targets: dict[str, list[torch.Tensor]] = {}
+        for start in range(0, len(ids), size):  # labels from the stage-1 encoder, before it changes
+            chunk = ids[start : start + size]
+            for uid, frames in zip(chunk, self._frames(encoder, stage.batcher(chunk))):
+                targets[uid] = self.labels_for(frames)
+        s = self.settings
+
+        def step(batch, generator):
+            lengths = encoder.model._get_feat_extract_output_lengths(batch["wav_lengths"])
+            frames = int(lengths.max())
+            valid = (torch.arange(frames, device=lengths.device)[None] < lengths[:, None])
+            spans = _compute_mask_indices((len(lengths), frames), s["mask_prob"], s["mask_length"],
+                                          attention_mask=valid.long().cpu(), min_masks=1)
+            masked = torch.as_tensor(spans, device=lengths.device) & valid
+            out = encoder(batch["wavs"], batch["wav_lengths"], mask_time_indices=masked)
+            last = out.hidden_states[-1].float()
+            loss = last.new_zeros(())
+            for n, predictor in enumerate(self.predictors):
+                rows, cols = masked.nonzero(as_tuple=True)
+                wanted = torch.stack([targets[batch["ids"][r]][n][c] for r, c in zip(rows.tolist(), cols.tolist())])
+                loss = loss + F.cross_entropy(predictor(last[rows, cols]), wanted.to(last.device))
+            return loss
+
+        self._epochs(stage, s["stage2_epochs"], step)
+
+
+@hookimpl
+def register_downstreams() -> list[Spec]:
+    return [
+        Spec(
+            name="gmp_atl",
+            factory=GmpAtl,
+            summary="GMP-ATL: gender multi-task, multi-scale k-means pseudo-labels, masked prediction, AM-Softmax",
+            params=(
+                Param("scales", tuple, (64, 512, 4096), "k-means cluster counts"),
+                Param("layer", int, -3, "hidden state clustered for pseudo-labels (-3: third-to-last)"),
+                Param("alpha_e", float, 0.9, "emotion weight in stage 1 (gender: 1 - alpha_e)"),
+                Param("pseudo_labels", bool, True, "run stages 2 and 3 (false: the paper's ablation)"),
+                Param("lstm_hidden", int, 256, "BiLSTM width per direction"),
+                Param("hidden", int, 256, "LinearP width"),
+                Param("stage1_epochs", int, 10, "multi-task epochs"),
+                Param("stage2_epochs", int, 10, "masked-prediction epochs"),
+                Param("stage_lr", float, 1e-4, "Adam learning rate of stages 1 and 2"),
+                Param("stage_batch_size", int, 64, "batch size of stages 1 and 2 and of the pseudo-labelling"),
+                Param("mask_prob", float, 0.08, "span-start probability for masking"),
+                Param("mask_length", int, 10, "masked span length in frames"),
+                Param("kmeans_frames", int, 500_000, "frames drawn for k-means at most"),
+            ),
+            version="1",
+            citation="Pan, Yang, Lu, Ma & Zhao, GMP-ATL, Interspeech 2024",
+            meta={"paper": "Pan et al., Interspeech 2024", "upstream": "finetune", "default_loss": "am_softmax",
+                  "needs": ("gender",), "reported": REPORTED, "recipe": RECIPE},
+        )
+    ]
