@@ -29,9 +29,10 @@ def kmeans_plus_plus(points: torch.Tensor, k: int, generator: torch.Generator) -
     centres = [points[first]]
     closest = ((points - points[first]) ** 2).sum(1)
     for _ in range(1, k):
-        weights = closest.double().cpu()
-        index = torch.multinomial(weights / weights.sum(), 1, generator=generator).item() if weights.sum() > 0 else \
-            torch.randint(0, n, (1,), generator=generator).item()
+        # inverse-CDF draw on the points' device: one uniform number crosses from the CPU
+        cumulative = torch.cumsum(closest.double(), 0)
+        u = torch.rand((), generator=generator, dtype=torch.float64).item() * float(cumulative[-1])
+        index = min(int(torch.searchsorted(cumulative, torch.tensor([u], dtype=torch.float64, device=points.device))), n - 1)
         centres.append(points[index])
         closest = torch.minimum(closest, ((points - points[index]) ** 2).sum(1))
     return torch.stack(centres)
