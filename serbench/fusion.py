@@ -13,18 +13,16 @@ weights are kept.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
-import serbench
 from serbench.atomic import write_json
 from serbench.errors import SerbenchError
 from serbench.metrics import METRICS, confusion, from_confusion, score
-from serbench.results import SCHEMA, Result, dev_file, job_files, load_result, read_jobs, summarize_run, write_job, write_result
+from serbench.results import Result, dev_file, finish, job_files, load_result, write_job
 
 
 def _score(probs: np.ndarray, weights: np.ndarray, labels: np.ndarray, metric: str) -> float:
@@ -111,13 +109,9 @@ def fuse(run_dirs: list[str | Path], out: str | Path) -> Result:
         write_job(out, record, frames[0], frames[1])
     config = {"fused_runs": [str(r.run_dir) for r in runs], "weights": weights_by_job}
     write_json(out / "config.json", config)
-    records, predictions = read_jobs(out, jobs)
-    data = {
-        "schema": SCHEMA,
-        "serbench_version": serbench.__version__,
-        "run_id": out.name,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "config": {
+    return finish(
+        out, jobs, classes, metric,
+        config={
             "upstream": "+".join(sorted({r.data["config"]["upstream"] for r in runs})),
             "downstream": "fusion(" + ", ".join(r.run_id for r in runs) + ")",
             "pooling": None, "loss": None,
@@ -126,12 +120,7 @@ def fuse(run_dirs: list[str | Path], out: str | Path) -> Result:
             "overrides": {},
             "fused_runs": [r.run_id for r in runs],
         },
-        "plugins": {"fusion": "1"},
-        "environment": first["environment"],
-        "classes": classes,
-        "main_metric": metric,
-        "folds": [{k: r[k] for k in ("fold", "seed", "n_train", "n_dev", "n_test", "metrics", "best_epoch")} for r in records],
-        "summary": summarize_run(records, predictions, classes),
-        "timing": {"total_s": 0.0, "features_s": 0.0, "train_s": 0.0},
-    }
-    return write_result(out, data, predictions)
+        plugins={"fusion": "1"},
+        environment=first["environment"],
+        timing={"total_s": 0.0, "features_s": 0.0},
+    )

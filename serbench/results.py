@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +98,31 @@ class Result:
     @property
     def run_id(self) -> str:
         return self.data["run_id"]
+
+
+FOLD_FIELDS = ("fold", "seed", "n_train", "n_dev", "n_test", "metrics", "best_epoch")
+
+
+def finish(run_dir: Path, jobs: list[tuple[str, int]], classes: list[str], main_metric: str, **fields) -> Result:
+    """Read the run's job files back, summarise them and write ``result.json`` (schema
+    ``serbench.result/1``) and ``predictions.csv``. ``fields`` are the run's own entries:
+    ``config``, ``plugins``, ``environment``, ``timing``, ... ."""
+    from serbench import __version__
+
+    records, predictions = read_jobs(run_dir, jobs)
+    data = {
+        "schema": SCHEMA,
+        "serbench_version": __version__,
+        "run_id": run_dir.name,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **fields,
+        "classes": classes,
+        "main_metric": main_metric,
+        "folds": [{k: r[k] for k in FOLD_FIELDS} for r in records],
+        "summary": summarize_run(records, predictions, classes),
+    }
+    data["timing"] = {**data.get("timing", {}), "train_s": round(sum(r["train_s"] for r in records), 3)}
+    return write_result(run_dir, data, predictions)
 
 
 def write_result(run_dir: Path, data: dict, predictions: pd.DataFrame) -> Result:

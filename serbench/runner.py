@@ -15,7 +15,6 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-import serbench
 from serbench.atomic import write_json
 from serbench.corpus import Protocol
 from serbench.downstream import DownstreamContext
@@ -37,7 +35,7 @@ from serbench.metrics import METRICS, score
 from serbench.overrides import check_keys, parse_overrides
 from serbench.progress import Reporter
 from serbench.registry import Registry, registry
-from serbench.results import SCHEMA, Result, job_done, job_stem, read_jobs, summarize_run, write_job, write_result
+from serbench.results import Result, finish, job_done, job_stem, write_job
 from serbench.trainer import TRAIN_PARAMS, FoldData, train_fold
 from serbench.user_config import cache_dir, data_location, env_var
 from serbench.vad import speech_frames
@@ -221,13 +219,9 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
                         _run_job(protocol, folds[fold_name], seed, features, encoder, layers, the_plan, run_dir,
                                  reporter, vad_masks, vad_level)
                         advance_jobs(1)
-        records, predictions = read_jobs(run_dir, jobs)
-        data = {
-            "schema": SCHEMA,
-            "serbench_version": serbench.__version__,
-            "run_id": the_plan.run_id,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "config": {
+        result = finish(
+            run_dir, jobs, protocol.classes, protocol.main_metric,
+            config={
                 "upstream": config["upstream"]["name"],
                 "downstream": config["downstream"]["name"],
                 "pooling": config["pooling"]["name"],
@@ -237,27 +231,19 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
                 "overrides": config["overrides"],
                 "params": {k: config[k]["params"] for k in specs} | {"train": config["train"]},
             },
-            "plugins": {spec.name: spec.version for spec in specs.values()},
-            "upstream_fingerprint": upstream.fingerprint(),
-            "environment": {
+            plugins={spec.name: spec.version for spec in specs.values()},
+            upstream_fingerprint=upstream.fingerprint(),
+            environment={
                 "python": platform.python_version(),
                 "torch": torch.__version__,
                 "device": str(device),
                 "platform": platform.platform(),
             },
-            "classes": protocol.classes,
-            "main_metric": protocol.main_metric,
-            "folds": [{k: r[k] for k in ("fold", "seed", "n_train", "n_dev", "n_test", "metrics", "best_epoch")} for r in records],
-            "summary": summarize_run(records, predictions, protocol.classes),
-            "cache": cache_stats.__dict__,
-            "annotations": {"vad_no_speech": no_speech} if vad_level is not None else {},
-            "timing": {
-                "total_s": round(time.perf_counter() - started, 3),
-                "features_s": round(features_s, 3),
-                "train_s": round(sum(r["train_s"] for r in records), 3),
-            },
-        }
-        result = write_result(run_dir, data, predictions)
+            cache=cache_stats.__dict__,
+            annotations={"vad_no_speech": no_speech} if vad_level is not None else {},
+            timing={"total_s": round(time.perf_counter() - started, 3), "features_s": round(features_s, 3)},
+        )
+        data = result.data
         reporter.info(
             "done: " + ", ".join(f"{m} {data['summary'][m]['mean'] * 100:.2f}" for m in METRICS)
         )

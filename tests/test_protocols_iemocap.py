@@ -13,7 +13,7 @@ from serbench.runner import load_protocol
 from serbench_plugins.protocols.iemocap import COUNTS_MERGED, SPEAKERS
 
 from conftest import REFERENCE, run_cli
-from lookalike import evaluation_line, reference_records, tiny_wav, write_iemocap, write_iemocap_from_reference
+from lookalike import evaluation_line, tiny_wav, write_iemocap, write_iemocap_from_reference
 
 needs_reference = pytest.mark.skipif(
     not (REFERENCE / "iemocap").is_dir(), reason="../shared/reference/iemocap is absent (it ships with CI's checkout)"

@@ -14,7 +14,6 @@ a third, learned embedding; dropout 0.1 before the classifier.
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from serbench.downstream import DownstreamContext
