@@ -9,6 +9,7 @@ is estimated and refused past the budget, with the layer selection as the way ou
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -78,25 +79,39 @@ def estimate_bytes(samples: Sequence[int], upstream: Upstream, layers: int, item
     return int(frames * layers * upstream.dim * itemsize)
 
 
+def _load_batch(utterances, batch):
+    return [load_audio(utterances[i].path) for i in batch]
+
+
 def _forward_batches(upstream, utterances, lengths, device, layers, batch_seconds, on_batch):
-    """Yield (utterance, [layers, frames, dim] float32 numpy) for each utterance."""
+    """Yield (utterance, [layers, frames, dim] float32 numpy) for each utterance. The next
+    batch's audio is decoded in a background thread while the encoder runs on this one."""
     upstream = upstream.to(device).eval()
     max_items = 64 if getattr(upstream, "batch_safe", True) else 1
     index = torch.tensor(layers)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
-    for batch in length_batches(lengths, int(batch_seconds * 16_000), max_items):
-        wavs = [load_audio(utterances[i].path) for i in batch]
-        sizes = torch.tensor([w.size for w in wavs])
-        padded = torch.zeros(len(wavs), int(sizes.max()))
-        for row, wav in enumerate(wavs):
-            padded[row, : wav.size] = torch.from_numpy(wav)
-        with torch.inference_mode(), autocast:
-            out = upstream(padded.to(device), sizes.to(device))
-        hidden = out.hidden_states.index_select(0, index.to(out.hidden_states.device)).float().cpu().numpy()
-        for row, i in enumerate(batch):
-            yield utterances[i], hidden[:, row, : int(out.lengths[row])]
-        if on_batch:
-            on_batch(len(batch))
+    batches = length_batches(lengths, int(batch_seconds * 16_000), max_items)
+    with ThreadPoolExecutor(max_workers=1) as decoder:
+        pending = decoder.submit(_load_batch, utterances, batches[0]) if batches else None
+        for n, batch in enumerate(batches):
+            wavs = pending.result()
+            if n + 1 < len(batches):
+                pending = decoder.submit(_load_batch, utterances, batches[n + 1])
+            yield from _encode(upstream, utterances, batch, wavs, device, index, autocast)
+            if on_batch:
+                on_batch(len(batch))
+
+
+def _encode(upstream, utterances, batch, wavs, device, index, autocast):
+    sizes = torch.tensor([w.size for w in wavs])
+    padded = torch.zeros(len(wavs), int(sizes.max()))
+    for row, wav in enumerate(wavs):
+        padded[row, : wav.size] = torch.from_numpy(wav)
+    with torch.inference_mode(), autocast:
+        out = upstream(padded.to(device), sizes.to(device))
+    hidden = out.hidden_states.index_select(0, index.to(out.hidden_states.device)).float().cpu().numpy()
+    for row, i in enumerate(batch):
+        yield utterances[i], hidden[:, row, : int(out.lengths[row])]
 
 
 @torch.inference_mode()
@@ -137,9 +152,17 @@ def extract(
                 f"{len(layers)} layers x {upstream.dim} dims, {dtype}), over the budget of {human_bytes(budget_bytes)}: "
                 "keep fewer layers with -o upstream.layers=[...], or raise -o cache.budget_gb=N"
             )
-        for u, array in _forward_batches(upstream, missing, lengths, device, layers, batch_seconds, on_batch):
-            array = array.astype(dtype)
-            features[u.id] = cache.store(hashes[u.id], array) if cache else array
+        # cache writes go to a background thread, overlapping the next batch's forward pass
+        with ThreadPoolExecutor(max_workers=1) as writer:
+            stored = {}
+            for u, array in _forward_batches(upstream, missing, lengths, device, layers, batch_seconds, on_batch):
+                array = array.astype(dtype)
+                if cache:
+                    stored[u.id] = writer.submit(cache.store, hashes[u.id], array)
+                else:
+                    features[u.id] = array
+            for uid, future in stored.items():
+                features[uid] = future.result()
     if cache:
         stats.bytes = sum(int(a.nbytes) for a in features.values())
     return features, stats
