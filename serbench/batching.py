@@ -49,7 +49,8 @@ def frame_mask(lengths: torch.Tensor, frames: int) -> torch.Tensor:
 
 
 class FeatureBatcher:
-    """Batches of precomputed features ``{id: [L, T, D]}`` (numpy, possibly memory-mapped)."""
+    """Batches of precomputed features ``{id: [L, T, D]}``: numpy (possibly memory-mapped)
+    or tensors already on the training device."""
 
     def __init__(self, features: Mapping[str, np.ndarray], utterances: Mapping[str, Utterance],
                  classes: Sequence[str], device: torch.device | str = "cpu",
@@ -64,12 +65,13 @@ class FeatureBatcher:
             arrays = [a[:, : self.max_frames] for a in arrays]
         layers, _, dim = arrays[0].shape
         lengths = torch.tensor([a.shape[1] for a in arrays])
-        padded = torch.zeros(len(ids), layers, int(lengths.max()), dim)
+        padded = torch.zeros(len(ids), layers, int(lengths.max()), dim, device=self.device)
         for row, a in enumerate(arrays):
-            padded[row, :, : a.shape[1]] = torch.from_numpy(np.asarray(a, dtype=np.float32))
+            t = a if isinstance(a, torch.Tensor) else torch.from_numpy(np.asarray(a, dtype=np.float32))
+            padded[row, :, : t.shape[1]] = t.to(self.device, torch.float32)
         batch = side_information(ids, self.utterances, self.class_index, labels, self.device)
         lengths = lengths.to(self.device)
-        batch.update(features=padded.to(self.device), lengths=lengths, mask=frame_mask(lengths, padded.shape[2]))
+        batch.update(features=padded, lengths=lengths, mask=frame_mask(lengths, padded.shape[2]))
         if self.vad is not None:
             vad = torch.zeros(len(ids), padded.shape[2], dtype=torch.bool)
             for row, i in enumerate(ids):

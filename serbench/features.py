@@ -38,6 +38,17 @@ class CacheStats:
     bytes: int = 0
 
 
+def keep_on_device(features: dict, device: torch.device, share: float = 0.5) -> dict:
+    """On CUDA, move every feature to the GPU when together they take at most ``share`` of
+    its free memory, so head training never copies features from the host; else unchanged."""
+    if device.type != "cuda" or not features:
+        return features
+    free, _ = torch.cuda.mem_get_info(device)
+    if sum(int(a.nbytes) for a in features.values()) > share * free:
+        return features
+    return {k: torch.from_numpy(np.ascontiguousarray(a)).to(device) for k, a in features.items()}
+
+
 def select_layers(layers: Sequence[int], available: int, name: str) -> tuple[int, ...]:
     chosen = tuple(int(i) for i in layers) if layers else tuple(range(available))
     bad = [i for i in chosen if not 0 <= i < available]

@@ -30,7 +30,7 @@ from serbench import finetune, needs, stages
 from serbench.audio import load_audio
 from serbench.batching import AudioBatcher, FeatureBatcher
 from serbench.cache import CacheKey, FeatureCache
-from serbench.features import CACHE_PARAMS, CacheStats, extract, select_layers
+from serbench.features import CACHE_PARAMS, CacheStats, extract, keep_on_device, select_layers
 from serbench.metrics import METRICS, score
 from serbench.overrides import check_keys, parse_overrides
 from serbench.progress import Reporter
@@ -211,6 +211,7 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
                     features_s = time.perf_counter() - t0
                     if vad_level is not None:
                         vad_masks, no_speech = _vad(protocol, features, upstream.frame_rate, vad_level, reporter)
+                    features = keep_on_device(features, device)
                 folds = {f.name: f for f in protocol.folds}
                 make_upstream = lambda: specs["upstream"].factory(**upstream_params)  # noqa: E731
                 with reporter.task("jobs (fold x seed)", len(pending)) as advance_jobs:

@@ -41,6 +41,17 @@ def test_selecting_on_dev_loss_and_truncating(tmp_path):
         assert record["best_epoch"] == int(np.argmax(history)) + 1 and all(h < 0 for h in history)
 
 
+def test_feature_batches_from_tensors_equal_those_from_arrays():
+    u = {i: Utterance(id=i, path=None, label="x", speaker="s") for i in "ab"}
+    arrays = {"a": np.random.default_rng(0).normal(size=(2, 5, 3)).astype(np.float16),
+              "b": np.random.default_rng(1).normal(size=(2, 3, 3)).astype(np.float16)}
+    tensors = {k: torch.from_numpy(v) for k, v in arrays.items()}
+    x = FeatureBatcher(arrays, u, ["x"])(["a", "b"])
+    y = FeatureBatcher(tensors, u, ["x"])(["a", "b"])
+    assert torch.equal(x["features"], y["features"]) and torch.equal(x["mask"], y["mask"])
+    assert float(x["features"][1, :, 3:].abs().sum()) == 0.0  # padding stays zero
+
+
 def test_feature_batches_are_truncated_to_max_frames():
     u = Utterance(id="a", path=None, label="x", speaker="s")
     features = {"a": np.ones((1, 300, 4), dtype=np.float16)}
