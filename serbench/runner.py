@@ -317,7 +317,8 @@ def _run_job(protocol, fold, seed, features, upstream, layers, the_plan: Plan, r
     if method_stages is not None:
         model.to(the_plan.device)
         stages.run_stages(model, method_stages(), {"train": fold.train, "dev": fold.dev}, batcher, the_plan.device,
-                          seed, run_dir / "stages" / job_stem(fold.name, seed), specs["downstream"].name, reporter.info)
+                          seed, run_dir / "stages" / job_stem(fold.name, seed), specs["downstream"].name, reporter.info,
+                          reporter.task)
     with reporter.task(f"fold {fold.name} seed {seed} (epochs)", train["max_epochs"], announce=False) as advance:
         outcome = train_fold(
             model, loss, data, protocol.main_metric, train, seed, the_plan.device,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import nullcontext
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,8 +72,10 @@ def check(stages: Sequence[Stage], method: str) -> None:
 
 
 def run_stages(model: torch.nn.Module, stages: Sequence[Stage], splits: dict[str, Sequence[str]], batcher,
-               device: torch.device, seed: int, folder: Path, method: str, report: Callable[[str], None]) -> dict[str, set]:
-    """Run (or resume) every stage; returns the ids each stage was fed."""
+               device: torch.device, seed: int, folder: Path, method: str, report: Callable[[str], None],
+               task=None) -> dict[str, set]:
+    """Run (or resume) every stage; returns the ids each stage was fed. ``task(description,
+    total)`` is the reporter's progress-bar context (one bar per stage)."""
     check(stages, method)
     seen = {}
     for number, stage in enumerate(stages, start=1):
@@ -83,7 +86,9 @@ def run_stages(model: torch.nn.Module, stages: Sequence[Stage], splits: dict[str
             continue
         ids = tuple(i for split in stage.splits for i in splits[split])
         guard = GuardedBatcher(batcher, ids, stage.labels, stage.name)
-        stage.run(StageInput(ids, guard, device, seed, model))
+        with task(f"stage {number}/{len(stages)}: {stage.name}", 1, announce=False) if task else nullcontext(lambda n=1: None) as advance:
+            stage.run(StageInput(ids, guard, device, seed, model))
+            advance(1)
         seen[stage.name] = guard.seen
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
