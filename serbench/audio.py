@@ -14,6 +14,18 @@ from serbench.errors import SerbenchError
 SAMPLE_RATE = 16_000
 
 
+def audio_info(path: str | Path):
+    """soundfile's header information (frames, sample rate, channels); a missing or
+    unreadable file names itself."""
+    path = Path(path)
+    if not path.is_file():
+        raise SerbenchError(f"{path}: audio file not found")
+    try:
+        return sf.info(path)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise SerbenchError(f"{path}: cannot read audio ({exc})") from None
+
+
 def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Read ``path`` as mono float32 at ``sample_rate``; channels are averaged and other
     rates resampled with a polyphase filter. A missing or unreadable file names itself."""

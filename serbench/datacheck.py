@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-import soundfile as sf
-
+from serbench.audio import audio_info
 from serbench.corpus import Protocol
+from serbench.errors import SerbenchError
 
 
 @dataclass
@@ -30,9 +30,9 @@ def check(protocol: Protocol) -> Report:
     report = Report([(k, protocol.expected.get(k), found.get(k, 0)) for k in keys])
     for u in protocol.utterances.values():
         try:
-            info = sf.info(u.path)
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            report.problems.append(f"{u.path}: unreadable ({exc})")
+            info = audio_info(u.path)
+        except SerbenchError as exc:
+            report.problems.append(str(exc))
             continue
         if info.frames == 0:
             report.problems.append(f"{u.path}: no samples")

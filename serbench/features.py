@@ -14,10 +14,9 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
-import soundfile as sf
 import torch
 
-from serbench.audio import load_audio
+from serbench.audio import audio_info, load_audio
 from serbench.cache import FeatureCache, audio_hash, human_bytes
 from serbench.corpus import Utterance
 from serbench.errors import SerbenchError
@@ -60,12 +59,7 @@ def select_layers(layers: Sequence[int], available: int, name: str) -> tuple[int
 
 
 def num_samples(utterance: Utterance) -> int:
-    if not utterance.path.is_file():
-        raise SerbenchError(f"{utterance.path}: audio file not found (utterance {utterance.id})")
-    try:
-        info = sf.info(utterance.path)
-    except (sf.LibsndfileError, RuntimeError) as exc:
-        raise SerbenchError(f"{utterance.path}: cannot read audio ({exc})") from None
+    info = audio_info(utterance.path)
     return int(round(info.frames * 16_000 / info.samplerate))
 
 
