@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import warnings
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -90,9 +91,15 @@ class TransformersEncoder(Upstream):
 
 
 def _weights_digest(folder: Path) -> str:
-    digest = hashlib.sha256()
     files = sorted(p for p in folder.iterdir() if p.suffix in (".json", ".safetensors", ".bin"))
-    for path in files:
+    # hashed once per process per file state: fine-tuning builds a fresh encoder for every job
+    return _digest(tuple((p, p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+
+
+@lru_cache(maxsize=16)
+def _digest(files: tuple) -> str:
+    digest = hashlib.sha256()
+    for path, _, _ in files:
         digest.update(path.name.encode())
         with path.open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
