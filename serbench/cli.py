@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pooling", help="pooling (default: the downstream's own)")
     run.add_argument("--loss", help="loss (default: the downstream's, else the protocol's)")
     run.add_argument("--protocol", default="iemocap_5fold", help="evaluation protocol (default: %(default)s)")
+    run.add_argument("--recipe", choices=("paper", "shared"),
+                     help="paper: the method's published training recipe (default for a method that has one); "
+                          "shared: the harness's common frozen-encoder recipe. -o always wins")
     run.add_argument("--data", help="corpus location (default: saved with 'serbench config set data.KEY')")
     run.add_argument("--seeds", type=_seeds, default=[0], help="comma-separated seeds (default: 0)")
     run.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: auto)")
@@ -120,7 +123,7 @@ def cmd_run(args: argparse.Namespace, out: Console) -> None:
     from serbench.runner import execute, plan
 
     the_plan = plan(args.upstream, args.downstream, args.pooling, args.loss, args.protocol, args.data,
-                    args.seeds, args.device, args.overrides)
+                    args.seeds, args.device, args.overrides, recipe=args.recipe)
     result = execute(the_plan, args.out, Reporter(quiet=args.quiet))
     out.print(summary_table(result))
     out.print(f"result: {result.run_dir / 'result.json'}")
@@ -139,6 +142,17 @@ def cmd_list(args: argparse.Namespace, out: Console) -> None:
             choices = f" (one of {', '.join(map(str, p.choices))})" if p.choices else ""
             table.add_row(p.name, p.type.__name__, repr(p.default), p.doc + choices)
         out.print(table if spec.params else "no parameters")
+        recipe = spec.meta.get("recipe")
+        if recipe is not None:
+            out.print(f"recipe paper (default; --recipe shared for the harness's): {recipe.describe()}")
+            out.print(f"  source: {recipe.source}")
+            if recipe.suggested:
+                out.print("  the paper ran: " + ", ".join(f"{k} {v}" for k, v in recipe.suggested.items()))
+            if recipe.demo:
+                out.print("  demo-sized variant on demo corpora: " + ", ".join(f"{k}={v}" for k, v in recipe.demo.items())
+                          + f" ({recipe.demo_why})")
+        if spec.meta.get("own_pooling"):
+            out.print(f"pools with its own {spec.meta['own_pooling']} (takes no --pooling)")
         return
     kinds = [check_kind(args.kind)] if args.kind else list(KINDS)
     table = Table("kind", "name", "plugin", "version", "summary")

@@ -14,7 +14,9 @@ hookimpl = pluggy.HookimplMarker("serbench")
 
 @hookspec
 def register_upstreams() -> list:
-    """Speech encoders. Factory: ``(**params) -> serbench.upstream.Upstream``."""
+    """Speech encoders. Factory: ``(**params) -> serbench.upstream.Upstream``.
+    ``meta['trainable'] = False`` marks an upstream with no weights to fine-tune (a recipe's
+    ``upstream.finetune`` is then not applied, and the log says so)."""
 
 
 @hookspec
@@ -22,7 +24,9 @@ def register_downstreams() -> list:
     """Models on top of upstream features. Factory:
     ``(context: serbench.downstream.DownstreamContext, **params) -> torch.nn.Module`` whose
     ``forward(batch)`` returns a dict with at least ``logits``. ``meta['default_pooling']``
-    and ``meta['default_loss']`` name what is used when the user names none."""
+    and ``meta['default_loss']`` name what is used when the user names none;
+    ``meta['own_pooling']`` (a description) marks a method that pools by itself and refuses
+    ``--pooling``; ``meta['recipe']`` is its paper's :class:`serbench.recipes.Recipe`."""
 
 
 @hookspec
@@ -42,4 +46,5 @@ def register_protocols() -> list:
     """Corpora with their folds. Factory: ``(data: pathlib.Path | None, **params) ->
     serbench.corpus.Protocol``. ``meta['data_key']`` names the corpus location a user saves
     with ``serbench config set data.<key> PATH`` (omit it for protocols that need no data);
-    ``meta['default_loss']`` names the loss used when neither user nor downstream names one."""
+    ``meta['default_loss']`` names the loss used when neither user nor downstream names one;
+    ``meta['demo'] = True`` marks a demo corpus, on which recipes use their demo-sized variant."""

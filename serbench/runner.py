@@ -26,7 +26,7 @@ from serbench.atomic import write_json
 from serbench.corpus import Protocol
 from serbench.downstream import DownstreamContext
 from serbench.errors import SerbenchError
-from serbench import finetune, needs, stages
+from serbench import finetune, needs, recipes, stages
 from serbench.audio import load_audio
 from serbench.batching import AudioBatcher, FeatureBatcher
 from serbench.cache import CacheKey, FeatureCache
@@ -39,6 +39,7 @@ from serbench.results import Result, finish, job_done, job_stem, write_job
 from serbench.trainer import TRAIN_PARAMS, FoldData, train_fold
 from serbench.user_config import cache_dir, data_location, env_var
 from serbench.vad import speech_frames
+from serbench.recipes import Recipe
 from serbench.specs import Spec
 
 
@@ -118,8 +119,10 @@ def plan(
     device: str = "auto",
     overrides: Mapping[str, Mapping[str, Any]] | Sequence[str] | None = None,
     reg: Registry | None = None,
+    recipe: str | None = None,
 ) -> Plan:
-    """Check every name, parameter and path; fill in defaults. Raises SerbenchError."""
+    """Check every name, parameter and path; fill in defaults, the recipe in force under the
+    user's overrides. Raises SerbenchError."""
     reg = reg or registry()
     if overrides is None:
         overrides = {}
@@ -128,30 +131,101 @@ def plan(
     specs = {"protocol": reg.get("protocol", protocol), "upstream": reg.get("upstream", upstream)}
     specs["downstream"] = reg.get("downstream", downstream)
     meta = specs["downstream"].meta
-    specs["pooling"] = reg.get("pooling", pooling or meta.get("default_pooling", "mean"))
-    default_loss = meta.get("default_loss") or specs["protocol"].meta.get("default_loss", "ce")
+    method_recipe: Recipe | None = meta.get("recipe")
+    chosen = recipes.choose(recipe, method_recipe, downstream)
+    paper = method_recipe if chosen == "paper" else None
+    demo = bool(paper and paper.demo and specs["protocol"].meta.get("demo"))
+    specs["pooling"] = _pooling_spec(reg, pooling, meta, paper, downstream)
+    default_loss = (paper and paper.loss) or meta.get("default_loss") or specs["protocol"].meta.get("default_loss", "ce")
     specs["loss"] = reg.get("loss", loss or default_loss)
     # every upstream also takes the host's parameters: layer selection and fine-tuning
     specs["upstream"] = replace(specs["upstream"], params=specs["upstream"].params + finetune.UPSTREAM_PARAMS)
     params = {kind: spec.params for kind, spec in specs.items()}
     check_keys(overrides, {**params, "train": TRAIN_PARAMS, "cache": CACHE_PARAMS})
+    recipe_values = paper.nested(demo) if paper else {}
+    not_applied = {}
+    if recipe_values.get("upstream", {}).get("finetune") and not specs["upstream"].meta.get("trainable", True):
+        recipe_values["upstream"].pop("finetune")
+        not_applied["upstream.finetune"] = f"{specs['upstream'].name} has no trainable weights"
+    merged = recipes.merge(recipe_values, overrides)
+    check_keys(merged, {**params, "train": TRAIN_PARAMS, "cache": CACHE_PARAMS})
     if not seeds:
         raise SerbenchError("--seeds: give at least one seed, e.g. --seeds 0,1,2")
     resolved_device = resolve_device(device)
     location = _data_for(specs["protocol"], data)
     config: dict[str, Any] = {
-        kind: {"name": spec.name, "params": spec.resolve(overrides.get(kind, {}), f"-o {kind}")}
+        kind: {"name": spec.name, "params": spec.resolve(merged.get(kind, {}), f"-o {kind}")}
         for kind, spec in specs.items()
     }
     for section, section_params in (("train", TRAIN_PARAMS), ("cache", CACHE_PARAMS)):
-        config[section] = Spec(section, dict, "", section_params).resolve(overrides.get(section, {}), f"-o {section}")
-    if specs["downstream"].meta.get("upstream") == "finetune":
+        config[section] = Spec(section, dict, "", section_params).resolve(merged.get(section, {}), f"-o {section}")
+    if meta.get("upstream") == "finetune":
         config["upstream"]["params"]["finetune"] = True
     config["protocol"]["data"] = str(location) if location else None
     config["seeds"] = [int(s) for s in seeds]
     config["device"] = str(resolved_device)
     config["overrides"] = {k: dict(v) for k, v in overrides.items()}
+    config["recipe"] = _recipe_record(chosen, paper, recipe_values, overrides, demo, not_applied)
     return Plan(config, specs, resolved_device, location)
+
+
+def _pooling_spec(reg: Registry, pooling: str | None, meta: Mapping, paper: Recipe | None, downstream: str) -> Spec:
+    """The pooling plugin; a method with its own pooling refuses ``--pooling``."""
+    own = meta.get("own_pooling")
+    if own is None:
+        return reg.get("pooling", pooling or (paper and paper.pooling) or meta.get("default_pooling", "mean"))
+    if pooling is not None:
+        raise SerbenchError(f"--pooling {pooling}: downstream {downstream} pools with its own {own}; "
+                            "it takes no pooling plugin (see serbench list downstreams " + downstream + ")")
+
+    def refuse(*_args, **_kwargs):
+        raise SerbenchError(f"downstream {downstream} pools with its own {own}")
+
+    return Spec(name=f"own: {own}", factory=refuse, summary=f"{downstream}'s own pooling")
+
+
+def _recipe_record(chosen: str, paper: Recipe | None, values: Mapping, user: Mapping, demo: bool,
+                   not_applied: Mapping[str, str]) -> dict:
+    """What result.json says about the recipe: which one, from where, what it set (and
+    which of its values the user's ``-o`` replaced)."""
+    record: dict[str, Any] = {"name": chosen}
+    if paper is None:
+        return record
+    flat = {f"{section}.{k}": v for section, kv in values.items() for k, v in kv.items()}
+    user_keys = {f"{section}.{k}" for section, kv in user.items() for k in kv}
+    record.update(
+        source=paper.source,
+        values={k: v for k, v in flat.items() if k not in user_keys},
+        replaced_by_user=sorted(k for k in flat if k in user_keys),
+        pooling=paper.pooling,
+        loss=paper.loss,
+        suggested=dict(paper.suggested),
+        demo=dict(paper.demo) if demo else None,
+        demo_why=paper.demo_why if demo else None,
+        not_applied=dict(not_applied),
+    )
+    return record
+
+
+def describe_recipe(config: Mapping) -> str:
+    """One log line: the recipe in force and what it set."""
+    record = config["recipe"]
+    if record["name"] == "shared":
+        return "recipe shared: the harness's frozen-encoder training (train.* defaults)"
+    values = ", ".join(f"{k}={v}" for k, v in record["values"].items()) or "nothing left to set"
+    line = f"recipe paper ({record['source']}): {values}"
+    if record.get("pooling") or record.get("loss"):
+        line += f"; pooling {config['pooling']['name']}, loss {config['loss']['name']}"
+    if record["replaced_by_user"]:
+        line += f"; replaced by -o: {', '.join(record['replaced_by_user'])}"
+    if record["demo"]:
+        line += f"; demo-sized variant for this protocol ({record['demo_why']})"
+    for key, why in record["not_applied"].items():
+        line += f"; {key} not applied: {why}"
+    suggested = record["suggested"]
+    if suggested:
+        line += "; the paper ran " + ", ".join(f"{k} {v}" for k, v in suggested.items())
+    return line
 
 
 def _seed_everything(seed: int) -> None:
@@ -196,6 +270,7 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
     try:
         write_json(run_dir / "config.json", config)
         reporter.info(f"run {the_plan.run_id} -> {run_dir}")
+        reporter.info(describe_recipe(config))
         jobs = [(fold.name, seed) for fold in protocol.folds for seed in config["seeds"]]
         pending = [job for job in jobs if not job_done(run_dir, *job)]
         if len(pending) < len(jobs):
@@ -230,6 +305,7 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
                 "protocol": config["protocol"]["name"],
                 "seeds": config["seeds"],
                 "overrides": config["overrides"],
+                "recipe": config["recipe"],
                 "params": {k: config[k]["params"] for k in specs} | {"train": config["train"]},
             },
             plugins={spec.name: spec.version for spec in specs.values()},
@@ -361,9 +437,11 @@ def run(
     out: str | Path = "runs",
     overrides: Mapping[str, Mapping[str, Any]] | Sequence[str] | None = None,
     quiet: bool = True,
+    recipe: str | None = None,
 ) -> Result:
     """Run ``downstream`` on ``upstream`` under ``protocol``; returns the written result.
 
-    ``overrides`` is ``{"train": {"lr": 1e-4}}`` or CLI-style ``["train.lr=1e-4"]``."""
-    the_plan = plan(upstream, downstream, pooling, loss, protocol, data, seeds, device, overrides)
+    ``overrides`` is ``{"train": {"lr": 1e-4}}`` or CLI-style ``["train.lr=1e-4"]``; ``recipe``
+    is ``"paper"`` (the default for a method that declares one) or ``"shared"``."""
+    the_plan = plan(upstream, downstream, pooling, loss, protocol, data, seeds, device, overrides, recipe=recipe)
     return execute(the_plan, out, Reporter(quiet=quiet))

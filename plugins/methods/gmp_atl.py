@@ -35,6 +35,7 @@ from torch.nn import functional as F
 from serbench.downstream import DownstreamContext
 from serbench.errors import SerbenchError
 from serbench.hookspecs import hookimpl
+from serbench.recipes import Recipe
 from serbench.kmeans import kmeans
 from serbench.specs import Param, Spec
 from serbench.stages import Stage, StageInput
@@ -50,8 +51,13 @@ REPORTED = [  # IEMOCAP 5-fold leave-one-session-out; UAR / WAR in percent
     }.items()
     for metric, value in zip(("ua", "wa"), values)
 ]
-RECIPE = {"upstream": "hubert_base", "optimizer": "Adam", "train.lr": 1e-4, "train.batch_size": 64,
-          "protocol": "iemocap_5fold", "loss": "am_softmax"}
+RECIPE = Recipe(
+    overrides={"train.lr": 1e-4, "upstream.lr": 1e-4, "train.weight_decay": 0.0, "train.batch_size": 64},
+    loss="am_softmax",
+    source="Pan et al. 2024: Adam (AdamW without weight decay) at lr 1e-4 for encoder and heads, batch 64, "
+           "AM-Softmax in the final stage",
+    suggested={"upstream": "hubert_base", "protocol": "iemocap_5fold"},
+)
 
 
 def linear_p(dim: int, hidden: int, out: int) -> nn.Sequential:
@@ -223,6 +229,7 @@ def register_downstreams() -> list[Spec]:
             version="1",
             citation="Pan, Yang, Lu, Ma & Zhao, GMP-ATL, Interspeech 2024",
             meta={"paper": "Pan et al., Interspeech 2024", "upstream": "finetune", "default_loss": "am_softmax",
+                  "own_pooling": "BiLSTM + masked mean",
                   "needs": ("gender",), "reported": REPORTED, "recipe": RECIPE},
         )
     ]

@@ -19,6 +19,7 @@ from torch import nn
 
 from serbench.downstream import DownstreamContext
 from serbench.hookspecs import hookimpl
+from serbench.recipes import Recipe
 from serbench.specs import Param, Spec
 from serbench_plugins.methods.superb import LayerWeights
 from serbench_plugins.poolings.basic import MeanPooling
@@ -32,9 +33,14 @@ REPORTED = [  # IEMOCAP 10-fold leave-one-speaker-out, WavLM Large fine-tuned; m
     {"variant": "mode=sr", "protocol": "iemocap_loso10", "metric": "ua", "value": 75.57, "ci95": [72.25, 78.89]},
     {"variant": "mode=sr", "protocol": "iemocap_loso10", "metric": "wa", "value": 74.77, "ci95": [72.02, 77.52]},
 ]
-RECIPE = {"upstream": "wavlm_large", "upstream.finetune": True, "train.lr": 3e-5, "train.batch_size": 64,
-          "train.max_epochs": 30, "train.patience": 5, "train.warmup_ratio": 0.1, "train.schedule": "cosine",
-          "train.select_on": "loss", "train.max_seconds": 19.0, "protocol": "iemocap_loso10"}
+RECIPE = Recipe(
+    overrides={"upstream.finetune": True, "upstream.lr": 3e-5, "train.lr": 3e-5, "train.batch_size": 64,
+               "train.max_epochs": 30, "train.patience": 5, "train.warmup_ratio": 0.1, "train.schedule": "cosine",
+               "train.select_on": "loss", "train.max_seconds": 19.0},
+    source="Hyeon et al. 2024: WavLM Large fine-tuned with the head at lr 3e-5, batch 64, 30 epochs, early "
+           "stopping on dev loss (patience 5), 10% warm-up then cosine, utterances truncated to 19 s",
+    suggested={"upstream": "wavlm_large", "protocol": "iemocap_loso10"},
+)
 
 
 class SapGap(nn.Module):
@@ -81,6 +87,6 @@ def register_downstreams() -> list[Spec]:
             ),
             version="1",
             citation=CITATION,
-            meta={"paper": "Hyeon et al., Interspeech 2024", "default_loss": "mtl", "needs": ("vad", "attributes"), "reported": REPORTED, "recipe": RECIPE},
+            meta={"paper": "Hyeon et al., Interspeech 2024", "default_loss": "mtl", "own_pooling": "GAP + SAP (segmental)", "needs": ("vad", "attributes"), "reported": REPORTED, "recipe": RECIPE},
         )
     ]

@@ -36,6 +36,7 @@ from torch.nn import functional as F
 
 from serbench.downstream import DownstreamContext
 from serbench.hookspecs import hookimpl
+from serbench.recipes import Recipe
 from serbench.specs import Param, Spec
 from serbench.stages import Stage, StageInput
 from serbench_plugins.poolings.statistical_attentive import StatisticalAttentivePooling
@@ -51,8 +52,14 @@ REPORTED = [  # IEMOCAP 5-fold leave-one-session-out, HuBERT Large frozen; perce
     }.items()
     for metric, value in zip(("ua", "wa", "macro_f1"), values)
 ]
-RECIPE = {"upstream": "hubert_large", "adapter: Adam lr": 1e-4, "adapter: batch": 96, "adapter: epochs": 100,
-          "train.batch_size": 96, "train.max_epochs": 100, "loss": "ce", "protocol": "iemocap_5fold"}
+RECIPE = Recipe(
+    overrides={"downstream.adapter_epochs": 100, "downstream.adapter_lr": 1e-4, "downstream.adapter_batch_size": 96,
+               "train.batch_size": 96, "train.max_epochs": 100},
+    loss="ce",
+    source="Song et al.: frozen HuBERT Large; adapter stage Adam lr 1e-4, batch 96, 100 epochs (cosine); "
+           "supervised stage batch 96, 100 epochs, CE",
+    suggested={"upstream": "hubert_large", "protocol": "iemocap_5fold"},
+)
 
 
 class Adapter(nn.Module):
@@ -225,6 +232,6 @@ def register_downstreams() -> list[Spec]:
             ),
             version="1",
             citation="Song, McLoughlin, Gu, Jiang & Song, An Efficient Transfer Learning Method Based on Adapter with Local Attributes for SER",
-            meta={"paper": "Song et al. (WAP-LA)", "default_loss": "ce", "reported": REPORTED, "recipe": RECIPE},
+            meta={"paper": "Song et al. (WAP-LA)", "default_loss": "ce", "own_pooling": "sap_stat", "reported": REPORTED, "recipe": RECIPE},
         )
     ]

@@ -19,6 +19,7 @@ from torch import nn
 from serbench.downstream import DownstreamContext
 from serbench.errors import SerbenchError
 from serbench.hookspecs import hookimpl
+from serbench.recipes import Recipe
 from serbench.specs import Param, Spec
 from serbench_plugins.methods.conditioning import GENDER_MODES, TEXT_MODES, Conditioning
 from serbench_plugins.methods.superb import LayerWeights
@@ -41,9 +42,14 @@ REPORTED = [
     {"variant": "text=cln", "value": 0.31, **_DEV},
     {"variant": "fusion of five models", "value": 0.35, **_DEV},
 ]
-RECIPE = {"upstream": "wavlm_large", "upstream.finetune": True, "protocol": "msp_podcast",
-          "protocol.test_set": "Development", "train.lr": 1e-5, "train.weight_decay": 0.01,
-          "train.max_epochs": 20, "train.batch_size": 32, "train.crop_seconds": 5.0}
+RECIPE = Recipe(
+    overrides={"upstream.finetune": True, "upstream.lr": 1e-5, "train.lr": 1e-5, "train.weight_decay": 0.01,
+               "train.max_epochs": 20, "train.batch_size": 32, "train.crop_seconds": 5.0},
+    pooling="std",
+    source="Diatlova et al. 2024: WavLM Large fine-tuned at lr 1e-5 (weight decay 0.01), 20 epochs, batch 32, "
+           "random 5 s crops; STD pooling, as in its gender and text rows",
+    suggested={"upstream": "wavlm_large", "protocol": "msp_podcast -o protocol.test_set=Development"},
+)
 
 
 class WavLMConditioned(nn.Module):

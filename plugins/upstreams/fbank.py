@@ -69,6 +69,7 @@ def register_upstreams() -> list[Spec]:
             params=(Param("n_mels", int, 80, "number of mel bins"),),
             version="1",
             citation="Davis & Mermelstein 1980, doi:10.1109/TASSP.1980.1163420",
+            meta={"trainable": False},
         )
     ]
 
