@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from serbench.audio import load_audio
+from serbench.audio import audio_info, load_audio
 from serbench.corpus import Utterance
 
 ATTRIBUTES = ("valence", "arousal", "dominance")
@@ -48,6 +48,28 @@ def frame_mask(lengths: torch.Tensor, frames: int) -> torch.Tensor:
     return torch.arange(frames, device=lengths.device)[None, :] < lengths[:, None]
 
 
+def bucketed(ids: Sequence[str], lengths: Sequence[int], size: int, generator: torch.Generator | None,
+             per_bucket: int = 8) -> list[list[str]]:
+    """Batches of ``size`` ids with little padding. Training (``generator`` given): the ids are
+    shuffled, cut into buckets of ``per_bucket`` batches, sorted by length inside each bucket
+    and cut into batches, whose order is shuffled again, so every epoch sees new batch-mates
+    (``per_bucket = 0``: plain shuffled batches). Evaluation (no generator): sorted by length,
+    longest first; the caller restores the order."""
+    if generator is None:
+        order = sorted(range(len(ids)), key=lambda i: -lengths[i])
+        return [[ids[i] for i in order[k : k + size]] for k in range(0, len(order), size)]
+    order = torch.randperm(len(ids), generator=generator).tolist()
+    if per_bucket <= 0:
+        return [[ids[i] for i in order[k : k + size]] for k in range(0, len(order), size)]
+    batches = []
+    span = size * per_bucket
+    for start in range(0, len(order), span):
+        bucket = sorted(order[start : start + span], key=lambda i: lengths[i])
+        batches += [bucket[k : k + size] for k in range(0, len(bucket), size)]
+    shuffled = torch.randperm(len(batches), generator=generator).tolist()
+    return [[ids[i] for i in batches[b]] for b in shuffled]
+
+
 class FeatureBatcher:
     """Batches of precomputed features ``{id: [L, T, D]}``: numpy (possibly memory-mapped)
     or tensors already on the training device."""
@@ -58,6 +80,11 @@ class FeatureBatcher:
         self.features, self.utterances, self.device, self.vad = features, utterances, device, vad
         self.max_frames = max_frames
         self.class_index = {c: k for k, c in enumerate(classes)}
+
+    def lengths(self, ids: Sequence[str]) -> list[int]:
+        """Frames per utterance as batched (after truncation)."""
+        cap = self.max_frames or None
+        return [min(self.features[i].shape[1], cap or self.features[i].shape[1]) for i in ids]
 
     def __call__(self, ids: Sequence[str], labels: Mapping[str, str] | None = None, train: bool = False) -> dict:
         arrays = [self.features[i] for i in ids]
@@ -92,6 +119,16 @@ class AudioBatcher:
         self.crop = int(crop_seconds * sample_rate)
         self.rng = np.random.default_rng(seed)
         self.max_samples = int(max_seconds * sample_rate)
+        self.sample_rate = sample_rate
+        self._sizes: dict[str, int] = {}
+
+    def lengths(self, ids: Sequence[str]) -> list[int]:
+        """Samples per utterance after truncation (crops only shorten training batches further)."""
+        for i in ids:
+            if i not in self._sizes:
+                info = audio_info(self.utterances[i].path)
+                self._sizes[i] = int(round(info.frames * self.sample_rate / info.samplerate))
+        return [min(self._sizes[i], self.max_samples or self._sizes[i]) for i in ids]
 
     def __call__(self, ids: Sequence[str], labels: Mapping[str, str] | None = None, train: bool = False) -> dict:
         wavs = [load_audio(self.utterances[i].path) for i in ids]

@@ -51,10 +51,18 @@ class GuardedBatcher:
         self.batcher, self.allowed, self.labels, self.stage = batcher, set(allowed), labels, stage
         self.seen: set[str] = set()
 
-    def __call__(self, ids: Sequence[str], train: bool = False) -> dict:
+    def _check(self, ids: Sequence[str]) -> None:
         outside = [i for i in ids if i not in self.allowed]
         if outside:
             raise SerbenchError(f"stage {self.stage} asked for utterance {outside[0]}, outside the splits it declared")
+
+    def lengths(self, ids: Sequence[str]) -> list[int]:
+        """Frames (features) or samples (audio) per utterance, for length-bucketed batches."""
+        self._check(ids)
+        return self.batcher.lengths(ids)
+
+    def __call__(self, ids: Sequence[str], train: bool = False) -> dict:
+        self._check(ids)
         self.seen.update(ids)
         batch = self.batcher(ids, None, train=train)
         if not self.labels:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from serbench.batching import bucketed
 from serbench.corpus import Utterance
 from serbench.metrics import confusion, from_confusion
 from serbench.specs import Param
@@ -32,6 +33,7 @@ TRAIN_PARAMS = (
     Param("select_on", str, "metric", "dev criterion for early stopping: the main metric, or the loss", ("metric", "loss")),
     Param("max_seconds", float, 0.0, "truncate every utterance to its first N seconds (0: keep whole)"),
     Param("crop_seconds", float, 0.0, "fine-tuning: random crop of training utterances to at most this (0: none)"),
+    Param("bucket_batches", int, 8, "training batches drawn from length-sorted buckets of this many batches (0: plain shuffling)"),
 )
 
 
@@ -57,21 +59,20 @@ class FoldOutcome:
     dev_history: list[float]
 
 
-def _batches(ids: Sequence[str], size: int, generator: torch.Generator | None) -> list[list[str]]:
-    order = torch.randperm(len(ids), generator=generator).tolist() if generator else range(len(ids))
-    ordered = [ids[i] for i in order]
-    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
+def _batches(data: FoldData, ids: Sequence[str], size: int, generator: torch.Generator | None,
+             per_bucket: int = 0) -> list[list[str]]:
+    return bucketed(ids, data.batcher.lengths(ids), size, generator, per_bucket)
 
 
 @torch.no_grad()
 def predict(model: nn.Module, data: FoldData, ids: Sequence[str], device: torch.device, batch_size: int) -> np.ndarray:
-    """Class probabilities ``[len(ids), K]`` in the order of ``ids``."""
+    """Class probabilities ``[len(ids), K]`` in the order of ``ids`` (computed longest first)."""
     model.eval()
-    chunks = []
-    for chunk in _batches(ids, batch_size, None):
+    probs = {}
+    for chunk in _batches(data, ids, batch_size, None):
         batch = data.batcher(chunk)
-        chunks.append(torch.softmax(model(batch)["logits"].float(), dim=-1).cpu().numpy())
-    return np.concatenate(chunks)
+        probs.update(zip(chunk, torch.softmax(model(batch)["logits"].float(), dim=-1).cpu().numpy()))
+    return np.stack([probs[i] for i in ids])
 
 
 def dev_score(probs: np.ndarray, labels: np.ndarray, metric: str) -> float:
@@ -83,7 +84,7 @@ def dev_loss(model: nn.Module, loss_fn, data: FoldData, batch_size: int) -> floa
     """Mean training loss over dev, weighted by batch size."""
     model.eval()
     total = 0.0
-    for chunk in _batches(data.dev, batch_size, None):
+    for chunk in _batches(data, data.dev, batch_size, None):
         batch = data.batcher(chunk)
         total += float(loss_fn(model(batch), batch)) * len(chunk)
     return total / max(len(data.dev), 1)
@@ -134,7 +135,7 @@ def train_fold(
     epoch = 0
     for epoch in range(1, params["max_epochs"] + 1):
         model.train()
-        for chunk in _batches(data.train, params["batch_size"], generator):
+        for chunk in _batches(data, data.train, params["batch_size"], generator, params["bucket_batches"]):
             batch = data.batcher(chunk, labels, train=True)
             with autocast:
                 loss = loss_fn(model(batch), batch)

@@ -57,10 +57,16 @@ def test_segmental_attends_and_averages_over_speech_frames_only():
     vad = torch.tensor([[1, 0, 1, 1, 0, 0, 1], [0, 1, 1, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0]], dtype=torch.bool)
     x = _frames(55.0)
     out = pooling(x, MASK, {"vad": vad})
+    reference = torch.nn.MultiheadAttention(D, 2, batch_first=True).eval()  # torch's own, same weights
+    with torch.no_grad():
+        reference.in_proj_weight.copy_(pooling.in_proj.weight)
+        reference.in_proj_bias.copy_(pooling.in_proj.bias)
+        reference.out_proj.weight.copy_(pooling.out_proj.weight)
+        reference.out_proj.bias.copy_(pooling.out_proj.bias)
     for b in range(B):
         keep = (MASK[b] & vad[b]) if (MASK[b] & vad[b]).any() else MASK[b]  # utterance 3: no speech -> all frames
         z = x[b, keep].unsqueeze(0)
-        alone, _ = pooling.attention(z, z, z, need_weights=False)
+        alone, _ = reference(z, z, z, need_weights=False)
         torch.testing.assert_close(out[b], alone[0].mean(0), atol=1e-5, rtol=1e-5)
     # speech frames decide: changing a non-speech frame changes nothing
     x2 = x.clone()

@@ -57,3 +57,28 @@ def test_feature_batches_are_truncated_to_max_frames():
     features = {"a": np.ones((1, 300, 4), dtype=np.float16)}
     batch = FeatureBatcher(features, {"a": u}, ["x"], max_frames=150)(["a"])
     assert batch["features"].shape == (1, 1, 150, 4) and batch["lengths"].tolist() == [150]
+
+
+def test_bucketed_batches_cover_every_id_once_with_little_padding():
+    from serbench.batching import bucketed
+
+    rng = np.random.default_rng(0)
+    ids = [f"u{i}" for i in range(500)]
+    lengths = rng.integers(50, 1000, len(ids)).tolist()
+    size = {i: n for i, n in zip(ids, lengths)}
+
+    def padding(batches):
+        return sum(max(size[i] for i in b) * len(b) - sum(size[i] for i in b) for b in batches)
+
+    generator = torch.Generator().manual_seed(0)
+    epochs = [bucketed(ids, lengths, 32, generator, per_bucket=4) for _ in range(2)]
+    for batches in epochs:
+        flat = [i for b in batches for i in b]
+        assert sorted(flat) == sorted(ids) and all(len(b) <= 32 for b in batches)
+    plain = bucketed(ids, lengths, 32, torch.Generator().manual_seed(0), per_bucket=0)
+    assert padding(epochs[0]) < 0.2 * padding(plain)
+    mates = [{frozenset(b) for b in batches} for batches in epochs]
+    assert mates[0] != mates[1]  # a new draw of batch-mates every epoch
+    evaluation = bucketed(ids, lengths, 64, None)
+    flat = [size[i] for b in evaluation for i in b]
+    assert flat == sorted(lengths, reverse=True)

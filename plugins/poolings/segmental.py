@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from serbench.hookspecs import hookimpl
 from serbench.specs import Param, Spec
@@ -24,7 +25,26 @@ def speech_mask(mask: torch.Tensor, batch: dict) -> torch.Tensor:
     return torch.where(empty, mask, speech)
 
 
+def pack(frames: torch.Tensor, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The kept frames of each utterance moved to the front, in order: ``[B, S, D]`` with
+    S the largest kept count, and the mask of real (not padding) positions ``[B, S]``."""
+    counts = keep.sum(1)
+    width = max(int(counts.max()), 1)
+    order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)[:, :width]
+    packed = frames.gather(1, order.unsqueeze(-1).expand(-1, -1, frames.shape[-1]))
+    return packed, torch.arange(width, device=frames.device)[None] < counts[:, None]
+
+
 class SegmentalPooling(nn.Module):
+    """Multi-head self-attention among the speech frames only, then their mean.
+
+    Attention is computed on the speech frames packed together (non-speech and padding frames
+    never enter it, as keys or as queries), with ``scaled_dot_product_attention``: the same
+    function as a key-masked attention over all frames, averaged over the speech queries,
+    at a fraction of the cost. Dropout (the plugin's choice; the paper names none) acts on
+    the attention output, not on the attention weights: weight dropout would force the slow
+    reference kernel (about 3x slower on a CPU)."""
+
     needs = ("vad",)
 
     def __init__(self, dim: int, heads: int = 8, dropout: float = 0.1, vad_aggressiveness: int = 3):
@@ -32,12 +52,19 @@ class SegmentalPooling(nn.Module):
         self.out_dim = dim
         while dim % heads:
             heads -= 1  # the width must split evenly; documented choice: the nearest smaller divisor
-        self.attention = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.heads = heads
+        self.in_proj = nn.Linear(dim, 3 * dim)
+        self.out_proj = nn.Linear(dim, dim)
+        self.dropout = nn.Dropout(dropout)
 
     def forward(self, frames: torch.Tensor, mask: torch.Tensor, batch: dict | None = None) -> torch.Tensor:
-        keep = speech_mask(mask, batch)
-        attended, _ = self.attention(frames, frames, frames, key_padding_mask=~keep, need_weights=False)
-        weights = keep.unsqueeze(-1).to(attended.dtype)
+        packed, valid = pack(frames, speech_mask(mask, batch))
+        b, s, d = packed.shape
+        q, k, v = (t.view(b, s, self.heads, d // self.heads).transpose(1, 2) for t in self.in_proj(packed).chunk(3, -1))
+        bias = torch.zeros(valid.shape, dtype=q.dtype, device=q.device).masked_fill(~valid, float("-inf"))
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=bias[:, None, None, :])
+        attended = self.dropout(self.out_proj(attended.transpose(1, 2).reshape(b, s, d)))
+        weights = valid.unsqueeze(-1).to(attended.dtype)
         return (attended * weights).sum(1) / weights.sum(1)
 
 
@@ -50,10 +77,10 @@ def register_poolings() -> list[Spec]:
             summary="SAP: multi-head self-attention over VAD speech frames, then their mean",
             params=(
                 Param("heads", int, 8, "attention heads"),
-                Param("dropout", float, 0.1, "attention dropout"),
+                Param("dropout", float, 0.1, "dropout on the attention output"),
                 Param("vad_aggressiveness", int, 3, "WebRTC VAD aggressiveness, 0 (lenient) to 3 (strict)", (0, 1, 2, 3)),
             ),
-            version="1",
+            version="2",
             citation=CITATION,
             meta={"needs": ("vad",)},
         )
