@@ -25,6 +25,7 @@ UPSTREAM_PARAMS = (
     Param("lr", float, 3e-5, "encoder learning rate when fine-tuning"),
     Param("freeze_frontend", bool, True, "keep the convolutional front-end frozen when fine-tuning"),
     Param("gradient_checkpointing", bool, False, "trade compute for memory in the encoder when fine-tuning"),
+    Param("spec_augment", bool, True, "when fine-tuning, the checkpoint's own random time/feature masking (transformers' SpecAugment)"),
 )
 
 
@@ -56,17 +57,27 @@ class FineTuneModel(nn.Module):
         return vad
 
 
-def prepare(upstream: Upstream, freeze_frontend: bool, gradient_checkpointing: bool) -> None:
-    """Put the encoder in training shape: front-end frozen, checkpointing where supported,
-    and LayerDrop off: with it, transformers returns fewer hidden states on the steps that
-    skip a layer, which would scramble a head's per-layer weights."""
+def prepare(upstream: Upstream, freeze_frontend: bool, gradient_checkpointing: bool, spec_augment: bool = True) -> None:
+    """Put the encoder in training shape: front-end frozen (and keeping no autograd graph:
+    transformers otherwise marks its output as requiring grad, which keeps every
+    convolution's activations for a backward pass that changes nothing), checkpointing where
+    supported, and LayerDrop off: with it, transformers returns fewer hidden states on the
+    steps that skip a layer, which would scramble a head's per-layer weights. Without
+    ``spec_augment`` the random masking probabilities are set to 0, while explicit masks
+    (``mask_time_indices``) still apply."""
     upstream.train()
+    model = getattr(upstream, "model", None)
     if freeze_frontend and hasattr(upstream, "frontend_parameters"):
         for p in upstream.frontend_parameters():
             p.requires_grad_(False)
-    model = getattr(upstream, "model", None)
+        if model is not None and hasattr(model, "freeze_feature_encoder"):
+            model.freeze_feature_encoder()
     if model is not None and getattr(model.config, "layerdrop", 0.0):
         model.config.layerdrop = 0.0
+    if model is not None and not spec_augment:
+        model.config.mask_time_prob = 0.0
+        model.config.mask_feature_prob = 0.0
+        model.config.apply_spec_augment = True  # explicit mask_time_indices are honoured only then
     if gradient_checkpointing and model is not None:
         enable = getattr(model, "activation_checkpointing_enable", None) or getattr(model, "gradient_checkpointing_enable", None)
         if enable is not None:

@@ -26,7 +26,8 @@ def register_downstreams() -> list:
     ``forward(batch)`` returns a dict with at least ``logits``. ``meta['default_pooling']``
     and ``meta['default_loss']`` name what is used when the user names none;
     ``meta['own_pooling']`` (a description) marks a method that pools by itself and refuses
-    ``--pooling``; ``meta['recipe']`` is its paper's :class:`serbench.recipes.Recipe`."""
+    ``--pooling``; ``meta['recipe']`` is its paper's :class:`serbench.recipes.Recipe`;
+    ``meta['spec_augment']`` sets ``upstream.spec_augment`` unless the user does."""
 
 
 @hookspec

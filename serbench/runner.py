@@ -161,6 +161,8 @@ def plan(
         config[section] = Spec(section, dict, "", section_params).resolve(merged.get(section, {}), f"-o {section}")
     if meta.get("upstream") == "finetune":
         config["upstream"]["params"]["finetune"] = True
+    if "spec_augment" in meta and "spec_augment" not in overrides.get("upstream", {}):
+        config["upstream"]["params"]["spec_augment"] = bool(meta["spec_augment"])
     config["protocol"]["data"] = str(location) if location else None
     config["seeds"] = [int(s) for s in seeds]
     config["device"] = str(resolved_device)
@@ -374,13 +376,14 @@ def _run_job(protocol, fold, seed, features, upstream, layers, the_plan: Plan, r
         classes=tuple(protocol.classes),
         make_pooling=lambda dim: pooling_spec.factory(dim, **pooling_params),
         train_counts=tuple(protocol.label_counts(fold.train)),
+        loss=specs["loss"].name,
     )
     model = specs["downstream"].factory(context, **config["downstream"]["params"])
     loss = specs["loss"].factory(protocol.classes, protocol.label_counts(fold.train), **config["loss"]["params"])
     groups = None
     if features is None:  # fine-tuning: the encoder is part of the model
         tuning = config["upstream"]["params"]
-        finetune.prepare(upstream, tuning["freeze_frontend"], tuning["gradient_checkpointing"])
+        finetune.prepare(upstream, tuning["freeze_frontend"], tuning["gradient_checkpointing"], tuning["spec_augment"])
         model = finetune.FineTuneModel(upstream, model, layers, vad_level)
         groups = finetune.parameter_groups(model, train["lr"], tuning["lr"])
         batcher = AudioBatcher(protocol.utterances, protocol.classes, train["crop_seconds"], seed, the_plan.device,
@@ -394,7 +397,7 @@ def _run_job(protocol, fold, seed, features, upstream, layers, the_plan: Plan, r
         model.to(the_plan.device)
         stages.run_stages(model, method_stages(), {"train": fold.train, "dev": fold.dev}, batcher, the_plan.device,
                           seed, run_dir / "stages" / job_stem(fold.name, seed), specs["downstream"].name, reporter.info,
-                          reporter.task)
+                          reporter.task, bf16=train["bf16"])
     with reporter.task(f"fold {fold.name} seed {seed} (epochs)", train["max_epochs"], announce=False) as advance:
         outcome = train_fold(
             model, loss, data, protocol.main_metric, train, seed, the_plan.device,

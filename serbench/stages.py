@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from serbench.batching import bucketed
 from serbench.errors import SerbenchError
 
 ALLOWED_SPLITS = ("train", "dev")
@@ -42,6 +43,16 @@ class StageInput:
     device: torch.device
     seed: int
     model: torch.nn.Module
+    bf16: bool = False
+
+    def autocast(self):
+        """The training steps' precision (``train.bf16``), for a stage's forward passes."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    def batches(self, size: int, generator: torch.Generator | None = None, per_bucket: int = 8) -> list[list[str]]:
+        """This stage's ids in length-bucketed, shuffled batches; without a generator, sorted
+        by length for a pass that only computes (see serbench.batching.bucketed)."""
+        return bucketed(self.ids, self.batcher.lengths(self.ids), size, generator, per_bucket)
 
 
 class GuardedBatcher:
@@ -81,7 +92,7 @@ def check(stages: Sequence[Stage], method: str) -> None:
 
 def run_stages(model: torch.nn.Module, stages: Sequence[Stage], splits: dict[str, Sequence[str]], batcher,
                device: torch.device, seed: int, folder: Path, method: str, report: Callable[[str], None],
-               task=None) -> dict[str, set]:
+               task=None, bf16: bool = False) -> dict[str, set]:
     """Run (or resume) every stage; returns the ids each stage was fed. ``task(description,
     total)`` is the reporter's progress-bar context (one bar per stage)."""
     check(stages, method)
@@ -95,7 +106,7 @@ def run_stages(model: torch.nn.Module, stages: Sequence[Stage], splits: dict[str
         ids = tuple(i for split in stage.splits for i in splits[split])
         guard = GuardedBatcher(batcher, ids, stage.labels, stage.name)
         with task(f"stage {number}/{len(stages)}: {stage.name}", 1, announce=False) if task else nullcontext(lambda n=1: None) as advance:
-            stage.run(StageInput(ids, guard, device, seed, model))
+            stage.run(StageInput(ids, guard, device, seed, model, bf16))
             advance(1)
         seen[stage.name] = guard.seen
         folder.mkdir(parents=True, exist_ok=True)

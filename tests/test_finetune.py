@@ -77,3 +77,52 @@ def test_finetune_run_through_the_runner(tmp_path):
     assert result.data["config"]["params"]["upstream"]["finetune"] is True
     assert result.data["cache"] == {"hits": 0, "misses": 0, "bytes": 0}  # the cache is bypassed
     assert len(result.data["folds"]) == 5
+
+
+def _group_norm_encoder(tmp_path):
+    from tiny_checkpoints import save_checkpoint
+    from serbench_plugins.upstreams.hf import load
+
+    return load(str(save_checkpoint(tmp_path / "hubert", "hubert_group")))
+
+
+def test_fine_tuning_forward_of_a_group_norm_encoder_does_not_see_its_batch_mates(tmp_path):
+    encoder = _group_norm_encoder(tmp_path)
+    assert not encoder.batch_safe
+    finetune.prepare(encoder, freeze_frontend=True, gradient_checkpointing=False, spec_augment=False)
+    encoder.eval()  # transformers' attention dropout is a float fixed at build time: compare without randomness
+    g = torch.Generator().manual_seed(0)
+    sizes = [16000, 9000, 4000]
+    wavs = torch.zeros(3, 16000)
+    for row, n in enumerate(sizes):
+        wavs[row, :n] = torch.randn(n, generator=g) * 0.1
+    together = encoder(wavs, torch.tensor(sizes))
+    for row, n in enumerate(sizes):
+        alone = encoder(wavs[row : row + 1, :n], torch.tensor([n]))
+        frames = int(alone.lengths[0])
+        torch.testing.assert_close(together.hidden_states[:, row, :frames], alone.hidden_states[:, 0], atol=1e-5, rtol=1e-4)
+
+
+def test_frozen_front_end_keeps_no_autograd_graph(tmp_path):
+    encoder = create("upstream", "tiny")
+    finetune.prepare(encoder, freeze_frontend=True, gradient_checkpointing=False)
+    seen = []
+    encoder.model.feature_extractor.register_forward_hook(lambda module, args, out: seen.append(out.requires_grad))
+    out = encoder(torch.randn(2, 8000) * 0.1, torch.tensor([8000, 6000]))
+    assert seen == [False]  # no activation of the frozen convolutions is kept for backward
+    assert out.hidden_states.requires_grad  # the transformer above still trains
+
+
+def test_spec_augment_off_keeps_explicit_masks():
+    encoder = create("upstream", "tiny")
+    finetune.prepare(encoder, freeze_frontend=True, gradient_checkpointing=False, spec_augment=False)
+    config = encoder.model.config
+    assert config.mask_time_prob == 0.0 and config.mask_feature_prob == 0.0 and config.apply_spec_augment
+    wavs, lengths = torch.randn(1, 8000) * 0.1, torch.tensor([8000])
+    frames = int(encoder.model._get_feat_extract_output_lengths(lengths)[0])
+    masks = torch.zeros(1, frames, dtype=torch.bool)
+    masks[0, :5] = True
+    encoder.eval()
+    plain = encoder(wavs, lengths).hidden_states
+    masked = encoder(wavs, lengths, mask_time_indices=masks).hidden_states
+    assert not torch.allclose(plain[-1], masked[-1])

@@ -25,8 +25,49 @@ def test_stages_see_only_the_training_fold_and_pseudo_labels_are_made(tmp_path, 
     assert centres.shape == (8, 32) and centres.abs().sum() > 0
 
 
-def test_ablation_without_pseudo_labels(tmp_path, stage_feed):
+def test_ablation_without_pseudo_labels_keeps_the_multitask_stage(tmp_path, stage_feed):
     result = serbench.run("tiny", "gmp_atl", protocol="synthetic", out=tmp_path,
                           overrides=SMALL + ["downstream.pseudo_labels=false", "loss.margin=0.3"])
     assert all(list(seen) == ["multitask"] for seen in stage_feed)
     assert result.data["config"]["params"]["loss"]["margin"] == 0.3
+
+
+def test_masking_covers_hubert_share_of_frames():
+    from serbench.registry import registry
+    from serbench_plugins.methods.gmp_atl import span_mask
+
+    spec = registry().get("downstream", "gmp_atl")
+    defaults = {p.name: p.default for p in spec.params}
+    torch.manual_seed(0)
+    import numpy as np
+
+    np.random.seed(0)
+    lengths = torch.tensor([400, 250, 300, 500] * 16)
+    masked = span_mask(lengths, defaults["mask_prob"], defaults["mask_length"])
+    valid = torch.arange(masked.shape[1])[None] < lengths[:, None]
+    share = float(masked.sum() / valid.sum())
+    assert not (masked & ~valid).any()
+    # HuBERT (mask_prob 0.8, spans of 10 in this formula) masks about half of the frames
+    assert 0.45 <= share <= 0.65, share
+
+
+def test_ce_ablation_trains_a_plain_linear_classifier():
+    from serbench.downstream import DownstreamContext
+
+    def model(loss):
+        context = DownstreamContext(3, 16, 50.0, ("a", "b", "c", "d"), lambda d: None, (1, 1, 1, 1), loss=loss)
+        return create("downstream", "gmp_atl", context, scales=(4,), lstm_hidden=8, hidden=8).eval()
+
+    batch = {"features": torch.randn(2, 3, 20, 16), "mask": torch.ones(2, 20, dtype=torch.bool)}
+    ams, ce = model("am_softmax"), model("ce")
+    ce.load_state_dict(ams.state_dict())
+    out_ams, out_ce = ams(batch), ce(batch)
+    assert "cosine" in out_ams and "cosine" not in out_ce
+    z = ce.utterance(batch["features"][:, -1], batch["mask"])
+    torch.testing.assert_close(out_ce["logits"], ce.emotion_ce(z))  # W z + b, not 30 cos
+
+
+def test_without_gmps_runs_no_stage(tmp_path, stage_feed):
+    serbench.run("tiny", "gmp_atl", protocol="synthetic", out=tmp_path, loss="ce",
+                 overrides=SMALL + ["downstream.pseudo_labels=false", "downstream.multitask=false"])
+    assert all(list(seen) == [] for seen in stage_feed)

@@ -17,13 +17,21 @@ at each scale from the stage-1 encoder, then the encoder is retrained with HuBER
 masking, a LinearP per scale predicting each masked frame's labels, CE summed over scales.
 Stage 3 is serbench's supervised training: the stage-2 encoder fine-tuned for utterance
 emotion with ``am_softmax`` (m = 0.2, s = 30) on cosine similarities; ``--loss ce`` is the
-paper's CE variant. ``pseudo_labels=false`` skips the pseudo-labels and stage 2 (the
-paper's ablation).
+paper's CE variant, trained on a plain linear classifier (stage 1's emotion head), not on
+scaled cosines.
+
+The paper's ablation rows, as this plugin runs them: "AMS/CE without GMPs" =
+``pseudo_labels=false multitask=false`` (neither the gender-augmented stage nor the
+pseudo-labels: the encoder is fine-tuned for emotion alone), with ``--loss am_softmax`` or
+``--loss ce``; "GMPs + CE" = the defaults with ``--loss ce``. That "without GMPs" also drops
+stage 1 is this plugin's reading; ``multitask=true pseudo_labels=false`` keeps it.
 
 Choices where the paper is silent: the utterance head of the final stage is stage 1's BiLSTM
 and LinearP with a cosine classifier; stages read whole utterances (no crops), so frame
-labels stay aligned; masking draws spans of ``mask_length`` frames with probability
-``mask_prob`` (HuBERT's defaults).
+labels stay aligned, in length-bucketed batches; masking follows HuBERT: spans of
+``mask_length`` = 10 frames with ``mask_prob`` = 0.8 in transformers' span formula (about
+half of the frames masked); transformers' own random SpecAugment is off in every stage
+(``upstream.spec_augment=false``), so stage 2's masks are the only masking.
 """
 
 from __future__ import annotations
@@ -60,6 +68,18 @@ RECIPE = Recipe(
 )
 
 
+def span_mask(lengths: torch.Tensor, mask_prob: float, mask_length: int) -> torch.Tensor:
+    """HuBERT-style span masks ``[B, max(lengths)]`` over each utterance's valid frames, drawn
+    with transformers' span formula (``mask_prob`` x frames / ``mask_length`` span starts)."""
+    from transformers.models.hubert.modeling_hubert import _compute_mask_indices
+
+    frames = int(lengths.max())
+    valid = torch.arange(frames, device=lengths.device)[None] < lengths[:, None]
+    spans = _compute_mask_indices((len(lengths), frames), mask_prob, mask_length,
+                                  attention_mask=valid.long().cpu(), min_masks=1)
+    return torch.as_tensor(spans, device=lengths.device) & valid
+
+
 def linear_p(dim: int, hidden: int, out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, out))
 
@@ -71,7 +91,7 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 class GmpAtl(nn.Module):
     def __init__(self, context: DownstreamContext, scales: tuple, layer: int, alpha_e: float, pseudo_labels: bool,
-                 lstm_hidden: int, hidden: int, stage1_epochs: int, stage2_epochs: int, stage_lr: float,
+                 multitask: bool, lstm_hidden: int, hidden: int, stage1_epochs: int, stage2_epochs: int, stage_lr: float,
                  stage_batch_size: int, mask_prob: float, mask_length: int, kmeans_frames: int):
         super().__init__()
         dim = context.dim
@@ -84,7 +104,8 @@ class GmpAtl(nn.Module):
         for n, k in enumerate(self.scales):
             self.register_buffer(f"centres_{n}", torch.zeros(k, dim))
         self.predictors = nn.ModuleList(linear_p(dim, hidden, k) for k in self.scales)
-        self.layer, self.alpha_e, self.pseudo_labels = layer, alpha_e, pseudo_labels
+        self.layer, self.alpha_e, self.pseudo_labels, self.multitask = layer, alpha_e, pseudo_labels, multitask
+        self.cosine_head = context.loss in ("am_softmax", "")  # --loss ce: a plain linear classifier
         self.settings = dict(stage1_epochs=stage1_epochs, stage2_epochs=stage2_epochs, lr=stage_lr,
                              batch_size=stage_batch_size, mask_prob=mask_prob, mask_length=mask_length,
                              kmeans_frames=kmeans_frames)
@@ -98,12 +119,15 @@ class GmpAtl(nn.Module):
         return self.head(masked_mean(out, mask))
 
     def forward(self, batch: dict) -> dict:
-        cosine = self.emotion(self.utterance(batch["features"][:, -1], batch["mask"]))
+        z = self.utterance(batch["features"][:, -1], batch["mask"])
+        if not self.cosine_head:
+            return {"logits": self.emotion_ce(z)}
+        cosine = self.emotion(z)
         return {"logits": self.scale * cosine, "cosine": cosine}
 
     # -- stages -------------------------------------------------------------------------
     def stages(self) -> list[Stage]:
-        stages = [Stage("multitask", ("train",), True, self.train_multitask)]
+        stages = [Stage("multitask", ("train",), True, self.train_multitask)] if self.multitask else []
         if self.pseudo_labels:
             stages += [Stage("pseudo_labels", ("train",), False, self.make_pseudo_labels),
                        Stage("masked_prediction", ("train",), False, self.train_masked_prediction)]
@@ -121,13 +145,11 @@ class GmpAtl(nn.Module):
         generator = torch.Generator().manual_seed(stage.seed)
         params = [p for p in stage.model.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(params, lr=s["lr"])
-        ids = list(stage.ids)
         stage.model.train()
         for _ in range(epochs):
-            order = torch.randperm(len(ids), generator=generator).tolist()
-            for start in range(0, len(ids), s["batch_size"]):
-                chunk = [ids[i] for i in order[start : start + s["batch_size"]]]
-                loss = step(stage.batcher(chunk), generator)
+            for chunk in stage.batches(s["batch_size"], generator):
+                with stage.autocast():
+                    loss = step(stage.batcher(chunk), generator)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -157,8 +179,8 @@ class GmpAtl(nn.Module):
     def make_pseudo_labels(self, stage: StageInput) -> None:
         encoder = self._encoder(stage)
         stage.model.eval()
-        ids, size = list(stage.ids), self.settings["batch_size"]
-        frames = torch.cat([f for start in range(0, len(ids), size) for f in self._frames(encoder, stage.batcher(ids[start : start + size]))])
+        size = self.settings["batch_size"]
+        frames = torch.cat([f for chunk in stage.batches(size) for f in self._frames(encoder, stage.batcher(chunk))])
         generator = torch.Generator().manual_seed(stage.seed)
         if frames.shape[0] > self.settings["kmeans_frames"]:
             frames = frames[torch.randperm(frames.shape[0], generator=generator)[: self.settings["kmeans_frames"]].to(frames.device)]
@@ -171,34 +193,27 @@ class GmpAtl(nn.Module):
         return [torch.cdist(frames, getattr(self, f"centres_{n}")).argmin(-1) for n in range(len(self.scales))]
 
     def train_masked_prediction(self, stage: StageInput) -> None:
-        from transformers.models.hubert.modeling_hubert import _compute_mask_indices
-
         encoder = self._encoder(stage)
         if not hasattr(encoder.model, "masked_spec_embed"):
             raise SerbenchError("gmp_atl: this encoder has no mask embedding (its config has mask_time_prob = 0)")
         stage.model.eval()
-        ids, size = list(stage.ids), self.settings["batch_size"]
         targets: dict[str, list[torch.Tensor]] = {}
-        for start in range(0, len(ids), size):  # labels from the stage-1 encoder, before it changes
-            chunk = ids[start : start + size]
+        for chunk in stage.batches(self.settings["batch_size"]):  # labels from the stage-1 encoder, before it changes
             for uid, frames in zip(chunk, self._frames(encoder, stage.batcher(chunk))):
                 targets[uid] = self.labels_for(frames)
         s = self.settings
 
         def step(batch, generator):
             lengths = encoder.model._get_feat_extract_output_lengths(batch["wav_lengths"])
-            frames = int(lengths.max())
-            valid = (torch.arange(frames, device=lengths.device)[None] < lengths[:, None])
-            spans = _compute_mask_indices((len(lengths), frames), s["mask_prob"], s["mask_length"],
-                                          attention_mask=valid.long().cpu(), min_masks=1)
-            masked = torch.as_tensor(spans, device=lengths.device) & valid
+            masked = span_mask(lengths, s["mask_prob"], s["mask_length"])
             out = encoder(batch["wavs"], batch["wav_lengths"], mask_time_indices=masked)
             last = out.hidden_states[-1].float()
+            rows, cols = masked.nonzero(as_tuple=True)
             loss = last.new_zeros(())
             for n, predictor in enumerate(self.predictors):
-                rows, cols = masked.nonzero(as_tuple=True)
-                wanted = torch.stack([targets[batch["ids"][r]][n][c] for r, c in zip(rows.tolist(), cols.tolist())])
-                loss = loss + F.cross_entropy(predictor(last[rows, cols]), wanted.to(last.device))
+                labels = nn.utils.rnn.pad_sequence([targets[uid][n] for uid in batch["ids"]], batch_first=True)
+                wanted = labels.to(last.device)[rows, cols]
+                loss = loss + F.cross_entropy(predictor(last[rows, cols]), wanted)
             return loss
 
         self._epochs(stage, s["stage2_epochs"], step)
@@ -215,21 +230,22 @@ def register_downstreams() -> list[Spec]:
                 Param("scales", tuple, (64, 512, 4096), "k-means cluster counts"),
                 Param("layer", int, -3, "hidden state clustered for pseudo-labels (-3: third-to-last)"),
                 Param("alpha_e", float, 0.9, "emotion weight in stage 1 (gender: 1 - alpha_e)"),
-                Param("pseudo_labels", bool, True, "run stages 2 and 3 (false: the paper's ablation)"),
+                Param("pseudo_labels", bool, True, "run the pseudo-labelling and masked-prediction stages"),
+                Param("multitask", bool, True, "run the gender-augmented multi-task stage"),
                 Param("lstm_hidden", int, 256, "BiLSTM width per direction"),
                 Param("hidden", int, 256, "LinearP width"),
                 Param("stage1_epochs", int, 10, "multi-task epochs"),
                 Param("stage2_epochs", int, 10, "masked-prediction epochs"),
                 Param("stage_lr", float, 1e-4, "Adam learning rate of stages 1 and 2"),
                 Param("stage_batch_size", int, 64, "batch size of stages 1 and 2 and of the pseudo-labelling"),
-                Param("mask_prob", float, 0.08, "span-start probability for masking"),
+                Param("mask_prob", float, 0.8, "mask_prob of transformers' span formula (HuBERT's 0.8: about half the frames)"),
                 Param("mask_length", int, 10, "masked span length in frames"),
                 Param("kmeans_frames", int, 500_000, "frames drawn for k-means at most"),
             ),
-            version="1",
+            version="2",
             citation="Pan, Yang, Lu, Ma & Zhao, GMP-ATL, Interspeech 2024",
             meta={"paper": "Pan et al., Interspeech 2024", "upstream": "finetune", "default_loss": "am_softmax",
-                  "own_pooling": "BiLSTM + masked mean",
+                  "own_pooling": "BiLSTM + masked mean", "spec_augment": False,
                   "needs": ("gender",), "reported": REPORTED, "recipe": RECIPE},
         )
     ]

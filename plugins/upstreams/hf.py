@@ -74,7 +74,12 @@ class TransformersEncoder(Upstream):
 
     def forward(self, wavs: torch.Tensor, lengths: torch.Tensor, mask_time_indices: torch.Tensor | None = None) -> UpstreamOutput:
         """``mask_time_indices`` [B, frames] replaces those frames by the model's learned mask
-        embedding before the transformer (HuBERT-style masked prediction)."""
+        embedding before the transformer (HuBERT-style masked prediction). A checkpoint whose
+        padding would leak into its statistics (``batch_safe = False``) runs each utterance
+        alone, trimmed to its length, in training as in extraction: an utterance's features
+        never depend on its batch-mates."""
+        if not self.batch_safe and len(wavs) > 1:
+            return self._one_by_one(wavs, lengths, mask_time_indices)
         inputs = normalise(wavs, lengths) if self.do_normalize else wavs
         mask = None
         if self.pass_mask:
@@ -85,6 +90,16 @@ class TransformersEncoder(Upstream):
             out = self.model(inputs, attention_mask=mask, output_hidden_states=True, **extra)
         frames = self.model._get_feat_extract_output_lengths(lengths)
         return UpstreamOutput(torch.stack(out.hidden_states), frames)
+
+    def _one_by_one(self, wavs, lengths, mask_time_indices) -> UpstreamOutput:
+        frames = self.model._get_feat_extract_output_lengths(lengths)
+        width = int(frames.max())
+        outputs = []
+        for row, n in enumerate(lengths.tolist()):
+            masks = None if mask_time_indices is None else mask_time_indices[row : row + 1, : int(frames[row])]
+            hidden = self.forward(wavs[row : row + 1, :n], lengths[row : row + 1], masks).hidden_states
+            outputs.append(torch.nn.functional.pad(hidden, (0, 0, 0, width - hidden.shape[2])))
+        return UpstreamOutput(torch.cat(outputs, dim=1), frames)
 
     def fingerprint(self) -> str:
         return self._fingerprint
