@@ -19,8 +19,8 @@ from lookalike import tiny_wav
 FAST = ["protocol.per_class=1", "train.max_epochs=1"]
 
 
-def test_sap_gap_end_to_end(tmp_path):
-    result = serbench.run("tiny", "sap_gap", protocol="synthetic", out=tmp_path, overrides=FAST)
+def test_sap_gap_end_to_end(tmp_path):  # frozen, as under the shared recipe: VAD masks cached per utterance
+    result = serbench.run("tiny", "sap_gap", protocol="synthetic", out=tmp_path, overrides=FAST, recipe="shared")
     assert result.data["config"]["loss"] == "mtl"
     no_speech = result.data["annotations"]["vad_no_speech"]
     assert isinstance(no_speech, int) and 0 <= no_speech < 40
