@@ -102,13 +102,6 @@ def test_mtl_loss_value():
     assert float(loss(outputs, batch)) == pytest.approx(float(expected), rel=1e-5)
 
 
-def test_label_smoothing_matches_its_definition():
-    loss = create("loss", "label_smoothing", ["a", "b", "c"], [1, 1, 1], smoothing=0.2, weighted=False)
-    logits = torch.tensor([[1.0, 2.0, 0.5]])
-    logp = torch.log_softmax(logits, 1)[0]
-    target = torch.tensor([0.2 / 3, 0.8 + 0.2 / 3, 0.2 / 3])
-    assert float(loss({"logits": logits}, {"labels": torch.tensor([1])})) == pytest.approx(float(-(target * logp).sum()), rel=1e-5)
-
 
 def _conditioned(gender="none", text="none"):
     torch.manual_seed(0)
@@ -151,3 +144,13 @@ def test_no_conditioning_is_identity_and_both_at_once_is_refused():
     assert torch.equal(module(x, batch), x)
     with pytest.raises(ValueError, match="set gender=none"):
         Conditioning(D, "sum", "mul", 5, 0.0)
+
+
+def test_label_smoothing_moves_gamma_to_the_other_classes():
+    classes, gamma = ["a", "b", "c", "d"], 0.2
+    loss = create("loss", "label_smoothing", classes, [5, 5, 5, 5], smoothing=gamma, weighted=False)
+    logits = torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([0, 1, 2, 3, 0, 2])
+    target = torch.full((6, 4), gamma / 3).scatter(1, labels[:, None], 1 - gamma)  # the paper's targets
+    expected = -(target * torch.log_softmax(logits, -1)).sum(-1).mean()
+    torch.testing.assert_close(loss({"logits": logits}, {"labels": labels}), expected)

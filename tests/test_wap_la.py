@@ -103,3 +103,33 @@ def test_ablation_without_adapter_training_has_no_stage(tmp_path):
                           overrides=SMALL + ["downstream.adapter_training=false"])
     assert not (result.run_dir / "stages").exists()
     assert np.isfinite(result.summary["ua"]["mean"])
+
+
+def _wap_la(counts):
+    from serbench.downstream import DownstreamContext
+
+    context = DownstreamContext(1, 16, 50.0, ("neu", "hap", "ang", "sad"), lambda d: None, counts)
+    torch.manual_seed(0)
+    return create("downstream", "wap_la", context, width=24, blocks=1, prototypes=8)
+
+
+def test_minority_classes_are_oversampled_to_balance_each_epoch():
+    counts = (1708, 1636, 1103, 1084)  # IEMOCAP's four classes
+    model = _wap_la(counts).train()
+    labels = torch.tensor([k for k, n in enumerate(counts) for _ in range(n // 20)])  # a 1/20 "epoch"
+    seen = torch.zeros(4)
+    for _ in range(40):
+        batch = {"features": torch.randn(len(labels), 1, 12, 16), "mask": torch.ones(len(labels), 12, dtype=torch.bool),
+                 "labels": labels}
+        out = model(batch)
+        assert out["logits"].shape[0] == out["labels"].shape[0] >= len(labels)
+        torch.testing.assert_close(out["labels"][: len(labels)], labels)  # the originals first, unmasked
+        seen += torch.bincount(out["labels"], minlength=4)
+    per_epoch = seen / 40 * 20
+    np.testing.assert_allclose(per_epoch.numpy(), 1708, rtol=0.03)  # every class as often as the largest
+
+
+def test_teacher_has_no_dropout_in_training():
+    model = _wap_la((5, 5, 5, 5)).train()
+    assert model.adapter.training and not model.teacher.training
+    assert not any(m.training for m in model.teacher.modules())

@@ -1,4 +1,7 @@
-"""``ce`` and ``weighted_ce``: cross-entropy on the emotion logits."""
+"""``ce``, ``weighted_ce`` and ``label_smoothing``: cross-entropy on the emotion logits.
+
+Targets are ``outputs['labels']`` when the model returns them (a model that adds augmented
+rows to its batch, as WAP-LA does, labels them), else ``batch['labels']``."""
 
 from __future__ import annotations
 
@@ -10,8 +13,11 @@ from serbench.specs import Param, Spec
 
 
 class CrossEntropy:
-    """Cross-entropy on ``outputs['logits']``; ``weights`` rebalance classes when given,
-    ``smoothing`` spreads that much target mass uniformly over the classes."""
+    """Cross-entropy on ``outputs['logits']``; ``weights`` rebalance classes when given;
+    ``smoothing`` = gamma takes that much target mass from the true class and spreads it
+    evenly over the *other* classes (1 - gamma on the true class, gamma / (K - 1) on each
+    other one), as Diatlova et al. describe it; torch spreads its own parameter over all K
+    classes, so it is given gamma K / (K - 1)."""
 
     def __init__(self, weights: list[float] | None = None, smoothing: float = 0.0):
         self.weights = None if weights is None else torch.tensor(weights, dtype=torch.float32)
@@ -20,7 +26,10 @@ class CrossEntropy:
     def __call__(self, outputs: dict, batch: dict) -> torch.Tensor:
         logits = outputs["logits"]
         weight = None if self.weights is None else self.weights.to(logits.device)
-        return F.cross_entropy(logits, batch["labels"], weight=weight, label_smoothing=self.smoothing)
+        classes = logits.shape[-1]
+        spread = self.smoothing * classes / (classes - 1) if self.smoothing and classes > 1 else 0.0
+        labels = outputs.get("labels", batch["labels"])
+        return F.cross_entropy(logits, labels, weight=weight, label_smoothing=spread)
 
 
 def inverse_frequency(train_counts: list[int]) -> list[float]:
@@ -54,9 +63,10 @@ def register_losses() -> list[Spec]:
         Spec(
             name="label_smoothing",
             factory=make_label_smoothing,
-            summary="cross-entropy with label smoothing, optionally class-weighted",
+            summary="cross-entropy with label smoothing over the other classes, optionally class-weighted",
+            version="2",
             params=(
-                Param("smoothing", float, 0.1, "target mass spread over all classes"),
+                Param("smoothing", float, 0.1, "target mass moved from the true class to the others, evenly"),
                 Param("weighted", bool, True, "class weights N / (C * n_c) as in weighted_ce"),
             ),
         ),

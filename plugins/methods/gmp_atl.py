@@ -65,6 +65,10 @@ RECIPE = Recipe(
     source="Pan et al. 2024: Adam (AdamW without weight decay) at lr 1e-4 for encoder and heads, batch 64, "
            "AM-Softmax in the final stage",
     suggested={"upstream": "hubert_base", "protocol": "iemocap_5fold"},
+    demo={"downstream.stage1_epochs": 1, "downstream.stage2_epochs": 1, "downstream.scales": (8, 16, 32),
+          "train.max_epochs": 3, "train.lr": 1e-3},
+    demo_why="a demo fine-tunes a small random encoder on a tenth of IEMOCAP's frames: one epoch per stage, "
+             "k-means at 8/16/32, 3 final epochs, the heads at the harness's lr 1e-3",
 )
 
 

@@ -49,6 +49,9 @@ RECIPE = Recipe(
     source="Diatlova et al. 2024: WavLM Large fine-tuned at lr 1e-5 (weight decay 0.01), 20 epochs, batch 32, "
            "random 5 s crops; STD pooling, as in its gender and text rows",
     suggested={"upstream": "wavlm_large", "protocol": "msp_podcast -o protocol.test_set=Development"},
+    demo={"train.max_epochs": 3, "train.lr": 1e-3, "upstream.lr": 1e-4},
+    demo_why="a demo fine-tunes a small random encoder, not WavLM Large: 3 epochs, the head at the harness's "
+             "lr 1e-3 and the encoder at 1e-4 (at 1e-5 neither moves in a demo's few steps)",
 )
 
 
