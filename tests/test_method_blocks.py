@@ -102,7 +102,6 @@ def test_mtl_loss_value():
     assert float(loss(outputs, batch)) == pytest.approx(float(expected), rel=1e-5)
 
 
-
 def _conditioned(gender="none", text="none"):
     torch.manual_seed(0)
     module = Conditioning(D, gender, text, 5, dropout=0.0).eval()
