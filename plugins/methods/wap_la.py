@@ -41,6 +41,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from serbench.attention import masked_self_attention
 from serbench.downstream import DownstreamContext
 from serbench.hookspecs import hookimpl
 from serbench.recipes import Recipe
@@ -88,11 +89,7 @@ class Block(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        b, t, d = h.shape
-        q, k, v = (x.view(b, t, self.heads, d // self.heads).transpose(1, 2) for x in self.qkv(self.norm1(h)).chunk(3, -1))
-        bias = torch.zeros(mask.shape, dtype=q.dtype, device=h.device).masked_fill(~mask, float("-inf"))
-        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=bias[:, None, None, :])
-        h = h + self.dropout(self.out(attended.transpose(1, 2).reshape(b, t, d)))
+        h = h + self.dropout(self.out(masked_self_attention(self.qkv(self.norm1(h)), mask, self.heads)))
         return h + self.dropout(self.mlp(self.norm2(h)))
 
 

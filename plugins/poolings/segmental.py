@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F
+
+from serbench.attention import masked_self_attention
 
 from serbench.hookspecs import hookimpl
 from serbench.specs import Param, Spec
@@ -59,11 +60,7 @@ class SegmentalPooling(nn.Module):
 
     def forward(self, frames: torch.Tensor, mask: torch.Tensor, batch: dict | None = None) -> torch.Tensor:
         packed, valid = pack(frames, speech_mask(mask, batch))
-        b, s, d = packed.shape
-        q, k, v = (t.view(b, s, self.heads, d // self.heads).transpose(1, 2) for t in self.in_proj(packed).chunk(3, -1))
-        bias = torch.zeros(valid.shape, dtype=q.dtype, device=q.device).masked_fill(~valid, float("-inf"))
-        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=bias[:, None, None, :])
-        attended = self.dropout(self.out_proj(attended.transpose(1, 2).reshape(b, s, d)))
+        attended = self.dropout(self.out_proj(masked_self_attention(self.in_proj(packed), valid, self.heads)))
         weights = valid.unsqueeze(-1).to(attended.dtype)
         return (attended * weights).sum(1) / weights.sum(1)
 
