@@ -48,16 +48,33 @@ def markdown(results: Sequence[Result], ci: str = "t") -> str:
     return f"{body}\n\nValues: mean ± half-width of the 95% confidence interval ({note}).\n"
 
 
+REPORTED_FIELDS = ("protocol", "split", "encoder", "pooling", "metric", "value", "unit")
+UNITS = {"%": 1.0, "fraction": 100.0}
+
+
 def reported(reg) -> str:
     """The papers' own numbers, from each downstream's ``meta['reported']``, for reading
-    beside what serbench measures. Values as the papers print them (percent or fraction)."""
-    table = []
+    beside what serbench measures: every value in percent (a paper's fractions converted and
+    marked), with the protocol, test split, encoder and pooling each row was measured with."""
+    table, notes = [], []
     for name in sorted(reg.specs["downstream"]):
         spec = reg.specs["downstream"][name]
         for row in spec.meta.get("reported", []):
+            missing = [k for k in REPORTED_FIELDS if k not in row]
+            if missing or row["unit"] not in UNITS:
+                raise SerbenchError(f"downstream {name}: a reported row lacks {missing or ['a known unit']} ({row})")
+            scale = UNITS[row["unit"]]
             ci = row.get("ci95")
-            table.append([spec.meta.get("paper", spec.citation), name, row.get("variant", ""), row["protocol"] + (f" ({row['split']})" if row.get("split") else ""),
-                          row["metric"], f"{row['value']:g}", f"[{ci[0]:g}, {ci[1]:g}]" if ci else ""])
-    headers = ["paper", "downstream", "variant", "protocol", "metric", "reported", "95% CI"]
+            mark = " (from 0–1)" if row["unit"] == "fraction" else ""
+            caveat = row.get("caveat")
+            if caveat and caveat not in notes:
+                notes.append(caveat)
+            table.append([spec.meta.get("paper", spec.citation), name, row.get("variant", ""), row["protocol"],
+                          row["split"], row["encoder"], row["pooling"], row["metric"],
+                          f"{row['value'] * scale:.2f}{mark}" + (f" [{notes.index(caveat) + 1}]" if caveat else ""),
+                          f"[{ci[0] * scale:.2f}, {ci[1] * scale:.2f}]" if ci else ""])
+    headers = ["paper", "downstream", "variant", "protocol", "test split", "encoder", "pooling", "metric", "reported (%)", "95% CI (%)"]
     body = tabulate(table, headers=headers, tablefmt="pipe", disable_numparse=True)
-    return f"{body}\n\nNumbers as published by each method's authors (their encoders, recipes and splits), not measured by serbench.\n"
+    footnotes = "".join(f"\n[{k}] {note}." for k, note in enumerate(notes, start=1))
+    return (f"{body}\n\nNumbers as published by each method's authors (their encoders, recipes and splits), not "
+            f"measured by serbench; in percent.{footnotes}\n")

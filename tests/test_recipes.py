@@ -96,3 +96,26 @@ def test_list_shows_the_recipe():
     done = run_cli("list", "downstreams", "wavlm_cond")
     assert done.returncode == 0, done.stderr
     assert "recipe paper" in done.stdout and "upstream.lr=1e-05" in done.stdout
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_reported_rows_say_what_they_were_measured_with(method):
+    from serbench.leaderboard import REPORTED_FIELDS, UNITS
+
+    reg = registry()
+    rows = reg.get("downstream", method).meta["reported"]
+    assert rows
+    for row in rows:
+        assert all(row.get(k) not in (None, "") for k in REPORTED_FIELDS), row
+        assert row["unit"] in UNITS and row["protocol"] in reg.specs["protocol"]
+        assert 0 < row["value"] * UNITS[row["unit"]] <= 100  # one scale once converted
+
+
+def test_reported_table_is_in_percent_with_split_encoder_and_pooling():
+    done = run_cli("leaderboard", "--reported")
+    assert done.returncode == 0, done.stderr
+    header = done.stdout.splitlines()[0]
+    for column in ("test split", "encoder", "pooling", "reported (%)"):
+        assert column in header
+    wavlm_row = next(line for line in done.stdout.splitlines() if "gender=sum " in line)
+    assert "32.00 (from 0–1)" in wavlm_row and "Development" in wavlm_row and "| std " in wavlm_row

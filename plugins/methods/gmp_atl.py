@@ -50,8 +50,10 @@ from serbench.stages import Stage, StageInput
 from serbench_plugins.losses.am_softmax import CosineClassifier
 from serbench_plugins.methods.conditioning import gender_ids
 
+_ROW = {"protocol": "iemocap_5fold", "split": "test session", "encoder": "HuBERT Base (ls960), fine-tuned",
+        "pooling": "BiLSTM + mean", "unit": "%"}
 REPORTED = [  # IEMOCAP 5-fold leave-one-session-out; UAR / WAR in percent
-    {"variant": variant, "protocol": "iemocap_5fold", "metric": metric, "value": value, "ci95": None}
+    {"variant": variant, "metric": metric, "value": value, "ci95": None, **_ROW}
     for variant, values in {
         "full (layer -3)": (82.0, 80.0), "CE without GMPs": (78.0, 75.8), "AMS without GMPs": (79.8, 77.6),
         "GMPs + CE": (80.2, 78.4), "layer -1": (80.4, 79.0), "layer -2": (80.2, 79.7), "layer -4": (81.9, 79.7),

@@ -25,13 +25,14 @@ from serbench_plugins.methods.superb import LayerWeights
 from serbench_plugins.poolings.basic import MeanPooling
 from serbench_plugins.poolings.segmental import CITATION, SegmentalPooling
 
+_ROW = {"protocol": "iemocap_loso10", "split": "test speaker", "encoder": "WavLM Large, fine-tuned", "unit": "%"}
 REPORTED = [  # IEMOCAP 10-fold leave-one-speaker-out, WavLM Large fine-tuned; mean (95% CI)
-    {"variant": "mode=gap", "protocol": "iemocap_loso10", "metric": "ua", "value": 73.87, "ci95": [71.34, 76.39]},
-    {"variant": "mode=gap", "protocol": "iemocap_loso10", "metric": "wa", "value": 73.27, "ci95": [70.90, 75.64]},
-    {"variant": "mode=sap", "protocol": "iemocap_loso10", "metric": "ua", "value": 73.48, "ci95": [71.13, 75.83]},
-    {"variant": "mode=sap", "protocol": "iemocap_loso10", "metric": "wa", "value": 72.45, "ci95": [70.34, 74.57]},
-    {"variant": "mode=sr", "protocol": "iemocap_loso10", "metric": "ua", "value": 75.57, "ci95": [72.25, 78.89]},
-    {"variant": "mode=sr", "protocol": "iemocap_loso10", "metric": "wa", "value": 74.77, "ci95": [72.02, 77.52]},
+    {"variant": "mode=gap", "pooling": "GAP", "metric": "ua", "value": 73.87, "ci95": [71.34, 76.39], **_ROW},
+    {"variant": "mode=gap", "pooling": "GAP", "metric": "wa", "value": 73.27, "ci95": [70.90, 75.64], **_ROW},
+    {"variant": "mode=sap", "pooling": "SAP", "metric": "ua", "value": 73.48, "ci95": [71.13, 75.83], **_ROW},
+    {"variant": "mode=sap", "pooling": "SAP", "metric": "wa", "value": 72.45, "ci95": [70.34, 74.57], **_ROW},
+    {"variant": "mode=sr", "pooling": "GAP + SAP", "metric": "ua", "value": 75.57, "ci95": [72.25, 78.89], **_ROW},
+    {"variant": "mode=sr", "pooling": "GAP + SAP", "metric": "wa", "value": 74.77, "ci95": [72.02, 77.52], **_ROW},
 ]
 RECIPE = Recipe(
     overrides={"upstream.finetune": True, "upstream.lr": 3e-5, "train.lr": 3e-5, "train.batch_size": 64,

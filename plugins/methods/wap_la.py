@@ -49,8 +49,12 @@ from serbench.specs import Param, Spec
 from serbench.stages import Stage, StageInput
 from serbench_plugins.poolings.statistical_attentive import StatisticalAttentivePooling
 
+_ROW = {"protocol": "iemocap_5fold", "split": "test session", "pooling": "sap_stat", "unit": "%",
+        # the paper names "HuBERT-large-960"; serbench's hubert_large is the ll60k checkpoint
+        "encoder": "HuBERT Large ('HuBERT-large-960' in the paper), frozen",
+        "caveat": "the paper describes 5-fold leave-one-session-out, but one passage says improvised dialogues only"}
 REPORTED = [  # IEMOCAP 5-fold leave-one-session-out, HuBERT Large frozen; percent
-    {"variant": variant, "protocol": "iemocap_5fold", "metric": metric, "value": value, "ci95": None}
+    {"variant": variant, "metric": metric, "value": value, "ci95": None, **_ROW}
     for variant, values in {
         "K=1024 (default)": (78.32, 77.56, 75.63),
         "adapter_training=false": (75.73, 74.91, 72.90),

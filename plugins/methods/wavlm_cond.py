@@ -27,20 +27,21 @@ from serbench_plugins.methods.text_embedding import DIM as TEXT_DIM
 from serbench_plugins.methods.text_embedding import sentence_encoder
 
 CITATION = "Diatlova, Udalov, Shutov & Spirin, Adapting WavLM for Speech Emotion Recognition, Odyssey 2024, arXiv:2405.04485"
-_DEV = {"protocol": "msp_podcast", "metric": "macro_f1", "split": "Development", "ci95": None}
+_DEV = {"protocol": "msp_podcast", "metric": "macro_f1", "split": "Development", "ci95": None, "unit": "fraction",
+        "encoder": "WavLM Large, fine-tuned"}
 REPORTED = [
-    {"variant": "pooling=mean", "value": 0.30, **_DEV},
-    {"variant": "pooling=std", "value": 0.31, **_DEV},
-    {"variant": "pooling=attention", "value": 0.28, **_DEV},
-    {"variant": "gender=sum", "value": 0.32, **_DEV},
-    {"variant": "gender=sum_half", "value": 0.32, **_DEV},
-    {"variant": "gender=mul", "value": 0.31, **_DEV},
-    {"variant": "gender=stack_linear", "value": 0.29, **_DEV},
-    {"variant": "gender=cln", "value": 0.31, **_DEV},
-    {"variant": "text=sum_third", "value": 0.31, **_DEV},
-    {"variant": "text=mul", "value": 0.30, **_DEV},
-    {"variant": "text=cln", "value": 0.31, **_DEV},
-    {"variant": "fusion of five models", "value": 0.35, **_DEV},
+    {"variant": "pooling=mean", "pooling": "mean", "value": 0.30, **_DEV},
+    {"variant": "pooling=std", "pooling": "std", "value": 0.31, **_DEV},
+    {"variant": "pooling=attention", "pooling": "attention", "value": 0.28, **_DEV},
+    {"variant": "gender=sum", "pooling": "std", "value": 0.32, **_DEV},
+    {"variant": "gender=sum_half", "pooling": "std", "value": 0.32, **_DEV},
+    {"variant": "gender=mul", "pooling": "std", "value": 0.31, **_DEV},
+    {"variant": "gender=stack_linear", "pooling": "std", "value": 0.29, **_DEV},
+    {"variant": "gender=cln", "pooling": "std", "value": 0.31, **_DEV},
+    {"variant": "text=sum_third", "pooling": "std", "value": 0.31, **_DEV},
+    {"variant": "text=mul", "pooling": "std", "value": 0.30, **_DEV},
+    {"variant": "text=cln", "pooling": "std", "value": 0.31, **_DEV},
+    {"variant": "fusion of five models", "pooling": "five systems", "value": 0.35, **_DEV},
 ]
 RECIPE = Recipe(
     overrides={"upstream.finetune": True, "upstream.lr": 1e-5, "train.lr": 1e-5, "train.weight_decay": 0.01,
