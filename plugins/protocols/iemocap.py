@@ -47,6 +47,9 @@ def make_5fold(data: Path | None, merge_excited: bool, dev: str, dev_fraction: f
 
 
 def make_loso10(data: Path | None, merge_excited: bool) -> Protocol:
+    """Ten folds, one per test speaker (8 training speakers, 1 dev, 1 test), as Hyeon et al.
+    (Interspeech 2024) evaluate. Which speaker is dev the paper does not say: the test
+    speaker's session partner is serbench's choice (it keeps a whole session out of training)."""
     utterances = _read(data, merge_excited)
     folds = leave_one_speaker_out_paired(utterances, SPEAKERS)
     return Protocol("iemocap_loso10", utterances, folds, fmt.CLASSES, "ua", expected=_expected(merge_excited))
@@ -78,7 +81,8 @@ def register_protocols() -> list[Spec]:
             summary="IEMOCAP 4 classes, leave-one-speaker-out 8/1/1 (dev = test speaker's partner), UA",
             params=(MERGE,),
             version="1",
-            citation=CITATION + "; folds as in Hyeon et al., Interspeech 2024",
+            citation=CITATION + "; 10-fold leave-one-speaker-out as Hyeon et al. (Interspeech 2024) evaluate "
+                     "(the dev speaker is serbench's choice)",
             meta={"data_key": "iemocap"},
         ),
     ]
