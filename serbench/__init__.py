@@ -17,8 +17,18 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0+unknown"
 
 from serbench.errors import SerbenchError  # noqa: E402
-from serbench.registry import available, create  # noqa: E402
-from serbench.results import Result, load_result  # noqa: E402
-from serbench.runner import run  # noqa: E402
+
+# The rest is imported on first use (PEP 562): torch, pandas and scipy cost seconds, and
+# ``serbench --help`` needs none of them.
+_LAZY = {"available": "serbench.registry", "create": "serbench.registry", "Result": "serbench.results",
+         "load_result": "serbench.results", "run": "serbench.runner"}
 
 __all__ = ["SerbenchError", "Result", "available", "create", "load_result", "run", "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'serbench' has no attribute {name!r}")

@@ -7,6 +7,7 @@ import json
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -17,7 +18,9 @@ from serbench.errors import SerbenchError
 from serbench.progress import Reporter
 from serbench.registry import check_kind, registry
 from serbench.specs import KINDS
-from serbench.results import Result, load_result
+
+if TYPE_CHECKING:
+    from serbench.results import Result
 
 EPILOG = "Docs: README.md. Bad input exits with status 2 and one line naming what is wrong."
 
@@ -247,6 +250,8 @@ def cmd_leaderboard(args: argparse.Namespace, out: Console) -> None:
     if args.reported:
         text = leaderboard.reported(registry())
     elif args.results:
+        from serbench.results import load_result
+
         text = leaderboard.markdown([load_result(p) for p in args.results], args.ci)
     else:
         raise SerbenchError("serbench leaderboard: give result files or run directories, or --reported")

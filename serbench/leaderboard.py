@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from typing import TYPE_CHECKING
+
 from tabulate import tabulate
 
 from serbench.errors import SerbenchError
-from serbench.results import Result
+
+if TYPE_CHECKING:  # results pulls in pandas and scipy: not needed to build the CLI
+    from serbench.results import Result
 
 COLUMNS = {"ua": "UA", "wa": "WA", "macro_f1": "macro-F1"}
 CI_KINDS = ("t", "bootstrap")
