@@ -153,3 +153,15 @@ def test_label_smoothing_moves_gamma_to_the_other_classes():
     target = torch.full((6, 4), gamma / 3).scatter(1, labels[:, None], 1 - gamma)  # the paper's targets
     expected = -(target * torch.log_softmax(logits, -1)).sum(-1).mean()
     torch.testing.assert_close(loss({"logits": logits}, {"labels": labels}), expected)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "std", "attention"])
+def test_wavlm_cond_conditions_a_256_wide_vector(pooling):
+    from serbench.downstream import DownstreamContext
+
+    context = DownstreamContext(3, 64, 50.0, ("a", "b", "c", "d"), lambda dim: create("pooling", pooling, dim))
+    model = create("downstream", "wavlm_cond", context, gender="sum")
+    assert model.pooling.out_dim == 256 and model.classifier.in_features == 256
+    out = model({"features": torch.randn(2, 3, 10, 64), "mask": torch.ones(2, 10, dtype=torch.bool),
+                 "genders": ["F", "M"]})
+    assert out["logits"].shape == (2, 4)

@@ -7,8 +7,9 @@ time (``--pooling mean|std|attention``), optional gender and text conditioning o
 vector (see :mod:`conditioning`), and a linear classifier. Loss ``weighted_ce`` by default;
 ``label_smoothing`` is the other one the paper tried.
 
-Choices where the paper is silent: conditioning acts on the pooled vector, whose width the
-gender embedding takes (512 after ``std`` or ``attention``); utterances of unknown gender get
+Choices where the paper is silent: conditioning acts on the pooled vector, 256 wide as the
+paper's (``hidden``; under ``std`` or ``attention`` pooling, which concatenate mean and
+standard deviation, the projection is 128 wide so that the pooled vector is 256); utterances of unknown gender get
 a third, learned embedding; dropout 0.1 before the classifier.
 """
 
@@ -61,6 +62,9 @@ class WavLMConditioned(nn.Module):
                  dropout: float, allow_missing_transcripts: bool):
         super().__init__()
         self.layers = LayerWeights(context.num_layers)
+        # the conditioned (pooled) vector is ``hidden`` wide, as the paper's 256: poolings that
+        # concatenate mean and std double their input, so the projection is narrower for them
+        hidden //= max(context.make_pooling(hidden).out_dim // hidden, 1)
         if projection == "linear":
             self.project = nn.Linear(context.dim, hidden)
         else:
@@ -104,13 +108,13 @@ def register_downstreams() -> list[Spec]:
             summary="WavLM layer average, projection, pooling, gender/text conditioning (Diatlova et al. 2024)",
             params=(
                 Param("projection", str, "linear", "linear (the paper) or mlp (the challenge baseline)", ("linear", "mlp")),
-                Param("hidden", int, 256, "projection width"),
+                Param("hidden", int, 256, "width of the pooled vector that is conditioned (the projection is half as wide under std/attention pooling)"),
                 Param("gender", str, "none", "gender conditioning", GENDER_MODES),
                 Param("text", str, "none", "text conditioning (includes the gender embedding)", TEXT_MODES),
                 Param("dropout", float, 0.1, "dropout in the projection (mlp), text branch and before the classifier"),
                 Param("allow_missing_transcripts", bool, False, "embed an empty string where a transcript is missing"),
             ),
-            version="1",
+            version="2",
             citation=CITATION,
             meta={"paper": "Diatlova et al., Odyssey 2024", "default_pooling": "mean", "default_loss": "weighted_ce", "needs": _needs,
                   "reported": REPORTED, "recipe": RECIPE},
