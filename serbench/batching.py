@@ -83,8 +83,8 @@ class FeatureBatcher:
 
     def lengths(self, ids: Sequence[str]) -> list[int]:
         """Frames per utterance as batched (after truncation)."""
-        cap = self.max_frames or None
-        return [min(self.features[i].shape[1], cap or self.features[i].shape[1]) for i in ids]
+        frames = [self.features[i].shape[1] for i in ids]
+        return [min(n, self.max_frames) for n in frames] if self.max_frames else frames
 
     def __call__(self, ids: Sequence[str], labels: Mapping[str, str] | None = None, train: bool = False) -> dict:
         arrays = [self.features[i] for i in ids]

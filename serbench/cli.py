@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
-from serbench import leaderboard, user_config
+from serbench import leaderboard, recipes, user_config
 from serbench.atomic import write_text
 from serbench.errors import SerbenchError
 from serbench.progress import Reporter
@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pooling", help="pooling (default: the downstream's own)")
     run.add_argument("--loss", help="loss (default: the downstream's, else the protocol's)")
     run.add_argument("--protocol", default="iemocap_5fold", help="evaluation protocol (default: %(default)s)")
-    run.add_argument("--recipe", choices=("paper", "shared"),
+    run.add_argument("--recipe", choices=recipes.CHOICES,
                      help="paper: the method's published training recipe (default for a method that has one); "
                           "shared: the harness's common frozen-encoder recipe. -o always wins")
     run.add_argument("--data", help="corpus location (default: saved with 'serbench config set data.KEY')")
@@ -150,7 +150,7 @@ def cmd_list(args: argparse.Namespace, out: Console) -> None:
             out.print(f"recipe paper (default; --recipe shared for the harness's): {recipe.describe()}")
             out.print(f"  source: {recipe.source}")
             if recipe.suggested:
-                out.print("  the paper ran: " + ", ".join(f"{k} {v}" for k, v in recipe.suggested.items()))
+                out.print("  the paper ran: " + recipes.suggestion(recipe.suggested))
             if recipe.demo:
                 out.print("  demo-sized variant on demo corpora: " + ", ".join(f"{k}={v}" for k, v in recipe.demo.items())
                           + f" ({recipe.demo_why})")

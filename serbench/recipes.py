@@ -57,6 +57,11 @@ class Recipe:
         return "; ".join(p for p in parts if p)
 
 
+def suggestion(suggested: Mapping[str, str]) -> str:
+    """``upstream wavlm_large, protocol iemocap_loso10``: what the paper ran, for display."""
+    return ", ".join(f"{k} {v}" for k, v in suggested.items())
+
+
 def choose(name: str | None, recipe: Recipe | None, downstream: str) -> str:
     """The recipe in force: ``paper`` for a method with one, else ``shared``."""
     if name is None:

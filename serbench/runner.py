@@ -224,9 +224,8 @@ def describe_recipe(config: Mapping) -> str:
         line += f"; demo-sized variant for this protocol ({record['demo_why']})"
     for key, why in record["not_applied"].items():
         line += f"; {key} not applied: {why}"
-    suggested = record["suggested"]
-    if suggested:
-        line += "; the paper ran " + ", ".join(f"{k} {v}" for k, v in suggested.items())
+    if record["suggested"]:
+        line += "; the paper ran " + recipes.suggestion(record["suggested"])
     return line
 
 

@@ -63,24 +63,29 @@ def durations(reference: Path) -> np.ndarray:
     return np.clip(np.random.default_rng(0).lognormal(1.3, 0.55, 5531), 0.6, 34.0)  # matched to the real list
 
 
+def cut(seconds, recipe: dict) -> list[float]:
+    """Durations as the recipe feeds them: truncated to ``max_seconds``, cropped to ``crop``."""
+    return [min(s, recipe["max_seconds"] or s, recipe["crop"] or s) for s in seconds]
+
+
 def batch_of(seconds: np.ndarray, recipe: dict, device: torch.device, frame_rate: float, dim: int) -> dict:
-    cut = [min(s, recipe["max_seconds"] or s, recipe["crop"] or s) for s in seconds]
+    cut_seconds = cut(seconds, recipe)
     g = torch.Generator().manual_seed(0)
-    n = len(cut)
+    n = len(cut_seconds)
     batch = {"ids": [str(i) for i in range(n)], "labels": torch.arange(n, device=device) % 4,
              "genders": ["F", "M"] * (n // 2) + ["F"] * (n % 2), "speakers": ["s"] * n, "transcripts": [""] * n,
              "attributes": torch.rand(n, 3, generator=g).to(device)}
     if recipe["finetune"]:
-        sizes = torch.tensor([int(c * 16000) for c in cut])
+        sizes = torch.tensor([int(c * 16000) for c in cut_seconds])
         wavs = torch.zeros(n, int(sizes.max()))
         for row, size in enumerate(sizes.tolist()):
             wavs[row, :size] = torch.randn(size, generator=g) * 0.1
         batch.update(wavs=wavs.to(device), wav_lengths=sizes.to(device))
     else:  # frozen: the cached last hidden state
-        lengths = torch.tensor([int(c * frame_rate) for c in cut], device=device)
+        lengths = torch.tensor([int(c * frame_rate) for c in cut_seconds], device=device)
         features = torch.randn(n, 1, int(lengths.max()), dim, generator=g).to(device)
         batch.update(features=features, lengths=lengths, mask=torch.arange(features.shape[2], device=device)[None] < lengths[:, None])
-    return batch, float(sum(cut))
+    return batch, float(sum(cut_seconds))
 
 
 def model_for(method: str, recipe: dict, upstream, device: torch.device):
@@ -127,8 +132,7 @@ def measure(method: str, steps: int, cpu_batch: int, reference: Path, device: to
             torch.cuda.synchronize()
         if step:
             timed, audio = timed + time.perf_counter() - t0, audio + seconds
-    cut = [min(s, recipe["max_seconds"] or s, recipe["crop"] or s) for s in all_seconds]
-    epoch_audio = sum(cut) * TRAIN_SHARE[recipe["protocol"]]
+    epoch_audio = sum(cut(all_seconds, recipe)) * TRAIN_SHARE[recipe["protocol"]]
     epoch_s = timed / audio * epoch_audio
     if device.type == "cuda":
         memory = f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB at batch {batch_size}"
