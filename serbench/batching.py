@@ -4,7 +4,8 @@ A batch is a dict: ``labels`` [B], ``ids``, and the protocol's side information
 (``speakers``, ``genders``, ``transcripts``, ``attributes`` [B, 3] — valence, arousal,
 dominance in [0, 1] — where every utterance has them). Frozen mode adds ``features``
 [B, L, T, D] with ``mask`` [B, T] and ``lengths``; fine-tune mode adds ``wavs`` [B, S] with
-``wav_lengths``, and the model computes the features itself. ``vad`` [B, T] marks speech
+``wav_lengths`` and ``whole`` (per row: not randomly cropped, so the same samples every
+time), and the model computes the features itself. ``vad`` [B, T] marks speech
 frames when a plugin needs it.
 """
 
@@ -134,7 +135,9 @@ class AudioBatcher:
         wavs = [load_audio(self.utterances[i].path) for i in ids]
         if self.max_samples:
             wavs = [w[: self.max_samples] for w in wavs]
+        whole = [True] * len(wavs)
         if train and self.crop:
+            whole = [w.size <= self.crop for w in wavs]
             cropped = []
             for w in wavs:
                 start = int(self.rng.integers(0, w.size - self.crop + 1)) if w.size > self.crop else 0
@@ -145,5 +148,5 @@ class AudioBatcher:
         for row, w in enumerate(wavs):
             padded[row, : w.size] = torch.from_numpy(w)
         batch = side_information(ids, self.utterances, self.class_index, labels, self.device)
-        batch.update(wavs=padded.to(self.device), wav_lengths=sizes.to(self.device))
+        batch.update(wavs=padded.to(self.device), wav_lengths=sizes.to(self.device), whole=whole)
         return batch

@@ -3,7 +3,10 @@
 Chosen when a downstream declares ``meta['upstream'] == 'finetune'`` or the user sets
 ``-o upstream.finetune=true``. The feature cache is bypassed; the encoder gets its own
 learning rate (``upstream.lr``) and its convolutional front-end stays frozen unless
-``upstream.freeze_frontend=false``.
+``upstream.freeze_frontend=false``. A frozen front-end computes the same output for the same
+audio every epoch and stage, so its output for each uncropped utterance is kept in memory for
+the job (``upstream.cache_frontend``; exact, as the front-end sees the same samples) and only
+randomly cropped rows run it again.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from torch import nn
 
 from serbench.batching import frame_mask
 from serbench.specs import Param
-from serbench.upstream import Upstream
+from serbench.upstream import Upstream, UpstreamOutput
 from serbench.vad import speech_frames
 
 # Parameters every upstream takes; the host applies them, the upstream's factory never sees them.
@@ -25,22 +28,56 @@ UPSTREAM_PARAMS = (
     Param("lr", float, 3e-5, "encoder learning rate when fine-tuning"),
     Param("freeze_frontend", bool, True, "keep the convolutional front-end frozen when fine-tuning"),
     Param("gradient_checkpointing", bool, False, "trade compute for memory in the encoder when fine-tuning"),
+    Param("cache_frontend", bool, True, "when fine-tuning with a frozen front-end, keep its output per uncropped utterance for the job"),
     Param("spec_augment", bool, True, "when fine-tuning, the checkpoint's own random time/feature masking (transformers' SpecAugment)"),
 )
 
 
 class FineTuneModel(nn.Module):
-    """Upstream + downstream as one module: waveforms in, the downstream's outputs out."""
+    """Upstream + downstream as one module: waveforms in, the downstream's outputs out.
+    ``cache_frontend``: keep the frozen front-end's output per uncropped utterance (for an
+    upstream that offers ``frontend``, see serbench.upstream)."""
 
-    def __init__(self, upstream: Upstream, downstream: nn.Module, layers: Sequence[int], vad_level: int | None = None):
+    def __init__(self, upstream: Upstream, downstream: nn.Module, layers: Sequence[int], vad_level: int | None = None,
+                 cache_frontend: bool = False):
         super().__init__()
         self.upstream = upstream
         self.downstream = downstream
         self.vad_level = vad_level  # voice activity is computed on the (cropped) waveforms here
         self.register_buffer("layers", torch.tensor(list(layers)), persistent=False)
+        self.frontend_cache: dict | None = {} if cache_frontend and hasattr(upstream, "frontend") else None
+
+    def encode(self, batch: dict, mask_time_indices: torch.Tensor | None = None) -> UpstreamOutput:
+        """Every hidden state of the batch's waveforms (stages call this too, to share the
+        front-end cache)."""
+        extra = {} if mask_time_indices is None else {"mask_time_indices": mask_time_indices}
+        if self.frontend_cache is not None and "whole" in batch:
+            extra["frontend"] = self._frontend(batch)
+        return self.upstream(batch["wavs"], batch["wav_lengths"], **extra)
+
+    def _frontend(self, batch: dict) -> torch.Tensor:
+        """The front-end output [B, C, frames] from the cache where a row is a whole utterance,
+        computed (and kept, if whole) where not; the key holds the autocast state, since a
+        bf16 front-end gives other numbers than an fp32 one."""
+        wavs, lengths = batch["wavs"], batch["wav_lengths"]
+        precision = torch.get_autocast_dtype(wavs.device.type) if torch.is_autocast_enabled(wavs.device.type) else None
+        keys = [(uid, precision) if whole else None for uid, whole in zip(batch["ids"], batch["whole"])]
+        missing = [row for row, key in enumerate(keys) if key is None or key not in self.frontend_cache]
+        fresh = dict(zip(missing, self.upstream.frontend(wavs[missing], lengths[missing]))) if missing else {}
+        rows = []
+        for row, key in enumerate(keys):
+            if row in fresh:
+                out = fresh[row]
+                if key is not None:
+                    self.frontend_cache[key] = out.clone()  # not a view of the whole batch's tensor
+                rows.append(out)
+            else:
+                rows.append(self.frontend_cache[key])
+        width = max(r.shape[-1] for r in rows)
+        return torch.stack([nn.functional.pad(r, (0, width - r.shape[-1])) for r in rows])
 
     def forward(self, batch: dict) -> dict:
-        out = self.upstream(batch["wavs"], batch["wav_lengths"])
+        out = self.encode(batch)
         features = out.hidden_states.index_select(0, self.layers).permute(1, 0, 2, 3).float()
         lengths = out.lengths
         extra = {"features": features, "lengths": lengths, "mask": frame_mask(lengths, features.shape[2])}

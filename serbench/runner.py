@@ -383,7 +383,8 @@ def _run_job(protocol, fold, seed, features, upstream, layers, the_plan: Plan, r
     if features is None:  # fine-tuning: the encoder is part of the model
         tuning = config["upstream"]["params"]
         finetune.prepare(upstream, tuning["freeze_frontend"], tuning["gradient_checkpointing"], tuning["spec_augment"])
-        model = finetune.FineTuneModel(upstream, model, layers, vad_level)
+        frozen = tuning["freeze_frontend"] and tuning["cache_frontend"]
+        model = finetune.FineTuneModel(upstream, model, layers, vad_level, cache_frontend=frozen)
         groups = finetune.parameter_groups(model, train["lr"], tuning["lr"])
         batcher = AudioBatcher(protocol.utterances, protocol.classes, train["crop_seconds"], seed, the_plan.device,
                                max_seconds=train["max_seconds"])

@@ -31,6 +31,12 @@ class Upstream(nn.Module):
     def forward(self, wavs: torch.Tensor, lengths: torch.Tensor) -> UpstreamOutput:
         raise NotImplementedError
 
+    # Optional, for fine-tuning: an upstream whose convolutional front-end can be frozen may
+    # define ``frontend(wavs, lengths) -> list[Tensor]`` (each utterance's front-end output,
+    # computed without grad) and accept ``frontend=`` (those outputs, padded to [B, C, frames])
+    # in ``forward`` in place of running the front-end again. serbench.finetune keeps them per
+    # uncropped utterance, so a frozen front-end runs once per utterance and job.
+
     def fingerprint(self) -> str:
         """Identifies the weights (repo id and revision, or a seed): recorded in results."""
         raise NotImplementedError

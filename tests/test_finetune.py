@@ -126,3 +126,66 @@ def test_spec_augment_off_keeps_explicit_masks():
     plain = encoder(wavs, lengths).hidden_states
     masked = encoder(wavs, lengths, mask_time_indices=masks).hidden_states
     assert not torch.allclose(plain[-1], masked[-1])
+
+
+def _frontend_batches(protocol, crop_seconds):
+    """A training batch with 3 whole and 2 cropped rows, and the same ids for evaluation."""
+    batcher = AudioBatcher(protocol.utterances, protocol.classes, crop_seconds=crop_seconds, seed=0)
+    everything = sorted(protocol.utterances)
+    limit = crop_seconds * 16000
+    sizes = dict(zip(everything, batcher.lengths(everything)))
+    ids = [i for i in everything if sizes[i] <= limit][:3] + [i for i in everything if sizes[i] > limit][:2]
+    return batcher(ids, train=True), batcher(ids)
+
+
+def _count_frontend_runs(encoder) -> list[int]:
+    """Rows through the front-end's first convolution (the front-end module itself is still
+    called when it is handed a cached output)."""
+    runs = []
+    first = encoder.model.feature_extractor.conv_layers[0]
+    first.register_forward_hook(lambda module, args, out: runs.append(out.shape[0]))
+    return runs
+
+
+def _cached_and_fresh(encoder, head, crop_seconds):
+    protocol = create("protocol", "synthetic", None, per_class=2)
+    finetune.prepare(encoder, freeze_frontend=True, gradient_checkpointing=False, spec_augment=False)
+    encoder.eval()  # no dropout: the two paths are compared number for number
+    cached = finetune.FineTuneModel(encoder, head, range(encoder.num_layers), cache_frontend=True)
+    fresh = finetune.FineTuneModel(encoder, head, range(encoder.num_layers), cache_frontend=False)
+    train_batch, eval_batch = _frontend_batches(protocol, crop_seconds)
+    return cached, fresh, train_batch, eval_batch
+
+
+def test_cached_front_end_gives_the_features_of_running_it(tmp_path):
+    for encoder in (create("upstream", "tiny"), _group_norm_encoder(tmp_path)):
+        context = DownstreamContext(encoder.num_layers, encoder.dim, encoder.frame_rate, ("a", "b", "c", "d"),
+                                    lambda dim: create("pooling", "mean", dim))
+        head = create("downstream", "superb", context)
+        cached, fresh, train_batch, eval_batch = _cached_and_fresh(encoder, head, crop_seconds=2.0)
+        assert not all(train_batch["whole"]) and any(train_batch["whole"])  # some rows cropped, some whole
+        for batch in (train_batch, eval_batch, eval_batch):  # the second eval pass reads the cache
+            got, want = cached.encode(batch), fresh.encode(batch)
+            assert torch.equal(got.lengths, want.lengths)
+            for row, n in enumerate(want.lengths.tolist()):
+                torch.testing.assert_close(got.hidden_states[:, row, :n], want.hidden_states[:, row, :n],
+                                           atol=1e-5, rtol=1e-4)
+        keys = {uid for uid, _ in cached.frontend_cache}
+        assert keys == set(eval_batch["ids"])  # every whole utterance, and cropped ones only as whole
+
+
+def test_cached_front_end_runs_once_per_whole_utterance():
+    encoder = create("upstream", "tiny")
+    context = DownstreamContext(encoder.num_layers, encoder.dim, encoder.frame_rate, ("a", "b", "c", "d"),
+                                lambda dim: create("pooling", "mean", dim))
+    cached, _, train_batch, eval_batch = _cached_and_fresh(encoder, create("downstream", "superb", context), 2.0)
+    runs = _count_frontend_runs(encoder)
+    for _ in range(3):
+        cached.encode(eval_batch)
+    assert sum(runs) == 5  # five utterances, each once
+    runs.clear()
+    cached.encode(train_batch)  # cropped rows change every epoch: they run again, whole rows do not
+    assert sum(runs) == sum(not whole for whole in train_batch["whole"])
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # another precision is another entry
+        cached.encode(eval_batch)
+    assert sum(runs) == sum(not whole for whole in train_batch["whole"]) + 5

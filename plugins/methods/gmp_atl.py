@@ -141,11 +141,12 @@ class GmpAtl(nn.Module):
         return stages
 
     @staticmethod
-    def _encoder(stage: StageInput):
+    def _tuned(stage: StageInput):
+        """The fine-tuning model (serbench.finetune.FineTuneModel): ``.encode(batch)`` runs its encoder."""
         upstream = getattr(stage.model, "upstream", None)
         if upstream is None or not hasattr(upstream, "model"):
             raise SerbenchError("gmp_atl trains the encoder: it needs a transformers upstream (hubert_base, hf:...)")
-        return upstream
+        return stage.model
 
     def _epochs(self, stage: StageInput, epochs: int, step) -> None:
         s = self.settings
@@ -162,10 +163,10 @@ class GmpAtl(nn.Module):
                 optimizer.step()
 
     def train_multitask(self, stage: StageInput) -> None:
-        encoder = self._encoder(stage)
+        tuned = self._tuned(stage)
 
         def step(batch, generator):
-            out = encoder(batch["wavs"], batch["wav_lengths"])
+            out = tuned.encode(batch)
             mask = torch.arange(out.hidden_states.shape[2], device=out.lengths.device)[None] < out.lengths[:, None]
             z = self.utterance(out.hidden_states[-1].float(), mask)
             genders = gender_ids(batch["genders"], z.device)
@@ -178,16 +179,16 @@ class GmpAtl(nn.Module):
         self._epochs(stage, self.settings["stage1_epochs"], step)
 
     @torch.no_grad()
-    def _frames(self, encoder, batch) -> list[torch.Tensor]:
-        out = encoder(batch["wavs"], batch["wav_lengths"])
+    def _frames(self, tuned, batch) -> list[torch.Tensor]:
+        out = tuned.encode(batch)
         hidden = out.hidden_states[self.layer].float()
         return [hidden[row, : int(n)] for row, n in enumerate(out.lengths)]
 
     def make_pseudo_labels(self, stage: StageInput) -> None:
-        encoder = self._encoder(stage)
+        tuned = self._tuned(stage)
         stage.model.eval()
         size = self.settings["batch_size"]
-        frames = torch.cat([f for chunk in stage.batches(size) for f in self._frames(encoder, stage.batcher(chunk))])
+        frames = torch.cat([f for chunk in stage.batches(size) for f in self._frames(tuned, stage.batcher(chunk))])
         generator = torch.Generator().manual_seed(stage.seed)
         if frames.shape[0] > self.settings["kmeans_frames"]:
             frames = frames[torch.randperm(frames.shape[0], generator=generator)[: self.settings["kmeans_frames"]].to(frames.device)]
@@ -200,20 +201,21 @@ class GmpAtl(nn.Module):
         return [torch.cdist(frames, getattr(self, f"centres_{n}")).argmin(-1) for n in range(len(self.scales))]
 
     def train_masked_prediction(self, stage: StageInput) -> None:
-        encoder = self._encoder(stage)
+        tuned = self._tuned(stage)
+        encoder = tuned.upstream
         if not hasattr(encoder.model, "masked_spec_embed"):
             raise SerbenchError("gmp_atl: this encoder has no mask embedding (its config has mask_time_prob = 0)")
         stage.model.eval()
         targets: dict[str, list[torch.Tensor]] = {}
         for chunk in stage.batches(self.settings["batch_size"]):  # labels from the stage-1 encoder, before it changes
-            for uid, frames in zip(chunk, self._frames(encoder, stage.batcher(chunk))):
+            for uid, frames in zip(chunk, self._frames(tuned, stage.batcher(chunk))):
                 targets[uid] = self.labels_for(frames)
         s = self.settings
 
         def step(batch, generator):
             lengths = encoder.model._get_feat_extract_output_lengths(batch["wav_lengths"])
             masked = span_mask(lengths, s["mask_prob"], s["mask_length"])
-            out = encoder(batch["wavs"], batch["wav_lengths"], mask_time_indices=masked)
+            out = tuned.encode(batch, mask_time_indices=masked)
             last = out.hidden_states[-1].float()
             rows, cols = masked.nonzero(as_tuple=True)
             loss = last.new_zeros(())

@@ -72,32 +72,55 @@ class TransformersEncoder(Upstream):
         """The convolutional feature encoder, frozen by default when fine-tuning."""
         return list(self.model.feature_extractor.parameters())
 
-    def forward(self, wavs: torch.Tensor, lengths: torch.Tensor, mask_time_indices: torch.Tensor | None = None) -> UpstreamOutput:
+    def forward(self, wavs: torch.Tensor, lengths: torch.Tensor, mask_time_indices: torch.Tensor | None = None,
+                frontend: torch.Tensor | None = None) -> UpstreamOutput:
         """``mask_time_indices`` [B, frames] replaces those frames by the model's learned mask
-        embedding before the transformer (HuBERT-style masked prediction). A checkpoint whose
-        padding would leak into its statistics (``batch_safe = False``) runs each utterance
-        alone, trimmed to its length, in training as in extraction: an utterance's features
-        never depend on its batch-mates."""
+        embedding before the transformer (HuBERT-style masked prediction). ``frontend``
+        [B, C, frames]: the front-end's output for these waveforms (see :meth:`frontend`),
+        used instead of running it again; the waveforms then only give the lengths. A
+        checkpoint whose padding would leak into its statistics (``batch_safe = False``) runs
+        each utterance alone, trimmed to its length, in training as in extraction: an
+        utterance's features never depend on its batch-mates."""
         if not self.batch_safe and len(wavs) > 1:
-            return self._one_by_one(wavs, lengths, mask_time_indices)
+            return self._one_by_one(wavs, lengths, mask_time_indices, frontend)
         inputs = normalise(wavs, lengths) if self.do_normalize else wavs
         mask = None
         if self.pass_mask:
             mask = (torch.arange(wavs.shape[-1], device=wavs.device) < lengths[:, None]).long()
-        with warnings.catch_warnings():  # torch's notice about transformers' mask types
-            warnings.filterwarnings("ignore", message="Support for mismatched key_padding_mask")
-            extra = {} if mask_time_indices is None else {"mask_time_indices": mask_time_indices}
-            out = self.model(inputs, attention_mask=mask, output_hidden_states=True, **extra)
+        extractor = self.model.feature_extractor
+        if frontend is not None:  # the model still calls its front-end: it returns the given output
+            extractor.forward = lambda _: frontend
+        try:
+            with warnings.catch_warnings():  # torch's notice about transformers' mask types
+                warnings.filterwarnings("ignore", message="Support for mismatched key_padding_mask")
+                extra = {} if mask_time_indices is None else {"mask_time_indices": mask_time_indices}
+                out = self.model(inputs, attention_mask=mask, output_hidden_states=True, **extra)
+        finally:
+            if frontend is not None:
+                del extractor.forward
         frames = self.model._get_feat_extract_output_lengths(lengths)
         return UpstreamOutput(torch.stack(out.hidden_states), frames)
 
-    def _one_by_one(self, wavs, lengths, mask_time_indices) -> UpstreamOutput:
+    @torch.no_grad()
+    def frontend(self, wavs: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
+        """Each utterance's convolutional front-end output [C, frames], normalised as in
+        :meth:`forward` and cut to its valid frames (batched where padding cannot leak)."""
+        frames = self.model._get_feat_extract_output_lengths(lengths).tolist()
+        if not self.batch_safe and len(wavs) > 1:
+            return [self.frontend(wavs[row : row + 1, :n], lengths[row : row + 1])[0] for row, n in enumerate(lengths.tolist())]
+        inputs = normalise(wavs, lengths) if self.do_normalize else wavs
+        out = self.model.feature_extractor(inputs)
+        return [out[row, :, :n] for row, n in enumerate(frames)]
+
+    def _one_by_one(self, wavs, lengths, mask_time_indices, frontend) -> UpstreamOutput:
         frames = self.model._get_feat_extract_output_lengths(lengths)
         width = int(frames.max())
         outputs = []
         for row, n in enumerate(lengths.tolist()):
-            masks = None if mask_time_indices is None else mask_time_indices[row : row + 1, : int(frames[row])]
-            hidden = self.forward(wavs[row : row + 1, :n], lengths[row : row + 1], masks).hidden_states
+            count = int(frames[row])
+            masks = None if mask_time_indices is None else mask_time_indices[row : row + 1, :count]
+            given = None if frontend is None else frontend[row : row + 1, :, :count]
+            hidden = self.forward(wavs[row : row + 1, :n], lengths[row : row + 1], masks, given).hidden_states
             outputs.append(torch.nn.functional.pad(hidden, (0, 0, 0, width - hidden.shape[2])))
         return UpstreamOutput(torch.cat(outputs, dim=1), frames)
 
