@@ -290,11 +290,13 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
                     features = keep_on_device(features, device)
                 folds = {f.name: f for f in protocol.folds}
                 make_upstream = lambda: specs["upstream"].factory(**upstream_params)  # noqa: E731
+                frozen = tuning and host["freeze_frontend"] and host["cache_frontend"]
+                frontend_cache = {} if frozen else None  # the frozen front-end's outputs, for every job
                 with reporter.task("jobs (fold x seed)", len(pending)) as advance_jobs:
                     for fold_name, seed in pending:
                         encoder = make_upstream() if tuning else upstream  # a fresh encoder per job
                         _run_job(protocol, folds[fold_name], seed, features, encoder, layers, the_plan, run_dir,
-                                 reporter, vad_masks, vad_level)
+                                 reporter, vad_masks, vad_level, frontend_cache)
                         advance_jobs(1)
         result = finish(
             run_dir, jobs, protocol.classes, protocol.main_metric,
@@ -361,8 +363,9 @@ def _vad(protocol: Protocol, features, frame_rate: float, level: int, reporter: 
 
 
 def _run_job(protocol, fold, seed, features, upstream, layers, the_plan: Plan, run_dir: Path, reporter: Reporter,
-             vad_masks=None, vad_level=None) -> None:
-    """One (fold, seed): build, train, test once, write the job's files."""
+             vad_masks=None, vad_level=None, frontend_cache: dict | None = None) -> None:
+    """One (fold, seed): build, train, test once, write the job's files. ``frontend_cache``:
+    the run's frozen front-end outputs (fine-tuning), shared by its jobs."""
     config, specs = the_plan.config, the_plan.specs
     train = config["train"]
     t0 = time.perf_counter()
@@ -383,8 +386,7 @@ def _run_job(protocol, fold, seed, features, upstream, layers, the_plan: Plan, r
     if features is None:  # fine-tuning: the encoder is part of the model
         tuning = config["upstream"]["params"]
         finetune.prepare(upstream, tuning["freeze_frontend"], tuning["gradient_checkpointing"], tuning["spec_augment"])
-        frozen = tuning["freeze_frontend"] and tuning["cache_frontend"]
-        model = finetune.FineTuneModel(upstream, model, layers, vad_level, cache_frontend=frozen)
+        model = finetune.FineTuneModel(upstream, model, layers, vad_level, frontend_cache)
         groups = finetune.parameter_groups(model, train["lr"], tuning["lr"])
         batcher = AudioBatcher(protocol.utterances, protocol.classes, train["crop_seconds"], seed, the_plan.device,
                                max_seconds=train["max_seconds"])

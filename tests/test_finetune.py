@@ -151,8 +151,8 @@ def _cached_and_fresh(encoder, head, crop_seconds):
     protocol = create("protocol", "synthetic", None, per_class=2)
     finetune.prepare(encoder, freeze_frontend=True, gradient_checkpointing=False, spec_augment=False)
     encoder.eval()  # no dropout: the two paths are compared number for number
-    cached = finetune.FineTuneModel(encoder, head, range(encoder.num_layers), cache_frontend=True)
-    fresh = finetune.FineTuneModel(encoder, head, range(encoder.num_layers), cache_frontend=False)
+    cached = finetune.FineTuneModel(encoder, head, range(encoder.num_layers), frontend_cache={})
+    fresh = finetune.FineTuneModel(encoder, head, range(encoder.num_layers))
     train_batch, eval_batch = _frontend_batches(protocol, crop_seconds)
     return cached, fresh, train_batch, eval_batch
 
@@ -170,7 +170,7 @@ def test_cached_front_end_gives_the_features_of_running_it(tmp_path):
             for row, n in enumerate(want.lengths.tolist()):
                 torch.testing.assert_close(got.hidden_states[:, row, :n], want.hidden_states[:, row, :n],
                                            atol=1e-5, rtol=1e-4)
-        keys = {uid for uid, _ in cached.frontend_cache}
+        keys = {uid for uid, _, _ in cached.frontend_cache}
         assert keys == set(eval_batch["ids"])  # every whole utterance, and cropped ones only as whole
 
 

@@ -71,3 +71,29 @@ def test_without_gmps_runs_no_stage(tmp_path, stage_feed):
     serbench.run("tiny", "gmp_atl", protocol="synthetic", out=tmp_path, loss="ce",
                  overrides=SMALL + ["downstream.pseudo_labels=false", "downstream.multitask=false"])
     assert all(list(seen) == [] for seen in stage_feed)
+
+
+def test_pseudo_label_stage_labels_the_frames_the_masked_stage_trains_on():
+    """The masked-prediction stage reuses the labels the pseudo-label stage made from the same
+    encoder; a resumed run labels again: both must give the same labels."""
+    from serbench import finetune
+    from serbench.batching import AudioBatcher
+    from serbench.downstream import DownstreamContext
+    from serbench.stages import GuardedBatcher, StageInput
+
+    protocol = create("protocol", "synthetic", None, per_class=1)
+    fold = protocol.folds[0]
+    upstream = create("upstream", "tiny")
+    finetune.prepare(upstream, freeze_frontend=True, gradient_checkpointing=False, spec_augment=False)
+    context = DownstreamContext(upstream.num_layers, upstream.dim, upstream.frame_rate, tuple(protocol.classes),
+                                lambda d: None, tuple(protocol.label_counts(fold.train)))
+    head = create("downstream", "gmp_atl", context, scales=(4, 8), lstm_hidden=8, hidden=8, stage_batch_size=8)
+    model = finetune.FineTuneModel(upstream, head, range(upstream.num_layers), frontend_cache={})
+    batcher = GuardedBatcher(AudioBatcher(protocol.utterances, protocol.classes, 0.0, 0), fold.train, False, "p")
+    stage = StageInput(tuple(fold.train), batcher, torch.device("cpu"), 0, model)
+    head.make_pseudo_labels(stage)
+    assert set(head._targets) == set(fold.train)
+    for chunk in stage.batches(8):
+        for uid, frames in zip(chunk, head._frames(model, batcher(chunk))):
+            for kept, again in zip(head._targets[uid], head.labels_for(frames)):
+                assert torch.equal(kept, again)

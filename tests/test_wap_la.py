@@ -105,12 +105,12 @@ def test_ablation_without_adapter_training_has_no_stage(tmp_path):
     assert np.isfinite(result.summary["ua"]["mean"])
 
 
-def _wap_la(counts):
+def _wap_la(counts, **params):
     from serbench.downstream import DownstreamContext
 
     context = DownstreamContext(1, 16, 50.0, ("neu", "hap", "ang", "sad"), lambda d: None, counts)
     torch.manual_seed(0)
-    return create("downstream", "wap_la", context, width=24, blocks=1, prototypes=8)
+    return create("downstream", "wap_la", context, **({"width": 24, "blocks": 1, "prototypes": 8} | params))
 
 
 def test_minority_classes_are_oversampled_to_balance_each_epoch():
@@ -133,3 +133,16 @@ def test_teacher_has_no_dropout_in_training():
     model = _wap_la((5, 5, 5, 5)).train()
     assert model.adapter.training and not model.teacher.training
     assert not any(m.training for m in model.teacher.modules())
+
+
+def test_patch_groups_consecutive_frames_into_tokens():
+    model = _wap_la((5, 5, 5, 5), patch=3)
+    features = torch.randn(2, 1, 7, 16)
+    mask = torch.tensor([[True] * 7, [True] * 4 + [False] * 3])
+    x, valid = model.tokens({"features": features, "mask": mask})
+    assert x.shape == (2, 3, 48)  # 7 frames -> 3 tokens of 3 frames, the last padded with zeros
+    torch.testing.assert_close(x[0, 1], features[0, 0, 3:6].reshape(-1))
+    torch.testing.assert_close(x[0, 2], torch.cat([features[0, 0, 6], torch.zeros(32)]))
+    assert valid.tolist() == [[True, True, True], [True, True, False]]  # the 4th frame makes the 2nd token valid
+    with pytest.raises(SerbenchError, match="downstream.patch=0"):
+        _wap_la((5, 5, 5, 5), patch=0)

@@ -117,6 +117,7 @@ class GmpAtl(nn.Module):
                              batch_size=stage_batch_size, mask_prob=mask_prob, mask_length=mask_length,
                              kmeans_frames=kmeans_frames)
         self.scale = 30.0
+        self._targets: dict | None = None  # frame labels from the pseudo-label stage, for the next
 
     def utterance(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         lengths = mask.sum(1).clamp(min=1).cpu()
@@ -188,7 +189,8 @@ class GmpAtl(nn.Module):
         tuned = self._tuned(stage)
         stage.model.eval()
         size = self.settings["batch_size"]
-        frames = torch.cat([f for chunk in stage.batches(size) for f in self._frames(tuned, stage.batcher(chunk))])
+        per_utterance = {uid: f for chunk in stage.batches(size) for uid, f in zip(chunk, self._frames(tuned, stage.batcher(chunk)))}
+        frames = torch.cat(list(per_utterance.values()))
         generator = torch.Generator().manual_seed(stage.seed)
         if frames.shape[0] > self.settings["kmeans_frames"]:
             frames = frames[torch.randperm(frames.shape[0], generator=generator)[: self.settings["kmeans_frames"]].to(frames.device)]
@@ -196,6 +198,8 @@ class GmpAtl(nn.Module):
             centres, _ = kmeans(frames, k, seed=stage.seed + n)
             filled = centres[torch.arange(k) % centres.shape[0]]  # fewer frames than k: repeat centres
             getattr(self, f"centres_{n}").copy_(filled)
+        # the masked-prediction stage reads the same encoder's frames: label them now, not twice
+        self._targets = {uid: self.labels_for(f) for uid, f in per_utterance.items()}
 
     def labels_for(self, frames: torch.Tensor) -> list[torch.Tensor]:
         return [torch.cdist(frames, getattr(self, f"centres_{n}")).argmin(-1) for n in range(len(self.scales))]
@@ -206,10 +210,13 @@ class GmpAtl(nn.Module):
         if not hasattr(encoder.model, "masked_spec_embed"):
             raise SerbenchError("gmp_atl: this encoder has no mask embedding (its config has mask_time_prob = 0)")
         stage.model.eval()
-        targets: dict[str, list[torch.Tensor]] = {}
-        for chunk in stage.batches(self.settings["batch_size"]):  # labels from the stage-1 encoder, before it changes
-            for uid, frames in zip(chunk, self._frames(tuned, stage.batcher(chunk))):
-                targets[uid] = self.labels_for(frames)
+        targets = self._targets or {}  # labelled by the pseudo-label stage of this process
+        if set(targets) != set(stage.ids):  # resumed after that stage: label again, from the same encoder
+            targets = {}
+            for chunk in stage.batches(self.settings["batch_size"]):  # the stage-1 encoder, before it changes
+                for uid, frames in zip(chunk, self._frames(tuned, stage.batcher(chunk))):
+                    targets[uid] = self.labels_for(frames)
+        self._targets = None
         s = self.settings
 
         def step(batch, generator):

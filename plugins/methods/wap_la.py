@@ -29,7 +29,8 @@ targets are usually taken without dropout noise (this plugin's choice; the paper
 say).
 ``adapter_training=false`` skips stage 1 (the paper's ablation). Choices where the paper is
 silent: the adapter reads the encoder's last layer; 6 attention heads (``adapter_heads``);
-MLP width 384.
+MLP width 384; one adapter token per encoder frame (``patch`` = 1; ``patch`` = n embeds n
+consecutive frames as one token, and a token is valid when any of its frames is).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from torch.nn import functional as F
 
 from serbench.attention import masked_self_attention
 from serbench.downstream import DownstreamContext
+from serbench.errors import SerbenchError
 from serbench.hookspecs import hookimpl
 from serbench.recipes import Recipe
 from serbench.specs import Param, Spec
@@ -72,9 +74,10 @@ RECIPE = Recipe(
            "supervised stage batch 96, 100 epochs, CE",
     suggested={"upstream": "hubert_large", "protocol": "iemocap_5fold"},
     demo={"downstream.adapter_epochs": 1, "downstream.width": 48, "downstream.adapter_heads": 2,
-          "train.max_epochs": 6, "train.batch_size": 32},
+          "downstream.patch": 2, "train.max_epochs": 6, "train.batch_size": 32},
     demo_why="100 + 100 epochs of a 384-wide adapter over 100 Hz fbank frames take hours on a CPU: 1 adapter "
-             "epoch, width 48 in 2 heads of 24 (heads of 8 are slow on a CPU), 6 supervised epochs at batch 32",
+             "epoch, width 48 in 2 heads of 24 (heads of 8 are slow on a CPU), tokens of 2 frames (fbank's "
+             "100 Hz read at HuBERT's 50 Hz), 6 supervised epochs at batch 32",
 )
 
 
@@ -164,9 +167,12 @@ class WapLa(nn.Module):
     def __init__(self, context: DownstreamContext, prototypes: int, mask_ratio: float, alpha: float,
                  lambda_start: float, lambda_end: float, temperature: float, eta: float, adapter_training: bool,
                  adapter_epochs: int, adapter_lr: float, adapter_batch_size: int, heads: int, aug_mask_ratio: float,
-                 width: int, blocks: int, adapter_heads: int):
+                 width: int, blocks: int, adapter_heads: int, patch: int):
         super().__init__()
-        self.adapter = Adapter(context.dim, width, blocks, adapter_heads)
+        if patch < 1:
+            raise SerbenchError(f"wap_la: downstream.patch={patch}: expected at least 1 frame per token")
+        self.patch = patch
+        self.adapter = Adapter(context.dim * patch, width, blocks, adapter_heads)
         self.teacher = copy.deepcopy(self.adapter).requires_grad_(False)
         self.mask_embedding = nn.Parameter(torch.randn(width) * 0.02)
         self.register_buffer("prototypes", torch.randn(prototypes, width))
@@ -185,8 +191,19 @@ class WapLa(nn.Module):
             return []
         return [Stage("adapter", splits=("train", "dev"), labels=False, run=self.train_adapter)]
 
-    def ssl_losses(self, batch: dict, generator: torch.Generator, progress: float) -> torch.Tensor:
+    def tokens(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """The last layer's frames grouped ``patch`` at a time: tokens [B, T/patch, patch*D]
+        and their mask (a token is valid when any of its frames is)."""
         x, mask = batch["features"][:, -1], batch["mask"]
+        if self.patch == 1:
+            return x, mask
+        pad = -x.shape[1] % self.patch
+        x, mask = F.pad(x, (0, 0, 0, pad)), F.pad(mask, (0, pad))
+        b, t, d = x.shape
+        return x.reshape(b, t // self.patch, self.patch * d), mask.reshape(b, t // self.patch, self.patch).any(-1)
+
+    def ssl_losses(self, batch: dict, generator: torch.Generator, progress: float) -> torch.Tensor:
+        x, mask = self.tokens(batch)
         s = self.settings
         masked = random_positions(mask, s["mask_ratio"], generator)
         student = self.adapter(x, mask, masked, self.mask_embedding)
@@ -205,8 +222,8 @@ class WapLa(nn.Module):
         generator = torch.Generator().manual_seed(stage.seed)
         ids = list(stage.ids)
         with torch.no_grad():  # prototypes start at randomly chosen teacher frames
-            first = stage.batcher(ids[: s["batch_size"]])
-            frames = self.teacher(first["features"][:, -1], first["mask"])[first["mask"]]
+            x, mask = self.tokens(stage.batcher(ids[: s["batch_size"]]))
+            frames = self.teacher(x, mask)[mask]
             pick = torch.randint(0, frames.shape[0], (self.prototypes.shape[0],), generator=generator)
             self.prototypes.copy_(frames[pick.to(frames.device)])
         params = list(self.adapter.parameters()) + [self.mask_embedding]
@@ -234,7 +251,7 @@ class WapLa(nn.Module):
         return self
 
     def forward(self, batch: dict) -> dict:
-        x, mask = batch["features"][:, -1], batch["mask"]
+        x, mask = self.tokens(batch)
         if not (self.training and "labels" in batch and self.aug_mask_ratio > 0):
             z = self.adapter(x, mask)
             return {"logits": self.classifier(self.pooling(z, mask, batch))}
@@ -273,6 +290,7 @@ def register_downstreams() -> list[Spec]:
                 Param("width", int, 384, "adapter width (the paper: 384)"),
                 Param("blocks", int, 3, "adapter transformer blocks"),
                 Param("adapter_heads", int, 6, "attention heads of the adapter's blocks (must divide width)"),
+                Param("patch", int, 1, "encoder frames per adapter token"),
             ),
             version="2",
             citation="Song, McLoughlin, Gu, Jiang & Song, An Efficient Transfer Learning Method Based on Adapter with Local Attributes for SER",

@@ -83,7 +83,7 @@ class TransformersEncoder(Upstream):
         utterance's features never depend on its batch-mates."""
         if not self.batch_safe and len(wavs) > 1:
             return self._one_by_one(wavs, lengths, mask_time_indices, frontend)
-        inputs = normalise(wavs, lengths) if self.do_normalize else wavs
+        inputs = normalise(wavs, lengths) if self.do_normalize and frontend is None else wavs
         mask = None
         if self.pass_mask:
             mask = (torch.arange(wavs.shape[-1], device=wavs.device) < lengths[:, None]).long()
