@@ -26,7 +26,7 @@ from serbench.atomic import write_json
 from serbench.corpus import Protocol
 from serbench.downstream import DownstreamContext
 from serbench.errors import SerbenchError
-from serbench import finetune, needs, recipes, stages
+from serbench import finetune, heap, needs, recipes, stages
 from serbench.audio import load_audio
 from serbench.batching import AudioBatcher, FeatureBatcher
 from serbench.cache import CacheKey, FeatureCache
@@ -297,6 +297,7 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
                         encoder = make_upstream() if tuning else upstream  # a fresh encoder per job
                         _run_job(protocol, folds[fold_name], seed, features, encoder, layers, the_plan, run_dir,
                                  reporter, vad_masks, vad_level, frontend_cache)
+                        heap.release()  # the job's freed tensors go back to the system, not to the next job
                         advance_jobs(1)
         result = finish(
             run_dir, jobs, protocol.classes, protocol.main_metric,

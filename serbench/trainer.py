@@ -1,6 +1,8 @@
 """Training one downstream on one fold: AdamW, early stopping on dev, best-on-dev weights.
 
 Model selection reads dev only; test is predicted once, after the best weights are restored.
+Evaluation runs in batches of the training batch size, longest utterances first, so its
+memory stays within what training needs (twice the size set the GMP-ATL demo's peak).
 """
 
 from __future__ import annotations
@@ -146,9 +148,9 @@ def train_fold(
             optimizer.step()
             scheduler.step()
         if params["select_on"] == "loss":
-            score = -dev_loss(model, loss_fn, data, 2 * params["batch_size"])
+            score = -dev_loss(model, loss_fn, data, params["batch_size"])
         else:
-            score = dev_score(predict(model, data, data.dev, device, 2 * params["batch_size"]), dev_labels, main_metric)
+            score = dev_score(predict(model, data, data.dev, device, params["batch_size"]), dev_labels, main_metric)
         history.append(score)
         if on_epoch:
             on_epoch(epoch, score)
@@ -158,6 +160,6 @@ def train_fold(
         elif epoch - best_epoch >= params["patience"]:
             break
     model.load_state_dict(best_state)
-    dev_probs = predict(model, data, data.dev, device, 2 * params["batch_size"])
-    test_probs = predict(model, data, data.test, device, 2 * params["batch_size"])
+    dev_probs = predict(model, data, data.dev, device, params["batch_size"])
+    test_probs = predict(model, data, data.test, device, params["batch_size"])
     return FoldOutcome(test_probs, dev_probs, best_epoch, epoch, history)

@@ -102,15 +102,23 @@ class TransformersEncoder(Upstream):
         return UpstreamOutput(torch.stack(out.hidden_states), frames)
 
     @torch.no_grad()
-    def frontend(self, wavs: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
+    def frontend(self, wavs: torch.Tensor, lengths: torch.Tensor, rows: int = 8) -> list[torch.Tensor]:
         """Each utterance's convolutional front-end output [C, frames], normalised as in
-        :meth:`forward` and cut to its valid frames (batched where padding cannot leak)."""
+        :meth:`forward` and cut to its valid frames: ``rows`` utterances at a time (its first
+        layers hold 10x the frames of its output, so a whole evaluation batch at once would
+        set the process's peak memory), one at a time where padding would leak."""
+        if len(wavs) > (rows if self.batch_safe else 1):
+            step = rows if self.batch_safe else 1
+            return [out for start in range(0, len(wavs), step)
+                    for out in self.frontend(*self._trimmed(wavs[start : start + step], lengths[start : start + step]))]
         frames = self.model._get_feat_extract_output_lengths(lengths).tolist()
-        if not self.batch_safe and len(wavs) > 1:
-            return [self.frontend(wavs[row : row + 1, :n], lengths[row : row + 1])[0] for row, n in enumerate(lengths.tolist())]
         inputs = normalise(wavs, lengths) if self.do_normalize else wavs
         out = self.model.feature_extractor(inputs)
         return [out[row, :, :n] for row, n in enumerate(frames)]
+
+    @staticmethod
+    def _trimmed(wavs: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return wavs[:, : int(lengths.max())], lengths
 
     def _one_by_one(self, wavs, lengths, mask_time_indices, frontend) -> UpstreamOutput:
         frames = self.model._get_feat_extract_output_lengths(lengths)
