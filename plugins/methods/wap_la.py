@@ -292,7 +292,7 @@ def register_downstreams() -> list[Spec]:
                 Param("adapter_heads", int, 6, "attention heads of the adapter's blocks (must divide width)"),
                 Param("patch", int, 1, "encoder frames per adapter token"),
             ),
-            version="2",
+            version="3",
             citation="Song, McLoughlin, Gu, Jiang & Song, An Efficient Transfer Learning Method Based on Adapter with Local Attributes for SER",
             meta={"paper": "Song et al. (WAP-LA)", "default_loss": "ce", "own_pooling": "sap_stat", "reported": REPORTED, "recipe": RECIPE},
         )
