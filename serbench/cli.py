@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     board = sub.add_parser("leaderboard", help="markdown table from result files or run directories")
     board.add_argument("results", nargs="*", metavar="RESULT", help="result.json files or run directories")
-    board.add_argument("--reported", action="store_true", help="the papers' reported numbers from the plugins' metadata")
+    board.add_argument("--reported", action="store_true", help="the papers' reported numbers from the plugins' metadata; with results: each result beside the reported rows of the same protocol and test split")
     board.add_argument("-o", "--output", help="write the table to this file instead of stdout")
     board.add_argument("--ci", default="t", choices=leaderboard.CI_KINDS, help="interval shown (default: t)")
 
@@ -247,7 +247,11 @@ def cmd_fuse(args: argparse.Namespace, out: Console) -> None:
 
 
 def cmd_leaderboard(args: argparse.Namespace, out: Console) -> None:
-    if args.reported:
+    if args.reported and args.results:
+        from serbench.results import load_result
+
+        text = leaderboard.beside_reported([load_result(p) for p in args.results], registry(), args.ci)
+    elif args.reported:
         text = leaderboard.reported(registry())
     elif args.results:
         from serbench.results import load_result

@@ -48,4 +48,7 @@ def register_protocols() -> list:
     serbench.corpus.Protocol``. ``meta['data_key']`` names the corpus location a user saves
     with ``serbench config set data.<key> PATH`` (omit it for protocols that need no data);
     ``meta['default_loss']`` names the loss used when neither user nor downstream names one;
-    ``meta['demo'] = True`` marks a demo corpus, on which recipes use their demo-sized variant."""
+    ``meta['demo'] = True`` marks a demo corpus, on which recipes use their demo-sized variant;
+    ``meta['test_split']`` says what each fold is scored on (``test session``, or a template
+    over the protocol's parameters such as ``{test_set}``), so that a measured result is put
+    beside a paper's reported number only when both were scored on the same split."""

@@ -82,3 +82,48 @@ def reported(reg) -> str:
     footnotes = "".join(f"\n[{k}] {note}." for k, note in enumerate(notes, start=1))
     return (f"{body}\n\nNumbers as published by each method's authors (their encoders, recipes and splits), not "
             f"measured by serbench; in percent.{footnotes}\n")
+
+
+def test_split(reg, protocol: str, params: dict) -> str | None:
+    """What a run's folds were scored on, from its protocol's ``meta['test_split']`` (a
+    template over the protocol's parameters); None when the protocol does not say."""
+    spec = reg.specs["protocol"].get(protocol)
+    template = spec.meta.get("test_split") if spec else None
+    return template.format(**params) if template else None
+
+
+def beside_reported(results: Sequence[Result], reg, ci: str = "t") -> str:
+    """Each measured result beside its method's reported rows, paired only like with like:
+    same downstream, protocol, test split and metric. A result with no such row is listed
+    under the table with the reason, never paired with another protocol's or split's number."""
+    if ci not in CI_KINDS:
+        raise SerbenchError(f"--ci {ci!r}: expected one of {', '.join(CI_KINDS)}")
+    table, unpaired = [], []
+    for r in sorted(results, key=lambda r: (r.data["config"]["downstream"], r.data["config"]["protocol"])):
+        config = r.data["config"]
+        method, protocol = config["downstream"], config["protocol"]
+        split = test_split(reg, protocol, config["params"]["protocol"])
+        spec = reg.specs["downstream"].get(method)
+        candidates = spec.meta.get("reported", []) if spec else []
+        pairs = [row for row in candidates
+                 if split is not None and row["protocol"] == protocol and row["split"] == split and row["metric"] in r.summary]
+        if not pairs:
+            seen = sorted({f"{row['protocol']} / {row['split']}" for row in candidates})
+            unpaired.append(f"{r.data['run_id']} ({method}, {protocol} / {split or 'test split not declared'}): "
+                            + (f"the paper reports {', '.join(seen)} only" if seen else "no reported numbers"))
+            continue
+        recipe = (config.get("recipe") or {}).get("name", "")
+        for row in pairs:
+            scale = UNITS[row["unit"]]
+            table.append([method, protocol, split, COLUMNS.get(row["metric"], row["metric"]),
+                          ", ".join([config["upstream"], config["pooling"]] + ([f"recipe {recipe}"] if recipe else [])),
+                          cell(r.summary[row["metric"]], ci), row.get("variant", ""), f"{row['encoder']}, {row['pooling']}",
+                          f"{row['value'] * scale:.2f}"])
+    headers = ["downstream", "protocol", "test split", "metric", "measured with", "measured (%)", "reported variant",
+               "reported with", "reported (%)"]
+    note = "Student-t over folds" if ci == "t" else "speaker-level bootstrap"
+    body = tabulate(table, headers=headers, tablefmt="pipe", disable_numparse=True) if table else "(no result pairs with a reported row)"
+    tail = "".join(f"\n- {line}" for line in unpaired)
+    return (f"{body}\n\nMeasured: mean ± half-width of the 95% confidence interval ({note}); reported: as published "
+            f"(in percent). Rows pair only the same protocol, test split and metric."
+            + (f"\n\nNot paired:{tail}" if unpaired else "") + "\n")

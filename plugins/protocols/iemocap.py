@@ -73,7 +73,7 @@ def register_protocols() -> list[Spec]:
             ),
             version="1",
             citation=CITATION,
-            meta={"data_key": "iemocap"},
+            meta={"data_key": "iemocap", "test_split": "test session"},
         ),
         Spec(
             name="iemocap_loso10",
@@ -83,6 +83,6 @@ def register_protocols() -> list[Spec]:
             version="1",
             citation=CITATION + "; 10-fold leave-one-speaker-out as Hyeon et al. (Interspeech 2024) evaluate "
                      "(the dev speaker is serbench's choice)",
-            meta={"data_key": "iemocap"},
+            meta={"data_key": "iemocap", "test_split": "test speaker"},
         ),
     ]

@@ -118,6 +118,6 @@ def register_protocols() -> list[Spec]:
             ),
             version="1",
             citation="Lotfian & Busso, IEEE Trans. Affective Computing 10(4), 2019, doi:10.1109/TAFFC.2017.2736999",
-            meta={"data_key": "msp_podcast", "default_loss": "weighted_ce"},
+            meta={"data_key": "msp_podcast", "default_loss": "weighted_ce", "test_split": "{test_set}"},
         )
     ]

@@ -117,6 +117,6 @@ def register_protocols() -> list[Spec]:
                 Param("dev_fraction", float, 0.2, "share of training sessions held out as dev, per label"),
             ),
             version=str(GENERATOR_VERSION),
-            meta={"demo": True},
+            meta={"demo": True, "test_split": "test session"},
         )
     ]

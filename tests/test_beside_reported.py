@@ -1,0 +1,61 @@
+"""Measured results beside the papers' reported rows: like with like only."""
+
+from __future__ import annotations
+
+import json
+
+from serbench.leaderboard import beside_reported
+from serbench.registry import registry
+from serbench.results import Result
+
+from conftest import run_cli
+
+
+def _result(tmp_path, downstream, protocol, protocol_params, ua=0.7, run_id="run"):
+    entry = lambda mean: {"mean": mean, "std": 0.01, "ci95": [mean - 0.02, mean + 0.02],  # noqa: E731
+                          "ci95_bootstrap": [mean - 0.03, mean + 0.01]}
+    data = {"run_id": run_id, "main_metric": "ua",
+            "config": {"upstream": "hubert_base", "downstream": downstream, "pooling": "own", "protocol": protocol,
+                       "params": {"protocol": protocol_params}, "recipe": {"name": "paper"}},
+            "summary": {"ua": entry(ua), "wa": entry(ua - 0.01), "macro_f1": entry(ua - 0.02)}}
+    return Result(data, tmp_path / run_id)
+
+
+def _rows(text):
+    """The table's body rows as lists of cells."""
+    lines = [line for line in text.splitlines() if line.startswith("|") and "---" not in line][1:]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+
+
+def test_a_result_stands_beside_its_own_protocol_and_split_only(tmp_path):
+    reg = registry()
+    five_fold = _result(tmp_path, "gmp_atl", "iemocap_5fold", {"merge_excited": True}, run_id="a")
+    loso = _result(tmp_path, "gmp_atl", "iemocap_loso10", {"merge_excited": True}, run_id="b")
+    text = beside_reported([five_fold, loso], reg)
+    rows = _rows(text)
+    reported = [r for r in reg.get("downstream", "gmp_atl").meta["reported"] if r["protocol"] == "iemocap_5fold"]
+    assert len(rows) == len(reported)  # every 5-fold row once, the 10-fold result never
+    assert all(r[1:3] == ["iemocap_5fold", "test session"] for r in rows)
+    full_ua = next(r for r in rows if r[6] == "full (layer -3)" and r[3] == "UA")
+    assert full_ua[5] == "70.00 ± 2.00" and full_ua[8] == "82.00"
+    assert "b (gmp_atl, iemocap_loso10 / test speaker): the paper reports iemocap_5fold / test session only" in text
+
+
+def test_a_test_set_result_is_not_paired_with_development_numbers(tmp_path):
+    reg = registry()
+    test1 = _result(tmp_path, "wavlm_cond", "msp_podcast", {"test_set": "Test1"}, run_id="t1")
+    dev = _result(tmp_path, "wavlm_cond", "msp_podcast", {"test_set": "Development"}, run_id="dv")
+    text = beside_reported([test1, dev], reg)
+    rows = _rows(text)
+    assert rows and all(r[2] == "Development" and r[3] == "macro-F1" for r in rows)
+    assert "t1 (wavlm_cond, msp_podcast / Test1): the paper reports msp_podcast / Development only" in text
+    assert "32.00" in text  # gender=sum, reported as 0.32, shown in percent
+
+
+def test_leaderboard_command_puts_results_beside_reported(tmp_path):
+    result = _result(tmp_path, "gmp_atl", "iemocap_5fold", {"merge_excited": True}, ua=0.75, run_id="c")
+    result.run_dir.mkdir()
+    (result.run_dir / "result.json").write_text(json.dumps({**result.data, "schema": "serbench.result/1"}))
+    done = run_cli("leaderboard", str(result.run_dir), "--reported")
+    assert done.returncode == 0, done.stderr
+    assert "reported variant" in done.stdout.splitlines()[0] and "75.00 ± 2.00" in done.stdout
