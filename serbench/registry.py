@@ -71,7 +71,7 @@ class Registry:
         prefix, colon, rest = name.partition(":")
         family = self.specs[kind].get(prefix + colon) if colon and rest else None
         if family is not None:
-            return replace(family, name=name, factory=partial(family.factory, rest))
+            return replace(family, name=name, factory=partial(family.load(), rest))
         names = sorted(self.specs[kind])
         raise SerbenchError(
             f"unknown {kind} {name!r}{did_you_mean(name, names)}; available: {', '.join(names) or 'none'}"
@@ -79,7 +79,7 @@ class Registry:
 
     def create(self, kind: str, name: str, *context: Any, **params: Any) -> Any:
         spec = self.get(kind, name)
-        return spec.factory(*context, **spec.resolve(params, f"{kind} {name}"))
+        return spec.build(*context, **spec.resolve(params, f"{kind} {name}"))
 
 
 def check_kind(kind: str) -> str:

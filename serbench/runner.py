@@ -22,25 +22,31 @@ import numpy as np
 import pandas as pd
 import torch
 
-from serbench.atomic import write_json
-from serbench.corpus import Protocol
-from serbench.downstream import DownstreamContext
-from serbench.errors import SerbenchError
 from serbench import finetune, heap, needs, recipes, stages
+from serbench.atomic import write_json
 from serbench.audio import load_audio
 from serbench.batching import AudioBatcher, FeatureBatcher
 from serbench.cache import CacheKey, FeatureCache
-from serbench.features import CACHE_PARAMS, CacheStats, extract, keep_on_device, select_layers
+from serbench.corpus import Protocol
+from serbench.downstream import DownstreamContext
+from serbench.errors import SerbenchError
+from serbench.features import (
+    CACHE_PARAMS,
+    CacheStats,
+    extract,
+    keep_on_device,
+    select_layers,
+)
 from serbench.metrics import METRICS, score
 from serbench.overrides import check_keys, parse_overrides
 from serbench.progress import Reporter
+from serbench.recipes import Recipe
 from serbench.registry import Registry, registry
 from serbench.results import Result, finish, job_done, job_stem, write_job
+from serbench.specs import Spec
 from serbench.trainer import TRAIN_PARAMS, FoldData, train_fold
 from serbench.user_config import cache_dir, data_location, env_var
 from serbench.vad import speech_frames
-from serbench.recipes import Recipe
-from serbench.specs import Spec
 
 
 @dataclass
@@ -105,7 +111,7 @@ def load_protocol(
         check_keys(parsed, {"protocol": spec.params})
         overrides = parsed.get("protocol", {})
     params = spec.resolve(overrides or {}, "-o protocol")
-    return spec.factory(_data_for(spec, data), **params)
+    return spec.build(_data_for(spec, data), **params)
 
 
 def plan(
@@ -258,14 +264,14 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
     config, specs, device = the_plan.config, the_plan.specs, the_plan.device
     run_dir = Path(out) / the_plan.run_id
     # everything that can fail on bad input happens before the run directory exists
-    protocol = specs["protocol"].factory(the_plan.data, **config["protocol"]["params"])
+    protocol = specs["protocol"].build(the_plan.data, **config["protocol"]["params"])
     wanted = needs.declared(specs, config)
     needs.check(protocol, wanted, specs)
     vad_level = needs.vad_aggressiveness(specs, config) if "vad" in wanted else None
     upstream_params = dict(config["upstream"]["params"])
     host = {p.name: upstream_params.pop(p.name) for p in finetune.UPSTREAM_PARAMS}
     layers = host["layers"]
-    upstream = specs["upstream"].factory(**upstream_params)
+    upstream = specs["upstream"].build(**upstream_params)
     layers = select_layers(layers, upstream.num_layers, specs["upstream"].name)
     reporter.log_to(run_dir / "run.log")
     try:
@@ -289,7 +295,7 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
                         vad_masks, no_speech = _vad(protocol, features, upstream.frame_rate, vad_level, reporter)
                     features = keep_on_device(features, device)
                 folds = {f.name: f for f in protocol.folds}
-                make_upstream = lambda: specs["upstream"].factory(**upstream_params)  # noqa: E731
+                make_upstream = lambda: specs["upstream"].build(**upstream_params)  # noqa: E731
                 frozen = tuning and host["freeze_frontend"] and host["cache_frontend"]
                 frontend_cache = {} if frozen else None  # the frozen front-end's outputs, for every job
                 with reporter.task("jobs (fold x seed)", len(pending)) as advance_jobs:
@@ -377,12 +383,12 @@ def _run_job(protocol, fold, seed, features, upstream, layers, the_plan: Plan, r
         dim=upstream.dim,
         frame_rate=upstream.frame_rate,
         classes=tuple(protocol.classes),
-        make_pooling=lambda dim: pooling_spec.factory(dim, **pooling_params),
+        make_pooling=lambda dim: pooling_spec.build(dim, **pooling_params),
         train_counts=tuple(protocol.label_counts(fold.train)),
         loss=specs["loss"].name,
     )
-    model = specs["downstream"].factory(context, **config["downstream"]["params"])
-    loss = specs["loss"].factory(protocol.classes, protocol.label_counts(fold.train), **config["loss"]["params"])
+    model = specs["downstream"].build(context, **config["downstream"]["params"])
+    loss = specs["loss"].build(protocol.classes, protocol.label_counts(fold.train), **config["loss"]["params"])
     groups = None
     if features is None:  # fine-tuning: the encoder is part of the model
         tuning = config["upstream"]["params"]

@@ -6,6 +6,7 @@ parameters without building it, and a result can record exactly which version sc
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,19 +79,33 @@ class Spec:
 
     ``factory`` receives the host's context positionally (what the kind needs: the input
     dimensions for a downstream, the class counts for a loss, ...) and the resolved
-    parameters as keywords. ``version`` must be bumped whenever a change can move scores.
+    parameters as keywords. It may be given as ``"package.module:attribute"``, imported only
+    when the plugin is built: listing plugins then imports no torch. ``version`` must be bumped whenever a change can move scores.
     ``meta`` holds kind-specific declarations (a downstream's default pooling, a protocol's
     data key, a paper's reported numbers).
     """
 
     name: str
-    factory: Callable[..., Any]
+    factory: Callable[..., Any] | str
     summary: str
     params: tuple[Param, ...] = ()
     version: str = "1"
     citation: str = ""
     meta: Mapping[str, Any] = field(default_factory=dict)
     plugin: str = ""  # filled in by the registry: which plugin registered it
+
+    def build(self, *context: Any, **params: Any) -> Any:
+        """Call the factory (importing it first when it is named by a string)."""
+        return self.load()(*context, **params)
+
+    def load(self) -> Callable[..., Any]:
+        if not isinstance(self.factory, str):
+            return self.factory
+        module, _, attribute = self.factory.partition(":")
+        try:
+            return getattr(importlib.import_module(module), attribute)
+        except (ImportError, AttributeError) as exc:
+            raise SerbenchError(f"{self.name}: its factory {self.factory!r} cannot be loaded ({exc})") from exc
 
     def param(self, name: str, where: str) -> Param:
         for p in self.params:

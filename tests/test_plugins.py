@@ -141,3 +141,33 @@ def test_example_package_installs_and_its_pooling_is_used(tmp_path):
     listed = run_cli("list", "poolings", env={"PYTHONPATH": str(site)})
     assert listed.returncode == 0, listed.stderr
     assert "max" in listed.stdout and "maxpool" in listed.stdout
+
+
+def _every_spec():
+    reg = Registry(make_plugin_manager(autoload=False))
+    return [spec for kind in KINDS for spec in reg.specs[kind].values()]
+
+
+@pytest.mark.parametrize("spec", _every_spec(), ids=lambda spec: spec.name)
+def test_every_spec_loads_its_factory_and_documents_its_parameters(spec):
+    assert callable(spec.load()), spec.factory  # a "module:attribute" factory names something real
+    assert spec.summary and spec.version
+    for param in spec.params:
+        assert param.doc, f"{spec.name}.{param.name} has no doc"
+        if param.default is not None:
+            assert param.coerce(param.default, spec.name) == param.default
+
+
+def test_listing_plugins_imports_neither_torch_nor_scipy():
+    code = ("import sys; from serbench.registry import registry; registry(); "
+            "print(sorted(m for m in ('torch', 'scipy', 'transformers', 'pandas') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_a_factory_that_names_nothing_fails_with_the_plugin_named():
+    from serbench.specs import Spec
+
+    spec = Spec(name="ghost", factory="serbench_plugins.methods.superb:NoSuchHead", summary="x")
+    with pytest.raises(SerbenchError, match="ghost: its factory 'serbench_plugins.methods.superb:NoSuchHead'"):
+        spec.build()

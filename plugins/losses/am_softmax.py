@@ -13,8 +13,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from serbench.errors import SerbenchError
-from serbench.hookspecs import hookimpl
-from serbench.specs import Param, Spec
 
 
 class CosineClassifier(nn.Module):
@@ -42,17 +40,3 @@ class AMSoftmax:
 
 def make(classes: list[str], train_counts: list[int], margin: float, scale: float) -> AMSoftmax:
     return AMSoftmax(margin, scale)
-
-
-@hookimpl
-def register_losses() -> list[Spec]:
-    return [
-        Spec(
-            name="am_softmax",
-            factory=make,
-            summary="additive-margin softmax on cosine similarities (m = 0.2, s = 30)",
-            params=(Param("margin", float, 0.2, "additive margin m"), Param("scale", float, 30.0, "scale s")),
-            version="1",
-            citation="Wang, Cheng, Liu & Liu, Additive Margin Softmax for Face Verification, IEEE SPL 2018",
-        )
-    ]

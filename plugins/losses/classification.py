@@ -8,9 +8,6 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from serbench.hookspecs import hookimpl
-from serbench.specs import Param, Spec
-
 
 class CrossEntropy:
     """Cross-entropy on ``outputs['logits']``; ``weights`` rebalance classes when given;
@@ -49,25 +46,3 @@ def make_weighted_ce(classes: list[str], train_counts: list[int]) -> CrossEntrop
 
 def make_label_smoothing(classes: list[str], train_counts: list[int], smoothing: float, weighted: bool) -> CrossEntropy:
     return CrossEntropy(inverse_frequency(train_counts) if weighted else None, smoothing)
-
-
-@hookimpl
-def register_losses() -> list[Spec]:
-    return [
-        Spec(name="ce", factory=make_ce, summary="cross-entropy"),
-        Spec(
-            name="weighted_ce",
-            factory=make_weighted_ce,
-            summary="cross-entropy with class weights N / (C * n_c) from the training split",
-        ),
-        Spec(
-            name="label_smoothing",
-            factory=make_label_smoothing,
-            summary="cross-entropy with label smoothing over the other classes, optionally class-weighted",
-            version="2",
-            params=(
-                Param("smoothing", float, 0.1, "target mass moved from the true class to the others, evenly"),
-                Param("weighted", bool, True, "class weights N / (C * n_c) as in weighted_ce"),
-            ),
-        ),
-    ]

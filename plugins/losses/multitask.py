@@ -9,12 +9,10 @@ outputs carry ``valence`` and ``arousal`` [B]; the batch carries ``attributes`` 
 from __future__ import annotations
 
 import torch
+from serbench_plugins.losses.classification import inverse_frequency
 from torch.nn import functional as F
 
 from serbench.errors import SerbenchError
-from serbench.hookspecs import hookimpl
-from serbench.specs import Param, Spec
-from serbench_plugins.losses.classification import inverse_frequency
 
 
 class MultiTask:
@@ -34,22 +32,3 @@ class MultiTask:
 
 def make(classes: list[str], train_counts: list[int], ce: float, valence: float, arousal: float) -> MultiTask:
     return MultiTask(inverse_frequency(train_counts), ce, valence, arousal)
-
-
-@hookimpl
-def register_losses() -> list[Spec]:
-    return [
-        Spec(
-            name="mtl",
-            factory=make,
-            summary="class-weighted CE + MAE on valence and arousal (needs dimensional labels)",
-            params=(
-                Param("ce", float, 0.5, "weight of the class-weighted cross-entropy"),
-                Param("valence", float, 0.25, "weight of the valence MAE"),
-                Param("arousal", float, 0.25, "weight of the arousal MAE"),
-            ),
-            version="1",
-            citation="Hyeon, Oh & Choi, Interspeech 2024",
-            meta={"needs": ("attributes",)},
-        )
-    ]

@@ -14,8 +14,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-GENDER_MODES = ("none", "sum", "sum_half", "mul", "stack_linear", "cln")
-TEXT_MODES = ("none", "sum_third", "mul", "cln")
 GENDER_INDEX = {"F": 0, "M": 1}  # anything else: 2 (unknown)
 
 

@@ -37,42 +37,15 @@ half of the frames masked); transformers' own random SpecAugment is off in every
 from __future__ import annotations
 
 import torch
+from serbench_plugins.losses.am_softmax import CosineClassifier
+from serbench_plugins.methods.conditioning import gender_ids
 from torch import nn
 from torch.nn import functional as F
 
 from serbench.downstream import DownstreamContext
 from serbench.errors import SerbenchError
-from serbench.hookspecs import hookimpl
-from serbench.recipes import Recipe
 from serbench.kmeans import kmeans
-from serbench.specs import Param, Spec
 from serbench.stages import Stage, StageInput
-from serbench_plugins.losses.am_softmax import CosineClassifier
-from serbench_plugins.methods.conditioning import gender_ids
-
-_ROW = {"protocol": "iemocap_5fold", "split": "test session", "encoder": "HuBERT Base (ls960), fine-tuned",
-        "pooling": "BiLSTM + mean", "unit": "%"}
-REPORTED = [  # IEMOCAP 5-fold leave-one-session-out; UAR / WAR in percent
-    {"variant": variant, "metric": metric, "value": value, "ci95": None, **_ROW}
-    for variant, values in {
-        "full (layer -3)": (82.0, 80.0), "CE without GMPs": (78.0, 75.8), "AMS without GMPs": (79.8, 77.6),
-        "GMPs + CE": (80.2, 78.4), "layer -1": (80.4, 79.0), "layer -2": (80.2, 79.7), "layer -4": (81.9, 79.7),
-        "layer -5": (80.6, 78.6), "layer -6": (80.6, 78.1), "layer -7": (81.2, 79.5), "layer -8": (80.6, 79.3),
-    }.items()
-    for metric, value in zip(("ua", "wa"), values)
-]
-RECIPE = Recipe(
-    overrides={"train.lr": 1e-4, "upstream.lr": 1e-4, "train.weight_decay": 0.0, "train.batch_size": 64},
-    loss="am_softmax",
-    source="Pan et al. 2024: Adam (AdamW without weight decay) at lr 1e-4 for encoder and heads, batch 64, "
-           "AM-Softmax in the final stage",
-    suggested={"upstream": "hubert_base", "protocol": "iemocap_5fold"},
-    demo={"downstream.stage1_epochs": 1, "downstream.stage2_epochs": 1, "downstream.scales": (8, 16, 32),
-          "downstream.lstm_hidden": 32, "downstream.hidden": 32, "train.max_epochs": 3, "train.lr": 1e-3},
-    demo_why="a demo fine-tunes a small random encoder on a tenth of IEMOCAP's frames: one epoch per stage, "
-             "k-means at 8/16/32, BiLSTM and LinearP 32 wide (a 256-wide BiLSTM is sequential work a CPU "
-             "does slowly), 3 final epochs, the heads at the harness's lr 1e-3",
-)
 
 
 def span_mask(lengths: torch.Tensor, mask_prob: float, mask_length: int) -> torch.Tensor:
@@ -233,35 +206,3 @@ class GmpAtl(nn.Module):
             return loss
 
         self._epochs(stage, s["stage2_epochs"], step)
-
-
-@hookimpl
-def register_downstreams() -> list[Spec]:
-    return [
-        Spec(
-            name="gmp_atl",
-            factory=GmpAtl,
-            summary="GMP-ATL: gender multi-task, multi-scale k-means pseudo-labels, masked prediction, AM-Softmax",
-            params=(
-                Param("scales", tuple, (64, 512, 4096), "k-means cluster counts"),
-                Param("layer", int, -3, "hidden state clustered for pseudo-labels (-3: third-to-last)"),
-                Param("alpha_e", float, 0.9, "emotion weight in stage 1 (gender: 1 - alpha_e)"),
-                Param("pseudo_labels", bool, True, "run the pseudo-labelling and masked-prediction stages"),
-                Param("multitask", bool, True, "run the gender-augmented multi-task stage"),
-                Param("lstm_hidden", int, 256, "BiLSTM width per direction"),
-                Param("hidden", int, 256, "LinearP width"),
-                Param("stage1_epochs", int, 10, "multi-task epochs"),
-                Param("stage2_epochs", int, 10, "masked-prediction epochs"),
-                Param("stage_lr", float, 1e-4, "Adam learning rate of stages 1 and 2"),
-                Param("stage_batch_size", int, 64, "batch size of stages 1 and 2 and of the pseudo-labelling"),
-                Param("mask_prob", float, 0.8, "mask_prob of transformers' span formula (HuBERT's 0.8: about half the frames)"),
-                Param("mask_length", int, 10, "masked span length in frames"),
-                Param("kmeans_frames", int, 500_000, "frames drawn for k-means at most"),
-            ),
-            version="2",
-            citation="Pan, Yang, Lu, Ma & Zhao, GMP-ATL, Interspeech 2024",
-            meta={"paper": "Pan et al., Interspeech 2024", "upstream": "finetune", "default_loss": "am_softmax",
-                  "own_pooling": "BiLSTM + masked mean", "spec_augment": False,
-                  "needs": ("gender",), "reported": REPORTED, "recipe": RECIPE},
-        )
-    ]

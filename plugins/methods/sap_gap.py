@@ -15,37 +15,12 @@ three rows.
 from __future__ import annotations
 
 import torch
+from serbench_plugins.methods.superb import LayerWeights
+from serbench_plugins.poolings.basic import MeanPooling
+from serbench_plugins.poolings.segmental import SegmentalPooling
 from torch import nn
 
 from serbench.downstream import DownstreamContext
-from serbench.hookspecs import hookimpl
-from serbench.recipes import Recipe
-from serbench.specs import Param, Spec
-from serbench_plugins.methods.superb import LayerWeights
-from serbench_plugins.poolings.basic import MeanPooling
-from serbench_plugins.poolings.segmental import CITATION, SegmentalPooling
-
-_ROW = {"protocol": "iemocap_loso10", "split": "test speaker", "encoder": "WavLM Large, fine-tuned", "unit": "%"}
-REPORTED = [  # IEMOCAP 10-fold leave-one-speaker-out, WavLM Large fine-tuned; mean (95% CI)
-    {"variant": "mode=gap", "pooling": "GAP", "metric": "ua", "value": 73.87, "ci95": [71.34, 76.39], **_ROW},
-    {"variant": "mode=gap", "pooling": "GAP", "metric": "wa", "value": 73.27, "ci95": [70.90, 75.64], **_ROW},
-    {"variant": "mode=sap", "pooling": "SAP", "metric": "ua", "value": 73.48, "ci95": [71.13, 75.83], **_ROW},
-    {"variant": "mode=sap", "pooling": "SAP", "metric": "wa", "value": 72.45, "ci95": [70.34, 74.57], **_ROW},
-    {"variant": "mode=sr", "pooling": "GAP + SAP", "metric": "ua", "value": 75.57, "ci95": [72.25, 78.89], **_ROW},
-    {"variant": "mode=sr", "pooling": "GAP + SAP", "metric": "wa", "value": 74.77, "ci95": [72.02, 77.52], **_ROW},
-]
-RECIPE = Recipe(
-    overrides={"upstream.finetune": True, "upstream.lr": 3e-5, "train.lr": 3e-5, "train.batch_size": 64,
-               "train.max_epochs": 30, "train.patience": 5, "train.warmup_ratio": 0.1, "train.schedule": "cosine",
-               "train.select_on": "loss", "train.max_seconds": 19.0},
-    source="Hyeon et al. 2024: WavLM Large fine-tuned with the head at lr 3e-5, batch 64, 30 epochs, early "
-           "stopping on dev loss (patience 5), 10% warm-up then cosine, utterances truncated to 19 s",
-    suggested={"upstream": "wavlm_large", "protocol": "iemocap_loso10"},
-    demo={"train.max_epochs": 10, "train.lr": 1e-3, "downstream.heads": 2},
-    demo_why="the demo corpus is a tenth of IEMOCAP and its heads start from scratch on a frozen front-end, "
-             "where the paper fine-tunes a pretrained encoder: 10 epochs at the harness's head learning rate; "
-             "2 SAP heads, as 8 heads on 80-d fbank frames are 10 wide (the paper's are 128) and 4x slower on a CPU",
-)
 
 
 class SapGap(nn.Module):
@@ -73,25 +48,3 @@ class SapGap(nn.Module):
             parts.append(self.sap(frames, batch["mask"], batch))
         z = self.project(torch.cat(parts, dim=-1))
         return {"logits": self.classifier(z), "valence": self.valence(z).squeeze(-1), "arousal": self.arousal(z).squeeze(-1)}
-
-
-@hookimpl
-def register_downstreams() -> list[Spec]:
-    return [
-        Spec(
-            name="sap_gap",
-            factory=SapGap,
-            summary="SAP+GAP (Hyeon et al. 2024): VAD-gated self-attention mean + global mean, MTL heads",
-            params=(
-                Param("mode", str, "sr", "sr = concat(GAP, SAP) (the method); gap or sap alone", ("sr", "gap", "sap")),
-                Param("layer", str, "last", "encoder layer used: last, or a learned weighting of all", ("last", "weighted")),
-                Param("projection", int, 32, "width of the shared projection"),
-                Param("heads", int, 8, "SAP attention heads"),
-                Param("dropout", float, 0.1, "dropout in SAP and after the projection"),
-                Param("vad_aggressiveness", int, 3, "WebRTC VAD aggressiveness, 0 to 3", (0, 1, 2, 3)),
-            ),
-            version="2",
-            citation=CITATION,
-            meta={"paper": "Hyeon et al., Interspeech 2024", "default_loss": "mtl", "own_pooling": "GAP + SAP (segmental)", "needs": ("vad", "attributes"), "reported": REPORTED, "recipe": RECIPE},
-        )
-    ]

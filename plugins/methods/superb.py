@@ -11,8 +11,6 @@ import torch
 from torch import nn
 
 from serbench.downstream import DownstreamContext
-from serbench.hookspecs import hookimpl
-from serbench.specs import Param, Spec
 
 
 class LayerWeights(nn.Module):
@@ -39,18 +37,3 @@ class SuperbHead(nn.Module):
         frames = self.project(self.layers(batch["features"]))
         pooled = self.pooling(frames, batch["mask"], batch)
         return {"logits": self.classifier(pooled)}
-
-
-@hookimpl
-def register_downstreams() -> list[Spec]:
-    return [
-        Spec(
-            name="superb",
-            factory=SuperbHead,
-            summary="SUPERB ER head: weighted layer sum, linear projection, pooling, linear",
-            params=(Param("hidden", int, 256, "projection width"),),
-            version="1",
-            citation="Yang et al., SUPERB, Interspeech 2021, arXiv:2105.01051",
-            meta={"default_pooling": "mean"},
-        )
-    ]

@@ -39,46 +39,14 @@ import copy
 import math
 
 import torch
+from serbench_plugins.poolings.statistical_attentive import StatisticalAttentivePooling
 from torch import nn
 from torch.nn import functional as F
 
 from serbench.attention import masked_self_attention
 from serbench.downstream import DownstreamContext
 from serbench.errors import SerbenchError
-from serbench.hookspecs import hookimpl
-from serbench.recipes import Recipe
-from serbench.specs import Param, Spec
 from serbench.stages import Stage, StageInput
-from serbench_plugins.poolings.statistical_attentive import StatisticalAttentivePooling
-
-_ROW = {"protocol": "iemocap_5fold", "split": "test session", "pooling": "sap_stat", "unit": "%",
-        # the paper names "HuBERT-large-960"; serbench's hubert_large is the ll60k checkpoint
-        "encoder": "HuBERT Large ('HuBERT-large-960' in the paper), frozen",
-        "caveat": "the paper describes 5-fold leave-one-session-out, but one passage says improvised dialogues only"}
-REPORTED = [  # IEMOCAP 5-fold leave-one-session-out, HuBERT Large frozen; percent
-    {"variant": variant, "metric": metric, "value": value, "ci95": None, **_ROW}
-    for variant, values in {
-        "K=1024 (default)": (78.32, 77.56, 75.63),
-        "adapter_training=false": (75.73, 74.91, 72.90),
-        "K=512": (77.22, 76.93, 74.26),
-        "K=256": (77.00, 76.21, 75.14),
-        "K=128": (76.10, 76.28, 73.80),
-    }.items()
-    for metric, value in zip(("ua", "wa", "macro_f1"), values)
-]
-RECIPE = Recipe(
-    overrides={"downstream.adapter_epochs": 100, "downstream.adapter_lr": 1e-4, "downstream.adapter_batch_size": 96,
-               "train.batch_size": 96, "train.max_epochs": 100},
-    loss="ce",
-    source="Song et al.: frozen HuBERT Large; adapter stage Adam lr 1e-4, batch 96, 100 epochs (cosine); "
-           "supervised stage batch 96, 100 epochs, CE",
-    suggested={"upstream": "hubert_large", "protocol": "iemocap_5fold"},
-    demo={"downstream.adapter_epochs": 1, "downstream.width": 48, "downstream.adapter_heads": 2,
-          "downstream.patch": 2, "train.max_epochs": 6, "train.batch_size": 32},
-    demo_why="100 + 100 epochs of a 384-wide adapter over 100 Hz fbank frames take hours on a CPU: 1 adapter "
-             "epoch, width 48 in 2 heads of 24 (heads of 8 are slow on a CPU), tokens of 2 frames (fbank's "
-             "100 Hz read at HuBERT's 50 Hz), 6 supervised epochs at batch 32",
-)
 
 
 class Block(nn.Module):
@@ -264,36 +232,3 @@ class WapLa(nn.Module):
         masked[: len(x)] = False  # originals unmasked, copies masked
         z = self.adapter(x_all, mask_all, masked & mask_all, self.mask_embedding)
         return {"logits": self.classifier(self.pooling(z, mask_all, batch)), "labels": torch.cat([labels, labels[rows]])}
-
-
-@hookimpl
-def register_downstreams() -> list[Spec]:
-    return [
-        Spec(
-            name="wap_la",
-            factory=WapLa,
-            summary="WAP-LA: WAP-Transformer adapter, self-supervised with local attributes, then sap_stat + CE",
-            params=(
-                Param("prototypes", int, 1024, "K local attributes (128/256/512 in the ablation)"),
-                Param("mask_ratio", float, 0.4, "share of frame positions masked for the student"),
-                Param("alpha", float, 0.999, "EMA rate of the teacher"),
-                Param("lambda_start", float, 1.0, "L_rec weight at the start of adapter training"),
-                Param("lambda_end", float, 0.5, "L_rec weight at its end"),
-                Param("temperature", float, 0.1, "temperature of the cosine logits"),
-                Param("eta", float, 0.05, "prototype learning rate"),
-                Param("adapter_training", bool, True, "run stage 1 (false: the paper's ablation)"),
-                Param("adapter_epochs", int, 100, "stage 1 epochs"),
-                Param("adapter_lr", float, 1e-4, "stage 1 Adam learning rate (cosine schedule)"),
-                Param("adapter_batch_size", int, 96, "stage 1 batch size"),
-                Param("heads", int, 4, "sap_stat attention heads"),
-                Param("aug_mask_ratio", float, 0.2, "frames masked in augmented minority-class utterances"),
-                Param("width", int, 384, "adapter width (the paper: 384)"),
-                Param("blocks", int, 3, "adapter transformer blocks"),
-                Param("adapter_heads", int, 6, "attention heads of the adapter's blocks (must divide width)"),
-                Param("patch", int, 1, "encoder frames per adapter token"),
-            ),
-            version="3",
-            citation="Song, McLoughlin, Gu, Jiang & Song, An Efficient Transfer Learning Method Based on Adapter with Local Attributes for SER",
-            meta={"paper": "Song et al. (WAP-LA)", "default_loss": "ce", "own_pooling": "sap_stat", "reported": REPORTED, "recipe": RECIPE},
-        )
-    ]

@@ -15,46 +15,14 @@ a third, learned embedding; dropout 0.1 before the classifier.
 
 from __future__ import annotations
 
+from serbench_plugins.methods.conditioning import Conditioning
+from serbench_plugins.methods.superb import LayerWeights
+from serbench_plugins.methods.text_embedding import DIM as TEXT_DIM
+from serbench_plugins.methods.text_embedding import sentence_encoder
 from torch import nn
 
 from serbench.downstream import DownstreamContext
 from serbench.errors import SerbenchError
-from serbench.hookspecs import hookimpl
-from serbench.recipes import Recipe
-from serbench.specs import Param, Spec
-from serbench_plugins.methods.conditioning import GENDER_MODES, TEXT_MODES, Conditioning
-from serbench_plugins.methods.superb import LayerWeights
-from serbench_plugins.methods.text_embedding import DIM as TEXT_DIM
-from serbench_plugins.methods.text_embedding import sentence_encoder
-
-CITATION = "Diatlova, Udalov, Shutov & Spirin, Adapting WavLM for Speech Emotion Recognition, Odyssey 2024, arXiv:2405.04485"
-_DEV = {"protocol": "msp_podcast", "metric": "macro_f1", "split": "Development", "ci95": None, "unit": "fraction",
-        "encoder": "WavLM Large, fine-tuned"}
-REPORTED = [
-    {"variant": "pooling=mean", "pooling": "mean", "value": 0.30, **_DEV},
-    {"variant": "pooling=std", "pooling": "std", "value": 0.31, **_DEV},
-    {"variant": "pooling=attention", "pooling": "attention", "value": 0.28, **_DEV},
-    {"variant": "gender=sum", "pooling": "std", "value": 0.32, **_DEV},
-    {"variant": "gender=sum_half", "pooling": "std", "value": 0.32, **_DEV},
-    {"variant": "gender=mul", "pooling": "std", "value": 0.31, **_DEV},
-    {"variant": "gender=stack_linear", "pooling": "std", "value": 0.29, **_DEV},
-    {"variant": "gender=cln", "pooling": "std", "value": 0.31, **_DEV},
-    {"variant": "text=sum_third", "pooling": "std", "value": 0.31, **_DEV},
-    {"variant": "text=mul", "pooling": "std", "value": 0.30, **_DEV},
-    {"variant": "text=cln", "pooling": "std", "value": 0.31, **_DEV},
-    {"variant": "fusion of five models", "pooling": "five systems", "value": 0.35, **_DEV},
-]
-RECIPE = Recipe(
-    overrides={"upstream.finetune": True, "upstream.lr": 1e-5, "train.lr": 1e-5, "train.weight_decay": 0.01,
-               "train.max_epochs": 20, "train.batch_size": 32, "train.crop_seconds": 5.0},
-    pooling="std",
-    source="Diatlova et al. 2024: WavLM Large fine-tuned at lr 1e-5 (weight decay 0.01), 20 epochs, batch 32, "
-           "random 5 s crops; STD pooling, as in its gender and text rows",
-    suggested={"upstream": "wavlm_large", "protocol": "msp_podcast -o protocol.test_set=Development"},
-    demo={"train.max_epochs": 3, "train.lr": 1e-3, "upstream.lr": 1e-4},
-    demo_why="a demo fine-tunes a small random encoder, not WavLM Large: 3 epochs, the head at the harness's "
-             "lr 1e-3 and the encoder at 1e-4 (at 1e-5 neither moves in a demo's few steps)",
-)
 
 
 class WavLMConditioned(nn.Module):
@@ -88,35 +56,3 @@ class WavLMConditioned(nn.Module):
             texts = [t if t is not None else "" for t in batch["transcripts"]] if self.allow_missing else batch["transcripts"]
             batch = {**batch, "text_embedding": sentence_encoder().encode(texts).to(pooled.device)}
         return {"logits": self.classifier(self.dropout(self.condition(pooled, batch)))}
-
-
-def _needs(params) -> tuple[str, ...]:
-    needs = ()
-    if params.get("gender", "none") != "none" or params.get("text", "none") != "none":
-        needs += ("gender",)
-    if params.get("text", "none") != "none":
-        needs += ("transcript",)
-    return needs
-
-
-@hookimpl
-def register_downstreams() -> list[Spec]:
-    return [
-        Spec(
-            name="wavlm_cond",
-            factory=WavLMConditioned,
-            summary="WavLM layer average, projection, pooling, gender/text conditioning (Diatlova et al. 2024)",
-            params=(
-                Param("projection", str, "linear", "linear (the paper) or mlp (the challenge baseline)", ("linear", "mlp")),
-                Param("hidden", int, 256, "width of the pooled vector that is conditioned (the projection is half as wide under std/attention pooling)"),
-                Param("gender", str, "none", "gender conditioning", GENDER_MODES),
-                Param("text", str, "none", "text conditioning (includes the gender embedding)", TEXT_MODES),
-                Param("dropout", float, 0.1, "dropout in the projection (mlp), text branch and before the classifier"),
-                Param("allow_missing_transcripts", bool, False, "embed an empty string where a transcript is missing"),
-            ),
-            version="2",
-            citation=CITATION,
-            meta={"paper": "Diatlova et al., Odyssey 2024", "default_pooling": "mean", "default_loss": "weighted_ce", "needs": _needs,
-                  "reported": REPORTED, "recipe": RECIPE},
-        )
-    ]

@@ -5,9 +5,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from serbench.hookspecs import hookimpl
-from serbench.specs import Spec
-
 
 class MeanPooling(nn.Module):
     def __init__(self, dim: int):
@@ -17,8 +14,3 @@ class MeanPooling(nn.Module):
     def forward(self, frames: torch.Tensor, mask: torch.Tensor, batch: dict | None = None) -> torch.Tensor:
         weights = mask.unsqueeze(-1).to(frames.dtype)
         return (frames * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-
-
-@hookimpl
-def register_poolings() -> list[Spec]:
-    return [Spec(name="mean", factory=MeanPooling, summary="masked mean over valid frames")]

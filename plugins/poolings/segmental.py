@@ -13,11 +13,6 @@ from torch import nn
 
 from serbench.attention import masked_self_attention
 
-from serbench.hookspecs import hookimpl
-from serbench.specs import Param, Spec
-
-CITATION = "Hyeon, Oh & Choi, Enhancing SER through Segmental Average Pooling of SSL features, Interspeech 2024"
-
 
 def speech_mask(mask: torch.Tensor, batch: dict) -> torch.Tensor:
     """Valid speech frames, or every valid frame for an utterance without speech."""
@@ -63,22 +58,3 @@ class SegmentalPooling(nn.Module):
         attended = self.dropout(self.out_proj(masked_self_attention(self.in_proj(packed), valid, self.heads)))
         weights = valid.unsqueeze(-1).to(attended.dtype)
         return (attended * weights).sum(1) / weights.sum(1)
-
-
-@hookimpl
-def register_poolings() -> list[Spec]:
-    return [
-        Spec(
-            name="segmental",
-            factory=SegmentalPooling,
-            summary="SAP: multi-head self-attention over VAD speech frames, then their mean",
-            params=(
-                Param("heads", int, 8, "attention heads"),
-                Param("dropout", float, 0.1, "dropout on the attention output"),
-                Param("vad_aggressiveness", int, 3, "WebRTC VAD aggressiveness, 0 (lenient) to 3 (strict)", (0, 1, 2, 3)),
-            ),
-            version="2",
-            citation=CITATION,
-            meta={"needs": ("vad",)},
-        )
-    ]

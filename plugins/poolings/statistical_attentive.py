@@ -12,9 +12,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from serbench.hookspecs import hookimpl
-from serbench.specs import Param, Spec
-
 
 class StatisticalAttentivePooling(nn.Module):
     def __init__(self, dim: int, heads: int = 4):
@@ -28,17 +25,3 @@ class StatisticalAttentivePooling(nn.Module):
         mu = torch.einsum("btd,btk->bdk", frames, weights)
         var = torch.einsum("btd,btk->bdk", frames * frames, weights) - mu * mu
         return torch.cat([F.normalize(mu.flatten(1), dim=-1), F.normalize(var.flatten(1), dim=-1)], dim=-1)
-
-
-@hookimpl
-def register_poolings() -> list[Spec]:
-    return [
-        Spec(
-            name="sap_stat",
-            factory=StatisticalAttentivePooling,
-            summary="statistical attentive pooling: K attention heads, L2-normalised mean and variance",
-            params=(Param("heads", int, 4, "attention heads K"),),
-            version="1",
-            citation="Song, McLoughlin, Gu, Jiang & Song, WAP-LA adapter for SER",
-        )
-    ]

@@ -10,9 +10,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from serbench.hookspecs import hookimpl
-from serbench.specs import Spec
-
 EPS = 1e-5
 
 
@@ -44,13 +41,3 @@ class AttentionPooling(nn.Module):
         scores = torch.tanh(frames) @ self.p
         weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=1)
         return weighted_mean_std(frames, weights)
-
-
-@hookimpl
-def register_poolings() -> list[Spec]:
-    cite = "Diatlova et al., Adapting WavLM for Speech Emotion Recognition, Odyssey 2024, arXiv:2405.04485"
-    return [
-        Spec(name="std", factory=StdPooling, summary="concat(mean, std) over valid frames", citation=cite),
-        Spec(name="attention", factory=AttentionPooling,
-             summary="attentive statistics: softmax(p . tanh(z)) weighted mean and std", citation=cite),
-    ]

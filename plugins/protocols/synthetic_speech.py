@@ -15,7 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import lfilter
+
+
+def lfilter(b, a, x):
+    """scipy's IIR filter, imported when audio is made (not when the protocol is listed)."""
+    from scipy.signal import lfilter as scipy_lfilter
+
+    return scipy_lfilter(b, a, x)
 
 SAMPLE_RATE = 16_000
 VOWELS = {  # F1, F2, F3 in Hz for an adult male vocal tract

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-
 import torch
 
-from serbench.hookspecs import hookimpl
-from serbench.specs import Param, Spec
 from serbench.upstream import Upstream, UpstreamOutput
 
 WINDOW = 400  # 25 ms at 16 kHz
@@ -57,20 +54,3 @@ class Fbank(Upstream):
 
     def fingerprint(self) -> str:
         return f"fbank-{self.dim}-hann{WINDOW}-hop{HOP}"
-
-
-@hookimpl
-def register_upstreams() -> list[Spec]:
-    return [
-        Spec(
-            name="fbank",
-            factory=Fbank,
-            summary="log-mel filterbank (25 ms / 10 ms), no pretraining: the floor to beat",
-            params=(Param("n_mels", int, 80, "number of mel bins"),),
-            version="1",
-            citation="Davis & Mermelstein 1980, doi:10.1109/TASSP.1980.1163420",
-            meta={"trainable": False},
-        )
-    ]
-
-

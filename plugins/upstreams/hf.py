@@ -21,24 +21,7 @@ import torch
 from torch import nn
 
 from serbench.errors import SerbenchError
-from serbench.hookspecs import hookimpl
-from serbench.specs import Spec
 from serbench.upstream import Upstream, UpstreamOutput
-
-CHECKPOINTS = {
-    "wavlm_base": ("microsoft/wavlm-base", "WavLM Base (94M), LibriSpeech 960 h"),
-    "wavlm_base_plus": ("microsoft/wavlm-base-plus", "WavLM Base+ (94M), 94k h"),
-    "wavlm_large": ("microsoft/wavlm-large", "WavLM Large (316M), 94k h"),
-    "hubert_base": ("facebook/hubert-base-ls960", "HuBERT Base (95M), LibriSpeech 960 h"),
-    "hubert_large": ("facebook/hubert-large-ll60k", "HuBERT Large (317M), Libri-Light 60k h"),
-    "wav2vec2_base": ("facebook/wav2vec2-base", "wav2vec 2.0 Base (95M), LibriSpeech 960 h"),
-    "wav2vec2_large": ("facebook/wav2vec2-large-lv60", "wav2vec 2.0 Large (317M), Libri-Light 60k h"),
-}
-CITATIONS = {
-    "wavlm": "Chen et al., WavLM, IEEE JSTSP 16(6), 2022, arXiv:2110.13900",
-    "hubert": "Hsu et al., HuBERT, IEEE/ACM TASLP 29, 2021, arXiv:2106.07447",
-    "wav2vec2": "Baevski et al., wav2vec 2.0, NeurIPS 2020, arXiv:2006.11477",
-}
 
 
 def normalise(wavs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -192,19 +175,3 @@ def load(target: str) -> TransformersEncoder:
     model.eval()
     pass_mask = settings.get("return_attention_mask", model.config.feat_extract_norm == "layer")
     return TransformersEncoder(model, fingerprint, settings.get("do_normalize", True), pass_mask)
-
-
-def _spec(name: str, repo: str, summary: str) -> Spec:
-    family = name.split("_")[0]
-    return Spec(name=name, factory=lambda: load(repo), summary=f"{summary} [{repo}]", version="1",
-                citation=CITATIONS[family], meta={"repo": repo})
-
-
-@hookimpl
-def register_upstreams() -> list[Spec]:
-    specs = [_spec(name, repo, summary) for name, (repo, summary) in CHECKPOINTS.items()]
-    specs.append(
-        Spec(name="hf:", factory=load, summary="any wav2vec2-style transformers checkpoint: hf:<repo id or folder>",
-             version="1", meta={"prefix": True})
-    )
-    return specs

@@ -11,8 +11,6 @@ from __future__ import annotations
 import torch
 
 from serbench.errors import SerbenchError
-from serbench.hookspecs import hookimpl
-from serbench.specs import Param, Spec
 from serbench.upstream import Upstream, UpstreamOutput
 
 MISSING = (
@@ -58,21 +56,3 @@ class S3PRLEncoder(Upstream):
 
 def make(name: str, path_or_url: str, normalize: bool) -> S3PRLEncoder:
     return S3PRLEncoder(name, path_or_url, normalize)
-
-
-@hookimpl
-def register_upstreams() -> list[Spec]:
-    return [
-        Spec(
-            name="s3prl:",
-            factory=make,
-            summary="any s3prl hub upstream: s3prl:<name> (optional extra serbench[s3prl])",
-            params=(
-                Param("path_or_url", str, "", "checkpoint path or URL for names that take one (hf_*_custom)"),
-                Param("normalize", bool, False, "s3prl's per-layer normalisation of hidden states"),
-            ),
-            version="1",
-            citation="Yang et al., SUPERB, Interspeech 2021 (s3prl toolkit)",
-            meta={"prefix": True},
-        )
-    ]

@@ -11,9 +11,6 @@ features do not change (no dropout in evaluation).
 from __future__ import annotations
 
 import torch
-
-from serbench.hookspecs import hookimpl
-from serbench.specs import Param, Spec
 from serbench_plugins.upstreams.hf import TransformersEncoder
 
 
@@ -39,21 +36,3 @@ def make_tiny(depth: int = 2, dim: int = 32, heads: int = 2, seed: int = 0) -> T
         model = WavLMModel(config).eval()
     fingerprint = f"tiny-wavlm-l{depth}-d{dim}-h{heads}-seed{seed}"
     return TransformersEncoder(model, fingerprint, do_normalize=True, pass_mask=True)
-
-
-@hookimpl
-def register_upstreams() -> list[Spec]:
-    return [
-        Spec(
-            name="tiny",
-            factory=make_tiny,
-            summary="small random WavLM (transformers), for tests and smoke runs",
-            params=(
-                Param("depth", int, 2, "transformer layers"),
-                Param("dim", int, 32, "hidden width"),
-                Param("heads", int, 2, "attention heads"),
-                Param("seed", int, 0, "seed of the random initialisation"),
-            ),
-            version="2",
-        )
-    ]

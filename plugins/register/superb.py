@@ -1,0 +1,24 @@
+"""Registers superb: specs only, so that listing plugins imports no torch; the
+implementation, :mod:`serbench_plugins.methods.superb`, is imported when the plugin is built."""
+
+from __future__ import annotations
+
+from serbench.hookspecs import hookimpl
+from serbench.specs import Param, Spec
+
+
+@hookimpl
+
+
+def register_downstreams() -> list[Spec]:
+    return [
+        Spec(
+            name="superb",
+            factory="serbench_plugins.methods.superb:SuperbHead",
+            summary="SUPERB ER head: weighted layer sum, linear projection, pooling, linear",
+            params=(Param("hidden", int, 256, "projection width"),),
+            version="1",
+            citation="Yang et al., SUPERB, Interspeech 2021, arXiv:2105.01051",
+            meta={"default_pooling": "mean"},
+        )
+    ]
