@@ -111,8 +111,9 @@ def prepare(upstream: Upstream, freeze_frontend: bool, gradient_checkpointing: b
     if freeze_frontend and hasattr(upstream, "frontend_parameters"):
         for p in upstream.frontend_parameters():
             p.requires_grad_(False)
-        if model is not None and hasattr(model, "freeze_feature_encoder"):
-            model.freeze_feature_encoder()
+        extractor = getattr(model, "feature_extractor", None)
+        if hasattr(extractor, "_requires_grad"):  # HubertModel has no freeze_feature_encoder
+            extractor._requires_grad = False
     if model is not None and getattr(model.config, "layerdrop", 0.0):
         model.config.layerdrop = 0.0
     if model is not None and not spec_augment:
