@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import warnings
+from pathlib import Path
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -88,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     fuse = sub.add_parser("fuse", help="late fusion of runs, per-class weights fitted on dev (COBYLA)")
     fuse.add_argument("runs", nargs="+", metavar="RUN_DIR")
     fuse.add_argument("--out", required=True, help="the fused run directory to write")
+
+    status = sub.add_parser("status", help="a run's jobs: done, running (by whom), stale, pending")
+    status.add_argument("run_dir", metavar="RUN_DIR")
 
     cache = sub.add_parser("cache", help="the feature cache under $SERBENCH_CACHE")
     cache.add_argument("action", choices=("ls", "du", "clear"), help="list folders, total size, or delete")
@@ -266,6 +270,20 @@ def cmd_leaderboard(args: argparse.Namespace, out: Console) -> None:
         print(text, end="")
 
 
+def cmd_status(args: argparse.Namespace, out: Console) -> None:
+    from collections import Counter
+
+    from serbench import claims
+
+    rows = claims.status(Path(args.run_dir))
+    table = Table("fold", "seed", "state", "claimed by")
+    for fold, seed, state, who in rows:
+        table.add_row(fold, str(seed), state, who)
+    out.print(table)
+    counts = Counter(state for _, _, state, _ in rows)
+    out.print(", ".join(f"{counts[s]} {s}" for s in ("done", "running", "stale", "pending") if counts[s]))
+
+
 def cmd_cache(args: argparse.Namespace, out: Console) -> None:
     from serbench import cache
 
@@ -307,7 +325,8 @@ def cmd_config(args: argparse.Namespace, out: Console) -> None:
 
 
 COMMANDS = {"run": cmd_run, "list": cmd_list, "plugins": cmd_plugins, "splits": cmd_splits,
-            "data": cmd_data, "fuse": cmd_fuse, "leaderboard": cmd_leaderboard, "cache": cmd_cache, "config": cmd_config}
+            "data": cmd_data, "fuse": cmd_fuse, "leaderboard": cmd_leaderboard, "cache": cmd_cache, "config": cmd_config,
+            "status": cmd_status}
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from serbench import finetune, heap, needs, recipes, stages
+from serbench import claims, finetune, heap, needs, recipes, stages
 from serbench.atomic import write_json
 from serbench.audio import load_audio
 from serbench.batching import AudioBatcher, FeatureBatcher
@@ -279,6 +279,7 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
         reporter.info(f"run {the_plan.run_id} -> {run_dir}")
         reporter.info(describe_recipe(config))
         jobs = [(fold.name, seed) for fold in protocol.folds for seed in config["seeds"]]
+        write_json(run_dir / "jobs.json", [{"fold": fold, "seed": seed} for fold, seed in jobs])  # serbench status
         pending = [job for job in jobs if not job_done(run_dir, *job)]
         if len(pending) < len(jobs):
             reporter.info(f"resuming: {len(jobs) - len(pending)} of {len(jobs)} jobs already done")
@@ -298,13 +299,38 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
                 make_upstream = lambda: specs["upstream"].build(**upstream_params)  # noqa: E731
                 frozen = tuning and host["freeze_frontend"] and host["cache_frontend"]
                 frontend_cache = {} if frozen else None  # the frozen front-end's outputs, for every job
+                def run_claimed(fold_name: str, seed: int) -> bool:
+                    """Run the job if this process can claim it; False when another owner holds it."""
+                    claim = claims.take(run_dir, fold_name, seed)
+                    if claim is None:
+                        return False
+                    with claim:
+                        if not job_done(run_dir, fold_name, seed):  # finished by another process meanwhile
+                            encoder = make_upstream() if tuning else upstream  # a fresh encoder per job
+                            _run_job(protocol, folds[fold_name], seed, features, encoder, layers, the_plan,
+                                     run_dir, reporter, vad_masks, vad_level, frontend_cache)
+                            heap.release()  # the job's freed tensors go back to the system
+                    return True
+
                 with reporter.task("jobs (fold x seed)", len(pending)) as advance_jobs:
+                    held = []
                     for fold_name, seed in pending:
-                        encoder = make_upstream() if tuning else upstream  # a fresh encoder per job
-                        _run_job(protocol, folds[fold_name], seed, features, encoder, layers, the_plan, run_dir,
-                                 reporter, vad_masks, vad_level, frontend_cache)
-                        heap.release()  # the job's freed tensors go back to the system, not to the next job
-                        advance_jobs(1)
+                        if job_done(run_dir, fold_name, seed) or run_claimed(fold_name, seed):
+                            advance_jobs(1)
+                        else:
+                            held.append((fold_name, seed))
+                    if held:
+                        reporter.info(f"{len(held)} jobs are claimed by other processes: waiting for them "
+                                      f"(a claim whose owner dies is taken over)")
+                    while held:  # jobs other processes hold: wait, or take over a claim whose owner died
+                        time.sleep(claims.POLL)
+                        still = []
+                        for fold_name, seed in held:
+                            if job_done(run_dir, fold_name, seed) or run_claimed(fold_name, seed):
+                                advance_jobs(1)
+                            else:
+                                still.append((fold_name, seed))
+                        held = still
         result = finish(
             run_dir, jobs, protocol.classes, protocol.main_metric,
             config={

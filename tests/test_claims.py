@@ -1,0 +1,135 @@
+"""Per-job claims: two processes on one run directory compute every job exactly once, and a
+job whose owner was killed is completed by the next run with the same result."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from serbench import claims
+
+RUN = ["run", "--upstream", "fbank", "--downstream", "superb", "--protocol", "synthetic", "--quiet",
+       "-o", "protocol.per_class=4", "-o", "train.max_epochs=3"]
+
+
+def _start(out, *extra):
+    return subprocess.Popen([sys.executable, "-m", "serbench", *RUN, *extra, "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _fold_metrics(run_dir):
+    return {p.name: json.loads(p.read_text())["metrics"] for p in sorted((run_dir / "folds").glob("*.json"))}
+
+
+def test_a_claim_is_exclusive_until_released(tmp_path):
+    first = claims.take(tmp_path, "1", 0)
+    assert first is not None
+    assert claims.take(tmp_path, "1", 0) is None  # held by a live process: this one
+    assert claims.take(tmp_path, "2", 0) is not None  # another job is free
+    first.release()
+    assert claims.take(tmp_path, "1", 0) is not None
+
+
+def test_a_claim_whose_owner_died_is_taken_over(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    path = claims.claim_path(tmp_path, "1", 0)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"host": socket.gethostname(), "pid": int(dead.stdout), "started": 0}))
+    assert claims.is_stale(path)
+    taken = claims.take(tmp_path, "1", 0)
+    assert taken is not None and json.loads(path.read_text())["pid"] == os.getpid()
+
+
+def test_another_hosts_claim_is_stale_only_after_its_lease(tmp_path):
+    path = claims.claim_path(tmp_path, "1", 0)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"host": "elsewhere.invalid", "pid": 1, "started": 0}))
+    assert not claims.is_stale(path, lease=60) and claims.take(tmp_path, "1", 0, lease=60) is None
+    old = time.time() - 120
+    os.utime(path, (old, old))
+    assert claims.is_stale(path, lease=60) and claims.take(tmp_path, "1", 0, lease=60) is not None
+
+
+def test_the_heartbeat_keeps_a_claim_fresh(tmp_path):
+    claim = claims.take(tmp_path, "1", 0)
+    old = time.time() - 1000
+    os.utime(claim.path, (old, old))
+    claim.heartbeat = 0.05
+    with claim:
+        deadline = time.time() + 60
+        while claim.path.stat().st_mtime < old + 500 and time.time() < deadline:
+            time.sleep(0.05)
+        assert claim.path.stat().st_mtime > old + 500
+    assert not claim.path.exists()  # released at the end
+
+
+@pytest.mark.slow
+def test_two_processes_on_one_run_compute_every_job_once(tmp_path):
+    a, b = _start(tmp_path), _start(tmp_path)
+    for process in (a, b):
+        _, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    computed = re.findall(r"fold (\S+) seed 0: ua", (run_dir / "run.log").read_text())
+    assert sorted(computed) == ["1", "2", "3", "4", "5"]  # each fold once, between the two processes
+    assert (run_dir / "result.json").exists() and not list((run_dir / "claims").glob("*.claim"))
+
+
+@pytest.mark.slow
+def test_a_job_killed_midway_is_completed_by_the_next_run_with_the_same_result(tmp_path):
+    killed = _start(tmp_path / "killed")
+    deadline = time.time() + 600
+    claim = None
+    while time.time() < deadline and killed.poll() is None:  # wait until fold 2 is being computed
+        claim = next((tmp_path / "killed").glob("*/claims/fold-2_seed-0.claim"), None)
+        if claim is not None:
+            break
+        time.sleep(0.05)
+    assert claim is not None, "fold 2 was never claimed"
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    run_dir = claim.parent.parent
+    assert claim.exists() and not (run_dir / "result.json").exists()  # the dead owner's claim is left behind
+    again = _start(tmp_path / "killed")
+    _, err = again.communicate(timeout=600)
+    assert again.returncode == 0, err
+    whole = _start(tmp_path / "whole")
+    _, err = whole.communicate(timeout=600)
+    assert whole.returncode == 0, err
+    (whole_dir,) = list((tmp_path / "whole").iterdir())
+    assert whole_dir.name == run_dir.name
+    assert _fold_metrics(run_dir) == _fold_metrics(whole_dir)
+    result = json.loads((run_dir / "result.json").read_text())["summary"]
+    assert result == json.loads((whole_dir / "result.json").read_text())["summary"]
+
+
+def test_status_shows_done_running_stale_and_pending(tmp_path):
+    from conftest import run_cli
+
+    done = run_cli(*RUN[:-4], "-o", "protocol.per_class=1", "-o", "train.max_epochs=1", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    (run_dir,) = list(tmp_path.iterdir())
+    for fold in ("1", "2"):
+        (run_dir / "folds" / f"fold-{fold}_seed-0.json").unlink()
+    live = claims.take(run_dir, "1", 0)
+    stale = claims.claim_path(run_dir, "2", 0)
+    stale.write_text(json.dumps({"host": "elsewhere.invalid", "pid": 1, "started": 0}))
+    os.utime(stale, (0, 0))
+    shown = run_cli("status", str(run_dir))
+    assert shown.returncode == 0, shown.stderr
+    lines = {line.split()[1]: line for line in shown.stdout.splitlines() if re.match(r"^\W*\d \W+0 ", line)}
+    assert "running" in lines["1"] and f"{socket.gethostname()}:{os.getpid()}" in lines["1"]
+    assert "stale" in lines["2"] and "elsewhere.invalid:1" in lines["2"]
+    assert all("done" in lines[f] for f in ("3", "4", "5"))
+    assert "3 done, 1 running, 1 stale" in shown.stdout
+    live.release()
+    missing = run_cli("status", str(tmp_path))
+    assert missing.returncode != 0 and "jobs.json: not found" in missing.stderr
