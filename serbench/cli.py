@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 import warnings
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
