@@ -60,7 +60,12 @@ class Plan:
 
     @property
     def run_id(self) -> str:
-        digest = hashlib.sha256(json.dumps(self.config, sort_keys=True).encode()).hexdigest()[:10]
+        """Names and a hash of the configuration, without the device and the corpus's location:
+        a login node and a GPU node, or two mounts of one corpus, agree on the run directory
+        (the corpus's content is checked when a run directory is resumed: corpus.json)."""
+        identity = {k: v for k, v in self.config.items() if k != "device"}
+        identity["protocol"] = {k: v for k, v in self.config["protocol"].items() if k != "data"}
+        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
         names = [self.config[k]["name"] for k in ("protocol", "upstream", "downstream")]
         return re.sub(r"[^A-Za-z0-9._-]+", "-", "_".join(names)) + f"_{digest}"
 
@@ -275,6 +280,7 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
     layers = select_layers(layers, upstream.num_layers, specs["upstream"].name)
     reporter.log_to(run_dir / "run.log")
     try:
+        _check_corpus(run_dir, protocol)
         write_json(run_dir / "config.json", config)
         reporter.info(f"run {the_plan.run_id} -> {run_dir}")
         reporter.info(describe_recipe(config))
@@ -350,6 +356,7 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
                 "python": platform.python_version(),
                 "torch": torch.__version__,
                 "device": str(device),
+                "data": config["protocol"]["data"],
                 "platform": platform.platform(),
             },
             cache=cache_stats.__dict__,
@@ -363,6 +370,32 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
         return result
     finally:
         reporter.close()
+
+
+def corpus_digest(protocol: Protocol) -> str:
+    """What a run's results depend on in the corpus: every utterance's id, label, speaker and
+    gender, and every fold's membership (audio bytes are not read: the feature cache keys on them)."""
+    digest = hashlib.sha256()
+    for uid in sorted(protocol.utterances):
+        u = protocol.utterances[uid]
+        digest.update(json.dumps([uid, u.label, u.speaker, u.gender]).encode())
+    for fold in protocol.folds:
+        digest.update(json.dumps([fold.name, sorted(fold.train), sorted(fold.dev), sorted(fold.test)]).encode())
+    return digest.hexdigest()[:16]
+
+
+def _check_corpus(run_dir: Path, protocol: Protocol) -> None:
+    """A run directory is resumed only on the corpus it was started on (its id does not hold
+    the corpus's location, so a copy elsewhere with other content must be caught here)."""
+    record = run_dir / "corpus.json"
+    digest = corpus_digest(protocol)
+    if record.exists():
+        previous = json.loads(record.read_text()).get("digest")
+        if previous != digest:
+            raise SerbenchError(f"{run_dir}: started on another corpus (utterances, labels or folds differ: "
+                                f"{previous} there, {digest} now); use another --out or remove that run directory")
+        return
+    write_json(record, {"digest": digest, "utterances": len(protocol.utterances), "folds": len(protocol.folds)})
 
 
 def _features(protocol: Protocol, pending, upstream, layers, the_plan: Plan, reporter: Reporter):

@@ -1,0 +1,43 @@
+"""The run id holds neither the device nor the corpus's location; a run directory is resumed
+only on the corpus content it was started on."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import serbench
+from serbench.errors import SerbenchError
+from serbench.runner import plan
+
+from lookalike import tiny_wav
+
+FAST = ["train.max_epochs=1"]
+
+
+def _corpus(folder, relabel: bool = False):
+    folder.mkdir()
+    rows = []
+    for k in range(12):
+        tiny_wav(folder / f"{k}.wav", seed=k, seconds=0.3)
+        label = "b" if relabel and k == 0 else "ab"[k % 2]
+        rows.append(f"{k}.wav,{label},{['train', 'dev', 'test', 'train'][k % 4]}")
+    (folder / "c.csv").write_text("path,label,split\n" + "\n".join(rows) + "\n")
+    return folder / "c.csv"
+
+
+def test_the_same_corpus_elsewhere_resumes_the_same_run_and_another_is_refused(tmp_path):
+    here, there = _corpus(tmp_path / "here"), _corpus(tmp_path / "there")
+    first = serbench.run("fbank", "superb", protocol="csv", data=here, out=tmp_path / "runs", overrides=FAST)
+    assert first.data["environment"]["data"].endswith("here/c.csv")  # recorded, not hashed
+    again = plan("fbank", "superb", None, None, "csv", there, (0,), "cpu", FAST)
+    assert again.run_id == first.run_id  # another mount of the same corpus: the same run directory
+    assert plan("fbank", "superb", None, None, "csv", here, (0,), "auto", FAST).run_id == first.run_id
+    before = json.loads((first.run_dir / "folds" / "fold-1_seed-0.json").read_text())
+    second = serbench.run("fbank", "superb", protocol="csv", data=there, out=tmp_path / "runs", overrides=FAST)
+    assert second.run_dir == first.run_dir
+    assert json.loads((second.run_dir / "folds" / "fold-1_seed-0.json").read_text()) == before  # resumed, not redone
+    changed = _corpus(tmp_path / "changed", relabel=True)
+    with pytest.raises(SerbenchError, match=r"started on another corpus"):
+        serbench.run("fbank", "superb", protocol="csv", data=changed, out=tmp_path / "runs", overrides=FAST)
