@@ -90,6 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
     fuse.add_argument("runs", nargs="+", metavar="RUN_DIR")
     fuse.add_argument("--out", required=True, help="the fused run directory to write")
 
+    job = sub.add_parser("job", help="run one (fold, seed) job of an existing run directory (for any scheduler)")
+    job.add_argument("run_dir", metavar="RUN_DIR")
+    job.add_argument("--fold", required=True, help="fold name, as in serbench status")
+    job.add_argument("--seed", required=True, type=int)
+    job.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (not part of the run's identity)")
+    job.add_argument("--quiet", action="store_true", help="no progress bars")
+    finish = sub.add_parser("finish", help="summarise a run whose jobs are all done: result.json, predictions.csv")
+    finish.add_argument("run_dir", metavar="RUN_DIR")
+
     status = sub.add_parser("status", help="a run's jobs: done, running (by whom), stale, pending")
     status.add_argument("run_dir", metavar="RUN_DIR")
 
@@ -270,6 +279,24 @@ def cmd_leaderboard(args: argparse.Namespace, out: Console) -> None:
         print(text, end="")
 
 
+def cmd_job(args: argparse.Namespace, out: Console) -> None:
+    from serbench.runner import execute, load_plan
+
+    run_dir = Path(args.run_dir)
+    execute(load_plan(run_dir, args.device), run_dir.parent, Reporter(quiet=args.quiet),
+            only=[(args.fold, args.seed)], summarise=False)
+    out.print(f"job fold {args.fold} seed {args.seed}: done ({run_dir})")
+
+
+def cmd_finish(args: argparse.Namespace, out: Console) -> None:
+    from serbench.runner import execute, load_plan
+
+    run_dir = Path(args.run_dir)
+    result = execute(load_plan(run_dir, "cpu"), run_dir.parent, Reporter(quiet=True), only=[])
+    out.print(summary_table(result))
+    out.print(f"result: {result.run_dir / 'result.json'}")
+
+
 def cmd_status(args: argparse.Namespace, out: Console) -> None:
     from collections import Counter
 
@@ -326,7 +353,7 @@ def cmd_config(args: argparse.Namespace, out: Console) -> None:
 
 COMMANDS = {"run": cmd_run, "list": cmd_list, "plugins": cmd_plugins, "splits": cmd_splits,
             "data": cmd_data, "fuse": cmd_fuse, "leaderboard": cmd_leaderboard, "cache": cmd_cache, "config": cmd_config,
-            "status": cmd_status}
+            "status": cmd_status, "job": cmd_job, "finish": cmd_finish}
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:

@@ -70,6 +70,27 @@ class Plan:
         return re.sub(r"[^A-Za-z0-9._-]+", "-", "_".join(names)) + f"_{digest}"
 
 
+def load_plan(run_dir: Path, device: str = "auto", reg: Registry | None = None) -> Plan:
+    """The plan of an existing run directory, rebuilt from its ``config.json`` with the names,
+    overrides and recipe the user gave; refused when today's plugins resolve it otherwise
+    (a plugin's parameters changed since) or its id is not the directory's name."""
+    run_dir = Path(run_dir)
+    try:
+        config = json.loads((run_dir / "config.json").read_text())
+    except FileNotFoundError:
+        raise SerbenchError(f"{run_dir}: no config.json (not a run directory)") from None
+    own = (reg or registry()).get("downstream", config["downstream"]["name"]).meta.get("own_pooling")
+    rebuilt = plan(config["upstream"]["name"], config["downstream"]["name"], None if own else config["pooling"]["name"],
+                   config["loss"]["name"], config["protocol"]["name"], config["protocol"]["data"], config["seeds"],
+                   device, config["overrides"], reg, config["recipe"]["name"])
+    if rebuilt.run_id != run_dir.name:
+        same = lambda k: json.dumps(rebuilt.config.get(k), sort_keys=True) == json.dumps(config[k], sort_keys=True)  # noqa: E731
+        changed = sorted(k for k in config if k != "device" and not same(k))
+        raise SerbenchError(f"{run_dir}: its config.json now resolves to run {rebuilt.run_id} "
+                            f"(changed: {', '.join(changed) or 'the id'}); rerun it with serbench run")
+    return rebuilt
+
+
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -262,8 +283,10 @@ def _predictions_frame(proto: Protocol, fold: str, seed: int, ids: Sequence[str]
     return frame
 
 
-def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None = None) -> Result:
-    """Run every (fold, seed) job that has no result yet, then summarise from disk."""
+def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None = None,
+            only: Sequence[tuple[str, int]] | None = None, summarise: bool = True) -> Result | None:
+    """Run every (fold, seed) job that has no result yet (or those of ``only``), then
+    summarise from disk (unless ``summarise`` is false: ``serbench job``)."""
     started = time.perf_counter()
     reporter = reporter or Reporter(quiet=True)
     config, specs, device = the_plan.config, the_plan.specs, the_plan.device
@@ -286,7 +309,11 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
         reporter.info(describe_recipe(config))
         jobs = [(fold.name, seed) for fold in protocol.folds for seed in config["seeds"]]
         write_json(run_dir / "jobs.json", [{"fold": fold, "seed": seed} for fold, seed in jobs])  # serbench status
-        pending = [job for job in jobs if not job_done(run_dir, *job)]
+        unknown = [job for job in (only or ()) if job not in jobs]
+        if unknown:
+            raise SerbenchError(f"{run_dir}: no job fold {unknown[0][0]} seed {unknown[0][1]} "
+                                f"(folds {', '.join(dict.fromkeys(f for f, _ in jobs))}; seeds {config['seeds']})")
+        pending = [job for job in jobs if not job_done(run_dir, *job) and (only is None or job in only)]
         if len(pending) < len(jobs):
             reporter.info(f"resuming: {len(jobs) - len(pending)} of {len(jobs)} jobs already done")
         features_s, cache_stats, vad_masks, no_speech = 0.0, CacheStats(), None, None
@@ -337,6 +364,14 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
                             else:
                                 still.append((fold_name, seed))
                         held = still
+        if not summarise:
+            done = sum(job_done(run_dir, *job) for job in jobs)
+            reporter.info(f"{done} of {len(jobs)} jobs done" + ("" if done < len(jobs) else f"; serbench finish {run_dir}"))
+            return None
+        missing = [job for job in jobs if not job_done(run_dir, *job)]
+        if missing:
+            raise SerbenchError(f"{run_dir}: {len(missing)} of {len(jobs)} jobs not done (first: fold {missing[0][0]} "
+                                f"seed {missing[0][1]}); run them (serbench run, or serbench job) first")
         result = finish(
             run_dir, jobs, protocol.classes, protocol.main_metric,
             config={

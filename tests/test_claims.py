@@ -133,3 +133,44 @@ def test_status_shows_done_running_stale_and_pending(tmp_path):
     live.release()
     missing = run_cli("status", str(tmp_path))
     assert missing.returncode != 0 and "jobs.json: not found" in missing.stderr
+
+
+def test_job_and_finish_run_a_run_directory_by_hand(tmp_path):
+    from conftest import run_cli
+
+    small = [*RUN[:-4], "-o", "protocol.per_class=1", "-o", "train.max_epochs=1"]
+    assert run_cli(*small, "--out", str(tmp_path)).returncode == 0
+    (run_dir,) = list(tmp_path.iterdir())
+    before = _fold_metrics(run_dir)
+    summary = json.loads((run_dir / "result.json").read_text())["summary"]
+    for fold in ("2", "4"):
+        (run_dir / "folds" / f"fold-{fold}_seed-0.json").unlink()
+    (run_dir / "result.json").unlink()
+    refused = run_cli("finish", str(run_dir))
+    assert refused.returncode != 0 and "2 of 5 jobs not done (first: fold 2 seed 0)" in refused.stderr
+    bad = run_cli("job", str(run_dir), "--fold", "9", "--seed", "0")
+    assert bad.returncode != 0 and "no job fold 9 seed 0" in bad.stderr
+    for fold in ("2", "4"):
+        done = run_cli("job", str(run_dir), "--fold", fold, "--seed", "0", "--quiet", "--device", "cpu")
+        assert done.returncode == 0, done.stderr
+    assert _fold_metrics(run_dir) == before  # the same jobs, recomputed by hand
+    finished = run_cli("finish", str(run_dir))
+    assert finished.returncode == 0, finished.stderr
+    assert json.loads((run_dir / "result.json").read_text())["summary"] == summary
+
+
+def test_a_run_directory_whose_config_resolves_otherwise_is_refused(tmp_path):
+    from serbench.errors import SerbenchError
+    from serbench.runner import load_plan, plan
+
+    the_plan = plan("fbank", "superb", None, None, "synthetic", None, (0,), "cpu", ["train.max_epochs=1"])
+    run_dir = tmp_path / the_plan.run_id
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text(json.dumps(the_plan.config))
+    assert load_plan(run_dir, "cpu").config == the_plan.config
+    edited = {**the_plan.config, "overrides": {"train": {"max_epochs": 2}}}
+    (run_dir / "config.json").write_text(json.dumps(edited))
+    with pytest.raises(SerbenchError, match=r"now resolves to run .* \(changed: train\)"):
+        load_plan(run_dir, "cpu")
+    with pytest.raises(SerbenchError, match="no config.json"):
+        load_plan(tmp_path, "cpu")
