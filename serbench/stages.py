@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from contextlib import nullcontext
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
