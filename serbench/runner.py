@@ -346,24 +346,24 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
                     return True
 
                 with reporter.task("jobs (fold x seed)", len(pending)) as advance_jobs:
-                    held = []
-                    for fold_name, seed in pending:
-                        if job_done(run_dir, fold_name, seed) or run_claimed(fold_name, seed):
-                            advance_jobs(1)
-                        else:
-                            held.append((fold_name, seed))
+
+                    def one_pass(todo: list) -> list:
+                        """Run what can be claimed; return the jobs other processes hold."""
+                        held = []
+                        for job in todo:
+                            if job_done(run_dir, *job) or run_claimed(*job):
+                                advance_jobs(1)
+                            else:
+                                held.append(job)
+                        return held
+
+                    held = one_pass(pending)
                     if held:
                         reporter.info(f"{len(held)} jobs are claimed by other processes: waiting for them "
                                       f"(a claim whose owner dies is taken over)")
                     while held:  # jobs other processes hold: wait, or take over a claim whose owner died
                         time.sleep(claims.POLL)
-                        still = []
-                        for fold_name, seed in held:
-                            if job_done(run_dir, fold_name, seed) or run_claimed(fold_name, seed):
-                                advance_jobs(1)
-                            else:
-                                still.append((fold_name, seed))
-                        held = still
+                        held = one_pass(held)
         if not summarise:
             done = sum(job_done(run_dir, *job) for job in jobs)
             reporter.info(f"{done} of {len(jobs)} jobs done" + ("" if done < len(jobs) else f"; serbench finish {run_dir}"))
