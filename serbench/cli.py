@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data", help="corpus location (default: saved with 'serbench config set data.KEY')")
     run.add_argument("--seeds", type=_seeds, default=[0], help="comma-separated seeds (default: 0)")
     run.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: auto)")
+    run.add_argument("--executor", default="local", help="where the jobs run (serbench list executors; -o executor.KEY=VALUE)")
     run.add_argument("--out", default="runs", help="where run directories go (default: runs/)")
     run.add_argument("-o", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a parameter: upstream.*, downstream.*, pooling.*, loss.*, protocol.*, train.*")
@@ -92,8 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     job = sub.add_parser("job", help="run one (fold, seed) job of an existing run directory (for any scheduler)")
     job.add_argument("run_dir", metavar="RUN_DIR")
-    job.add_argument("--fold", required=True, help="fold name, as in serbench status")
-    job.add_argument("--seed", required=True, type=int)
+    job.add_argument("--fold", help="fold name, as in serbench status (with --seed; neither: every job it can claim)")
+    job.add_argument("--seed", type=int)
     job.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (not part of the run's identity)")
     job.add_argument("--quiet", action="store_true", help="no progress bars")
     finish = sub.add_parser("finish", help="summarise a run whose jobs are all done: result.json, predictions.csv")
@@ -139,7 +140,7 @@ def cmd_run(args: argparse.Namespace, out: Console) -> None:
     from serbench.runner import execute, plan
 
     the_plan = plan(args.upstream, args.downstream, args.pooling, args.loss, args.protocol, args.data,
-                    args.seeds, args.device, args.overrides, recipe=args.recipe)
+                    args.seeds, args.device, args.overrides, recipe=args.recipe, executor=args.executor)
     result = execute(the_plan, args.out, Reporter(quiet=args.quiet))
     out.print(summary_table(result))
     out.print(f"result: {result.run_dir / 'result.json'}")
@@ -280,12 +281,22 @@ def cmd_leaderboard(args: argparse.Namespace, out: Console) -> None:
 
 
 def cmd_job(args: argparse.Namespace, out: Console) -> None:
+    import os
+
     from serbench.runner import execute, load_plan
 
+    if (args.fold is None) != (args.seed is None):
+        raise SerbenchError("serbench job: give both --fold and --seed, or neither (every job this worker can claim)")
+    threads = os.environ.get("SERBENCH_TORCH_THREADS")  # set by an executor for its workers
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
     run_dir = Path(args.run_dir)
-    execute(load_plan(run_dir, args.device), run_dir.parent, Reporter(quiet=args.quiet),
-            only=[(args.fold, args.seed)], summarise=False)
-    out.print(f"job fold {args.fold} seed {args.seed}: done ({run_dir})")
+    only = None if args.fold is None else [(args.fold, args.seed)]
+    execute(load_plan(run_dir, args.device), run_dir.parent, Reporter(quiet=args.quiet), only=only,
+            summarise=False, in_process=True)
+    out.print(f"{'every claimable job' if only is None else f'job fold {args.fold} seed {args.seed}'}: done ({run_dir})")
 
 
 def cmd_finish(args: argparse.Namespace, out: Console) -> None:

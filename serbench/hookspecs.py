@@ -52,3 +52,12 @@ def register_protocols() -> list:
     ``meta['test_split']`` says what each fold is scored on (``test session``, or a template
     over the protocol's parameters such as ``{test_set}``), so that a measured result is put
     beside a paper's reported number only when both were scored on the same split."""
+
+
+@hookspec
+def register_executors() -> list:
+    """Where a run's (fold, seed) jobs run. Factory: ``(**params) -> executor`` with
+    ``run(run_dir, jobs, device, work)``: it may start other processes (``serbench job
+    RUN_DIR`` claims and runs every job it can) and calls ``work()`` for this process's own
+    pass; it returns when every job is done or left unclaimed. Chosen with ``--executor``;
+    its parameters (``-o executor.KEY=VALUE``) never change a run's id."""

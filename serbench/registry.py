@@ -21,6 +21,7 @@ HOOKS = {
     "pooling": "register_poolings",
     "loss": "register_losses",
     "protocol": "register_protocols",
+    "executor": "register_executors",
 }
 PLURALS = {HOOKS[k].removeprefix("register_"): k for k in KINDS}  # "upstreams" -> "upstream"
 

@@ -57,13 +57,15 @@ class Plan:
     specs: dict[str, Spec]
     device: torch.device
     data: Path | None
+    executor: Spec | None = None  # where the jobs run (serbench_plugins.executors); not in the run id
 
     @property
     def run_id(self) -> str:
         """Names and a hash of the configuration, without the device and the corpus's location:
         a login node and a GPU node, or two mounts of one corpus, agree on the run directory
         (the corpus's content is checked when a run directory is resumed: corpus.json)."""
-        identity = {k: v for k, v in self.config.items() if k != "device"}
+        identity = {k: v for k, v in self.config.items() if k not in ("device", "executor")}
+        identity["overrides"] = {k: v for k, v in self.config["overrides"].items() if k != "executor"}
         identity["protocol"] = {k: v for k, v in self.config["protocol"].items() if k != "data"}
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
         names = [self.config[k]["name"] for k in ("protocol", "upstream", "downstream")]
@@ -82,10 +84,10 @@ def load_plan(run_dir: Path, device: str = "auto", reg: Registry | None = None) 
     own = (reg or registry()).get("downstream", config["downstream"]["name"]).meta.get("own_pooling")
     rebuilt = plan(config["upstream"]["name"], config["downstream"]["name"], None if own else config["pooling"]["name"],
                    config["loss"]["name"], config["protocol"]["name"], config["protocol"]["data"], config["seeds"],
-                   device, config["overrides"], reg, config["recipe"]["name"])
+                   device, config["overrides"], reg, config["recipe"]["name"], config.get("executor", {}).get("name", "local"))
     if rebuilt.run_id != run_dir.name:
         same = lambda k: json.dumps(rebuilt.config.get(k), sort_keys=True) == json.dumps(config[k], sort_keys=True)  # noqa: E731
-        changed = sorted(k for k in config if k != "device" and not same(k))
+        changed = sorted(k for k in config if k not in ("device", "executor") and not same(k))
         raise SerbenchError(f"{run_dir}: its config.json now resolves to run {rebuilt.run_id} "
                             f"(changed: {', '.join(changed) or 'the id'}); rerun it with serbench run")
     return rebuilt
@@ -152,6 +154,7 @@ def plan(
     overrides: Mapping[str, Mapping[str, Any]] | Sequence[str] | None = None,
     reg: Registry | None = None,
     recipe: str | None = None,
+    executor: str = "local",
 ) -> Plan:
     """Check every name, parameter and path; fill in defaults, the recipe in force under the
     user's overrides. Raises SerbenchError."""
@@ -173,14 +176,15 @@ def plan(
     # every upstream also takes the host's parameters: layer selection and fine-tuning
     specs["upstream"] = replace(specs["upstream"], params=specs["upstream"].params + finetune.UPSTREAM_PARAMS)
     params = {kind: spec.params for kind, spec in specs.items()}
-    check_keys(overrides, {**params, "train": TRAIN_PARAMS, "cache": CACHE_PARAMS})
+    runner_spec = reg.get("executor", executor)  # where the jobs run: not part of the run's identity
+    check_keys(overrides, {**params, "train": TRAIN_PARAMS, "cache": CACHE_PARAMS, "executor": runner_spec.params})
     recipe_values = paper.nested(demo) if paper else {}
     not_applied = {}
     if recipe_values.get("upstream", {}).get("finetune") and not specs["upstream"].meta.get("trainable", True):
         recipe_values["upstream"].pop("finetune")
         not_applied["upstream.finetune"] = f"{specs['upstream'].name} has no trainable weights"
     merged = recipes.merge(recipe_values, overrides)
-    check_keys(merged, {**params, "train": TRAIN_PARAMS, "cache": CACHE_PARAMS})
+    check_keys(merged, {**params, "train": TRAIN_PARAMS, "cache": CACHE_PARAMS, "executor": runner_spec.params})
     if not seeds:
         raise SerbenchError("--seeds: give at least one seed, e.g. --seeds 0,1,2")
     resolved_device = resolve_device(device)
@@ -200,7 +204,9 @@ def plan(
     config["device"] = str(resolved_device)
     config["overrides"] = {k: dict(v) for k, v in overrides.items()}
     config["recipe"] = _recipe_record(chosen, paper, recipe_values, overrides, demo, not_applied)
-    return Plan(config, specs, resolved_device, location)
+    config["executor"] = {"name": runner_spec.name,
+                          "params": runner_spec.resolve(overrides.get("executor", {}), "-o executor")}
+    return Plan(config, specs, resolved_device, location, runner_spec)
 
 
 def _pooling_spec(reg: Registry, pooling: str | None, meta: Mapping, paper: Recipe | None, downstream: str) -> Spec:
@@ -284,9 +290,11 @@ def _predictions_frame(proto: Protocol, fold: str, seed: int, ids: Sequence[str]
 
 
 def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None = None,
-            only: Sequence[tuple[str, int]] | None = None, summarise: bool = True) -> Result | None:
-    """Run every (fold, seed) job that has no result yet (or those of ``only``), then
-    summarise from disk (unless ``summarise`` is false: ``serbench job``)."""
+            only: Sequence[tuple[str, int]] | None = None, summarise: bool = True,
+            in_process: bool = False) -> Result | None:
+    """Run every (fold, seed) job that has no result yet (or those of ``only``) through the
+    plan's executor (``in_process``: in this process only, as an executor's worker does),
+    then summarise from disk (unless ``summarise`` is false: ``serbench job``)."""
     started = time.perf_counter()
     reporter = reporter or Reporter(quiet=True)
     config, specs, device = the_plan.config, the_plan.specs, the_plan.device
@@ -332,6 +340,7 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
                 make_upstream = lambda: specs["upstream"].build(**upstream_params)  # noqa: E731
                 frozen = tuning and host["freeze_frontend"] and host["cache_frontend"]
                 frontend_cache = {} if frozen else None  # the frozen front-end's outputs, for every job
+
                 def run_claimed(fold_name: str, seed: int) -> bool:
                     """Run the job if this process can claim it; False when another owner holds it."""
                     claim = claims.take(run_dir, fold_name, seed)
@@ -345,25 +354,31 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
                             heap.release()  # the job's freed tensors go back to the system
                     return True
 
-                with reporter.task("jobs (fold x seed)", len(pending)) as advance_jobs:
+                def work() -> None:
+                    with reporter.task("jobs (fold x seed)", len(pending)) as advance_jobs:
 
-                    def one_pass(todo: list) -> list:
-                        """Run what can be claimed; return the jobs other processes hold."""
-                        held = []
-                        for job in todo:
-                            if job_done(run_dir, *job) or run_claimed(*job):
-                                advance_jobs(1)
-                            else:
-                                held.append(job)
-                        return held
+                        def one_pass(todo: list) -> list:
+                            """Run what can be claimed; return the jobs other processes hold."""
+                            held = []
+                            for job in todo:
+                                if job_done(run_dir, *job) or run_claimed(*job):
+                                    advance_jobs(1)
+                                else:
+                                    held.append(job)
+                            return held
 
-                    held = one_pass(pending)
-                    if held:
-                        reporter.info(f"{len(held)} jobs are claimed by other processes: waiting for them "
-                                      f"(a claim whose owner dies is taken over)")
-                    while held:  # jobs other processes hold: wait, or take over a claim whose owner died
-                        time.sleep(claims.POLL)
-                        held = one_pass(held)
+                        held = one_pass(pending)
+                        if held:
+                            reporter.info(f"{len(held)} jobs are claimed by other processes: waiting for them "
+                                          f"(a claim whose owner dies is taken over)")
+                        while held:  # jobs other processes hold: wait, or take over a claim whose owner died
+                            time.sleep(claims.POLL)
+                            held = one_pass(held)
+                if in_process:
+                    work()
+                else:
+                    runner = the_plan.executor.build(**config["executor"]["params"])
+                    runner.run(run_dir, pending, str(device), work)
         if not summarise:
             done = sum(job_done(run_dir, *job) for job in jobs)
             reporter.info(f"{done} of {len(jobs)} jobs done" + ("" if done < len(jobs) else f"; serbench finish {run_dir}"))

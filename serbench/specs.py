@@ -13,7 +13,7 @@ from typing import Any
 
 from serbench.errors import SerbenchError, did_you_mean
 
-KINDS = ("upstream", "downstream", "pooling", "loss", "protocol")
+KINDS = ("upstream", "downstream", "pooling", "loss", "protocol", "executor")
 
 
 @dataclass(frozen=True)
