@@ -8,8 +8,6 @@ from serbench.specs import Param, Spec
 
 
 @hookimpl
-
-
 def register_upstreams() -> list[Spec]:
     return [
         Spec(

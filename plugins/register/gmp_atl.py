@@ -35,8 +35,6 @@ RECIPE = Recipe(
 
 
 @hookimpl
-
-
 def register_downstreams() -> list[Spec]:
     return [
         Spec(

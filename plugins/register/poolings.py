@@ -8,7 +8,5 @@ from serbench.specs import Spec
 
 
 @hookimpl
-
-
 def register_poolings() -> list[Spec]:
     return [Spec(name="mean", factory="serbench_plugins.poolings.basic:MeanPooling", summary="masked mean over valid frames")]

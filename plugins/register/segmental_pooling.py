@@ -10,8 +10,6 @@ CITATION = "Hyeon, Oh & Choi, Enhancing SER through Segmental Average Pooling of
 
 
 @hookimpl
-
-
 def register_poolings() -> list[Spec]:
     return [
         Spec(

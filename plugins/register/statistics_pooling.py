@@ -8,8 +8,6 @@ from serbench.specs import Spec
 
 
 @hookimpl
-
-
 def register_poolings() -> list[Spec]:
     cite = "Diatlova et al., Adapting WavLM for Speech Emotion Recognition, Odyssey 2024, arXiv:2405.04485"
     return [

@@ -40,8 +40,6 @@ RECIPE = Recipe(
 
 
 @hookimpl
-
-
 def register_downstreams() -> list[Spec]:
     return [
         Spec(

@@ -54,8 +54,6 @@ def _needs(params) -> tuple[str, ...]:
 
 
 @hookimpl
-
-
 def register_downstreams() -> list[Spec]:
     return [
         Spec(
