@@ -559,10 +559,13 @@ def run(
     overrides: Mapping[str, Mapping[str, Any]] | Sequence[str] | None = None,
     quiet: bool = True,
     recipe: str | None = None,
+    executor: str = "local",
 ) -> Result:
     """Run ``downstream`` on ``upstream`` under ``protocol``; returns the written result.
 
     ``overrides`` is ``{"train": {"lr": 1e-4}}`` or CLI-style ``["train.lr=1e-4"]``; ``recipe``
-    is ``"paper"`` (the default for a method that declares one) or ``"shared"``."""
-    the_plan = plan(upstream, downstream, pooling, loss, protocol, data, seeds, device, overrides, recipe=recipe)
+    is ``"paper"`` (the default for a method that declares one) or ``"shared"``; ``executor``
+    names where the jobs run (``-o executor.workers=2`` style keys go in ``overrides``)."""
+    the_plan = plan(upstream, downstream, pooling, loss, protocol, data, seeds, device, overrides, recipe=recipe,
+                    executor=executor)
     return execute(the_plan, out, Reporter(quiet=quiet))
