@@ -100,6 +100,15 @@ def build_parser() -> argparse.ArgumentParser:
     finish = sub.add_parser("finish", help="summarise a run whose jobs are all done: result.json, predictions.csv")
     finish.add_argument("run_dir", metavar="RUN_DIR")
 
+    bench = sub.add_parser("bench", help="run a benchmark suite (benchmarks/NAME.toml) and write its leaderboard")
+    bench.add_argument("suite", metavar="SUITE.toml")
+    bench.add_argument("--out", default="runs", help="where the runs go (default: runs)")
+    bench.add_argument("--executor", default="local", help="where the jobs run (serbench list executors)")
+    bench.add_argument("-o", dest="overrides", action="append", default=[], metavar="executor.KEY=VALUE",
+                       help="executor options, e.g. -o executor.workers=2")
+    bench.add_argument("--dry-run", action="store_true", help="list the cells and their jobs; run nothing")
+    bench.add_argument("--leaderboard", help="where the table goes (default: leaderboards/NAME.md)")
+
     status = sub.add_parser("status", help="a run's jobs: done, running (by whom), stale, pending")
     status.add_argument("run_dir", metavar="RUN_DIR")
 
@@ -308,6 +317,36 @@ def cmd_finish(args: argparse.Namespace, out: Console) -> None:
     out.print(f"result: {result.run_dir / 'result.json'}")
 
 
+def cmd_bench(args: argparse.Namespace, out: Console) -> None:
+    from serbench import claims, suites
+    from serbench.runner import execute
+
+    bad = [o for o in args.overrides if not o.startswith("executor.")]
+    if bad:
+        raise SerbenchError(f"-o {bad[0]}: serbench bench takes executor options only; cells set their own in the suite")
+    suite = suites.load(args.suite)
+    plans = suites.plans(suite, args.executor, tuple(args.overrides))  # every cell checked before any work
+    if args.dry_run:
+        table = Table("line", "cell", "seeds", "run id")
+        for cell, the_plan in zip(suite.cells, plans):
+            table.add_row(str(cell.line), cell.label, ",".join(map(str, cell.seeds)), the_plan.run_id)
+        out.print(table)
+        out.print(f"{len(plans)} cells; each runs (folds of its protocol) x seeds jobs")
+        return
+    results = []
+    for k, (cell, the_plan) in enumerate(zip(suite.cells, plans), start=1):
+        run_dir = Path(args.out) / the_plan.run_id
+        before = (run_dir / "jobs.json").exists() and all(state == "done" for *_, state, _ in claims.status(run_dir))
+        result = execute(the_plan, args.out, Reporter(quiet=True))
+        results.append(result)
+        main = result.data.get("main_metric", "ua")
+        out.print(f"[{k}/{len(plans)}] {cell.label}: {main.upper()} {result.summary[main]['mean'] * 100:.2f}"
+                  + (" (done before: resumed, nothing computed)" if before else "") + f"  {result.run_dir}")
+    target = Path(args.leaderboard or Path("leaderboards") / f"{suite.name}.md")
+    write_text(target, suites.leaderboard(suite, results))
+    out.print(f"wrote {target}")
+
+
 def cmd_status(args: argparse.Namespace, out: Console) -> None:
     from collections import Counter
 
@@ -364,7 +403,8 @@ def cmd_config(args: argparse.Namespace, out: Console) -> None:
 
 COMMANDS = {"run": cmd_run, "list": cmd_list, "plugins": cmd_plugins, "splits": cmd_splits,
             "data": cmd_data, "fuse": cmd_fuse, "leaderboard": cmd_leaderboard, "cache": cmd_cache, "config": cmd_config,
-            "status": cmd_status, "job": cmd_job, "finish": cmd_finish}
+            "status": cmd_status, "job": cmd_job, "finish": cmd_finish,
+            "bench": cmd_bench}
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:

@@ -37,7 +37,7 @@ def rows(results: Sequence[Result], ci: str = "t") -> list[list[str]]:
     for r in ordered:
         config = r.data["config"]
         table.append(
-            [config["protocol"], config["upstream"], config["downstream"], ",".join(map(str, config["seeds"]))]
+            [config["protocol"], config["upstream"], config["downstream"], config["pooling"], ",".join(map(str, config["seeds"]))]
             + [cell(r.summary[m], ci) for m in COLUMNS]
         )
     return table
@@ -45,7 +45,7 @@ def rows(results: Sequence[Result], ci: str = "t") -> list[list[str]]:
 
 def markdown(results: Sequence[Result], ci: str = "t") -> str:
     """A GitHub-flavoured markdown table, one row per run, best first within a protocol."""
-    headers = ["protocol", "upstream", "downstream", "seeds"] + [f"{name} (%)" for name in COLUMNS.values()]
+    headers = ["protocol", "upstream", "downstream", "pooling", "seeds"] + [f"{name} (%)" for name in COLUMNS.values()]
     note = "Student-t over folds" if ci == "t" else "speaker-level bootstrap"
     body = tabulate(rows(results, ci), headers=headers, tablefmt="pipe", disable_numparse=True)
     return f"{body}\n\nValues: mean ± half-width of the 95% confidence interval ({note}).\n"
