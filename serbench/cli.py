@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     fuse.add_argument("runs", nargs="+", metavar="RUN_DIR")
     fuse.add_argument("--out", required=True, help="the fused run directory to write")
 
-    job = sub.add_parser("job", help="run one (fold, seed) job of an existing run directory (for any scheduler)")
+    job = sub.add_parser("job", help="run one (fold, seed) job of an existing run directory, or every job it can claim (for any scheduler)")
     job.add_argument("run_dir", metavar="RUN_DIR")
     job.add_argument("--fold", help="fold name, as in serbench status (with --seed; neither: every job it can claim)")
     job.add_argument("--seed", type=int)
