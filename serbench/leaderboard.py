@@ -26,9 +26,13 @@ def cell(entry: dict, ci: str) -> str:
     return f"{mean:.2f} ± {(interval[1] - interval[0]) * 50:.2f}"
 
 
-def rows(results: Sequence[Result], ci: str = "t") -> list[list[str]]:
+def _check_ci(ci: str) -> None:
     if ci not in CI_KINDS:
         raise SerbenchError(f"--ci {ci!r}: expected one of {', '.join(CI_KINDS)}")
+
+
+def rows(results: Sequence[Result], ci: str = "t") -> list[list[str]]:
+    _check_ci(ci)
     ordered = sorted(
         results,
         key=lambda r: (r.data["config"]["protocol"], -r.summary[r.data.get("main_metric", "ua")]["mean"]),
@@ -95,8 +99,7 @@ def beside_reported(results: Sequence[Result], reg, ci: str = "t") -> str:
     """Each measured result beside its method's reported rows, paired only like with like:
     same downstream, protocol, test split and metric. A result with no such row is listed
     under the table with the reason, never paired with another protocol's or split's number."""
-    if ci not in CI_KINDS:
-        raise SerbenchError(f"--ci {ci!r}: expected one of {', '.join(CI_KINDS)}")
+    _check_ci(ci)
     table, unpaired = [], []
     for r in sorted(results, key=lambda r: (r.data["config"]["downstream"], r.data["config"]["protocol"])):
         config = r.data["config"]

@@ -64,12 +64,18 @@ class Plan:
         """Names and a hash of the configuration, without the device and the corpus's location:
         a login node and a GPU node, or two mounts of one corpus, agree on the run directory
         (the corpus's content is checked when a run directory is resumed: corpus.json)."""
-        identity = {k: v for k, v in self.config.items() if k not in ("device", "executor")}
-        identity["overrides"] = {k: v for k, v in self.config["overrides"].items() if k != "executor"}
-        identity["protocol"] = {k: v for k, v in self.config["protocol"].items() if k != "data"}
-        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
+        digest = hashlib.sha256(json.dumps(identity(self.config), sort_keys=True).encode()).hexdigest()[:10]
         names = [self.config[k]["name"] for k in ("protocol", "upstream", "downstream")]
         return re.sub(r"[^A-Za-z0-9._-]+", "-", "_".join(names)) + f"_{digest}"
+
+
+def identity(config: Mapping) -> dict:
+    """What a run's id hashes: its configuration without where it runs (device, executor and
+    its options) and without the corpus's location."""
+    out = {k: v for k, v in config.items() if k not in ("device", "executor")}
+    out["overrides"] = {k: v for k, v in config["overrides"].items() if k != "executor"}
+    out["protocol"] = {k: v for k, v in config["protocol"].items() if k != "data"}
+    return out
 
 
 def load_plan(run_dir: Path, device: str = "auto", reg: Registry | None = None) -> Plan:
@@ -86,8 +92,8 @@ def load_plan(run_dir: Path, device: str = "auto", reg: Registry | None = None) 
                    config["loss"]["name"], config["protocol"]["name"], config["protocol"]["data"], config["seeds"],
                    device, config["overrides"], reg, config["recipe"]["name"], config.get("executor", {}).get("name", "local"))
     if rebuilt.run_id != run_dir.name:
-        same = lambda k: json.dumps(rebuilt.config.get(k), sort_keys=True) == json.dumps(config[k], sort_keys=True)  # noqa: E731
-        changed = sorted(k for k in config if k not in ("device", "executor") and not same(k))
+        now, then = identity(rebuilt.config), identity(config)
+        changed = sorted(k for k in then if json.dumps(now.get(k), sort_keys=True) != json.dumps(then[k], sort_keys=True))
         raise SerbenchError(f"{run_dir}: its config.json now resolves to run {rebuilt.run_id} "
                             f"(changed: {', '.join(changed) or 'the id'}); rerun it with serbench run")
     return rebuilt
