@@ -21,7 +21,7 @@ from serbench.errors import SerbenchError  # noqa: E402
 # The rest is imported on first use (PEP 562): torch, pandas and scipy cost seconds, and
 # ``serbench --help`` needs none of them.
 _LAZY = {"available": "serbench.registry", "create": "serbench.registry", "Result": "serbench.results",
-         "load_result": "serbench.results", "run": "serbench.runner"}
+         "load_result": "serbench.results", "run": "serbench.execute"}
 
 __all__ = ["SerbenchError", "Result", "available", "create", "load_result", "run", "__version__"]
 

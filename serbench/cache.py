@@ -5,24 +5,23 @@ An entry is keyed by the upstream's weights fingerprint, the layer selection and
 (one ``.npy`` per utterance, memory-mapped when read). A changed audio file has another hash,
 so its old entry is simply never read again. Entries are written atomically; one that fails
 to load or has the wrong shape is deleted and rebuilt. A file lock per folder makes two runs
-sharing the cache take turns instead of extracting the same utterances twice.
+sharing the cache take turns instead of extracting the same utterances twice (serbench.locks).
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from serbench import locks
 from serbench.atomic import write_json
 
 FORMAT_VERSION = 1
@@ -93,25 +92,27 @@ class FeatureCache:
 
     def store(self, content: str, array: np.ndarray) -> np.ndarray:
         path = self.path(content)
-        path.parent.mkdir(exist_ok=True)
+        self.write_array(path, np.ascontiguousarray(array, dtype=self.key.dtype))
+        return np.load(path, mmap_mode="r")
+
+    @staticmethod
+    def write_array(path: Path, array: np.ndarray) -> None:
+        """Write ``array`` to ``path`` atomically (a reader sees the old file or the whole new one)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".npy.tmp")
         try:
             with os.fdopen(fd, "wb") as handle:
-                np.save(handle, np.ascontiguousarray(array, dtype=self.key.dtype))
+                np.save(handle, array)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        return np.load(path, mmap_mode="r")
 
-    @contextmanager
-    def lock(self) -> Iterator[None]:
-        with open(self.dir / ".lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def lock(self, name: str = "all") -> AbstractContextManager[None]:
+        """Held while extracting one set of utterances (``name`` identifies the set): two
+        processes on the same set take turns, so the second finds the first's entries; shards
+        (disjoint sets) extract side by side."""
+        return locks.exclusive(self.dir / "locks" / f"{name}.lock")
 
 
 @dataclass

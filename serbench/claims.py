@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from serbench.errors import SerbenchError
-from serbench.results import job_done, job_stem
+from serbench.results import failure_path, job_done, job_stem
 
 HEARTBEAT = 30.0  # seconds between an owner's touches of its claim
 LEASE = 300.0  # an untouched claim from another host is stale after this
@@ -94,7 +94,12 @@ class Claim:
 
 def take(run_dir: Path, fold: str, seed: int, lease: float = LEASE) -> Claim | None:
     """Claim the job for this process; None when a live owner holds it."""
-    path = claim_path(run_dir, fold, seed)
+    return take_path(claim_path(run_dir, fold, seed), lease)
+
+
+def take_path(path: Path, lease: float = LEASE) -> Claim | None:
+    """Create the claim file ``path`` for this process (taking over a stale one); None when a
+    live owner holds it. Also the lock file of :mod:`serbench.locks` where flock cannot be used."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists() and is_stale(path, lease):
         stale = read_owner(path)
@@ -119,7 +124,8 @@ def take(run_dir: Path, fold: str, seed: int, lease: float = LEASE) -> Claim | N
 def status(run_dir: Path) -> list[tuple[str, int, str, str]]:
     """(fold, seed, state, owner) of every job of a run: state is ``done``, ``running``
     (a live claim), ``stale`` (a claim whose owner is gone: the next run takes it over) or
-    ``pending``; owner is ``host:pid since HH:MM:SS`` for a claim."""
+    ``failed`` (it raised: the last error, and where its traceback is) or ``pending``; owner is
+    ``host:pid since HH:MM:SS`` for a claim."""
     listing = Path(run_dir) / "jobs.json"
     try:
         jobs = json.loads(listing.read_text())
@@ -132,11 +138,23 @@ def status(run_dir: Path) -> list[tuple[str, int, str, str]]:
         owner = read_owner(path) if path.exists() else None
         who = (f"{owner.get('host')}:{owner.get('pid')} since {time.strftime('%H:%M:%S', time.localtime(owner.get('started', 0)))}"
                if owner else "")
+        failure = failure_path(run_dir, fold, seed)
         if job_done(run_dir, fold, seed):
             state = "done"
         elif path.exists():
             state = "stale" if is_stale(path) else "running"
+        elif failure.exists():
+            state = "failed"
+            who = f"{_failure_line(failure)} (traceback: {failure})"
         else:
             state = "pending"
         rows.append((fold, seed, state, who))
     return rows
+
+
+def _failure_line(path: Path) -> str:
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return "failed"
+    return f"{record.get('host', '?')}: {record.get('error', '?')}"

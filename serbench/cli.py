@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from serbench import leaderboard, recipes, user_config
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     job.add_argument("run_dir", metavar="RUN_DIR")
     job.add_argument("--fold", help="fold name, as in serbench status (with --seed; neither: every job it can claim)")
     job.add_argument("--seed", type=int)
+    job.add_argument("--shard", metavar="I/N", help="extract shard I of N (1-based) of the run's frozen features into the cache")
     job.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (not part of the run's identity)")
     job.add_argument("--quiet", action="store_true", help="no progress bars")
     finish = sub.add_parser("finish", help="summarise a run whose jobs are all done: result.json, predictions.csv")
@@ -109,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--dry-run", action="store_true", help="list the cells and their jobs; run nothing")
     bench.add_argument("--leaderboard", help="where the table goes (default: leaderboards/NAME.md)")
 
-    status = sub.add_parser("status", help="a run's jobs: done, running (by whom), stale, pending")
+    status = sub.add_parser("status", help="a run's jobs: done, running (by whom), stale, failed (why), pending")
     status.add_argument("run_dir", metavar="RUN_DIR")
 
     cache = sub.add_parser("cache", help="the feature cache under $SERBENCH_CACHE")
@@ -146,7 +148,8 @@ def summary_table(result: Result) -> Table:
 
 
 def cmd_run(args: argparse.Namespace, out: Console) -> None:
-    from serbench.runner import execute, plan
+    from serbench.execute import execute
+    from serbench.plan import plan
 
     the_plan = plan(args.upstream, args.downstream, args.pooling, args.loss, args.protocol, args.data,
                     args.seeds, args.device, args.overrides, recipe=args.recipe, executor=args.executor)
@@ -160,13 +163,13 @@ def cmd_list(args: argparse.Namespace, out: Console) -> None:
     if args.name:
         spec = reg.get(check_kind(args.kind), args.name)
         out.print(f"[bold]{spec.name}[/bold] ({check_kind(args.kind)}, plugin {spec.plugin}, version {spec.version})")
-        out.print(spec.summary)
+        out.print(escape(spec.summary))
         if spec.citation:
             out.print(f"citation: {spec.citation}")
         table = Table("parameter", "type", "default", "description")
         for p in spec.params:
             choices = f" (one of {', '.join(map(str, p.choices))})" if p.choices else ""
-            table.add_row(p.name, p.type.__name__, repr(p.default), p.doc + choices)
+            table.add_row(p.name, p.type.__name__, repr(p.default), escape(p.doc + choices))
         out.print(table if spec.params else "no parameters")
         recipe = spec.meta.get("recipe")
         if recipe is not None:
@@ -185,7 +188,7 @@ def cmd_list(args: argparse.Namespace, out: Console) -> None:
     for kind in kinds:
         for name in sorted(reg.specs[kind]):
             spec = reg.specs[kind][name]
-            table.add_row(kind, name, spec.plugin, spec.version, spec.summary)
+            table.add_row(kind, name, spec.plugin, spec.version, escape(spec.summary))
     out.print(table)
 
 
@@ -218,7 +221,7 @@ def cmd_plugins(args: argparse.Namespace, out: Console) -> None:
 
 
 def cmd_splits(args: argparse.Namespace, out: Console) -> None:
-    from serbench.runner import load_protocol
+    from serbench.plan import load_protocol
 
     protocol = load_protocol(args.protocol, args.data, args.overrides)
     lines = []
@@ -238,7 +241,7 @@ def cmd_splits(args: argparse.Namespace, out: Console) -> None:
 
 def cmd_data(args: argparse.Namespace, out: Console) -> int:
     from serbench.datacheck import check
-    from serbench.runner import load_protocol
+    from serbench.plan import load_protocol
 
     protocol = load_protocol(args.protocol, args.data, args.overrides)
     report = check(protocol)
@@ -292,24 +295,36 @@ def cmd_leaderboard(args: argparse.Namespace, out: Console) -> None:
 def cmd_job(args: argparse.Namespace, out: Console) -> None:
     import os
 
-    from serbench.runner import execute, load_plan
-
     if (args.fold is None) != (args.seed is None):
         raise SerbenchError("serbench job: give both --fold and --seed, or neither (every job this worker can claim)")
+    if args.shard and args.fold is not None:
+        raise SerbenchError("serbench job: --shard extracts features; give it without --fold/--seed")
     threads = os.environ.get("SERBENCH_TORCH_THREADS")  # set by an executor for its workers
     if threads:
         import torch
 
         torch.set_num_threads(int(threads))
+    from serbench.execute import Shard, execute, work_unit
+    from serbench.plan import load_plan
+    from serbench.results import Job
+
     run_dir = Path(args.run_dir)
-    only = None if args.fold is None else [(args.fold, args.seed)]
-    execute(load_plan(run_dir, args.device), run_dir.parent, Reporter(quiet=args.quiet), only=only,
-            summarise=False, in_process=True)
-    out.print(f"{'every claimable job' if only is None else f'job fold {args.fold} seed {args.seed}'}: done ({run_dir})")
+    if args.shard:
+        index, _, count = args.shard.partition("/")
+        if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+            raise SerbenchError(f"--shard {args.shard}: expected I/N with 1 <= I <= N, e.g. --shard 1/4")
+        out.print(work_unit(run_dir, Shard(int(index) - 1, int(count)), args.device, args.quiet) + f" ({run_dir})")
+    elif args.fold is not None:
+        out.print(work_unit(run_dir, Job(args.fold, args.seed), args.device, args.quiet) + f" ({run_dir})")
+    else:
+        execute(load_plan(run_dir, args.device), run_dir.parent, Reporter(quiet=args.quiet), summarise=False,
+                in_process=True)
+        out.print(f"every claimable job: done ({run_dir})")
 
 
 def cmd_finish(args: argparse.Namespace, out: Console) -> None:
-    from serbench.runner import execute, load_plan
+    from serbench.execute import execute
+    from serbench.plan import load_plan
 
     run_dir = Path(args.run_dir)
     result = execute(load_plan(run_dir, "cpu"), run_dir.parent, Reporter(quiet=True), only=[])
@@ -319,7 +334,7 @@ def cmd_finish(args: argparse.Namespace, out: Console) -> None:
 
 def cmd_bench(args: argparse.Namespace, out: Console) -> None:
     from serbench import claims, suites
-    from serbench.runner import execute
+    from serbench.execute import execute
 
     bad = [o for o in args.overrides if not o.startswith("executor.")]
     if bad:
@@ -353,12 +368,12 @@ def cmd_status(args: argparse.Namespace, out: Console) -> None:
     from serbench import claims
 
     rows = claims.status(Path(args.run_dir))
-    table = Table("fold", "seed", "state", "claimed by")
+    table = Table("fold", "seed", "state", "claimed by / error")
     for fold, seed, state, who in rows:
-        table.add_row(fold, str(seed), state, who)
+        table.add_row(fold, str(seed), state, escape(who))
     out.print(table)
     counts = Counter(state for _, _, state, _ in rows)
-    out.print(", ".join(f"{counts[s]} {s}" for s in ("done", "running", "stale", "pending") if counts[s]))
+    out.print(", ".join(f"{counts[s]} {s}" for s in ("done", "running", "stale", "failed", "pending") if counts[s]))
 
 
 def cmd_cache(args: argparse.Namespace, out: Console) -> None:

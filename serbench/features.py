@@ -8,6 +8,7 @@ is estimated and refused past the budget, with the layer selection as the way ou
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
@@ -136,7 +137,10 @@ def extract(
     stats = CacheStats()
     features: dict[str, np.ndarray] = {}
     hashes = {u.id: audio_hash(u.path) for u in utterances} if cache else {}
-    with cache.lock() if cache else nullcontext():
+    # one lock per set of utterances: a second process on the same set waits and finds the
+    # first's entries; disjoint sets (extraction shards) go side by side
+    lock_name = hashlib.sha256(" ".join(sorted(hashes.values())).encode()).hexdigest()[:16]
+    with cache.lock(lock_name) if cache else nullcontext():
         missing = []
         for u in utterances:
             found = cache.load(hashes[u.id]) if cache else None

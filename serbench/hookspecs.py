@@ -56,8 +56,10 @@ def register_protocols() -> list:
 
 @hookspec
 def register_executors() -> list:
-    """Where a run's (fold, seed) jobs run. Factory: ``(**params) -> executor`` with
-    ``run(run_dir, jobs, device, work)``: it may start other processes (``serbench job
-    RUN_DIR`` claims and runs every job it can) and calls ``work()`` for this process's own
-    pass; it returns when every job is done or left unclaimed. Chosen with ``--executor``;
-    its parameters (``-o executor.KEY=VALUE``) never change a run's id."""
+    """Where a run's units run: feature-extraction shards, then (fold, seed) jobs. Factory:
+    ``(**params) -> executor`` with ``slots(n_units) -> int`` (how many run at once; 1 means
+    serbench runs them in the calling process) and ``map(run_dir, units, device, reporter) ->
+    {unit: error}``, which runs every unit where it likes by calling
+    ``serbench.execute.work_unit(run_dir, unit, device)`` there (or ``serbench job RUN_DIR
+    --fold K --seed S`` / ``--shard I/N``) and returns the units that raised. Chosen with
+    ``--executor``; its parameters (``-o executor.KEY=VALUE``) never change a run's id."""

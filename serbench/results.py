@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -24,8 +25,23 @@ SCHEMA = "serbench.result/1"
 PREDICTION_COLUMNS = ["fold", "seed", "utterance_id", "speaker", "label", "prediction"]
 
 
+class Job(NamedTuple):
+    """One (fold, seed) job of a run: what the runner dispatches, workers run and ``fuse`` pairs."""
+
+    fold: str
+    seed: int
+
+    def __str__(self) -> str:
+        return f"fold {self.fold} seed {self.seed}"
+
+
 def job_stem(fold: str, seed: int) -> str:
     return f"fold-{fold}_seed-{seed}"
+
+
+def failure_path(run_dir: Path, fold: str, seed: int) -> Path:
+    """Where a job that raised leaves its error and traceback (removed once the job is done)."""
+    return Path(run_dir) / "failed" / f"{job_stem(fold, seed)}.json"
 
 
 def job_files(run_dir: Path, fold: str, seed: int) -> tuple[Path, Path]:
@@ -56,13 +72,15 @@ def write_job(run_dir: Path, record: dict, predictions: pd.DataFrame, dev: pd.Da
     write_json(metrics_file, record)
 
 
-def read_jobs(run_dir: Path, jobs: list[tuple[str, int]]) -> tuple[list[dict], pd.DataFrame]:
-    records, frames = [], []
-    for fold, seed in jobs:
-        metrics_file, predictions_file = job_files(run_dir, fold, seed)
-        records.append(json.loads(metrics_file.read_text()))
-        frames.append(pd.read_csv(predictions_file, dtype={"fold": str, "speaker": str, "utterance_id": str}))
-    return records, pd.concat(frames, ignore_index=True)
+def read_records(run_dir: Path, jobs: list[Job]) -> list[dict]:
+    """The metrics records of ``jobs`` (each job's ``.json``)."""
+    return [json.loads(job_files(run_dir, fold, seed)[0].read_text()) for fold, seed in jobs]
+
+
+def read_jobs(run_dir: Path, jobs: list[Job]) -> tuple[list[dict], pd.DataFrame]:
+    frames = [pd.read_csv(job_files(run_dir, fold, seed)[1], dtype={"fold": str, "speaker": str, "utterance_id": str})
+              for fold, seed in jobs]
+    return read_records(run_dir, jobs), pd.concat(frames, ignore_index=True)
 
 
 def summarize_run(
@@ -103,7 +121,7 @@ class Result:
 FOLD_FIELDS = ("fold", "seed", "n_train", "n_dev", "n_test", "metrics", "best_epoch")
 
 
-def finish(run_dir: Path, jobs: list[tuple[str, int]], classes: list[str], main_metric: str, **fields) -> Result:
+def finish(run_dir: Path, jobs: list[Job], classes: list[str], main_metric: str, **fields) -> Result:
     """Read the run's job files back, summarise them and write ``result.json`` (schema
     ``serbench.result/1``) and ``predictions.csv``. ``fields`` are the run's own entries:
     ``config``, ``plugins``, ``environment``, ``timing``, ... ."""

@@ -120,7 +120,7 @@ def load(path: str | Path) -> Suite:
 
 def plans(suite: Suite, executor: str = "local", executor_options: tuple[str, ...] = ()) -> list:
     """Every cell's plan, all checked before any runs (names, overrides, data locations)."""
-    from serbench.runner import plan
+    from serbench.plan import plan
 
     out = []
     for cell in suite.cells:

@@ -161,7 +161,7 @@ def test_job_and_finish_run_a_run_directory_by_hand(tmp_path):
 
 def test_a_run_directory_whose_config_resolves_otherwise_is_refused(tmp_path):
     from serbench.errors import SerbenchError
-    from serbench.runner import load_plan, plan
+    from serbench.plan import load_plan, plan
 
     the_plan = plan("fbank", "superb", None, None, "synthetic", None, (0,), "cpu", ["train.max_epochs=1"])
     run_dir = tmp_path / the_plan.run_id
@@ -174,20 +174,3 @@ def test_a_run_directory_whose_config_resolves_otherwise_is_refused(tmp_path):
         load_plan(run_dir, "cpu")
     with pytest.raises(SerbenchError, match="no config.json"):
         load_plan(tmp_path, "cpu")
-
-
-@pytest.mark.slow
-def test_two_local_workers_give_the_metrics_of_one_process(tmp_path):
-    from conftest import run_cli
-
-    one = run_cli(*RUN, "--out", str(tmp_path / "one"))
-    two = run_cli(*RUN, "--executor", "local", "-o", "executor.workers=2", "--out", str(tmp_path / "two"))
-    assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
-    (one_dir,), (two_dir,) = list((tmp_path / "one").iterdir()), list((tmp_path / "two").iterdir())
-    assert one_dir.name == two_dir.name  # the executor is not part of the run's identity
-    assert _fold_metrics(one_dir) == _fold_metrics(two_dir)
-    computed = re.findall(r"fold (\S+) seed 0: ua", (two_dir / "run.log").read_text())
-    assert sorted(computed) == ["1", "2", "3", "4", "5"]
-    assert (two_dir / "workers" / "worker-1.log").exists()
-    assert json.loads((two_dir / "config.json").read_text())["executor"] == {"name": "local",
-                                                                              "params": {"workers": 2, "threads": 0}}

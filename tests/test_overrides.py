@@ -4,7 +4,7 @@ import pytest
 
 from serbench.errors import SerbenchError
 from serbench.overrides import parse_overrides, parse_value
-from serbench.runner import plan
+from serbench.plan import plan
 
 
 def test_values_are_literals_and_never_code(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 from serbench.cli import main
 from serbench.errors import SerbenchError
-from serbench.runner import load_protocol
+from serbench.plan import load_protocol
 from serbench_plugins.protocols.iemocap import COUNTS_MERGED, SPEAKERS
 
 from conftest import REFERENCE, run_cli

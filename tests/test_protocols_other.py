@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from serbench.errors import SerbenchError
-from serbench.runner import load_protocol, plan
+from serbench.plan import load_protocol, plan
 from serbench_plugins.protocols.iemocap import COUNTS_MERGED
 
 from conftest import REFERENCE

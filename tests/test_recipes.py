@@ -9,7 +9,7 @@ import pytest
 from serbench.errors import SerbenchError
 from serbench.registry import registry
 from serbench.recipes import Recipe
-from serbench.runner import plan
+from serbench.plan import plan
 from serbench.trainer import TRAIN_PARAMS
 
 from conftest import run_cli

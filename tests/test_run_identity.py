@@ -10,7 +10,7 @@ from lookalike import tiny_wav
 
 import serbench
 from serbench.errors import SerbenchError
-from serbench.runner import plan
+from serbench.plan import plan
 
 FAST = ["train.max_epochs=1"]
 

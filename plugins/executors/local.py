@@ -1,22 +1,36 @@
-"""``local``: the run's jobs on this machine, in this process or in N worker processes.
+"""``local``: the run's units on this machine, in this process or in a pool of N processes.
 
-With ``workers`` > 1 the parent starts ``workers - 1`` processes of ``serbench job RUN_DIR``
-(each takes every job it can claim, see serbench.claims) and works through the jobs itself
-too, so N processes share the run and no job runs twice. Each process gets an equal share of
-the cores for torch's threads (``threads``, default: cores / workers), so that N workers do not
-oversubscribe the machine. A worker's log is ``workers/worker-K.log`` in the run directory; a
-worker that fails leaves its job unclaimed, and the parent (or the next run) runs it again.
+With ``workers`` = 1 (the default) everything runs in the calling process, as ``serbench run``
+always did. With ``workers`` = N a pool of N processes (``concurrent.futures``, spawned, so no
+state is inherited) runs the units: first the feature-extraction shards, then the (fold, seed)
+jobs, each worker rebuilding what it needs from the run directory and the feature cache. Each
+worker gets its share of the cores for torch's threads (``threads``, default: cores / workers)
+so N workers do not oversubscribe the machine. A unit that raises is recorded (a job's
+traceback in ``failed/``) and the other units still run.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
-import subprocess
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from serbench.errors import SerbenchError
+
+
+def _start_worker(threads: int) -> None:
+    import torch
+
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    torch.set_num_threads(threads)
+
+
+def _work(run_dir: str, unit, device: str) -> str:
+    from serbench.execute import work_unit
+
+    return work_unit(run_dir, unit, device)
 
 
 class LocalExecutor:
@@ -26,31 +40,24 @@ class LocalExecutor:
         self.workers = workers
         self.threads = threads or max(1, (os.cpu_count() or 1) // workers)
 
-    def run(self, run_dir: Path, jobs: Sequence[tuple[str, int]], device: str, work: Callable[[], None]) -> None:
-        """Run ``jobs`` of ``run_dir``: ``work()`` is this process's own pass over them."""
-        import torch
+    def slots(self, units: int) -> int:
+        """How many units run at once (1: serbench runs them in the calling process)."""
+        return min(self.workers, units)
 
-        if self.workers == 1 or len(jobs) < 2:
-            work()
-            return
-        logs = Path(run_dir) / "workers"
-        logs.mkdir(exist_ok=True)
-        children = []
-        env = {**os.environ, "OMP_NUM_THREADS": str(self.threads), "SERBENCH_TORCH_THREADS": str(self.threads)}
-        for k in range(1, min(self.workers, len(jobs))):
-            log = open(logs / f"worker-{k}.log", "w")  # noqa: SIM115 (closed below)
-            command = [sys.executable, "-m", "serbench", "job", str(run_dir), "--device", device]
-            children.append((subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env), log, k))
-        before = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
-            work()
-        finally:
-            torch.set_num_threads(before)
-            failed = []
-            for child, log, k in children:
-                if child.wait() != 0:
-                    failed.append(f"worker {k} exited with {child.returncode} (see {logs / f'worker-{k}.log'})")
-                log.close()
-        if failed:  # their jobs were run by this process meanwhile, or are left for the next run
-            print("serbench: " + "; ".join(failed), file=sys.stderr)
+    def map(self, run_dir: Path, units: Sequence, device: str, reporter) -> dict:
+        """Run every unit in the pool; the units that raised, with their errors."""
+        failed = {}
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(self.workers, len(units)), mp_context=context, initializer=_start_worker,
+                                 initargs=(self.threads,)) as pool, \
+                reporter.task(f"{len(units)} units on {self.workers} local workers", len(units)) as advance:
+            futures = {pool.submit(_work, str(run_dir), unit, device): unit for unit in units}
+            for future in as_completed(futures):
+                unit = futures[future]
+                try:
+                    reporter.info(future.result())
+                except Exception as exc:  # recorded; the other units go on
+                    failed[unit] = f"{type(exc).__name__}: {exc}"
+                    reporter.info(f"{unit} failed: {failed[unit]}")
+                advance(1)
+        return failed

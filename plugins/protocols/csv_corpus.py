@@ -11,11 +11,12 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from serbench_plugins.protocols.folds import DEV_MODES, split_off_dev
+
 from serbench.corpus import Fold, Protocol, Utterance
 from serbench.errors import SerbenchError
 from serbench.hookspecs import hookimpl
 from serbench.specs import Param, Spec
-from serbench_plugins.protocols.folds import DEV_MODES, split_off_dev
 
 SPLITS = ("train", "dev", "test")
 

@@ -13,11 +13,15 @@ import json
 import re
 from pathlib import Path
 
+from serbench_plugins.protocols.folds import (
+    speaker_disjoint_holdout,
+    stratified_holdout,
+)
+
 from serbench.corpus import Fold, Protocol, Utterance
 from serbench.errors import SerbenchError
 from serbench.hookspecs import hookimpl
 from serbench.specs import Param, Spec
-from serbench_plugins.protocols.folds import speaker_disjoint_holdout, stratified_holdout
 
 
 def read_jsonl(path: Path) -> list[tuple[str, dict]]:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from serbench_plugins.protocols.folds import speaker_disjoint_holdout
+
 from serbench.corpus import Fold, Protocol, Utterance
 from serbench.errors import SerbenchError
 from serbench.hookspecs import hookimpl
 from serbench.specs import Param, Spec
-from serbench_plugins.protocols.folds import speaker_disjoint_holdout
 
 CODES = {"A": "angry", "S": "sad", "H": "happy", "U": "surprise", "F": "fear", "D": "disgust", "C": "contempt", "N": "neutral"}
 OUTSIDE_TASK = {"X", "O"}

@@ -16,14 +16,19 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from serbench_plugins.protocols import iemocap_format as fmt
+from serbench_plugins.protocols.folds import leave_one_session_out
+from serbench_plugins.protocols.synthetic_speech import (
+    SAMPLE_RATE,
+    annotate,
+    make_speaker,
+    synthesize,
+)
 
 from serbench.corpus import Protocol
 from serbench.hookspecs import hookimpl
 from serbench.specs import Param, Spec
 from serbench.user_config import cache_dir
-from serbench_plugins.protocols import iemocap_format as fmt
-from serbench_plugins.protocols.folds import leave_one_session_out
-from serbench_plugins.protocols.synthetic_speech import SAMPLE_RATE, annotate, make_speaker, synthesize
 
 GENERATOR_VERSION = 1  # bump when generated audio changes: it names the cache folder
 DIALOGS = ("impro01", "impro05a", "script01_1b")

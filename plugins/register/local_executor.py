@@ -13,11 +13,11 @@ def register_executors() -> list[Spec]:
         Spec(
             name="local",
             factory="serbench_plugins.executors.local:LocalExecutor",
-            summary="this machine: in this process, or in N worker processes sharing the run by job claims",
+            summary="this machine: in this process, or in a pool of N worker processes",
             params=(
-                Param("workers", int, 1, "processes running jobs at once (this one included)"),
+                Param("workers", int, 1, "processes running units at once (1: in this process)"),
                 Param("threads", int, 0, "torch threads per worker (0: the cores divided by the workers)"),
             ),
-            version="1",
+            version="2",
         )
     ]

@@ -1,0 +1,393 @@
+"""Execute a plan: prepare (every check, then the run directory), extract features into the
+cache, dispatch the pending (fold, seed) jobs to the plan's executor, then summarise from disk.
+
+A job is data (:class:`~serbench.results.Job`): any process that can read the run directory
+and the feature cache rebuilds what the job needs (:func:`work_unit`, what ``serbench job``
+and every executor's worker call). With an executor that runs several units at once, frozen
+features are extracted first in shards (:class:`Shard`), one per worker, each into the cache,
+so N workers extract N times faster; then the jobs read them memory-mapped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from serbench import claims, needs
+from serbench.atomic import write_json
+from serbench.audio import load_audio
+from serbench.cache import CacheKey, FeatureCache, audio_hash
+from serbench.corpus import Protocol
+from serbench.errors import SerbenchError
+from serbench.features import CacheStats, extract, keep_on_device, select_layers
+from serbench.finetune import UPSTREAM_PARAMS
+from serbench.job import Workspace, claim_and_run
+from serbench.metrics import METRICS
+from serbench.plan import Plan, load_plan, plan
+from serbench.progress import Reporter
+from serbench.results import Job, Result, failure_path, finish, job_done, read_records
+from serbench.user_config import cache_dir
+from serbench.vad import speech_frames
+
+
+class Shard(NamedTuple):
+    """Shard ``index`` of ``count`` of a run's frozen-feature extraction."""
+
+    index: int
+    count: int
+
+    def __str__(self) -> str:
+        return f"features shard {self.index + 1}/{self.count}"
+
+
+def prepare(the_plan: Plan, run_dir: Path) -> Workspace:
+    """Everything that can fail on bad input (the corpus, stage declarations, layers), before
+    the run directory exists."""
+    config, specs = the_plan.config, the_plan.specs
+    protocol = specs["protocol"].build(the_plan.data, **config["protocol"]["params"])
+    wanted = needs.declared(specs, config)
+    needs.check(protocol, wanted, specs)
+    vad_level = needs.vad_aggressiveness(specs, config) if "vad" in wanted else None
+    upstream_params = dict(config["upstream"]["params"])
+    host = {p.name: upstream_params.pop(p.name) for p in UPSTREAM_PARAMS}
+    upstream = specs["upstream"].build(**upstream_params)
+    layers = select_layers(host["layers"], upstream.num_layers, specs["upstream"].name)
+    frozen_frontend = host["finetune"] and host["freeze_frontend"] and host["cache_frontend"]
+    return Workspace(the_plan, run_dir, protocol, upstream, upstream_params, host, layers, vad_level,
+                     frontend_cache={} if frozen_frontend else None)
+
+
+def open_run(ws: Workspace, reporter: Reporter) -> list[Job]:
+    """Create or resume the run directory; its jobs."""
+    _check_corpus(ws.run_dir, ws.protocol)
+    write_json(ws.run_dir / "config.json", ws.plan.config)
+    jobs = [Job(fold.name, seed) for fold in ws.protocol.folds for seed in ws.plan.config["seeds"]]
+    write_json(ws.run_dir / "jobs.json", [job._asdict() for job in jobs])  # serbench status
+    return jobs
+
+
+def load_inputs(ws: Workspace, jobs: Sequence[Job], reporter: Reporter, shard: Shard | None = None) -> CacheStats:
+    """Frozen mode: the features (and voice-activity masks) of every utterance ``jobs`` touch,
+    from the cache or extracted into it; only ``shard``'s part of them when one is given."""
+    if ws.tuning:
+        return CacheStats()
+    wanted = {job.fold for job in jobs}
+    needed = sorted({i for f in ws.protocol.folds if f.name in wanted for i in f.train + f.dev + f.test})
+    if shard is not None:
+        needed = needed[shard.index::shard.count]
+    features, stats = _features(ws, [ws.protocol.utterances[i] for i in needed], reporter)
+    if ws.vad_level is not None:
+        ws.vad_masks = _vad(ws, features, reporter)
+    ws.features = keep_on_device(features, ws.plan.device)
+    return stats
+
+
+def _cache(ws: Workspace) -> FeatureCache | None:
+    config = ws.plan.config
+    if not config["cache"]["enabled"]:
+        return None
+    key = CacheKey(ws.plan.specs["upstream"].name, ws.upstream.fingerprint(), ws.layers, config["cache"]["dtype"],
+                   ws.upstream.dim, ws.upstream.frame_rate)
+    return FeatureCache(cache_dir(), key)
+
+
+def _features(ws: Workspace, utterances: list, reporter: Reporter):
+    config = ws.plan.config
+    name = ws.plan.specs["upstream"].name
+    with reporter.task(f"features ({name})", len(utterances)) as advance:
+        features, stats = extract(ws.upstream, utterances, ws.plan.device, ws.layers, _cache(ws),
+                                  config["cache"]["budget_gb"] * 1e9, config["cache"]["dtype"], on_batch=advance)
+    reporter.info(f"features: {len(features)} utterances (cache: {stats.hits} hits, {stats.misses} misses)")
+    return features, stats
+
+
+def _vad(ws: Workspace, features: Mapping[str, np.ndarray], reporter: Reporter) -> dict[str, np.ndarray]:
+    """Speech masks aligned to every utterance's feature frames, kept in the cache beside the
+    features (keyed by the audio's bytes, the aggressiveness, the frame rate and the frame count)."""
+    cache = _cache(ws)
+    folder = cache.dir / f"vad-{ws.vad_level}" if cache else None
+    masks = {}
+    with reporter.task("voice activity (webrtcvad)", len(features)) as advance:
+        for uid, array in features.items():
+            path = folder / f"{audio_hash(ws.protocol.utterances[uid].path)}-{array.shape[1]}.npy" if folder else None
+            mask = _read_mask(path, array.shape[1])
+            if mask is None:
+                mask = speech_frames(load_audio(ws.protocol.utterances[uid].path), ws.upstream.frame_rate,
+                                     array.shape[1], ws.vad_level)
+                if path is not None:
+                    FeatureCache.write_array(path, mask)
+            masks[uid] = mask
+            advance(1)
+    empty = sum(not m.any() for m in masks.values())
+    reporter.info(f"voice activity: {empty} of {len(masks)} utterances have no speech frame (they use all frames)")
+    return masks
+
+
+def _read_mask(path: Path | None, frames: int) -> np.ndarray | None:
+    if path is None or not path.exists():
+        return None
+    try:
+        mask = np.load(path)
+    except (ValueError, OSError, EOFError):
+        return None
+    return mask if mask.dtype == bool and mask.shape == (frames,) else None
+
+
+def work_through(ws: Workspace, jobs: Sequence[Job], reporter: Reporter) -> dict[Job, str]:
+    """Run ``jobs`` in this process, each once it can be claimed; wait for those another process
+    holds (taking over a claim whose owner died). Returns the jobs that raised, with their errors:
+    the others still run."""
+    failed: dict[Job, str] = {}
+    with reporter.task("jobs (fold x seed)", len(jobs)) as advance:
+        todo, waiting = list(jobs), False
+        while todo:
+            held = []
+            for job in todo:
+                try:
+                    state = "done" if job_done(ws.run_dir, *job) else claim_and_run(ws, job, reporter)
+                except Exception as exc:  # recorded in failed/; the other jobs go on
+                    failed[job] = f"{type(exc).__name__}: {exc}"
+                    reporter.info(f"{job} failed: {failed[job]} (traceback: {failure_path(ws.run_dir, *job)})")
+                    state = "failed"
+                if state == "held":
+                    held.append(job)
+                else:
+                    advance(1)
+            if held and not waiting:
+                reporter.info(f"{len(held)} jobs are claimed by other processes: waiting for them "
+                              "(a claim whose owner dies is taken over)")
+                waiting = True
+            if held:
+                time.sleep(claims.POLL)
+            todo = held
+    return failed
+
+
+_WORKSPACE: dict[tuple[str, str], Workspace] = {}  # a worker process's last workspace, reused by its next unit
+
+
+def work_unit(run_dir: str | Path, unit: Job | Shard, device: str = "auto", quiet: bool = True) -> str:
+    """Run one unit of a run directory in this process: a :class:`Job` (``(fold, seed)``) or a
+    :class:`Shard` of feature extraction. What ``serbench job`` and every executor's worker
+    call; raises on failure (a job's traceback is also kept in ``failed/``)."""
+    run_dir = Path(run_dir)
+    key = (str(run_dir.resolve()), device)
+    ws = _WORKSPACE.get(key)
+    if ws is None:
+        _WORKSPACE.clear()
+        the_plan = load_plan(run_dir, device)
+        ws = _WORKSPACE[key] = prepare(the_plan, run_dir)
+    reporter = Reporter(quiet=quiet)
+    reporter.log_to(run_dir / "run.log")
+    try:
+        if isinstance(unit, Shard):
+            load_inputs(ws, _all_jobs(ws), reporter, unit)
+            ws.features = ws.vad_masks = None
+            return f"{unit}: done"
+        job = Job(str(unit[0]), int(unit[1]))
+        if job not in _all_jobs(ws):
+            raise SerbenchError(f"{run_dir}: no job {job} (folds {', '.join(f.name for f in ws.protocol.folds)}; "
+                                f"seeds {ws.plan.config['seeds']})")
+        if job_done(run_dir, *job):
+            return f"{job}: done before"
+        load_inputs(ws, [job], reporter)
+        try:
+            state = claim_and_run(ws, job, reporter)  # raises the job's own error (recorded in failed/)
+        finally:
+            ws.features = ws.vad_masks = None
+        return f"{job}: {'done' if state == 'done' else 'held by another process'}"
+    finally:
+        reporter.close()
+
+
+def _all_jobs(ws: Workspace) -> list[Job]:
+    return [Job(fold.name, seed) for fold in ws.protocol.folds for seed in ws.plan.config["seeds"]]
+
+
+def _missing_features(ws: Workspace, jobs: Sequence[Job]) -> int:
+    """How many utterances of ``jobs`` have no cache entry (0 without a cache or when fine-tuning)."""
+    cache = None if ws.tuning else _cache(ws)
+    if cache is None:
+        return 0
+    wanted = {job.fold for job in jobs}
+    needed = {i for f in ws.protocol.folds if f.name in wanted for i in f.train + f.dev + f.test}
+    return sum(not cache.path(audio_hash(ws.protocol.utterances[i].path)).exists() for i in needed)
+
+
+def dispatch(ws: Workspace, executor, pending: Sequence[Job], reporter: Reporter) -> dict:
+    """Through an executor that runs several units at once: extraction shards first (when
+    features are missing from the cache), then the jobs; the units that failed, with their errors."""
+    device = str(ws.plan.device)
+    missing = _missing_features(ws, pending)
+    if missing:
+        count = max(1, min(executor.slots(len(pending)), missing))
+        reporter.info(f"features: {missing} utterances to extract, in {count} shards ({type(executor).__name__})")
+        failed = executor.map(ws.run_dir, [Shard(k, count) for k in range(count)], device, reporter)
+        if failed:
+            first = next(iter(failed.items()))
+            raise SerbenchError(f"{ws.run_dir}: {len(failed)} feature extraction shards failed ({first[0]}: {first[1]})")
+    elif not ws.tuning and not ws.plan.config["cache"]["enabled"]:
+        reporter.info("cache.enabled=false: every job extracts its own features")
+    failed = executor.map(ws.run_dir, list(pending), device, reporter)
+    _wait_for_held(ws.run_dir, pending)
+    return failed
+
+
+def _wait_for_held(run_dir: Path, jobs: Sequence[Job]) -> None:
+    """Wait while other processes (another serbench run on this directory) hold claims."""
+    while True:
+        held = [job for job in jobs if not job_done(run_dir, *job) and claims.claim_path(run_dir, *job).exists()
+                and not claims.is_stale(claims.claim_path(run_dir, *job))]
+        if not held:
+            return
+        time.sleep(claims.POLL)
+
+
+def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None = None,
+            only: Sequence[tuple[str, int]] | None = None, summarise: bool = True,
+            in_process: bool = False) -> Result | None:
+    """Run every (fold, seed) job that has no result yet (or those of ``only``) through the
+    plan's executor (``in_process``: in this process only, as ``serbench job`` does), then
+    summarise from disk (unless ``summarise`` is false)."""
+    started = time.perf_counter()
+    reporter = reporter or Reporter(quiet=True)
+    run_dir = Path(out) / the_plan.run_id
+    ws = prepare(the_plan, run_dir)
+    reporter.log_to(run_dir / "run.log")
+    try:
+        jobs = open_run(ws, reporter)
+        reporter.info(f"run {the_plan.run_id} -> {run_dir}")
+        from serbench.plan import describe_recipe
+
+        reporter.info(describe_recipe(the_plan.config))
+        wanted = None if only is None else [Job(str(f), int(s)) for f, s in only]
+        unknown = [job for job in (wanted or ()) if job not in jobs]
+        if unknown:
+            raise SerbenchError(f"{run_dir}: no job {unknown[0]} (folds {', '.join(dict.fromkeys(j.fold for j in jobs))}; "
+                                f"seeds {the_plan.config['seeds']})")
+        pending = [job for job in jobs if not job_done(run_dir, *job) and (wanted is None or job in wanted)]
+        if len(pending) < len(jobs):
+            reporter.info(f"resuming: {len(jobs) - len(pending)} of {len(jobs)} jobs already done")
+        stats, features_s, failed = CacheStats(), 0.0, {}
+        with reporter.session():
+            if pending:
+                executor = None if in_process else the_plan.executor.build(**the_plan.config["executor"]["params"])
+                if executor is None or executor.slots(len(pending)) <= 1:
+                    t0 = time.perf_counter()
+                    stats = load_inputs(ws, pending, reporter)
+                    features_s = time.perf_counter() - t0
+                    failed = work_through(ws, pending, reporter)
+                else:
+                    failed = dispatch(ws, executor, pending, reporter)
+        if failed:
+            first, error = next(iter(failed.items()))
+            where = failure_path(run_dir, *first) if isinstance(first, Job) else run_dir / "run.log"
+            raise SerbenchError(f"{run_dir}: {len(failed)} jobs failed (first: {first}: {error}; traceback: {where}); "
+                                "the others are kept: fix the cause and rerun to compute only those")
+        if not summarise:
+            done = sum(job_done(run_dir, *job) for job in jobs)
+            reporter.info(f"{done} of {len(jobs)} jobs done" + ("" if done < len(jobs) else f"; serbench finish {run_dir}"))
+            return None
+        return _summarise(ws, jobs, stats, started, features_s, reporter)
+    finally:
+        reporter.close()
+
+
+def _summarise(ws: Workspace, jobs: list[Job], stats: CacheStats, started: float, features_s: float,
+               reporter: Reporter) -> Result:
+    config, specs, run_dir = ws.plan.config, ws.plan.specs, ws.run_dir
+    missing = [job for job in jobs if not job_done(run_dir, *job)]
+    if missing:
+        raise SerbenchError(f"{run_dir}: {len(missing)} of {len(jobs)} jobs not done (first: {missing[0]}); "
+                            "run them (serbench run, or serbench job) first")
+    no_speech = None
+    if ws.vad_level is not None:  # utterances without a speech frame, over every job's
+        no_speech = len(set().union(*(r.get("vad_no_speech", []) for r in read_records(run_dir, jobs))))
+    result = finish(
+        run_dir, jobs, ws.protocol.classes, ws.protocol.main_metric,
+        config={
+            "upstream": config["upstream"]["name"],
+            "downstream": config["downstream"]["name"],
+            "pooling": config["pooling"]["name"],
+            "loss": config["loss"]["name"],
+            "protocol": config["protocol"]["name"],
+            "seeds": config["seeds"],
+            "overrides": config["overrides"],
+            "recipe": config["recipe"],
+            "params": {k: config[k]["params"] for k in specs} | {"train": config["train"]},
+        },
+        plugins={spec.name: spec.version for spec in specs.values()},
+        upstream_fingerprint=ws.upstream.fingerprint(),
+        environment={
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "device": str(ws.plan.device),
+            "data": config["protocol"]["data"],
+            "platform": platform.platform(),
+        },
+        cache=stats.__dict__,
+        annotations={"vad_no_speech": no_speech} if ws.vad_level is not None else {},
+        timing={"total_s": round(time.perf_counter() - started, 3), "features_s": round(features_s, 3)},
+    )
+    data = result.data
+    reporter.info("done: " + ", ".join(f"{m} {data['summary'][m]['mean'] * 100:.2f}" for m in METRICS))
+    return result
+
+
+def corpus_digest(protocol: Protocol) -> str:
+    """What a run's results depend on in the corpus: every utterance's id, label, speaker and
+    gender, and every fold's membership (audio bytes are not read: the feature cache keys on them)."""
+    digest = hashlib.sha256()
+    for uid in sorted(protocol.utterances):
+        u = protocol.utterances[uid]
+        digest.update(json.dumps([uid, u.label, u.speaker, u.gender]).encode())
+    for fold in protocol.folds:
+        digest.update(json.dumps([fold.name, sorted(fold.train), sorted(fold.dev), sorted(fold.test)]).encode())
+    return digest.hexdigest()[:16]
+
+
+def _check_corpus(run_dir: Path, protocol: Protocol) -> None:
+    """A run directory is resumed only on the corpus it was started on (its id does not hold
+    the corpus's location, so a copy elsewhere with other content must be caught here)."""
+    record = run_dir / "corpus.json"
+    digest = corpus_digest(protocol)
+    if record.exists():
+        previous = json.loads(record.read_text()).get("digest")
+        if previous != digest:
+            raise SerbenchError(f"{run_dir}: started on another corpus (utterances, labels or folds differ: "
+                                f"{previous} there, {digest} now); use another --out or remove that run directory")
+        return
+    write_json(record, {"digest": digest, "utterances": len(protocol.utterances), "folds": len(protocol.folds)})
+
+
+def run(
+    upstream: str,
+    downstream: str,
+    pooling: str | None = None,
+    loss: str | None = None,
+    protocol: str = "iemocap_5fold",
+    data: str | Path | None = None,
+    seeds: Sequence[int] = (0,),
+    device: str = "auto",
+    out: str | Path = "runs",
+    overrides: Mapping[str, Mapping[str, Any]] | Sequence[str] | None = None,
+    quiet: bool = True,
+    recipe: str | None = None,
+    executor: str = "local",
+) -> Result:
+    """Run ``downstream`` on ``upstream`` under ``protocol``; returns the written result.
+
+    ``overrides`` is ``{"train": {"lr": 1e-4}}`` or CLI-style ``["train.lr=1e-4"]``; ``recipe``
+    is ``"paper"`` (the default for a method that declares one) or ``"shared"``; ``executor``
+    names where the jobs run (``-o executor.workers=2`` style keys go in ``overrides``)."""
+    the_plan = plan(upstream, downstream, pooling, loss, protocol, data, seeds, device, overrides, recipe=recipe,
+                    executor=executor)
+    return execute(the_plan, out, Reporter(quiet=quiet))

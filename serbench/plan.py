@@ -1,0 +1,253 @@
+"""A run's plan: every name, parameter, path and recipe resolved before anything heavy is built.
+
+The plan knows no paper, corpus or model: it reads plugin specs. A run directory is named after
+a hash of the resolved configuration (without where it runs), so repeating a command resumes it,
+and a worker rebuilds the same plan from the run directory's ``config.json`` (:func:`load_plan`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from serbench import finetune, recipes
+from serbench.corpus import Protocol
+from serbench.errors import SerbenchError
+from serbench.features import CACHE_PARAMS
+from serbench.overrides import check_keys, parse_overrides
+from serbench.recipes import Recipe
+from serbench.registry import Registry, registry
+from serbench.specs import Spec
+from serbench.trainer import TRAIN_PARAMS
+from serbench.user_config import data_location, env_var
+
+
+@dataclass
+class Plan:
+    """The fully resolved configuration of a run, before anything heavy is built."""
+
+    config: dict
+    specs: dict[str, Spec]
+    device: torch.device
+    data: Path | None
+    executor: Spec | None = None  # where the jobs run (serbench_plugins.executors); not in the run id
+
+    @property
+    def run_id(self) -> str:
+        """Names and a hash of the configuration, without the device and the corpus's location:
+        a login node and a GPU node, or two mounts of one corpus, agree on the run directory
+        (the corpus's content is checked when a run directory is resumed: corpus.json)."""
+        digest = hashlib.sha256(json.dumps(identity(self.config), sort_keys=True).encode()).hexdigest()[:10]
+        names = [self.config[k]["name"] for k in ("protocol", "upstream", "downstream")]
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", "_".join(names)) + f"_{digest}"
+
+
+def identity(config: Mapping) -> dict:
+    """What a run's id hashes: its configuration without where it runs (device, executor and
+    its options) and without the corpus's location."""
+    out = {k: v for k, v in config.items() if k not in ("device", "executor")}
+    out["overrides"] = {k: v for k, v in config["overrides"].items() if k != "executor"}
+    out["protocol"] = {k: v for k, v in config["protocol"].items() if k != "data"}
+    return out
+
+
+def load_plan(run_dir: Path, device: str = "auto", reg: Registry | None = None) -> Plan:
+    """The plan of an existing run directory, rebuilt from its ``config.json`` with the names,
+    overrides and recipe the user gave; refused when today's plugins resolve it otherwise
+    (a plugin's parameters changed since) or its id is not the directory's name."""
+    run_dir = Path(run_dir)
+    try:
+        config = json.loads((run_dir / "config.json").read_text())
+    except FileNotFoundError:
+        raise SerbenchError(f"{run_dir}: no config.json (not a run directory)") from None
+    own = (reg or registry()).get("downstream", config["downstream"]["name"]).meta.get("own_pooling")
+    rebuilt = plan(config["upstream"]["name"], config["downstream"]["name"], None if own else config["pooling"]["name"],
+                   config["loss"]["name"], config["protocol"]["name"], config["protocol"]["data"], config["seeds"],
+                   device, config["overrides"], reg, config["recipe"]["name"], config.get("executor", {}).get("name", "local"))
+    if rebuilt.run_id != run_dir.name:
+        now, then = identity(rebuilt.config), identity(config)
+        changed = sorted(k for k in then if json.dumps(now.get(k), sort_keys=True) != json.dumps(then[k], sort_keys=True))
+        raise SerbenchError(f"{run_dir}: its config.json now resolves to run {rebuilt.run_id} "
+                            f"(changed: {', '.join(changed) or 'the id'}); rerun it with serbench run")
+    return rebuilt
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu":
+        return torch.device("cpu")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise SerbenchError(
+                f"--device {device}: CUDA is not available here (torch {torch.__version__}); "
+                "use --device cpu or --device auto"
+            )
+        return torch.device(device)
+    raise SerbenchError(f"--device {device!r}: expected auto, cpu or cuda[:N]")
+
+
+def _data_for(spec: Spec, data: str | Path | None) -> Path | None:
+    key = spec.meta.get("data_key")
+    if key is None:
+        return Path(data) if data else None
+    location = data_location(key, data)
+    if location is None:
+        raise SerbenchError(
+            f"protocol {spec.name} needs the {key} corpus and no location is set: pass --data PATH, "
+            f"run 'serbench config set data.{key} PATH' or set {env_var(key)}; "
+            "to try serbench without a corpus, use --protocol synthetic"
+        )
+    if not location.exists():
+        raise SerbenchError(f"data.{key}: {location} does not exist")
+    return location
+
+
+def load_protocol(
+    name: str,
+    data: str | Path | None = None,
+    overrides: Mapping[str, Any] | Sequence[str] | None = None,
+    reg: Registry | None = None,
+) -> Protocol:
+    """Build one protocol on its own (``serbench splits``, ``serbench data check``);
+    ``overrides`` are its parameters, or CLI-style ``["protocol.dev=speaker"]``."""
+    reg = reg or registry()
+    spec = reg.get("protocol", name)
+    if overrides is not None and not isinstance(overrides, Mapping):
+        parsed = parse_overrides(overrides)
+        check_keys(parsed, {"protocol": spec.params})
+        overrides = parsed.get("protocol", {})
+    params = spec.resolve(overrides or {}, "-o protocol")
+    return spec.build(_data_for(spec, data), **params)
+
+
+def plan(
+    upstream: str,
+    downstream: str,
+    pooling: str | None = None,
+    loss: str | None = None,
+    protocol: str = "iemocap_5fold",
+    data: str | Path | None = None,
+    seeds: Sequence[int] = (0,),
+    device: str = "auto",
+    overrides: Mapping[str, Mapping[str, Any]] | Sequence[str] | None = None,
+    reg: Registry | None = None,
+    recipe: str | None = None,
+    executor: str = "local",
+) -> Plan:
+    """Check every name, parameter and path; fill in defaults, the recipe in force under the
+    user's overrides. Raises SerbenchError."""
+    reg = reg or registry()
+    if overrides is None:
+        overrides = {}
+    elif not isinstance(overrides, Mapping):
+        overrides = parse_overrides(overrides)
+    specs = {"protocol": reg.get("protocol", protocol), "upstream": reg.get("upstream", upstream)}
+    specs["downstream"] = reg.get("downstream", downstream)
+    meta = specs["downstream"].meta
+    method_recipe: Recipe | None = meta.get("recipe")
+    chosen = recipes.choose(recipe, method_recipe, downstream)
+    paper = method_recipe if chosen == "paper" else None
+    demo = bool(paper and paper.demo and specs["protocol"].meta.get("demo"))
+    specs["pooling"] = _pooling_spec(reg, pooling, meta, paper, downstream)
+    default_loss = (paper and paper.loss) or meta.get("default_loss") or specs["protocol"].meta.get("default_loss", "ce")
+    specs["loss"] = reg.get("loss", loss or default_loss)
+    # every upstream also takes the host's parameters: layer selection and fine-tuning
+    specs["upstream"] = replace(specs["upstream"], params=specs["upstream"].params + finetune.UPSTREAM_PARAMS)
+    params = {kind: spec.params for kind, spec in specs.items()}
+    runner_spec = reg.get("executor", executor)  # where the jobs run: not part of the run's identity
+    check_keys(overrides, {**params, "train": TRAIN_PARAMS, "cache": CACHE_PARAMS, "executor": runner_spec.params})
+    recipe_values = paper.nested(demo) if paper else {}
+    not_applied = {}
+    if recipe_values.get("upstream", {}).get("finetune") and not specs["upstream"].meta.get("trainable", True):
+        recipe_values["upstream"].pop("finetune")
+        not_applied["upstream.finetune"] = f"{specs['upstream'].name} has no trainable weights"
+    merged = recipes.merge(recipe_values, overrides)
+    check_keys(merged, {**params, "train": TRAIN_PARAMS, "cache": CACHE_PARAMS, "executor": runner_spec.params})
+    if not seeds:
+        raise SerbenchError("--seeds: give at least one seed, e.g. --seeds 0,1,2")
+    resolved_device = resolve_device(device)
+    location = _data_for(specs["protocol"], data)
+    config: dict[str, Any] = {
+        kind: {"name": spec.name, "params": spec.resolve(merged.get(kind, {}), f"-o {kind}")}
+        for kind, spec in specs.items()
+    }
+    for section, section_params in (("train", TRAIN_PARAMS), ("cache", CACHE_PARAMS)):
+        config[section] = Spec(section, dict, "", section_params).resolve(merged.get(section, {}), f"-o {section}")
+    if meta.get("upstream") == "finetune":
+        config["upstream"]["params"]["finetune"] = True
+    if "spec_augment" in meta and "spec_augment" not in overrides.get("upstream", {}):
+        config["upstream"]["params"]["spec_augment"] = bool(meta["spec_augment"])
+    config["protocol"]["data"] = str(location) if location else None
+    config["seeds"] = [int(s) for s in seeds]
+    config["device"] = str(resolved_device)
+    config["overrides"] = {k: dict(v) for k, v in overrides.items()}
+    config["recipe"] = _recipe_record(chosen, paper, recipe_values, overrides, demo, not_applied)
+    config["executor"] = {"name": runner_spec.name,
+                          "params": runner_spec.resolve(overrides.get("executor", {}), "-o executor")}
+    return Plan(config, specs, resolved_device, location, runner_spec)
+
+
+def _pooling_spec(reg: Registry, pooling: str | None, meta: Mapping, paper: Recipe | None, downstream: str) -> Spec:
+    """The pooling plugin; a method with its own pooling refuses ``--pooling``."""
+    own = meta.get("own_pooling")
+    if own is None:
+        return reg.get("pooling", pooling or (paper and paper.pooling) or meta.get("default_pooling", "mean"))
+    if pooling is not None:
+        raise SerbenchError(f"--pooling {pooling}: downstream {downstream} pools with its own {own}; "
+                            "it takes no pooling plugin (see serbench list downstreams " + downstream + ")")
+
+    def refuse(*_args, **_kwargs):
+        raise SerbenchError(f"downstream {downstream} pools with its own {own}")
+
+    return Spec(name=f"own: {own}", factory=refuse, summary=f"{downstream}'s own pooling")
+
+
+def _recipe_record(chosen: str, paper: Recipe | None, values: Mapping, user: Mapping, demo: bool,
+                   not_applied: Mapping[str, str]) -> dict:
+    """What result.json says about the recipe: which one, from where, what it set (and
+    which of its values the user's ``-o`` replaced)."""
+    record: dict[str, Any] = {"name": chosen}
+    if paper is None:
+        return record
+    flat = {f"{section}.{k}": v for section, kv in values.items() for k, v in kv.items()}
+    user_keys = {f"{section}.{k}" for section, kv in user.items() for k in kv}
+    record.update(
+        source=paper.source,
+        values={k: v for k, v in flat.items() if k not in user_keys},
+        replaced_by_user=sorted(k for k in flat if k in user_keys),
+        pooling=paper.pooling,
+        loss=paper.loss,
+        suggested=dict(paper.suggested),
+        demo=dict(paper.demo) if demo else None,
+        demo_why=paper.demo_why if demo else None,
+        not_applied=dict(not_applied),
+    )
+    return record
+
+
+def describe_recipe(config: Mapping) -> str:
+    """One log line: the recipe in force and what it set."""
+    record = config["recipe"]
+    if record["name"] == "shared":
+        return "recipe shared: the harness's frozen-encoder training (train.* defaults)"
+    values = ", ".join(f"{k}={v}" for k, v in record["values"].items()) or "nothing left to set"
+    line = f"recipe paper ({record['source']}): {values}"
+    if record.get("pooling") or record.get("loss"):
+        line += f"; pooling {config['pooling']['name']}, loss {config['loss']['name']}"
+    if record["replaced_by_user"]:
+        line += f"; replaced by -o: {', '.join(record['replaced_by_user'])}"
+    if record["demo"]:
+        line += f"; demo-sized variant for this protocol ({record['demo_why']})"
+    for key, why in record["not_applied"].items():
+        line += f"; {key} not applied: {why}"
+    if record["suggested"]:
+        line += "; the paper ran " + recipes.suggestion(record["suggested"])
+    return line
