@@ -6,10 +6,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
+import subprocess
+import sys
+import time
 
 import pytest
 from conftest import run_cli
+
+from serbench import claims
 
 RUN = ["run", "--upstream", "fbank", "--downstream", "superb", "--protocol", "synthetic", "--quiet",
        "-o", "protocol.per_class=4", "-o", "train.max_epochs=3", "--device", "cpu"]
@@ -90,6 +96,30 @@ def test_a_failing_job_is_recorded_and_the_others_finish(tmp_path):
     assert again.returncode == 0, again.stderr
     assert "resuming: 4 of 5 jobs already done" in (run_dir / "run.log").read_text()
     assert not (run_dir / "failed" / "fold-3_seed-0.json").exists()
+
+
+@pytest.mark.slow
+def test_a_pool_worker_killed_midway_leaves_a_job_the_next_run_completes(reference, tmp_path):
+    env = {**os.environ, "SERBENCH_CACHE": str(tmp_path / "cache")}
+    command = [sys.executable, "-m", "serbench", *RUN, "-o", "executor.workers=2", "--out", str(tmp_path / "runs")]
+    parent = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline, owner = time.time() + 600, None
+    while time.time() < deadline and parent.poll() is None and owner is None:
+        for claim in (tmp_path / "runs").glob("*/claims/*.claim"):
+            owner = claims.read_owner(claim)
+            if owner:
+                break
+        time.sleep(0.05)
+    assert owner is not None and owner["pid"] != parent.pid, "no job was claimed by a worker"
+    os.kill(owner["pid"], signal.SIGKILL)
+    _, err = parent.communicate(timeout=600)
+    assert parent.returncode != 0 and "jobs failed" in err  # the parent says so, and exits
+    again = run_cli(*RUN, "-o", "executor.workers=2", "--out", str(tmp_path / "runs"), env={"SERBENCH_CACHE": str(tmp_path / "cache")})
+    assert again.returncode == 0, again.stderr
+    run_dir = _only_run(tmp_path / "runs")
+    assert _fold_metrics(run_dir) == _fold_metrics(reference)
+    assert json.loads((run_dir / "result.json").read_text())["summary"] == \
+        json.loads((reference / "result.json").read_text())["summary"]
 
 
 def test_the_slurm_array_script_carries_every_option(tmp_path, monkeypatch):
