@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data", help="corpus location (default: saved with 'serbench config set data.KEY')")
     run.add_argument("--seeds", type=_seeds, default=[0], help="comma-separated seeds (default: 0)")
     run.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: auto)")
+    run.add_argument("--prepare", action="store_true",
+                     help="check everything and create the run directory; print its units (for serbench job) and compute nothing")
     run.add_argument("--executor", default="local", help="where the jobs run (serbench list executors; -o executor.KEY=VALUE)")
     run.add_argument("--out", default="runs", help="where run directories go (default: runs/)")
     run.add_argument("-o", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -153,6 +155,17 @@ def cmd_run(args: argparse.Namespace, out: Console) -> None:
 
     the_plan = plan(args.upstream, args.downstream, args.pooling, args.loss, args.protocol, args.data,
                     args.seeds, args.device, args.overrides, recipe=args.recipe, executor=args.executor)
+    if args.prepare:
+        from serbench.execute import open_run, prepare
+
+        run_dir = Path(args.out) / the_plan.run_id
+        jobs = open_run(prepare(the_plan, run_dir), Reporter(quiet=True))
+        print(f"prepared {run_dir}: {len(jobs)} jobs; run them anywhere that sees this directory and the cache:")
+        print(f"  serbench job {run_dir} --shard I/N      # frozen features, shard I of N (optional: jobs extract their own)")
+        for job in jobs:
+            print(f"  serbench job {run_dir} --fold {job.fold} --seed {job.seed}")
+        print(f"  serbench finish {run_dir}")
+        return
     result = execute(the_plan, args.out, Reporter(quiet=args.quiet))
     out.print(summary_table(result))
     out.print(f"result: {result.run_dir / 'result.json'}")
@@ -333,7 +346,7 @@ def cmd_finish(args: argparse.Namespace, out: Console) -> None:
 
 
 def cmd_bench(args: argparse.Namespace, out: Console) -> None:
-    from serbench import claims, suites
+    from serbench import cache, claims, suites
     from serbench.execute import execute
 
     bad = [o for o in args.overrides if not o.startswith("executor.")]
@@ -342,11 +355,13 @@ def cmd_bench(args: argparse.Namespace, out: Console) -> None:
     suite = suites.load(args.suite)
     plans = suites.plans(suite, args.executor, tuple(args.overrides))  # every cell checked before any work
     if args.dry_run:
-        table = Table("line", "cell", "seeds", "run id")
-        for cell, the_plan in zip(suite.cells, plans):
-            table.add_row(str(cell.line), cell.label, ",".join(map(str, cell.seeds)), the_plan.run_id)
+        rows, total_jobs, total_bytes = suites.dry_run(suite, plans, Path(args.out))
+        table = Table("line", "cell", "jobs", "features", "run id")
+        for row in rows:
+            table.add_row(*row)
         out.print(table)
-        out.print(f"{len(plans)} cells; each runs (folds of its protocol) x seeds jobs")
+        out.print(f"{len(plans)} cells, {total_jobs} jobs (folds x seeds); feature cache: about "
+                  f"{cache.human_bytes(total_bytes)} in all, each (encoder, layers, corpus) counted once")
         return
     results = []
     for k, (cell, the_plan) in enumerate(zip(suite.cells, plans), start=1):

@@ -27,7 +27,14 @@ from serbench.audio import load_audio
 from serbench.cache import CacheKey, FeatureCache, audio_hash
 from serbench.corpus import Protocol
 from serbench.errors import SerbenchError
-from serbench.features import CacheStats, extract, keep_on_device, select_layers
+from serbench.features import (
+    CacheStats,
+    estimate_bytes,
+    extract,
+    keep_on_device,
+    num_samples,
+    select_layers,
+)
 from serbench.finetune import UPSTREAM_PARAMS
 from serbench.job import Workspace, claim_and_run
 from serbench.metrics import METRICS
@@ -90,13 +97,24 @@ def load_inputs(ws: Workspace, jobs: Sequence[Job], reporter: Reporter, shard: S
     return stats
 
 
+def _cache_key(ws: Workspace) -> CacheKey:
+    return CacheKey(ws.plan.specs["upstream"].name, ws.upstream.fingerprint(), ws.layers,
+                    ws.plan.config["cache"]["dtype"], ws.upstream.dim, ws.upstream.frame_rate)
+
+
 def _cache(ws: Workspace) -> FeatureCache | None:
-    config = ws.plan.config
-    if not config["cache"]["enabled"]:
-        return None
-    key = CacheKey(ws.plan.specs["upstream"].name, ws.upstream.fingerprint(), ws.layers, config["cache"]["dtype"],
-                   ws.upstream.dim, ws.upstream.frame_rate)
-    return FeatureCache(cache_dir(), key)
+    return FeatureCache(cache_dir(), _cache_key(ws)) if ws.plan.config["cache"]["enabled"] else None
+
+
+def feature_footprint(ws: Workspace) -> tuple[str | None, frozenset[str], int]:
+    """What the run's frozen features take in the cache: (cache folder, utterance ids, estimated
+    bytes); (None, empty, 0) when it keeps none (fine-tuning, or the cache disabled)."""
+    if ws.tuning or not ws.plan.config["cache"]["enabled"]:
+        return None, frozenset(), 0
+    ids = frozenset(i for f in ws.protocol.folds for i in f.train + f.dev + f.test)
+    samples = [num_samples(ws.protocol.utterances[i]) for i in sorted(ids)]
+    size = estimate_bytes(samples, ws.upstream, len(ws.layers), np.dtype(ws.plan.config["cache"]["dtype"]).itemsize)
+    return _cache_key(ws).folder_name, ids, size
 
 
 def _features(ws: Workspace, utterances: list, reporter: Reporter):

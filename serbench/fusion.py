@@ -22,7 +22,15 @@ from scipy.optimize import minimize
 from serbench.atomic import write_json
 from serbench.errors import SerbenchError
 from serbench.metrics import METRICS, confusion, from_confusion, score
-from serbench.results import Result, dev_file, finish, job_files, load_result, write_job
+from serbench.results import (
+    Job,
+    Result,
+    dev_file,
+    finish,
+    job_files,
+    load_result,
+    write_job,
+)
 
 
 def _score(probs: np.ndarray, weights: np.ndarray, labels: np.ndarray, metric: str) -> float:
@@ -62,7 +70,7 @@ def fuse(run_dirs: list[str | Path], out: str | Path) -> Result:
         if r.data["config"]["protocol"] != first["config"]["protocol"] or r.data["classes"] != first["classes"]:
             raise SerbenchError(f"{r.run_dir}: protocol or classes differ from {runs[0].run_dir}; fusion needs the same task")
     classes, metric = first["classes"], first.get("main_metric", "ua")
-    jobs = sorted(set.intersection(*({(f["fold"], f["seed"]) for f in r.data["folds"]} for r in runs)))
+    jobs = sorted(set.intersection(*({Job(str(f["fold"]), int(f["seed"])) for f in r.data["folds"]} for r in runs)))
     if not jobs:
         raise SerbenchError("serbench fuse: the runs share no (fold, seed) job")
     out = Path(out)

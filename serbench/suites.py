@@ -132,6 +132,26 @@ def plans(suite: Suite, executor: str = "local", executor_options: tuple[str, ..
     return out
 
 
+def dry_run(suite: Suite, plans: list, out: Path) -> tuple[list[tuple[str, ...]], int, int]:
+    """Per cell: (line, label, jobs, estimated features, run id); the total jobs, and the
+    feature-cache bytes of every distinct (encoder, layers, dtype) x utterances, counted once."""
+    from serbench.cache import human_bytes
+    from serbench.execute import feature_footprint, prepare
+
+    rows, jobs, seen = [], 0, {}
+    for cell, the_plan in zip(suite.cells, plans):
+        ws = prepare(the_plan, out / the_plan.run_id)  # builds the corpus and the encoder: every check
+        n = len(ws.protocol.folds) * len(cell.seeds)
+        folder, ids, size = feature_footprint(ws)
+        shown = "none (fine-tuning or no cache)" if folder is None else human_bytes(size) + (
+            " (shared with a cell above)" if (folder, ids) in seen else "")
+        if folder is not None:
+            seen.setdefault((folder, ids), size)
+        rows.append((str(cell.line), cell.label, str(n), shown, the_plan.run_id))
+        jobs += n
+    return rows, jobs, sum(seen.values())
+
+
 def leaderboard(suite: Suite, results: list, ci: str = "t") -> str:
     """The suite's table, one per protocol, in the order the suite names them."""
     from serbench.leaderboard import markdown

@@ -137,3 +137,31 @@ def test_cache_commands(tmp_path):
     assert "removed 0 cache folders" in cleared.stdout and len(scan(tmp_path)) == 1
     cleared = run_cli("cache", "clear", "--upstream", "fbank", env=env)
     assert "removed 1 cache folders" in cleared.stdout and scan(tmp_path) == []
+
+
+def test_voice_activity_masks_are_kept_in_the_cache_and_read_back(tmp_path, monkeypatch):
+    """A second process reads the masks instead of running webrtcvad again; they equal fresh ones."""
+    from serbench import execute
+    from serbench.audio import load_audio
+    from serbench.plan import plan
+    from serbench.progress import Reporter
+    from serbench.vad import speech_frames
+
+    monkeypatch.setenv("SERBENCH_CACHE", str(tmp_path / "cache"))
+    the_plan = plan("fbank", "sap_gap", None, None, "synthetic", None, (0,), "cpu",
+                    ["protocol.per_class=1"], recipe="shared")
+    first = execute.prepare(the_plan, tmp_path / "run")
+    execute.load_inputs(first, [execute.Job("1", 0)], Reporter(quiet=True))
+    stored = list((tmp_path / "cache" / "features").glob(f"*/vad-{first.vad_level}/*.npy"))
+    assert len(stored) == len(first.vad_masks) > 0
+
+    def no_vad(*args, **kwargs):
+        raise AssertionError("webrtcvad ran although every mask is in the cache")
+
+    monkeypatch.setattr(execute, "speech_frames", no_vad)
+    second = execute.prepare(the_plan, tmp_path / "run")
+    execute.load_inputs(second, [execute.Job("1", 0)], Reporter(quiet=True))
+    for uid, mask in second.vad_masks.items():
+        fresh = speech_frames(load_audio(second.protocol.utterances[uid].path), second.upstream.frame_rate,
+                              len(mask), second.vad_level)
+        assert np.array_equal(mask, fresh) and np.array_equal(mask, first.vad_masks[uid])

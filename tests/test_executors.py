@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -120,6 +121,29 @@ def test_a_pool_worker_killed_midway_leaves_a_job_the_next_run_completes(referen
     assert _fold_metrics(run_dir) == _fold_metrics(reference)
     assert json.loads((run_dir / "result.json").read_text())["summary"] == \
         json.loads((reference / "result.json").read_text())["summary"]
+
+
+@pytest.mark.slow
+def test_any_scheduler_by_hand_prepare_shards_jobs_finish(reference, tmp_path):
+    env = {"SERBENCH_CACHE": str(tmp_path / "cache")}
+    prepared = run_cli(*RUN, "--prepare", "--out", str(tmp_path / "runs"), env=env)
+    assert prepared.returncode == 0, prepared.stderr
+    run_dir = _only_run(tmp_path / "runs")
+    commands = [line.split()[1:] for line in prepared.stdout.splitlines() if line.startswith("  serbench job")]
+    assert not list(run_dir.glob("folds/*.json")) and len(commands) == 6  # nothing computed; shards + 5 jobs
+    for shard in ("1/2", "2/2"):
+        done = run_cli("job", str(run_dir), "--shard", shard, "--device", "cpu", env=env)
+        assert done.returncode == 0 and f"features shard {shard}: done" in done.stdout, done.stderr
+    extracted = list((tmp_path / "cache" / "features").glob("*/*/*.npy"))
+    assert len(extracted) == json.loads((run_dir / "corpus.json").read_text())["utterances"]
+    for command in commands[1:]:
+        done = run_cli(*command, "--device", "cpu", env=env)
+        assert done.returncode == 0, done.stderr
+    lookups = re.findall(r"cache: (\d+) hits, (\d+) misses", (run_dir / "run.log").read_text())
+    assert len(lookups) == 7 and all(misses == "0" for _, misses in lookups[2:])  # jobs read the shards' features
+    finished = run_cli("finish", str(run_dir), env=env)
+    assert finished.returncode == 0, finished.stderr
+    assert _fold_metrics(run_dir) == _fold_metrics(reference)
 
 
 def test_the_slurm_array_script_carries_every_option(tmp_path, monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -62,16 +63,22 @@ def test_a_bad_suite_is_refused_with_its_file_and_line(tmp_path, text, message):
 def test_bench_runs_every_cell_writes_the_leaderboard_and_resumes(tmp_path):
     path = _suite(tmp_path, TINY)
     board = tmp_path / "board.md"
-    dry = run_cli("bench", str(path), "--dry-run", "--out", str(tmp_path / "runs"))
+    env = {"SERBENCH_CACHE": str(tmp_path / "cache")}
+    dry = run_cli("bench", str(path), "--dry-run", "--out", str(tmp_path / "runs"), env=env)
     assert dry.returncode == 0, dry.stderr
-    assert "2 cells" in dry.stdout and not (tmp_path / "runs").exists()
-    first = run_cli("bench", str(path), "--out", str(tmp_path / "runs"), "--leaderboard", str(board))
+    assert "2 cells, 10 jobs" in dry.stdout and not (tmp_path / "runs").exists()
+    assert "shared with a cell above" in dry.stdout  # both cells read the same fbank features
+    estimate = re.search(r"feature cache: about ([\d.]+) (kB|MB|GB)", dry.stdout)
+    first = run_cli("bench", str(path), "--out", str(tmp_path / "runs"), "--leaderboard", str(board), env=env)
     assert first.returncode == 0, first.stderr
+    written = sum(p.stat().st_size for p in (tmp_path / "cache" / "features").glob("*/*/*.npy"))
+    scale = {"kB": 1e3, "MB": 1e6, "GB": 1e9}[estimate.group(2)]
+    assert float(estimate.group(1)) * scale == pytest.approx(written, rel=0.05)  # frames and .npy headers
     text = board.read_text()
     assert "## synthetic" in text and text.count("| synthetic ") == 2 and "| std " in text
     jobs = sorted((tmp_path / "runs").glob("*/folds/*.json"))
     stamps = [p.stat().st_mtime_ns for p in jobs]
-    again = run_cli("bench", str(path), "--out", str(tmp_path / "runs"), "--leaderboard", str(board))
+    again = run_cli("bench", str(path), "--out", str(tmp_path / "runs"), "--leaderboard", str(board), env=env)
     assert again.returncode == 0, again.stderr
     assert again.stdout.count("nothing computed") == 2
     assert [p.stat().st_mtime_ns for p in jobs] == stamps  # the second invocation computed no job
