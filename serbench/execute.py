@@ -298,7 +298,7 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
         with reporter.session():
             if pending:
                 executor = None if in_process else the_plan.executor.build(**the_plan.config["executor"]["params"])
-                if executor is None or executor.slots(len(pending)) <= 1:
+                if executor is None or getattr(executor, "in_process", False):
                     t0 = time.perf_counter()
                     stats = load_inputs(ws, pending, reporter)
                     features_s = time.perf_counter() - t0

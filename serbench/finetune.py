@@ -67,7 +67,14 @@ class FineTuneModel(nn.Module):
         keys = [(uid, n, precision) if whole else None
                 for uid, n, whole in zip(batch["ids"], lengths.tolist(), batch["whole"])]
         missing = [row for row, key in enumerate(keys) if key is None or key not in self.frontend_cache]
-        fresh = dict(zip(missing, self.upstream.frontend(wavs[missing], lengths[missing]))) if missing else {}
+        # a whole utterance's output is computed alone (rows=1): what is kept then depends on the
+        # utterance only, not on which job or batch met it first, so a job scores the same in any
+        # process, resumed or not, under any executor; cropped rows are not kept and go 8 at a time
+        whole = [row for row in missing if keys[row] is not None]
+        cropped = [row for row in missing if keys[row] is None]
+        fresh = dict(zip(whole, self.upstream.frontend(wavs[whole], lengths[whole], rows=1))) if whole else {}
+        if cropped:
+            fresh.update(zip(cropped, self.upstream.frontend(wavs[cropped], lengths[cropped])))
         rows = []
         for row, key in enumerate(keys):
             if row in fresh:

@@ -57,8 +57,9 @@ def register_protocols() -> list:
 @hookspec
 def register_executors() -> list:
     """Where a run's units run: feature-extraction shards, then (fold, seed) jobs. Factory:
-    ``(**params) -> executor`` with ``slots(n_units) -> int`` (how many run at once; 1 means
-    serbench runs them in the calling process) and ``map(run_dir, units, device, reporter) ->
+    ``(**params) -> executor`` with ``slots(n_units) -> int`` (how many run at once: the
+    number of extraction shards), an optional ``in_process`` attribute (True: serbench runs
+    the units in the calling process and ``map`` is not called) and ``map(run_dir, units, device, reporter) ->
     {unit: error}``, which runs every unit where it likes by calling
     ``serbench.execute.work_unit(run_dir, unit, device)`` there (or ``serbench job RUN_DIR
     --fold K --seed S`` / ``--shard I/N``) and returns the units that raised. Chosen with

@@ -189,3 +189,21 @@ def test_cached_front_end_runs_once_per_whole_utterance():
     with torch.autocast("cpu", dtype=torch.bfloat16):  # another precision is another entry
         cached.encode(eval_batch)
     assert sum(runs) == sum(not whole for whole in train_batch["whole"]) + 5
+
+
+def test_a_kept_front_end_output_depends_on_the_utterance_only():
+    """Two processes meeting the same utterances in other batches keep identical numbers, so a
+    fine-tuning job scores the same whichever jobs ran before it (resumed, or under any executor)."""
+    encoder = create("upstream", "tiny")
+    context = DownstreamContext(encoder.num_layers, encoder.dim, encoder.frame_rate, ("a", "b", "c", "d"),
+                                lambda dim: create("pooling", "mean", dim))
+    first, _, _, eval_batch = _cached_and_fresh(encoder, create("downstream", "superb", context), 2.0)
+    second = finetune.FineTuneModel(encoder, first.downstream, range(encoder.num_layers), frontend_cache={})
+    first.encode(eval_batch)  # all five together
+    ids = list(eval_batch["ids"])
+    for order in ([4], [3, 0], [2, 1]):  # the same utterances, met in other batches and orders
+        rows = torch.tensor(order)
+        second.encode({**eval_batch, "ids": [ids[r] for r in order], "wavs": eval_batch["wavs"][rows],
+                       "wav_lengths": eval_batch["wav_lengths"][rows], "whole": [eval_batch["whole"][r] for r in order]})
+    assert first.frontend_cache.keys() == second.frontend_cache.keys()
+    assert all(torch.equal(first.frontend_cache[k], second.frontend_cache[k]) for k in first.frontend_cache)

@@ -3,11 +3,12 @@
 1. ``serbench bench benchmarks/smoke.toml`` with the ``local`` executor at 1 and at 2 workers,
    each from an empty feature cache and output folder (the synthetic corpus generated
    beforehand, outside the timing);
-2. each executor's per-job overhead: the 5-fold main job (fbank / superb, synthetic
-   per_class=4, 3 epochs) with the features already cached, under ``local`` (in process),
-   ``local`` with 2 workers, ``ray`` (a local Ray started by the run) and ``slurm`` (submitit's
-   local executor), one unit at a time where the executor allows it; the overhead per job is
-   (executor's wall time - in-process wall time) / 5.
+2. each executor's start-up and per-job overhead: the main job (fbank / superb, synthetic
+   per_class=4, 3 epochs) with the features already cached, with 1 seed (5 jobs) and with 3
+   seeds (15 jobs), under ``local`` (in process), ``local`` with 2 workers, ``ray`` (a local
+   Ray started by the run) and ``slurm`` (submitit's local executor). Per-job overhead is the
+   slope over the 10 extra jobs minus the in-process slope; start-up is what is left of the
+   5-job time. The metrics of every executor are compared with the in-process run's.
 
     python benchmarks/perf/scaleout.py [--skip-smoke]
 """
@@ -69,16 +70,22 @@ def main() -> None:
             print(f"smoke leaderboards identical: {same}")
         base = None
         for name, extra in EXECUTORS.items():
-            out = tmp / f"exec-{len(name)}-{abs(hash(name))}"
-            seconds = timed([*MAIN, *extra, "--out", str(out)], corpus, ROOT)
-            (run_dir,) = list(out.iterdir())
-            metrics = {p.name: json.loads(p.read_text())["metrics"] for p in sorted((run_dir / "folds").glob("*.json"))}
+            times, metrics = [], {}
+            for seeds in ("0", "0,1,2"):
+                out = tmp / f"exec-{abs(hash(name))}-{len(seeds)}"
+                times.append(timed([*MAIN, "--seeds", seeds, *extra, "--out", str(out)], corpus, ROOT))
+                (run_dir,) = list(out.iterdir())
+                metrics.update({p.name: json.loads(p.read_text())["metrics"]
+                                for p in sorted((run_dir / "folds").glob("*.json"))})
+            slope = (times[1] - times[0]) / 10
             if base is None:
-                base, reference = seconds, metrics
-                print(f"{name}: {seconds:.1f} s for 5 jobs")
-            else:
-                print(f"{name}: {seconds:.1f} s for 5 jobs; overhead {(seconds - base) / 5:+.1f} s per job; "
-                      f"metrics identical: {metrics == reference}")
+                base, reference = (times[0], slope), metrics
+                print(f"{name}: 5 jobs {times[0]:.1f} s, 15 jobs {times[1]:.1f} s ({slope:.2f} s per job)")
+                continue
+            per_job = slope - base[1]
+            start = times[0] - base[0] - 5 * per_job
+            print(f"{name}: 5 jobs {times[0]:.1f} s, 15 jobs {times[1]:.1f} s; per job {per_job:+.2f} s, "
+                  f"start-up {start:+.1f} s; metrics identical: {metrics == reference}")
 
 
 if __name__ == "__main__":

@@ -40,8 +40,13 @@ class LocalExecutor:
         self.workers = workers
         self.threads = threads or max(1, (os.cpu_count() or 1) // workers)
 
+    @property
+    def in_process(self) -> bool:
+        """One worker: serbench runs the units in the calling process, as it always did."""
+        return self.workers == 1
+
     def slots(self, units: int) -> int:
-        """How many units run at once (1: serbench runs them in the calling process)."""
+        """How many units run at once (the number of extraction shards)."""
         return min(self.workers, units)
 
     def map(self, run_dir: Path, units: Sequence, device: str, reporter) -> dict:

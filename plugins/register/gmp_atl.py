@@ -57,7 +57,7 @@ def register_downstreams() -> list[Spec]:
                 Param("mask_length", int, 10, "masked span length in frames"),
                 Param("kmeans_frames", int, 500_000, "frames drawn for k-means at most"),
             ),
-            version="2",
+            version="3",
             citation="Pan, Yang, Lu, Ma & Zhao, GMP-ATL, Interspeech 2024",
             meta={"paper": "Pan et al., Interspeech 2024", "upstream": "finetune", "default_loss": "am_softmax",
                   "own_pooling": "BiLSTM + masked mean", "spec_augment": False,

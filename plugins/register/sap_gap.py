@@ -49,7 +49,7 @@ def register_downstreams() -> list[Spec]:
                 Param("dropout", float, 0.1, "dropout in SAP and after the projection"),
                 Param("vad_aggressiveness", int, 3, "WebRTC VAD aggressiveness, 0 to 3", (0, 1, 2, 3)),
             ),
-            version="2",
+            version="3",
             citation=CITATION,
             meta={"paper": "Hyeon et al., Interspeech 2024", "default_loss": "mtl", "own_pooling": "GAP + SAP (segmental)", "needs": ("vad", "attributes"), "reported": REPORTED, "recipe": RECIPE},
         )

@@ -68,7 +68,7 @@ def register_downstreams() -> list[Spec]:
                 Param("dropout", float, 0.1, "dropout in the projection (mlp), text branch and before the classifier"),
                 Param("allow_missing_transcripts", bool, False, "embed an empty string where a transcript is missing"),
             ),
-            version="2",
+            version="3",
             citation=CITATION,
             meta={"paper": "Diatlova et al., Odyssey 2024", "default_pooling": "mean", "default_loss": "weighted_ce", "needs": _needs,
                   "reported": REPORTED, "recipe": RECIPE},

@@ -89,11 +89,13 @@ class TransformersEncoder(Upstream):
         """Each utterance's convolutional front-end output [C, frames], normalised as in
         :meth:`forward` and cut to its valid frames: ``rows`` utterances at a time (its first
         layers hold 10x the frames of its output, so a whole evaluation batch at once would
-        set the process's peak memory), one at a time where padding would leak."""
-        if len(wavs) > (rows if self.batch_safe else 1):
-            step = rows if self.batch_safe else 1
+        set the process's peak memory), one at a time where padding would leak. With ``rows=1``
+        an utterance's output depends on nothing else (same numbers in any batch or order)."""
+        step = rows if self.batch_safe else 1
+        if len(wavs) > step:
             return [out for start in range(0, len(wavs), step)
-                    for out in self.frontend(*self._trimmed(wavs[start : start + step], lengths[start : start + step]))]
+                    for out in self.frontend(wavs[start : start + step], lengths[start : start + step], step)]
+        wavs, lengths = self._trimmed(wavs, lengths)  # no padding beyond the longest: one row alone has none
         frames = self.model._get_feat_extract_output_lengths(lengths).tolist()
         inputs = normalise(wavs, lengths) if self.do_normalize else wavs
         out = self.model.feature_extractor(inputs)
