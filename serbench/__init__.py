@@ -21,9 +21,9 @@ from serbench.errors import SerbenchError  # noqa: E402
 # The rest is imported on first use (PEP 562): torch, pandas and scipy cost seconds, and
 # ``serbench --help`` needs none of them.
 _LAZY = {"available": "serbench.registry", "create": "serbench.registry", "Result": "serbench.results",
-         "load_result": "serbench.results", "run": "serbench.execute"}
+         "load_result": "serbench.results", "run": "serbench.execute", "compare": "serbench.compare"}
 
-__all__ = ["SerbenchError", "Result", "available", "create", "load_result", "run", "__version__"]
+__all__ = ["SerbenchError", "Result", "available", "compare", "create", "load_result", "run", "__version__"]
 
 
 def __getattr__(name: str):

@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from serbench import leaderboard, recipes, user_config
-from serbench.atomic import write_text
+from serbench.atomic import write_json, write_text
 from serbench.errors import SerbenchError
 from serbench.progress import Reporter
 from serbench.registry import check_kind, registry
@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--reported", action="store_true", help="the papers' reported numbers from the plugins' metadata; with results: each result beside the reported rows of the same protocol and test split")
     board.add_argument("-o", "--output", help="write the table to this file instead of stdout")
     board.add_argument("--ci", default="t", choices=leaderboard.CI_KINDS, help="interval shown (default: t)")
+    board.add_argument("--latex", metavar="FILE", help="also write the table as LaTeX (booktabs)")
+    board.add_argument("--csv", metavar="FILE", help="also write the table as CSV (means and both intervals, in percent)")
+    board.add_argument("--html", metavar="DIR", help="also write a static site (index, one page per run, figures) into DIR")
 
     fuse = sub.add_parser("fuse", help="late fusion of runs, per-class weights fitted on dev (COBYLA)")
     fuse.add_argument("runs", nargs="+", metavar="RUN_DIR")
@@ -101,6 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     job.add_argument("--shard", metavar="I/N", help="extract shard I of N (1-based) of the run's frozen features into the cache")
     job.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (not part of the run's identity)")
     job.add_argument("--quiet", action="store_true", help="no progress bars")
+    compare = sub.add_parser("compare", help="paired significance between runs scored on the same test utterances")
+    compare.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    compare.add_argument("--baseline", metavar="RUN_DIR", help="compare each run with this one (default: every pair)")
+    compare.add_argument("--resamples", type=int, default=10_000, help="random swap sets when 2^speakers is too many")
+    compare.add_argument("--json", default="compare.json", help="where to write the comparison (default: compare.json)")
+    plot = sub.add_parser("plot", help="figures of a finished run into RUN_DIR/figures (pip install 'serbench[plot]')")
+    plot.add_argument("run_dir", metavar="RUN_DIR")
+    plot.add_argument("--format", default="svg,png", help="comma-separated: svg, png (default: both)")
     finish = sub.add_parser("finish", help="summarise a run whose jobs are all done: result.json, predictions.csv")
     finish.add_argument("run_dir", metavar="RUN_DIR")
 
@@ -112,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="executor options, e.g. -o executor.workers=2")
     bench.add_argument("--dry-run", action="store_true", help="list the cells and their jobs; run nothing")
     bench.add_argument("--leaderboard", help="where the table goes (default: leaderboards/NAME.md)")
+    bench.add_argument("--html", metavar="DIR", help="also write the suite's static site into DIR (see leaderboard --html)")
 
     status = sub.add_parser("status", help="a run's jobs: done, running (by whom), stale, failed (why), pending")
     status.add_argument("run_dir", metavar="RUN_DIR")
@@ -136,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
 def summary_table(result: Result) -> Table:
     table = Table(title=f"{result.run_id}  ({result.data['config']['protocol']}, "
                         f"{len(result.data['folds'])} fold x seed jobs)")
-    for column in ("metric", "mean %", "std", "95% CI (t, folds)", "95% CI (speaker bootstrap)"):
+    speakers = result.summary["ua"].get("speakers")
+    boot = "95% CI (speaker bootstrap" + (f", {speakers} speakers)" if speakers else ")")
+    for column in ("metric", "mean %", "std", "95% CI (t, folds)", boot):
         table.add_column(column, justify="right" if column != "metric" else "left")
 
     def span(interval: list[float] | None) -> str:
@@ -179,6 +193,8 @@ def cmd_list(args: argparse.Namespace, out: Console) -> None:
         out.print(escape(spec.summary))
         if spec.citation:
             out.print(f"citation: {spec.citation}")
+        if spec.doc():
+            out.print(escape(spec.doc()))
         table = Table("parameter", "type", "default", "description")
         for p in spec.params:
             choices = f" (one of {', '.join(map(str, p.choices))})" if p.choices else ""
@@ -195,6 +211,15 @@ def cmd_list(args: argparse.Namespace, out: Console) -> None:
                           + f" ({recipe.demo_why})")
         if spec.meta.get("own_pooling"):
             out.print(f"pools with its own {spec.meta['own_pooling']} (takes no --pooling)")
+        reported = spec.meta.get("reported", [])
+        if reported:
+            table = Table("protocol", "test split", "encoder", "pooling", "metric", "reported (%)",
+                          title=f"reported by {spec.meta.get('paper', spec.citation)} (their setup; not measured here)")
+            for row in reported:
+                scale = leaderboard.UNITS.get(row.get("unit"), 1.0)
+                table.add_row(row["protocol"], row["split"], row["encoder"], row["pooling"], row["metric"],
+                              f"{row['value'] * scale:.2f}")
+            out.print(table)
         return
     kinds = [check_kind(args.kind)] if args.kind else list(KINDS)
     table = Table("kind", "name", "plugin", "version", "summary")
@@ -282,20 +307,38 @@ def cmd_fuse(args: argparse.Namespace, out: Console) -> None:
 
     result = fuse(args.runs, args.out)
     out.print(summary_table(result))
+    used = result.data["config"]["jobs_used"]
+    out.print(f"fused the jobs every run has: folds {', '.join(used['folds'])}; seeds {', '.join(map(str, used['seeds']))}")
+    for run, dropped in result.data["config"]["left_out"].items():
+        out.print(f"left out of {run} (not in every run): {', '.join(dropped)}")
     out.print(f"result: {result.run_dir / 'result.json'}")
 
 
 def cmd_leaderboard(args: argparse.Namespace, out: Console) -> None:
-    if args.reported and args.results:
-        from serbench.results import load_result
+    results, skipped = leaderboard.load_finished(args.results)
+    for folder in skipped:
+        print(f"serbench: skipped {folder}: no result.json (unfinished or failed: serbench status {folder})", file=sys.stderr)
+    if args.results and not results:
+        raise SerbenchError(f"serbench leaderboard: none of the {len(skipped)} run folders has a result.json yet")
+    for option, path, render in (("--latex", args.latex, leaderboard.latex), ("--csv", args.csv, None)):
+        if path:
+            if not results:
+                raise SerbenchError(f"serbench leaderboard {option}: give result files or run directories")
+            write_text(path, render(results, args.ci) if render else leaderboard.csv_table(results))
+            out.print(f"wrote {path}")
+    if args.html:
+        from serbench.site import build
 
-        text = leaderboard.beside_reported([load_result(p) for p in args.results], registry(), args.ci)
+        if not results:
+            raise SerbenchError("serbench leaderboard --html: give result files or run directories")
+        index = build(results, args.html, registry(), args.ci)
+        out.print(f"wrote {index} (open it in a browser; it needs no server)")
+    if args.reported and results:
+        text = leaderboard.beside_reported(results, registry(), args.ci)
     elif args.reported:
         text = leaderboard.reported(registry())
-    elif args.results:
-        from serbench.results import load_result
-
-        text = leaderboard.markdown([load_result(p) for p in args.results], args.ci)
+    elif results:
+        text = leaderboard.markdown(results, args.ci)
     else:
         raise SerbenchError("serbench leaderboard: give result files or run directories, or --reported")
     if args.output:
@@ -333,6 +376,35 @@ def cmd_job(args: argparse.Namespace, out: Console) -> None:
         execute(load_plan(run_dir, args.device), run_dir.parent, Reporter(quiet=args.quiet), summarise=False,
                 in_process=True)
         out.print(f"every claimable job: done ({run_dir})")
+
+
+def cmd_compare(args: argparse.Namespace, out: Console) -> None:
+    from serbench.compare import compare
+
+    data = compare(args.runs, args.baseline, args.resamples)
+    table = Table("A", "B", "metric", "A - B (pp)", "95% CI (speaker bootstrap)", "p (permutation)", "p (Holm)",
+                  title=f"{data['protocol']}: paired, {data['speakers']} speakers, {len(data['jobs'])} (fold, seed) jobs")
+    for row in data["comparisons"]:
+        for metric, name in leaderboard.COLUMNS.items():
+            entry = row["metrics"][metric]
+            lo, hi = entry["ci95"]
+            table.add_row(row["a_id"], row["b_id"], name, f"{entry['difference'] * 100:+.2f}",
+                          f"[{lo * 100:+.2f}, {hi * 100:+.2f}]", f"{entry['p']:.4f}", f"{entry['p_holm']:.4f}")
+    out.print(table)
+    first = data["comparisons"][0]
+    how = (f"exact over all 2^{data['speakers']} = {first['swaps']} speaker swap sets" if first["exact"]
+           else f"{first['swaps'] - 1} random speaker swap sets")
+    out.print(f"test: {data['test']}, {how}; p floor {first['p_floor']:.4g} (no p-value can be smaller with "
+              f"{data['speakers']} speakers); statistic: {data['statistic']}")
+    write_json(args.json, data)
+    out.print(f"wrote {args.json}")
+
+
+def cmd_plot(args: argparse.Namespace, out: Console) -> None:
+    from serbench.plots import plot_run
+
+    written = plot_run(args.run_dir, tuple(f.strip() for f in args.format.split(",") if f.strip()))
+    out.print(f"wrote {len(written)} figures to {written[0].parent}")
 
 
 def cmd_finish(args: argparse.Namespace, out: Console) -> None:
@@ -375,6 +447,10 @@ def cmd_bench(args: argparse.Namespace, out: Console) -> None:
     target = Path(args.leaderboard or Path("leaderboards") / f"{suite.name}.md")
     write_text(target, suites.leaderboard(suite, results))
     out.print(f"wrote {target}")
+    if args.html:
+        from serbench.site import build
+
+        out.print(f"wrote {build(results, args.html, registry())} (open it in a browser; it needs no server)")
 
 
 def cmd_status(args: argparse.Namespace, out: Console) -> None:
@@ -433,7 +509,7 @@ def cmd_config(args: argparse.Namespace, out: Console) -> None:
 
 COMMANDS = {"run": cmd_run, "list": cmd_list, "plugins": cmd_plugins, "splits": cmd_splits,
             "data": cmd_data, "fuse": cmd_fuse, "leaderboard": cmd_leaderboard, "cache": cmd_cache, "config": cmd_config,
-            "status": cmd_status, "job": cmd_job, "finish": cmd_finish,
+            "status": cmd_status, "job": cmd_job, "finish": cmd_finish, "compare": cmd_compare, "plot": cmd_plot,
             "bench": cmd_bench}
 
 

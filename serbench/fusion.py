@@ -73,6 +73,9 @@ def fuse(run_dirs: list[str | Path], out: str | Path) -> Result:
     jobs = sorted(set.intersection(*({Job(str(f["fold"]), int(f["seed"])) for f in r.data["folds"]} for r in runs)))
     if not jobs:
         raise SerbenchError("serbench fuse: the runs share no (fold, seed) job")
+    left_out = {r.run_id: [f"fold {f['fold']} seed {f['seed']}" for f in r.data["folds"]
+                           if Job(str(f["fold"]), int(f["seed"])) not in set(jobs)] for r in runs}
+    left_out = {run: dropped for run, dropped in left_out.items() if dropped}
     out = Path(out)
     index = {c: k for k, c in enumerate(classes)}
     columns = [f"prob_{c}" for c in classes]
@@ -127,6 +130,8 @@ def fuse(run_dirs: list[str | Path], out: str | Path) -> Result:
             "seeds": sorted({s for _, s in jobs}),
             "overrides": {},
             "fused_runs": [r.run_id for r in runs],
+            "jobs_used": {"folds": list(dict.fromkeys(f for f, _ in jobs)), "seeds": sorted({s for _, s in jobs})},
+            "left_out": left_out,
         },
         plugins={"fusion": "1"},
         environment=first["environment"],

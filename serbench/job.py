@@ -169,6 +169,7 @@ def run_job(ws: Workspace, job: Job, reporter: Reporter) -> None:
         "epochs_run": outcome.epochs_run,
         "dev_history": outcome.dev_history,
         "train_s": round(time.perf_counter() - t0, 3),
+        "torch_threads": torch.get_num_threads(),  # CPU float reductions, so a score, can depend on it
     }
     if ws.vad_masks is not None:  # the result's vad_no_speech annotation counts these over every job
         record["vad_no_speech"] = sorted(i for i in fold.train + fold.dev + fold.test if not ws.vad_masks[i].any())

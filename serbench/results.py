@@ -19,7 +19,7 @@ import pandas as pd
 from serbench.atomic import write_json, write_text
 from serbench.errors import SerbenchError
 from serbench.metrics import METRICS
-from serbench.stats import speaker_bootstrap, summarize
+from serbench.stats import speaker_bootstrap, speaker_counts, summarize
 
 SCHEMA = "serbench.result/1"
 PREDICTION_COLUMNS = ["fold", "seed", "utterance_id", "speaker", "label", "prediction"]
@@ -83,22 +83,46 @@ def read_jobs(run_dir: Path, jobs: list[Job]) -> tuple[list[dict], pd.DataFrame]
     return read_records(run_dir, jobs), pd.concat(frames, ignore_index=True)
 
 
+@dataclass
+class SpeakerCounts:
+    """A run's test predictions as confusion counts ``[S, J, K, K]`` per speaker and (fold,
+    seed) job: what the speaker bootstrap and the paired tests resample."""
+
+    counts: np.ndarray
+    speakers: list[str]
+    jobs: list[tuple[str, int]]
+    fold_of_job: np.ndarray
+
+
+def speaker_table(predictions: pd.DataFrame, classes: list[str]) -> SpeakerCounts:
+    index = {c: k for k, c in enumerate(classes)}
+    jobs = list(dict.fromkeys(zip(predictions["fold"].astype(str), predictions["seed"].astype(int))))  # run order
+    folds = list(dict.fromkeys(f for f, _ in jobs))
+    speakers = sorted(set(predictions["speaker"].astype(str)))
+    job_index = {job: j for j, job in enumerate(jobs)}
+    speaker_index = {name: i for i, name in enumerate(speakers)}
+    counts = speaker_counts(
+        np.array([job_index[(str(f), int(s))] for f, s in zip(predictions["fold"], predictions["seed"])]),
+        predictions["speaker"].astype(str).map(speaker_index).to_numpy(),
+        predictions["label"].map(index).to_numpy(), predictions["prediction"].map(index).to_numpy(),
+        len(speakers), len(jobs), len(classes))
+    return SpeakerCounts(counts, speakers, jobs, np.array([folds.index(f) for f, _ in jobs]))
+
+
 def summarize_run(
     records: list[dict], predictions: pd.DataFrame, classes: list[str], resamples: int = 2000, seed: int = 0
 ) -> dict:
-    """Per metric: mean / std / Student-t ci95 over folds (each fold averaged over seeds),
-    and a speaker-resampling bootstrap interval over all pooled test predictions."""
-    index = {c: k for k, c in enumerate(classes)}
-    y_true = predictions["label"].map(index).to_numpy()
-    y_pred = predictions["prediction"].map(index).to_numpy()
-    boot = speaker_bootstrap(y_true, y_pred, predictions["speaker"].astype(str), len(classes), resamples, seed)
+    """Per metric: mean / std / Student-t ci95 over folds (each fold averaged over seeds), and
+    the calibrated speaker bootstrap interval of the same mean, with the number of speakers."""
+    table = speaker_table(predictions, classes)
+    boot = speaker_bootstrap(table.counts, table.fold_of_job, resamples, seed)
     by_fold: dict[str, list[dict]] = {}
     for record in records:
         by_fold.setdefault(record["fold"], []).append(record["metrics"])
     summary = {}
     for metric in METRICS:
         per_fold = [float(np.mean([m[metric] for m in ms])) for ms in by_fold.values()]
-        summary[metric] = {**summarize(per_fold), "ci95_bootstrap": boot[metric]}
+        summary[metric] = {**summarize(per_fold), "ci95_bootstrap": boot[metric], "speakers": len(table.speakers)}
     return summary
 
 
@@ -128,6 +152,13 @@ def finish(run_dir: Path, jobs: list[Job], classes: list[str], main_metric: str,
     from serbench import __version__
 
     records, predictions = read_jobs(run_dir, jobs)
+    history = []  # each earlier invocation's timing and cache figures, kept rather than overwritten
+    if (run_dir / "result.json").exists():
+        try:
+            before = json.loads((run_dir / "result.json").read_text())
+            history = before.get("history", []) + [{k: before.get(k) for k in ("created", "timing", "cache")}]
+        except json.JSONDecodeError:
+            pass
     data = {
         "schema": SCHEMA,
         "serbench_version": __version__,
@@ -138,9 +169,24 @@ def finish(run_dir: Path, jobs: list[Job], classes: list[str], main_metric: str,
         "main_metric": main_metric,
         "folds": [{k: r[k] for k in FOLD_FIELDS} for r in records],
         "summary": summarize_run(records, predictions, classes),
+        "overall": overall(predictions, classes),
+        "history": history,
     }
     data["timing"] = {**data.get("timing", {}), "train_s": round(sum(r["train_s"] for r in records), 3)}
     return write_result(run_dir, data, predictions)
+
+
+def overall(predictions: pd.DataFrame, classes: list[str]) -> dict:
+    """Per-class recall, F1 and support and the confusion matrix over the test predictions of
+    every (fold, seed) job together (an utterance counts once per seed), with labelled axes."""
+    from serbench.metrics import score
+
+    index = {c: k for k, c in enumerate(classes)}
+    scored = score(predictions["label"].map(index).to_numpy(), predictions["prediction"].map(index).to_numpy(), classes)
+    return {"over": "every (fold, seed) job's test predictions together",
+            "per_class": scored["per_class"],
+            "confusion": {"rows": "reference label", "columns": "predicted label", "labels": list(classes),
+                          "counts": scored["confusion"]}}
 
 
 def write_result(run_dir: Path, data: dict, predictions: pd.DataFrame) -> Result:

@@ -6,9 +6,13 @@ parameters without building it, and a result can record exactly which version sc
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from serbench.errors import SerbenchError, did_you_mean
@@ -97,6 +101,24 @@ class Spec:
     def build(self, *context: Any, **params: Any) -> Any:
         """Call the factory (importing it first when it is named by a string)."""
         return self.load()(*context, **params)
+
+    def doc(self) -> str:
+        """The factory's docstring (or its module's), read from the source without importing
+        it, so ``serbench list KIND NAME`` stays fast; empty when there is none."""
+        if not isinstance(self.factory, str):
+            return inspect.getdoc(getattr(self.factory, "func", self.factory)) or ""
+        module, _, attribute = self.factory.partition(":")
+        try:
+            found = importlib.util.find_spec(module)
+            tree = ast.parse(Path(found.origin).read_text()) if found and found.origin else None
+        except (ImportError, OSError, SyntaxError, ValueError):
+            return ""
+        if tree is None:
+            return ""
+        for node in tree.body:
+            if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name == attribute and ast.get_docstring(node):
+                return ast.get_docstring(node)
+        return ast.get_docstring(tree) or ""  # a plugin module documents its one component
 
     def load(self) -> Callable[..., Any]:
         if not isinstance(self.factory, str):

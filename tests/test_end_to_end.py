@@ -55,7 +55,9 @@ def test_result_follows_the_schema(cli_run):
         values = [f["metrics"][metric] for f in r["folds"]]
         assert entry["mean"] == pytest.approx(sum(values) / len(values))
         assert _interval(entry["ci95"])[0] < entry["mean"] < entry["ci95"][1]
-        _interval(entry["ci95_bootstrap"])
+        lo, hi = _interval(entry["ci95_bootstrap"])
+        assert (lo + hi) / 2 == pytest.approx(entry["mean"])  # each interval beside its own estimate
+        assert entry["speakers"] == 10
     assert set(r["timing"]) >= {"total_s", "features_s", "train_s"}
     # the terminal table
     assert "95% CI (t, folds)" in done.stdout and "result:" in done.stdout
@@ -79,15 +81,37 @@ def test_predictions_file_matches_the_folds(cli_run):
         assert set(part["speaker"]) == {f"{int(fold['fold']):02d}F", f"{int(fold['fold']):02d}M"}
 
 
+def test_overall_per_class_and_confusion_match_sklearn(cli_run):
+    from sklearn.metrics import confusion_matrix, recall_score
+
+    _, run_dir = cli_run
+    frame = pd.read_csv(run_dir / "predictions.csv")
+    overall = json.loads((run_dir / "result.json").read_text())["overall"]
+    labels = overall["confusion"]["labels"]
+    assert (overall["confusion"]["rows"], overall["confusion"]["columns"]) == ("reference label", "predicted label")
+    assert overall["confusion"]["counts"] == confusion_matrix(frame["label"], frame["prediction"], labels=labels).tolist()
+    recalls = recall_score(frame["label"], frame["prediction"], labels=labels, average=None)
+    assert [overall["per_class"][c]["recall"] for c in labels] == pytest.approx(recalls.tolist())
+
+
 def test_embedded_corpus_is_learnable(cli_run):
     _, run_dir = cli_run
     assert json.loads((run_dir / "result.json").read_text())["summary"]["ua"]["mean"] >= 0.70
 
 
-def test_embedded_corpus_does_not_leak(tmp_path):
+def test_embedded_corpus_does_not_leak(cli_run, tmp_path):
     result = serbench.run("fbank", "superb", protocol="synthetic", out=tmp_path,
                           overrides=["train.shuffle_labels=true"])
     assert abs(result.summary["ua"]["mean"] - 0.25) <= 0.10
+    # the control run is marked as such in the leaderboard, beside the real run
+    (tmp_path / "unfinished").mkdir()  # a run folder without result.json: listed, not fatal
+    done = run_cli("leaderboard", str(cli_run[1]), str(result.run_dir), str(tmp_path / "unfinished"))
+    assert done.returncode == 0, done.stderr
+    assert f"skipped {tmp_path / 'unfinished'}: no result.json" in done.stderr
+    control = next(line for line in done.stdout.splitlines() if result.run_id in line)
+    assert "CONTROL: shuffled training labels" in control and "train.shuffle_labels=true" in control
+    real = next(line for line in done.stdout.splitlines() if cli_run[1].name in line)
+    assert "CONTROL" not in real and "| defaults " in real
 
 
 def test_same_seed_gives_the_same_metrics(tmp_path):
@@ -109,6 +133,7 @@ def test_rerun_resumes_and_recomputes_only_missing_jobs(tmp_path):
     assert changed == {"fold-3_seed-1.json"}
     assert second.data["folds"] == first.data["folds"]
     assert len(second.data["folds"]) == 10
+    assert second.data["history"] == [{k: first.data[k] for k in ("created", "timing", "cache")}]  # kept, not overwritten
 
 
 def test_leaderboard_renders_mean_and_half_width(cli_run, tmp_path):
@@ -122,7 +147,42 @@ def test_leaderboard_renders_mean_and_half_width(cli_run, tmp_path):
     half = (ua["ci95"][1] - ua["ci95"][0]) * 50
     assert f"{ua['mean'] * 100:.2f} ± {half:.2f}" in text
     header = text.splitlines()[0]
-    for column in ("protocol", "upstream", "downstream", "seeds", "UA (%)", "WA (%)", "macro-F1 (%)"):
+    for column in ("protocol", "upstream", "downstream", "pooling", "loss", "recipe", "settings", "seeds", "run",
+                   "UA (%)", "WA (%)", "macro-F1 (%)"):
         assert column in header
-    assert text.count("| synthetic") == 2
+    assert sum(line.startswith("| synthetic ") for line in text.splitlines()) == 2
     assert not math.isnan(half)
+
+
+def test_plot_writes_every_figure_of_a_run(cli_run):
+    pytest.importorskip("matplotlib", reason="serbench plot needs pip install 'serbench[plot]'")
+    from matplotlib.image import imread
+
+    _, run_dir = cli_run
+    done = run_cli("plot", str(run_dir))
+    assert done.returncode == 0, done.stderr
+    names = ("confusion", "per_class_recall", "forest", "per_fold", "curves")
+    for name in names:
+        svg = (run_dir / "figures" / f"{name}.svg").read_text()
+        assert svg.lstrip().startswith("<?xml") and "</svg>" in svg
+        image = imread(run_dir / "figures" / f"{name}.png")
+        assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 0  # a real, non-blank picture
+    confusion = (run_dir / "figures" / "confusion.svg").read_text()
+    assert "reference label" in confusion and "predicted label" in confusion and "angry" in confusion
+    bad = run_cli("plot", str(run_dir), "--format", "gif")
+    assert bad.returncode == 2 and "--format gif" in bad.stderr
+
+
+def test_leaderboard_latex_and_csv_for_papers(cli_run, tmp_path):
+    import csv
+
+    _, run_dir = cli_run
+    done = run_cli("leaderboard", str(run_dir), "--latex", str(tmp_path / "t.tex"), "--csv", str(tmp_path / "t.csv"))
+    assert done.returncode == 0, done.stderr
+    tex = (tmp_path / "t.tex").read_text()
+    assert "\\toprule" in tex and "\\bottomrule" in tex and run_dir.name.replace("_", "\\_") in tex
+    (row,) = list(csv.DictReader((tmp_path / "t.csv").open()))
+    summary = json.loads((run_dir / "result.json").read_text())["summary"]
+    assert float(row["ua_mean"]) == pytest.approx(summary["ua"]["mean"] * 100, abs=1e-4)
+    assert float(row["ua_boot_low"]) == pytest.approx(summary["ua"]["ci95_bootstrap"][0] * 100, abs=1e-4)
+    assert row["run"] == run_dir.name and row["speakers"] == "10"

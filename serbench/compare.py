@@ -1,0 +1,170 @@
+"""Paired comparison of systems scored on the same test utterances.
+
+The statistic is the table's: each metric per (fold, seed) job, averaged over seeds, then over
+folds. Two runs are paired only when they scored the same utterances with the same labels in
+every (fold, seed) job.
+
+- **p-value: speaker-block paired permutation.** Under the null the two systems are
+  exchangeable within a speaker, so the predictions of both systems are swapped for all of one
+  speaker's utterances at once (in every fold and seed), for every subset of speakers (exact,
+  2^S sets, when S <= ``EXACT_SPEAKERS``) or for ``resamples`` random subsets. Two-sided:
+  p = share of swaps whose |difference| is at least the observed one (the observed set
+  included, so p >= 2/2^S exactly: the floor is stated with the result). Utterance-level tests
+  (McNemar, an utterance bootstrap) ignore that one speaker's utterances share a system-by-
+  speaker effect and reject a true null far too often.
+- **Interval of the difference: paired speaker bootstrap.** Speakers are resampled with
+  replacement (the same draw for both systems); each replicate recomputes the statistic from
+  the speakers' confusion counts (a fold whose speakers were all left out of a replicate is
+  left out of its mean), and the interval is :func:`serbench.stats.calibrated` around the
+  observed difference.
+- More than two systems: every pair, or each against ``baseline``, with Holm's step-down
+  correction of the p-values over the comparisons made.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from serbench.errors import SerbenchError
+from serbench.metrics import METRICS
+from serbench.results import Result, SpeakerCounts, load_result, speaker_table
+from serbench.stats import calibrated, fold_statistic, job_statistic
+
+EXACT_SPEAKERS = 14  # 2^14 = 16,384 swap sets: enumerated; more speakers: random swaps
+
+
+def _predictions(result: Result) -> pd.DataFrame:
+    path = result.run_dir / "predictions.csv"
+    if not path.exists():
+        raise SerbenchError(f"{result.run_dir}: no predictions.csv (an unfinished run: serbench finish it first)")
+    return pd.read_csv(path, dtype={"fold": str, "speaker": str, "utterance_id": str})
+
+
+def _check_pairing(a: Result, b: Result, pa: pd.DataFrame, pb: pd.DataFrame) -> None:
+    """Refuse, naming the first mismatching protocol, job or utterance."""
+    ca, cb = a.data["config"], b.data["config"]
+    if ca["protocol"] != cb["protocol"] or a.data["classes"] != b.data["classes"]:
+        raise SerbenchError(f"{b.run_dir}: protocol {cb['protocol']} / classes {b.data['classes']} differ from "
+                            f"{a.run_dir} ({ca['protocol']} / {a.data['classes']}); a paired comparison needs the same task")
+    ja, jb = (set(zip(p["fold"], p["seed"])) for p in (pa, pb))
+    if ja != jb:
+        only = sorted(ja ^ jb)[0]
+        side = a.run_dir if only in ja else b.run_dir
+        raise SerbenchError(f"fold {only[0]} seed {only[1]} is only in {side}: compare runs with the same folds and "
+                            "seeds (serbench status, or rerun with the same --seeds)")
+    for (fold, seed), group_a in pa.groupby(["fold", "seed"], sort=True):
+        group_b = pb[(pb["fold"] == fold) & (pb["seed"] == seed)]
+        left, right = group_a.set_index("utterance_id"), group_b.set_index("utterance_id")
+        if set(left.index) != set(right.index):
+            uid = sorted(set(left.index) ^ set(right.index))[0]
+            raise SerbenchError(f"fold {fold} seed {seed}: utterance {uid} is scored by only one of {a.run_dir} and "
+                                f"{b.run_dir}; a paired comparison needs the same test utterances")
+        differs = left["label"] != right.loc[left.index, "label"]
+        if differs.any():
+            uid = differs[differs].index[0]
+            raise SerbenchError(f"fold {fold} seed {seed}: utterance {uid} has label {left.loc[uid, 'label']} in "
+                                f"{a.run_dir} but {right.loc[uid, 'label']} in {b.run_dir}")
+
+
+def swap_sets(speakers: int, resamples: int, seed: int) -> tuple[np.ndarray, bool]:
+    """``[P, S]`` 0/1 rows: which speakers' predictions are swapped; exact enumeration (the
+    observed, all-zero row first) when 2^S is small, else the observed row and random ones."""
+    if speakers <= EXACT_SPEAKERS:
+        grid = (np.arange(2 ** speakers)[:, None] >> np.arange(speakers)[None, :]) & 1
+        return grid.astype(np.float64), True
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, 2, size=(resamples, speakers)).astype(np.float64)
+    return np.vstack([np.zeros((1, speakers)), draws]), False
+
+
+def permutation_p(a: SpeakerCounts, b: SpeakerCounts, resamples: int = 10_000, seed: int = 0,
+                  chunk: int = 4096) -> dict:
+    """Two-sided p-value per metric of the speaker-block paired permutation test."""
+    swaps, exact = swap_sets(len(a.speakers), resamples, seed)
+    observed = {m: float(fold_statistic(a.counts, a.fold_of_job)[m][0] - fold_statistic(b.counts, b.fold_of_job)[m][0])
+                for m in METRICS}
+    extreme = dict.fromkeys(METRICS, 0)
+    delta = b.counts - a.counts  # [S, J, K, K]: what swapping one speaker moves from A to B
+    total_a, total_b = a.counts.sum(0), b.counts.sum(0)  # [J, K, K]
+    for start in range(0, len(swaps), chunk):
+        moved = np.einsum("ps,sjkl->pjkl", swaps[start : start + chunk], delta)
+        va = job_statistic(total_a[None] + moved, a.fold_of_job)
+        vb = job_statistic(total_b[None] - moved, a.fold_of_job)
+        for m in METRICS:
+            diff = va[m] - vb[m]
+            extreme[m] += int((np.abs(diff) >= abs(observed[m]) - 1e-12).sum())
+    p = {m: extreme[m] / len(swaps) for m in METRICS}
+    return {"p": p, "observed": observed, "exact": exact, "swaps": len(swaps),
+            "p_floor": 2.0 / len(swaps) if exact else 1.0 / len(swaps)}
+
+
+def difference_interval(a: SpeakerCounts, b: SpeakerCounts, resamples: int = 2000, seed: int = 0) -> dict[str, list[float]]:
+    """95% interval of A - B per metric by the paired speaker bootstrap (calibrated)."""
+    speakers = len(a.speakers)
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(speakers, np.full(speakers, 1.0 / speakers), size=resamples).astype(np.float64)
+    sa, sb = fold_statistic(a.counts, a.fold_of_job, weights), fold_statistic(b.counts, b.fold_of_job, weights)
+    ta, tb = fold_statistic(a.counts, a.fold_of_job), fold_statistic(b.counts, b.fold_of_job)
+    return {m: calibrated(float(ta[m][0] - tb[m][0]), sa[m] - sb[m], speakers) for m in METRICS}
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (family-wise error over the comparisons made)."""
+    order = np.argsort(p_values)
+    adjusted = np.empty(len(p_values))
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted.tolist()
+
+
+def compare(run_dirs: Sequence[str | Path], baseline: str | Path | None = None, resamples: int = 10_000,
+            bootstrap: int = 2000, seed: int = 0) -> dict:
+    """Every pair of runs (or each against ``baseline``): per metric, the difference A - B in
+    the table's statistic, its 95% interval, the permutation p-value and Holm's adjustment."""
+    results = [load_result(p) for p in run_dirs]
+    if len(results) < 2:
+        raise SerbenchError("serbench compare: give at least two run directories")
+    frames = [_predictions(r) for r in results]
+    for r, f in zip(results[1:], frames[1:]):
+        _check_pairing(results[0], r, frames[0], f)
+    scored = [speaker_table(_aligned(f, frames[0]), r.data["classes"]) for r, f in zip(results, frames)]
+    jobs, speakers = scored[0].jobs, scored[0].speakers
+    if baseline is None:
+        pairs = list(itertools.combinations(range(len(scored)), 2))
+    else:
+        base = [k for k, r in enumerate(results) if Path(r.run_dir).resolve() == Path(baseline).resolve()]
+        if not base:
+            raise SerbenchError(f"--baseline {baseline}: not one of the runs compared")
+        pairs = [(k, base[0]) for k in range(len(scored)) if k != base[0]]
+    rows = []
+    for i, j in pairs:
+        test = permutation_p(scored[i], scored[j], resamples, seed)
+        interval = difference_interval(scored[i], scored[j], bootstrap, seed)
+        rows.append({"a": str(results[i].run_dir), "b": str(results[j].run_dir),
+                     "a_id": results[i].run_id, "b_id": results[j].run_id,
+                     "metrics": {m: {"difference": test["observed"][m], "ci95": interval[m], "p": test["p"][m]}
+                                 for m in METRICS},
+                     "exact": test["exact"], "swaps": test["swaps"], "p_floor": test["p_floor"]})
+    for m in METRICS:
+        for row, adjusted in zip(rows, holm([row["metrics"][m]["p"] for row in rows])):
+            row["metrics"][m]["p_holm"] = adjusted
+    return {"schema": "serbench.compare/1", "protocol": results[0].data["config"]["protocol"],
+            "speakers": len(speakers), "jobs": [list(j) for j in jobs],
+            "test": "speaker-block paired permutation (two-sided)",
+            "interval": "paired speaker bootstrap, " + calibrated.__doc__.split("\n")[0].rstrip("."),
+            "statistic": "per (fold, seed) job, mean over seeds, then over folds (as in the table)",
+            "baseline": str(baseline) if baseline else None, "comparisons": rows}
+
+
+def _aligned(frame: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
+    """``frame``'s rows in ``reference``'s order (same jobs, utterances: checked before), so
+    both runs give the same job and speaker order."""
+    key = ["fold", "seed", "utterance_id"]
+    return reference[key].merge(frame, on=key, how="left", validate="one_to_one")

@@ -1,0 +1,219 @@
+"""A static leaderboard site: ``serbench leaderboard RUNS... --html DIR``.
+
+``DIR/index.html`` has one sortable table per protocol (click a column header; the script and
+styles are inline, nothing is fetched, so the page works opened from disk and offline): each
+measured run with what it is and every metric as mean and 95% interval, a mark on the runs
+not significantly different from the protocol's best (speaker-block paired permutation test,
+Holm-corrected, :mod:`serbench.compare`, where the runs are paired), and beside each run the
+reported rows of its method on the same protocol and test split only. ``DIR/runs/<run id>/``
+holds one page per run (configuration, environment, per-fold table, figures) with copies of
+its ``result.json`` and ``predictions.csv`` and its figures (:mod:`serbench.plots`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from jinja2 import Environment
+
+from serbench.errors import SerbenchError
+from serbench.leaderboard import COLUMNS, reported_for, settings
+from serbench.results import Result
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:14px}
+th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}
+th{background:#eef;cursor:pointer;user-select:none}
+th.sorted-asc::after{content:" \\25B2"} th.sorted-desc::after{content:" \\25BC"}
+tr.reported td{color:#666;font-style:italic;background:#fafafa}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.mark{color:#1a7f37;font-weight:bold}
+img{max-width:100%;border:1px solid #ddd;margin:4px}
+code,pre{background:#f6f8fa}
+"""
+
+SORT = """
+document.querySelectorAll("table.sortable").forEach(function (table) {
+  table.querySelectorAll("th").forEach(function (th, column) {
+    th.addEventListener("click", function () {
+      var ascending = !th.classList.contains("sorted-asc");
+      table.querySelectorAll("th").forEach(function (h) { h.classList.remove("sorted-asc", "sorted-desc"); });
+      th.classList.add(ascending ? "sorted-asc" : "sorted-desc");
+      var body = table.tBodies[0];
+      var rows = Array.prototype.slice.call(body.rows);
+      rows.sort(function (a, b) {
+        var x = a.cells[column].dataset.value || a.cells[column].textContent;
+        var y = b.cells[column].dataset.value || b.cells[column].textContent;
+        var nx = parseFloat(x), ny = parseFloat(y);
+        var order = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
+        return ascending ? order : -order;
+      });
+      rows.forEach(function (row) { body.appendChild(row); });
+    });
+  });
+});
+"""
+
+INDEX = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title><style>{{ style }}</style></head>
+<body>
+<h1>{{ title }}</h1>
+<p>Each cell: mean over folds, and its 95% interval ({{ ci_note }}). <span class="mark">&#8776;best</span>:
+not significantly different from the protocol's best run (speaker-block paired permutation test,
+Holm-corrected, &alpha; = 0.05). Grey rows: numbers as published by a method's authors, on the same
+protocol and test split only, with what differs from the measured row. Click a column header to sort.</p>
+{% for section in sections %}
+<h2 id="{{ section.protocol }}">{{ section.protocol }}</h2>
+<table class="sortable" id="table-{{ section.protocol }}">
+<thead><tr>{% for h in headers %}<th>{{ h }}</th>{% endfor %}</tr></thead>
+<tbody>
+{% for row in section.rows %}
+<tr class="{{ row.kind }}">
+<td><a href="{{ row.link }}">{{ row.downstream }}</a>{% if row.mark %} <span class="mark">&#8776;best</span>{% endif %}</td>
+<td>{{ row.upstream }}</td><td>{{ row.pooling }}</td><td>{{ row.loss }}</td><td>{{ row.recipe }}</td>
+<td>{{ row.settings }}</td><td>{{ row.seeds }}</td>
+{% for m in row.metrics %}<td class="num" data-value="{{ m.value }}" title="{{ m.title }}">{{ m.text }}</td>{% endfor %}
+</tr>
+{% endfor %}
+</tbody></table>
+{% if section.note %}<p>{{ section.note }}</p>{% endif %}
+{% endfor %}
+<script>{{ sort | safe }}</script>
+</body></html>
+"""
+
+RUN = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ r.run_id }}</title><style>{{ style }}</style></head>
+<body>
+<p><a href="../../index.html">&larr; leaderboard</a></p>
+<h1>{{ r.run_id }}</h1>
+<p>{{ config.downstream }} on {{ config.upstream }}, {{ config.protocol }}; files: <a href="result.json">result.json</a>,
+<a href="predictions.csv">predictions.csv</a></p>
+<h2>Summary</h2>
+<table><thead><tr><th>metric</th><th>mean %</th><th>95% CI (t, folds)</th><th>95% CI (speaker bootstrap{{ speakers }})</th></tr></thead>
+<tbody>{% for name, e in summary %}<tr><td>{{ name }}</td><td class="num">{{ e.mean }}</td><td>{{ e.t }}</td><td>{{ e.boot }}</td></tr>{% endfor %}</tbody></table>
+<h2>Figures</h2>
+{% for f in figures %}<img src="{{ f }}" alt="{{ f }}">{% endfor %}
+<h2>Per (fold, seed) job</h2>
+<table class="sortable"><thead><tr><th>fold</th><th>seed</th><th>n test</th>{% for n in metric_names %}<th>{{ n }} %</th>{% endfor %}<th>best epoch</th></tr></thead>
+<tbody>{% for f in folds %}<tr><td>{{ f.fold }}</td><td>{{ f.seed }}</td><td class="num">{{ f.n_test }}</td>
+{% for v in f.cells %}<td class="num">{{ v }}</td>{% endfor %}<td class="num">{{ f.best_epoch }}</td></tr>{% endfor %}</tbody></table>
+<h2>Plugins and encoder</h2>
+<pre>{{ plugins }}</pre>
+<h2>Configuration</h2>
+<pre>{{ config_json }}</pre>
+<h2>Environment</h2>
+<pre>{{ environment }}</pre>
+<script>{{ sort | safe }}</script>
+</body></html>
+"""
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.2f}"
+
+
+def _interval(interval) -> str:
+    return "n/a (1 fold)" if interval is None else f"[{_pct(interval[0])}, {_pct(interval[1])}]"
+
+
+def _close_to_best(group: Sequence[Result], metric: str) -> tuple[set[str], str]:
+    """Run ids not significantly different from the group's best (Holm-corrected paired test
+    against it), and why there are no marks when the runs cannot be paired."""
+    from serbench.compare import compare
+
+    if len(group) < 2:
+        return set(), ""
+    best = max(group, key=lambda r: r.summary[metric]["mean"])
+    try:
+        data = compare([r.run_dir for r in group], baseline=best.run_dir)
+    except SerbenchError as exc:
+        return set(), f"No ≈best marks: these runs cannot be compared paired ({exc})."
+    return {best.run_id} | {row["a_id"] for row in data["comparisons"] if row["metrics"][metric]["p_holm"] >= 0.05}, ""
+
+
+def build(results: Sequence[Result], target: str | Path, reg, ci: str = "t") -> Path:
+    """Write the site into ``target``; the index page."""
+    from serbench.plots import plot_run
+
+    target = Path(target)
+    (target / "runs").mkdir(parents=True, exist_ok=True)
+    env = Environment(autoescape=True)
+    headers = ["downstream", "upstream", "pooling", "loss", "recipe", "settings", "seeds"] + [f"{n} (%)" for n in COLUMNS.values()]
+    sections = []
+    for protocol in dict.fromkeys(r.data["config"]["protocol"] for r in results):
+        group = [r for r in results if r.data["config"]["protocol"] == protocol]
+        main = group[0].data.get("main_metric", "ua")
+        close, unpaired = _close_to_best(group, main)
+        rows, notes = [], []
+        for r in sorted(group, key=lambda r: -r.summary[main]["mean"]):
+            config = r.data["config"]
+            rows.append({"kind": "measured", "link": f"runs/{r.run_id}/index.html", "downstream": config["downstream"],
+                         "mark": r.run_id in close, "upstream": config["upstream"], "pooling": config["pooling"],
+                         "loss": config.get("loss"), "recipe": (config.get("recipe") or {}).get("name", ""),
+                         "settings": settings(r), "seeds": ",".join(map(str, config["seeds"])),
+                         "metrics": [_metric_cell(r.summary[m], ci, r) for m in COLUMNS]})
+            split, pairs, why = reported_for(r, reg)
+            for row in _reported_rows(r, pairs):
+                rows.append(row)
+            if not pairs:
+                notes.append(f"{r.run_id}: {why}")
+            _run_page(env, r, target / "runs" / r.run_id, plot_run)
+        note = ("No reported row on this protocol and test split for: " + "; ".join(notes) + ".") if notes else ""
+        sections.append({"protocol": protocol, "rows": rows, "note": " ".join(filter(None, [unpaired, note]))})
+    ci_note = "Student-t over folds" if ci == "t" else "calibrated speaker bootstrap"
+    index = target / "index.html"
+    index.write_text(env.from_string(INDEX).render(title="serbench leaderboard", style=STYLE, sort=SORT, headers=headers,
+                                                   sections=sections, ci_note=ci_note))
+    return index
+
+
+def _metric_cell(entry: dict, ci: str, r: Result) -> dict:
+    interval = entry["ci95"] if ci == "t" else entry["ci95_bootstrap"]
+    plugins = ", ".join(f"{k} v{v}" for k, v in r.data.get("plugins", {}).items())
+    return {"value": entry["mean"], "text": f"{_pct(entry['mean'])} {_interval(interval)}",
+            "title": f"plugins: {plugins}; encoder fingerprint {r.data.get('upstream_fingerprint', '?')}"}
+
+
+def _reported_rows(r: Result, pairs: list[dict]) -> list[dict]:
+    """One grey row per reported variant, its metrics in the measured row's columns."""
+    from serbench.leaderboard import UNITS
+
+    config = r.data["config"]
+    by_variant: dict[str, dict] = {}
+    for row in pairs:
+        by_variant.setdefault(f"{row['encoder']}, {row['pooling']}", {})[row["metric"]] = row["value"] * UNITS[row["unit"]]
+    out = []
+    for setup, values in by_variant.items():
+        differs = f"reported with {setup} (measured: {config['upstream']}, {config['pooling']})"
+        out.append({"kind": "reported", "link": f"runs/{r.run_id}/index.html", "downstream": f"{config['downstream']} (reported)",
+                    "mark": False, "upstream": differs, "pooling": "", "loss": "", "recipe": "paper", "settings": "",
+                    "seeds": "", "metrics": [{"value": values.get(m, ""), "title": "as published",
+                                              "text": f"{values[m]:.2f}" if m in values else "–"} for m in COLUMNS]})
+    return out
+
+
+def _run_page(env: Environment, r: Result, folder: Path, plot_run) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("result.json", "predictions.csv"):
+        shutil.copyfile(r.run_dir / name, folder / name)
+    figures = []
+    for path in plot_run(r.run_dir, ("svg",)):
+        shutil.copyfile(path, folder / path.name)
+        figures.append(path.name)
+    data = r.data
+    speakers = data["summary"]["ua"].get("speakers")
+    page = env.from_string(RUN).render(
+        r=r, style=STYLE, sort=SORT, config=data["config"], figures=figures, metric_names=list(COLUMNS.values()),
+        speakers=f", {speakers} speakers" if speakers else "",
+        summary=[(name, {"mean": _pct(data["summary"][m]["mean"]), "t": _interval(data["summary"][m]["ci95"]),
+                         "boot": _interval(data["summary"][m].get("ci95_bootstrap"))}) for m, name in COLUMNS.items()],
+        folds=[{"fold": f["fold"], "seed": f["seed"], "n_test": f["n_test"], "best_epoch": f.get("best_epoch"),
+                "cells": [_pct(f["metrics"][m]) for m in COLUMNS]} for f in data["folds"]],
+        plugins=json.dumps({"plugins": data.get("plugins"), "upstream_fingerprint": data.get("upstream_fingerprint")}, indent=2),
+        config_json=json.dumps(data["config"], indent=2), environment=json.dumps(data.get("environment", {}), indent=2))
+    (folder / "index.html").write_text(page)
