@@ -173,7 +173,7 @@ def cmd_run(args: argparse.Namespace, out: Console) -> None:
         from serbench.execute import open_run, prepare
 
         run_dir = Path(args.out) / the_plan.run_id
-        jobs = open_run(prepare(the_plan, run_dir), Reporter(quiet=True))
+        jobs = open_run(prepare(the_plan, run_dir))
         print(f"prepared {run_dir}: {len(jobs)} jobs; run them anywhere that sees this directory and the cache:")
         print(f"  serbench job {run_dir} --shard I/N      # frozen features, shard I of N (optional: jobs extract their own)")
         for job in jobs:

@@ -33,7 +33,7 @@ import pandas as pd
 from serbench.errors import SerbenchError
 from serbench.metrics import METRICS
 from serbench.results import Result, SpeakerCounts, load_result, speaker_table
-from serbench.stats import calibrated, fold_statistic, job_statistic
+from serbench.stats import CALIBRATION, calibrated, fold_statistic, job_statistic
 
 EXACT_SPEAKERS = 14  # 2^14 = 16,384 swap sets: enumerated; more speakers: random swaps
 
@@ -158,7 +158,7 @@ def compare(run_dirs: Sequence[str | Path], baseline: str | Path | None = None, 
     return {"schema": "serbench.compare/1", "protocol": results[0].data["config"]["protocol"],
             "speakers": len(speakers), "jobs": [list(j) for j in jobs],
             "test": "speaker-block paired permutation (two-sided)",
-            "interval": "paired speaker bootstrap, " + calibrated.__doc__.split("\n")[0].rstrip("."),
+            "interval": f"paired speaker bootstrap, {CALIBRATION}",
             "statistic": "per (fold, seed) job, mean over seeds, then over folds (as in the table)",
             "baseline": str(baseline) if baseline else None, "comparisons": rows}
 

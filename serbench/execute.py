@@ -38,7 +38,7 @@ from serbench.features import (
 from serbench.finetune import UPSTREAM_PARAMS
 from serbench.job import Workspace, claim_and_run
 from serbench.metrics import METRICS
-from serbench.plan import Plan, load_plan, plan
+from serbench.plan import Plan, describe_recipe, load_plan, plan
 from serbench.progress import Reporter
 from serbench.results import Job, Result, failure_path, finish, job_done, read_records
 from serbench.user_config import cache_dir
@@ -72,11 +72,11 @@ def prepare(the_plan: Plan, run_dir: Path) -> Workspace:
                      frontend_cache={} if frozen_frontend else None)
 
 
-def open_run(ws: Workspace, reporter: Reporter) -> list[Job]:
+def open_run(ws: Workspace) -> list[Job]:
     """Create or resume the run directory; its jobs."""
     _check_corpus(ws.run_dir, ws.protocol)
     write_json(ws.run_dir / "config.json", ws.plan.config)
-    jobs = [Job(fold.name, seed) for fold in ws.protocol.folds for seed in ws.plan.config["seeds"]]
+    jobs = _all_jobs(ws)
     write_json(ws.run_dir / "jobs.json", [job._asdict() for job in jobs])  # serbench status
     return jobs
 
@@ -281,10 +281,8 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
     ws = prepare(the_plan, run_dir)
     reporter.log_to(run_dir / "run.log")
     try:
-        jobs = open_run(ws, reporter)
+        jobs = open_run(ws)
         reporter.info(f"run {the_plan.run_id} -> {run_dir}")
-        from serbench.plan import describe_recipe
-
         reporter.info(describe_recipe(the_plan.config))
         wanted = None if only is None else [Job(str(f), int(s)) for f, s in only]
         unknown = [job for job in (wanted or ()) if job not in jobs]

@@ -46,16 +46,17 @@ def settings(result: Result) -> str:
 HEADERS = ["protocol", "upstream", "downstream", "pooling", "loss", "recipe", "settings", "seeds", "run"]
 
 
+def ordered(results: Sequence[Result]) -> list[Result]:
+    """Runs by protocol, best first on its main metric: the order of every table."""
+    return sorted(results, key=lambda r: (r.data["config"]["protocol"], -r.summary[r.data.get("main_metric", "ua")]["mean"]))
+
+
 def rows(results: Sequence[Result], ci: str = "t") -> list[list[str]]:
     """One row per run, best first within a protocol: what the run is (every column of
     ``HEADERS``), then each metric's mean ± half-width."""
     _check_ci(ci)
-    ordered = sorted(
-        results,
-        key=lambda r: (r.data["config"]["protocol"], -r.summary[r.data.get("main_metric", "ua")]["mean"]),
-    )
     table = []
-    for r in ordered:
+    for r in ordered(results):
         config = r.data["config"]
         table.append(
             [config["protocol"], config["upstream"], config["downstream"], config["pooling"], config.get("loss", "?"),
@@ -92,8 +93,7 @@ def csv_table(results: Sequence[Result]) -> str:
     writer = csv.writer(out)
     metrics = [f"{m}_{part}" for m in COLUMNS for part in ("mean", "t_low", "t_high", "boot_low", "boot_high")]
     writer.writerow(HEADERS + metrics + ["speakers"])
-    for row, r in zip(rows(results), sorted(results, key=lambda r: (r.data["config"]["protocol"],
-                                                                    -r.summary[r.data.get("main_metric", "ua")]["mean"]))):
+    for row, r in zip(rows(results), ordered(results)):
         values = []
         for m in COLUMNS:
             entry = r.summary[m]

@@ -20,7 +20,7 @@ from pathlib import Path
 from jinja2 import Environment
 
 from serbench.errors import SerbenchError
-from serbench.leaderboard import COLUMNS, reported_for, settings
+from serbench.leaderboard import COLUMNS, ordered, reported_for, settings
 from serbench.results import Result
 
 STYLE = """
@@ -150,7 +150,7 @@ def build(results: Sequence[Result], target: str | Path, reg, ci: str = "t") -> 
         main = group[0].data.get("main_metric", "ua")
         close, unpaired = _close_to_best(group, main)
         rows, notes = [], []
-        for r in sorted(group, key=lambda r: -r.summary[main]["mean"]):
+        for r in ordered(group):
             config = r.data["config"]
             rows.append({"kind": "measured", "link": f"runs/{r.run_id}/index.html", "downstream": config["downstream"],
                          "mark": r.run_id in close, "upstream": config["upstream"], "pooling": config["pooling"],

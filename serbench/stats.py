@@ -62,6 +62,9 @@ def job_statistic(per_job: np.ndarray, fold_of_job: np.ndarray) -> dict[str, np.
     return out
 
 
+CALIBRATION = "estimate ± t(S-1) x bootstrap standard error x sqrt(S/(S-1)), S the number of speakers"
+
+
 def calibrated(estimate: float, replicates: np.ndarray, clusters: int) -> list[float]:
     """Estimate ± t(S-1) x bootstrap standard error x sqrt(S/(S-1)), S the number of speakers.
 
