@@ -9,6 +9,9 @@
   calibrated speaker bootstrap), on one axis;
 - ``per_fold``: each metric per fold (every seed a point, the fold's mean a bar);
 - ``curves``: each job's dev criterion per epoch (the early-stopping curve), best epoch marked.
+
+:func:`plot_systems` draws the suite-level forest plot: every run of a protocol on one axis,
+its main metric with both 95% intervals (the leaderboard site shows it per protocol).
 """
 
 from __future__ import annotations
@@ -171,3 +174,32 @@ def _curves(plt, result: Result, records: list[dict]):
     if len(records) <= 15:
         ax.legend(fontsize=6, ncol=2)
     return figure
+
+
+def plot_systems(results: list[Result], path: Path) -> Path:
+    """A forest plot of several runs (one protocol): each run's main metric, mean over folds,
+    with its t and calibrated speaker-bootstrap 95% intervals, best first."""
+    from serbench.leaderboard import ordered
+
+    plt = _pyplot()
+    runs = ordered(results)
+    metric = runs[0].data.get("main_metric", "ua")
+    figure, ax = plt.subplots(figsize=(7.0, 1.0 + 0.45 * len(runs)))
+    for row, r in enumerate(runs):
+        entry = r.summary[metric]
+        for offset, key, color, label in ((-0.12, "ci95", "#4c72b0", "t over folds"),
+                                          (0.12, "ci95_bootstrap", "#dd8452", "speaker bootstrap")):
+            if entry.get(key):
+                ax.plot([entry[key][0] * 100, entry[key][1] * 100], [row + offset] * 2, color=color, lw=2,
+                        label=label if row == 0 else None)
+            ax.plot(entry["mean"] * 100, row + offset, "o", color=color)
+    config = [r.data["config"] for r in runs]
+    ax.set_yticks(range(len(runs)), [f"{c['downstream']} / {c['upstream']}" for c in config])
+    ax.invert_yaxis()
+    ax.set_xlabel(f"{COLUMNS.get(metric, metric)} % (mean over folds, 95% intervals)")
+    ax.set_title(f"{config[0]['protocol']}: every system")
+    ax.legend(fontsize=7, loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path

@@ -81,6 +81,7 @@ protocol and test split only, with what differs from the measured row. Click a c
 {% endfor %}
 </tbody></table>
 {% if section.note %}<p>{{ section.note }}</p>{% endif %}
+<img src="{{ section.figure }}" alt="forest plot of every system on {{ section.protocol }}">
 {% endfor %}
 <script>{{ sort | safe }}</script>
 </body></html>
@@ -138,7 +139,7 @@ def _close_to_best(group: Sequence[Result], metric: str) -> tuple[set[str], str]
 
 def build(results: Sequence[Result], target: str | Path, reg, ci: str = "t") -> Path:
     """Write the site into ``target``; the index page."""
-    from serbench.plots import plot_run
+    from serbench.plots import plot_run, plot_systems
 
     target = Path(target)
     (target / "runs").mkdir(parents=True, exist_ok=True)
@@ -164,7 +165,9 @@ def build(results: Sequence[Result], target: str | Path, reg, ci: str = "t") -> 
                 notes.append(f"{r.run_id}: {why}")
             _run_page(env, r, target / "runs" / r.run_id, plot_run)
         note = ("No reported row on this protocol and test split for: " + "; ".join(notes) + ".") if notes else ""
-        sections.append({"protocol": protocol, "rows": rows, "note": " ".join(filter(None, [unpaired, note]))})
+        figure = plot_systems(group, target / f"forest-{protocol}.svg").name
+        sections.append({"protocol": protocol, "rows": rows, "note": " ".join(filter(None, [unpaired, note])),
+                         "figure": figure})
     ci_note = "Student-t over folds" if ci == "t" else "calibrated speaker bootstrap"
     index = target / "index.html"
     index.write_text(env.from_string(INDEX).render(title="serbench leaderboard", style=STYLE, sort=SORT, headers=headers,
@@ -184,13 +187,15 @@ def _reported_rows(r: Result, pairs: list[dict]) -> list[dict]:
     from serbench.leaderboard import UNITS
 
     config = r.data["config"]
-    by_variant: dict[str, dict] = {}
-    for row in pairs:
-        by_variant.setdefault(f"{row['encoder']}, {row['pooling']}", {})[row["metric"]] = row["value"] * UNITS[row["unit"]]
+    by_variant: dict[tuple, dict] = {}
+    for row in pairs:  # one row per reported variant and setup; its metrics side by side
+        key = (row.get("variant", ""), f"{row['encoder']}, {row['pooling']}")
+        by_variant.setdefault(key, {})[row["metric"]] = row["value"] * UNITS[row["unit"]]
     out = []
-    for setup, values in by_variant.items():
+    for (variant, setup), values in by_variant.items():
         differs = f"reported with {setup} (measured: {config['upstream']}, {config['pooling']})"
-        out.append({"kind": "reported", "link": f"runs/{r.run_id}/index.html", "downstream": f"{config['downstream']} (reported)",
+        name = f"{config['downstream']} (reported{': ' + variant if variant else ''})"
+        out.append({"kind": "reported", "link": f"runs/{r.run_id}/index.html", "downstream": name,
                     "mark": False, "upstream": differs, "pooling": "", "loss": "", "recipe": "paper", "settings": "",
                     "seeds": "", "metrics": [{"value": values.get(m, ""), "title": "as published",
                                               "text": f"{values[m]:.2f}" if m in values else "–"} for m in COLUMNS]})

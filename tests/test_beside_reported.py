@@ -59,3 +59,18 @@ def test_leaderboard_command_puts_results_beside_reported(tmp_path):
     done = run_cli("leaderboard", str(result.run_dir), "--reported")
     assert done.returncode == 0, done.stderr
     assert "reported variant" in done.stdout.splitlines()[0] and "75.00 ± 2.00" in done.stdout
+
+
+def test_the_site_puts_reported_rows_beside_like_results_only(tmp_path):
+    from serbench.leaderboard import reported_for
+    from serbench.site import _reported_rows
+
+    reg = registry()
+    test1 = _result(tmp_path, "wavlm_cond", "msp_podcast", {"test_set": "Test1"}, run_id="t1")
+    dev = _result(tmp_path, "wavlm_cond", "msp_podcast", {"test_set": "Development"}, run_id="dv")
+    assert _reported_rows(test1, reported_for(test1, reg)[1]) == []  # a Test1 run beside no Development number
+    rows = _reported_rows(dev, reported_for(dev, reg)[1])
+    assert rows and all(row["kind"] == "reported" for row in rows)
+    assert all("(measured: hubert_base, own)" in row["upstream"] for row in rows)  # what differs is said
+    shown = [cell["text"] for row in rows for cell in row["metrics"]]
+    assert "32.00" in shown  # the paper's 0.32, in percent like the measured cells

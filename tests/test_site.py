@@ -65,6 +65,8 @@ def test_the_site_in_a_real_browser(site, tmp_path):
         assert values() == sorted(values())  # ascending
         header.click()
         assert values() == sorted(values(), reverse=True)  # then descending
+        (forest,) = browser.find_elements(By.TAG_NAME, "img")  # every system of the protocol, one forest plot
+        assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", forest)
         browser.save_screenshot(str(tmp_path / "index.png"))
         assert (tmp_path / "index.png").stat().st_size > 10_000
 
