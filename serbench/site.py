@@ -75,7 +75,7 @@ protocol and test split only, with what differs from the measured row. Click a c
 <tr class="{{ row.kind }}">
 <td><a href="{{ row.link }}">{{ row.downstream }}</a>{% if row.mark %} <span class="mark">&#8776;best</span>{% endif %}</td>
 <td>{{ row.upstream }}</td><td>{{ row.pooling }}</td><td>{{ row.loss }}</td><td>{{ row.recipe }}</td>
-<td>{{ row.settings }}</td><td>{{ row.seeds }}</td>
+<td>{{ row.settings }}</td><td>{{ row.seeds }}</td><td><code>{{ row.run }}</code></td>
 {% for m in row.metrics %}<td class="num" data-value="{{ m.value }}" title="{{ m.title }}">{{ m.text }}</td>{% endfor %}
 </tr>
 {% endfor %}
@@ -144,7 +144,7 @@ def build(results: Sequence[Result], target: str | Path, reg, ci: str = "t") -> 
     target = Path(target)
     (target / "runs").mkdir(parents=True, exist_ok=True)
     env = Environment(autoescape=True)
-    headers = ["downstream", "upstream", "pooling", "loss", "recipe", "settings", "seeds"] + [f"{n} (%)" for n in COLUMNS.values()]
+    headers = ["downstream", "upstream", "pooling", "loss", "recipe", "settings", "seeds", "run"] + [f"{n} (%)" for n in COLUMNS.values()]
     sections = []
     for protocol in dict.fromkeys(r.data["config"]["protocol"] for r in results):
         group = [r for r in results if r.data["config"]["protocol"] == protocol]
@@ -156,7 +156,7 @@ def build(results: Sequence[Result], target: str | Path, reg, ci: str = "t") -> 
             rows.append({"kind": "measured", "link": f"runs/{r.run_id}/index.html", "downstream": config["downstream"],
                          "mark": r.run_id in close, "upstream": config["upstream"], "pooling": config["pooling"],
                          "loss": config.get("loss"), "recipe": (config.get("recipe") or {}).get("name", ""),
-                         "settings": settings(r), "seeds": ",".join(map(str, config["seeds"])),
+                         "settings": settings(r), "seeds": ",".join(map(str, config["seeds"])), "run": r.run_id,
                          "metrics": [_metric_cell(r.summary[m], ci, r) for m in COLUMNS]})
             split, pairs, why = reported_for(r, reg)
             for row in _reported_rows(r, pairs):
@@ -197,7 +197,7 @@ def _reported_rows(r: Result, pairs: list[dict]) -> list[dict]:
         name = f"{config['downstream']} (reported{': ' + variant if variant else ''})"
         out.append({"kind": "reported", "link": f"runs/{r.run_id}/index.html", "downstream": name,
                     "mark": False, "upstream": differs, "pooling": "", "loss": "", "recipe": "paper", "settings": "",
-                    "seeds": "", "metrics": [{"value": values.get(m, ""), "title": "as published",
+                    "seeds": "", "run": "", "metrics": [{"value": values.get(m, ""), "title": "as published",
                                               "text": f"{values[m]:.2f}" if m in values else "–"} for m in COLUMNS]})
     return out
 

@@ -54,6 +54,7 @@ def test_the_site_in_a_real_browser(site, tmp_path):
         links = {a.get_attribute("href").split("/runs/")[1].split("/")[0]
                  for a in browser.find_elements(By.CSS_SELECTOR, "#table-synthetic tbody tr.measured a")}
         assert links == set(run_ids)
+        assert sorted(row.find_element(By.TAG_NAME, "code").text for row in rows) == sorted(run_ids)  # the run id shown
         header = next(th for th in browser.find_elements(By.CSS_SELECTOR, "#table-synthetic th") if th.text.startswith("UA"))
         column = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#table-synthetic th")].index(header.text)
 
