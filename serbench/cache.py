@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from serbench import locks
-from serbench.atomic import write_json
+from serbench.atomic import temporary, write_json
 
 FORMAT_VERSION = 1
 
@@ -99,7 +98,7 @@ class FeatureCache:
     def write_array(path: Path, array: np.ndarray) -> None:
         """Write ``array`` to ``path`` atomically (a reader sees the old file or the whole new one)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".npy.tmp")
+        fd, tmp = temporary(path, ".npy.tmp")
         try:
             with os.fdopen(fd, "wb") as handle:
                 np.save(handle, array)

@@ -77,6 +77,9 @@ def fuse(run_dirs: list[str | Path], out: str | Path) -> Result:
                            if Job(str(f["fold"]), int(f["seed"])) not in set(jobs)] for r in runs}
     left_out = {run: dropped for run, dropped in left_out.items() if dropped}
     out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise SerbenchError(f"serbench fuse --out {out}: already exists and is not empty (a run directory would be "
+                            "overwritten); give a new folder")
     index = {c: k for k, c in enumerate(classes)}
     columns = [f"prob_{c}" for c in classes]
     weights_by_job = {}

@@ -173,6 +173,11 @@ def plan(
     check_keys(merged, {**params, "train": TRAIN_PARAMS, "cache": CACHE_PARAMS, "executor": runner_spec.params})
     if not seeds:
         raise SerbenchError("--seeds: give at least one seed, e.g. --seeds 0,1,2")
+    twice = sorted({int(s) for s in seeds if list(seeds).count(s) > 1})
+    if twice:
+        raise SerbenchError(f"--seeds: seed {twice[0]} is given twice (every job would run twice)")
+    if any(int(s) < 0 for s in seeds):
+        raise SerbenchError(f"--seeds: {min(int(s) for s in seeds)} is negative; seeds are integers from 0")
     resolved_device = resolve_device(device)
     location = _data_for(specs["protocol"], data)
     config: dict[str, Any] = {

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import pluggy
 
 from serbench import hookspecs
+from serbench.errors import did_you_mean
 
 GROUP = "serbench"
 AUTOLOAD_ENV = "SERBENCH_DISABLE_PLUGIN_AUTOLOAD"
@@ -60,11 +61,25 @@ def make_plugin_manager(autoload: bool | None = None) -> Plugins:
             continue
         try:
             module = ep.load()
+            unknown = _unknown_hooks(module)
+            if unknown:
+                raise LookupError(unknown)
             pm.register(module, name=ep.name)
-        except Exception as exc:  # a broken plugin must not take the others down
+        except (Exception, SystemExit) as exc:  # a broken plugin (even one calling sys.exit) must not take the others down
             message = f"{type(exc).__name__}: {exc}"
             plugins.failures[ep.name] = message
             warnings.warn(f"serbench plugin {ep.name!r} ({ep.value}) failed to load: {message}")
             continue
         plugins.origins[ep.name] = dist_name
+    pm.check_pending()  # every registered hook implementation has a spec (checked per plugin above)
     return plugins
+
+
+def _unknown_hooks(module) -> str:
+    """Why ``module`` cannot register: a function marked ``@hookimpl`` whose name is no serbench
+    hook (pluggy would register it silently and it would contribute nothing); '' if none."""
+    known = {name for name in dir(hookspecs) if name.startswith("register_")}
+    for name in dir(module):
+        if hasattr(getattr(module, name), f"{GROUP}_impl") and name not in known:
+            return f"@hookimpl {name} is not a serbench hook{did_you_mean(name, sorted(known))}"
+    return ""

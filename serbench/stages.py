@@ -10,7 +10,6 @@ the stage under the run directory, so a rerun resumes after the last finished st
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from serbench.atomic import temporary
 from serbench.batching import bucketed
 from serbench.errors import SerbenchError
 
@@ -110,7 +110,7 @@ def run_stages(model: torch.nn.Module, stages: Sequence[Stage], splits: dict[str
             advance(1)
         seen[stage.name] = guard.seen
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        fd, tmp = temporary(path)
         os.close(fd)
         torch.save(model.state_dict(), tmp)
         os.replace(tmp, path)

@@ -18,6 +18,7 @@ from torch import nn
 
 from serbench.batching import bucketed
 from serbench.corpus import Utterance
+from serbench.errors import SerbenchError
 from serbench.metrics import confusion, from_confusion
 from serbench.specs import Param
 
@@ -137,16 +138,21 @@ def train_fold(
     epoch = 0
     for epoch in range(1, params["max_epochs"] + 1):
         model.train()
+        total = torch.zeros((), device=device)  # checked once per epoch: no host sync per batch
         for chunk in _batches(data, data.train, params["batch_size"], generator, params["bucket_batches"]):
             batch = data.batcher(chunk, labels, train=True)
             with autocast:
                 loss = loss_fn(model(batch), batch)
+            total += loss.detach().float()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if params["grad_clip"] > 0:
                 nn.utils.clip_grad_norm_(model.parameters(), params["grad_clip"])
             optimizer.step()
             scheduler.step()
+        if not torch.isfinite(total):
+            raise SerbenchError(f"training loss is {total.item()} at epoch {epoch}: training diverged or the inputs hold "
+                                "NaN/inf (lower train.lr, or check the features); nothing is scored")
         if params["select_on"] == "loss":
             score = -dev_loss(model, loss_fn, data, params["batch_size"])
         else:

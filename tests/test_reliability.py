@@ -1,0 +1,89 @@
+"""Issue 12, first part: files get the umask's mode, bad seeds and fold names are refused
+before anything is written, fuse never overwrites a run, a diverging job reports no score, and
+a misspelled hook is named instead of registering silently."""
+
+from __future__ import annotations
+
+import os
+import stat
+import types
+
+import numpy as np
+import pytest
+from lookalike import tiny_wav
+
+import serbench
+from serbench.errors import SerbenchError
+
+FAST = ["protocol.per_class=1", "train.max_epochs=2"]
+
+
+@pytest.fixture
+def umask_022():
+    before = os.umask(0o022)
+    yield
+    os.umask(before)
+
+
+def test_written_files_get_the_umask_mode(tmp_path, umask_022):
+    from serbench.atomic import write_text
+    from serbench.cache import CacheKey, FeatureCache
+
+    write_text(tmp_path / "a.json", "{}")
+    assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o644  # not mkstemp's 0600: a lab can share it
+    cache = FeatureCache(tmp_path / "cache", CacheKey("fbank", "fp", (0,), "float16", 4, 100.0))
+    cache.store("ab" * 16, np.zeros((1, 3, 4), dtype=np.float16))
+    assert stat.S_IMODE(cache.path("ab" * 16).stat().st_mode) == 0o644
+    os.umask(0o077)
+    write_text(tmp_path / "b.json", "{}")
+    assert stat.S_IMODE((tmp_path / "b.json").stat().st_mode) == 0o600  # the umask decides, as for open()
+
+
+@pytest.mark.parametrize("seeds, message", [((0, 0), "seed 0 is given twice"), ((1, -1), "-1 is negative")])
+def test_bad_seeds_are_refused(seeds, message):
+    from serbench.plan import plan
+
+    with pytest.raises(SerbenchError, match=message):
+        plan("fbank", "superb", protocol="synthetic", seeds=seeds, device="cpu")
+
+
+def test_a_fold_name_that_would_leave_the_run_directory_is_refused(tmp_path):
+    rows = [f"wav/{k}.wav,{'ab'[k % 2]},s{k % 4},{'x/../../victim' if k % 3 == 0 else 1 + k % 3}" for k in range(12)]
+    for k in range(12):
+        tiny_wav(tmp_path / "wav" / f"{k}.wav", k)
+    (tmp_path / "corpus.csv").write_text("path,label,speaker,fold\n" + "\n".join(rows) + "\n")
+    with pytest.raises(SerbenchError, match=r"fold name 'x/../../victim' cannot name a file"):
+        serbench.run("fbank", "superb", protocol="csv", data=tmp_path / "corpus.csv", out=tmp_path / "runs",
+                     overrides=["train.max_epochs=1"])
+    assert not (tmp_path / "runs").exists() and not (tmp_path.parent / "victim").exists()
+
+
+def test_fuse_never_overwrites_a_run_directory(tmp_path):
+    from serbench.fusion import fuse
+
+    a = serbench.run("fbank", "superb", protocol="synthetic", out=tmp_path / "a", overrides=FAST)
+    b = serbench.run("fbank", "superb", pooling="std", protocol="synthetic", out=tmp_path / "b", overrides=FAST)
+    before = (a.run_dir / "result.json").read_text()
+    with pytest.raises(SerbenchError, match="already exists and is not empty"):
+        fuse([a.run_dir, b.run_dir], a.run_dir)
+    assert (a.run_dir / "result.json").read_text() == before
+
+
+def test_a_diverging_job_reports_no_score(tmp_path):
+    with pytest.raises(SerbenchError, match=r"jobs failed \(first: fold 1 seed 0: SerbenchError: training loss is (nan|inf)"):
+        serbench.run("fbank", "superb", protocol="synthetic", out=tmp_path, overrides=[*FAST, "train.lr=1e30"])
+    (run_dir,) = list(tmp_path.iterdir())
+    assert not (run_dir / "result.json").exists() and not list(run_dir.glob("folds/*.json"))
+    assert "nothing is scored" in (run_dir / "failed" / "fold-1_seed-0.json").read_text()
+
+
+def test_a_misspelled_hook_is_named():
+    from serbench.hookspecs import hookimpl
+    from serbench.plugin_manager import _unknown_hooks
+
+    module = types.ModuleType("typo_plugin")
+    module.register_pooling = hookimpl(lambda: [])
+    assert _unknown_hooks(module) == "@hookimpl register_pooling is not a serbench hook (did you mean 'register_poolings'?)"
+    module = types.ModuleType("fine_plugin")
+    module.register_poolings = hookimpl(lambda: [])
+    assert _unknown_hooks(module) == ""
