@@ -31,7 +31,6 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> sub
         text=True,
         env={**os.environ, **(env or {})},
         cwd=cwd,
-        timeout=600,
     )
 
 

@@ -75,7 +75,7 @@ def test_the_heartbeat_keeps_a_claim_fresh(tmp_path):
 def test_two_processes_on_one_run_compute_every_job_once(tmp_path):
     a, b = _start(tmp_path), _start(tmp_path)
     for process in (a, b):
-        _, err = process.communicate(timeout=600)
+        _, err = process.communicate()
         assert process.returncode == 0, err
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     computed = re.findall(r"fold (\S+) seed 0: ua", (run_dir / "run.log").read_text())
@@ -86,9 +86,8 @@ def test_two_processes_on_one_run_compute_every_job_once(tmp_path):
 @pytest.mark.slow
 def test_a_job_killed_midway_is_completed_by_the_next_run_with_the_same_result(tmp_path):
     killed = _start(tmp_path / "killed")
-    deadline = time.time() + 600
     claim = None
-    while time.time() < deadline and killed.poll() is None:  # wait until fold 2 is being computed
+    while killed.poll() is None:  # wait until fold 2 is being computed
         claim = next((tmp_path / "killed").glob("*/claims/fold-2_seed-0.claim"), None)
         if claim is not None:
             break
@@ -99,10 +98,10 @@ def test_a_job_killed_midway_is_completed_by_the_next_run_with_the_same_result(t
     run_dir = claim.parent.parent
     assert claim.exists() and not (run_dir / "result.json").exists()  # the dead owner's claim is left behind
     again = _start(tmp_path / "killed")
-    _, err = again.communicate(timeout=600)
+    _, err = again.communicate()
     assert again.returncode == 0, err
     whole = _start(tmp_path / "whole")
-    _, err = whole.communicate(timeout=600)
+    _, err = whole.communicate()
     assert whole.returncode == 0, err
     (whole_dir,) = list((tmp_path / "whole").iterdir())
     assert whole_dir.name == run_dir.name
