@@ -94,6 +94,17 @@ def resolve_device(device: str) -> torch.device:
     raise SerbenchError(f"--device {device!r}: expected auto, cpu or cuda[:N]")
 
 
+def worker_device(run_device: str, gpus: float, option: str) -> str:
+    """The device a cluster task runs on: ``cuda`` when it is given GPUs, else the CPU; a run
+    on CUDA without GPUs per task is refused (the scheduler would hide them from the task)."""
+    if gpus > 0:
+        return "cuda"
+    if run_device.startswith("cuda"):
+        raise SerbenchError(f"--device {run_device} with {option}=0: the scheduler hides the GPUs from each task "
+                            f"(CUDA_VISIBLE_DEVICES=''); set {option}=1, or --device cpu")
+    return "cpu"
+
+
 def _data_for(spec: Spec, data: str | Path | None) -> Path | None:
     key = spec.meta.get("data_key")
     if key is None:

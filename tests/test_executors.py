@@ -183,9 +183,8 @@ def test_the_slurm_array_script_carries_every_option(tmp_path, monkeypatch):
 
 def test_a_cuda_run_without_gpus_per_task_is_refused():
     pytest.importorskip("submitit", reason="the slurm executor needs pip install 'serbench[slurm]'")
-    from serbench_plugins.executors.slurm import worker_device
-
     from serbench.errors import SerbenchError
+    from serbench.plan import worker_device
 
     assert worker_device("cpu", 0, "-o executor.gpus") == "cpu"
     assert worker_device("cpu", 1, "-o executor.gpus") == "cuda"  # never a silent fall-back to the CPU

@@ -16,9 +16,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from serbench_plugins.executors.slurm import worker_device
-
 from serbench.errors import SerbenchError
+from serbench.plan import worker_device
 
 
 def _work(run_dir: str, unit, device: str, threads: int) -> str:

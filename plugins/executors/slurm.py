@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from serbench.errors import SerbenchError
+from serbench.plan import worker_device
 
 
 def _work(run_dir: str, unit, device: str, threads: int) -> str:
@@ -35,17 +36,6 @@ def _work(run_dir: str, unit, device: str, threads: int) -> str:
 
     torch.set_num_threads(threads)
     return work_unit(run_dir, unit, device)
-
-
-def worker_device(run_device: str, gpus: float, option: str) -> str:
-    """The device a cluster task runs on: ``cuda`` when it is given GPUs, else the CPU; a run
-    on CUDA without GPUs per task is refused (the scheduler would hide them from the task)."""
-    if gpus > 0:
-        return "cuda"
-    if run_device.startswith("cuda"):
-        raise SerbenchError(f"--device {run_device} with {option}=0: the scheduler hides the GPUs from each task "
-                            f"(CUDA_VISIBLE_DEVICES=''); set {option}=1, or --device cpu")
-    return "cpu"
 
 
 class SlurmExecutor:
