@@ -33,13 +33,22 @@ def human_bytes(n: float) -> str:
     return f"{int(n)} B"
 
 
+_HASHES: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> hash, for this process
+
+
 def audio_hash(path: Path) -> str:
-    """Content hash of an audio file (its bytes, header included)."""
-    digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """Content hash of an audio file (its bytes, header included). Read once per process:
+    extraction, the voice-activity cache and the check for missing features all key on it,
+    and a file changed since (another size or modification time) is read again."""
+    info = os.stat(path)
+    key = (os.fspath(path), info.st_size, info.st_mtime_ns)
+    if key not in _HASHES:
+        digest = hashlib.blake2b(digest_size=16)
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        _HASHES[key] = digest.hexdigest()
+    return _HASHES[key]
 
 
 @dataclass(frozen=True)

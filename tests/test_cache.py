@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -165,3 +166,13 @@ def test_voice_activity_masks_are_kept_in_the_cache_and_read_back(tmp_path, monk
         fresh = speech_frames(load_audio(second.protocol.utterances[uid].path), second.upstream.frame_rate,
                               len(mask), second.vad_level)
         assert np.array_equal(mask, fresh) and np.array_equal(mask, first.vad_masks[uid])
+
+
+def test_an_audio_file_is_hashed_once_per_process_until_it_changes(tmp_path):
+    path = tmp_path / "a.wav"
+    tiny_wav(path, 0)
+    first = audio_hash(path)
+    assert audio_hash(path) == first
+    tiny_wav(path, 1)  # other content: another size or modification time, so read again
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+    assert audio_hash(path) != first
