@@ -21,9 +21,12 @@ from serbench.errors import SerbenchError  # noqa: E402
 # The rest is imported on first use (PEP 562): torch, pandas and scipy cost seconds, and
 # ``serbench --help`` needs none of them.
 _LAZY = {"available": "serbench.registry", "create": "serbench.registry", "Result": "serbench.results",
-         "load_result": "serbench.results", "run": "serbench.execute", "compare": "serbench.compare"}
+         "load_result": "serbench.results", "run": "serbench.execute", "compare": "serbench.compare",
+         # what a plugin author needs: ``from serbench import hookimpl, Spec, Param``
+         "hookimpl": "serbench.hookspecs", "Spec": "serbench.specs", "Param": "serbench.specs"}
 
-__all__ = ["SerbenchError", "Result", "available", "compare", "create", "load_result", "run", "__version__"]
+__all__ = ["SerbenchError", "Param", "Result", "Spec", "available", "compare", "create", "hookimpl", "load_result",
+           "run", "__version__"]
 
 
 def __getattr__(name: str):

@@ -26,6 +26,14 @@ def audio_info(path: str | Path):
         raise SerbenchError(f"{path}: cannot read audio ({exc})") from None
 
 
+def check_readable(paths) -> None:
+    """Every file's header readable and at least one sample long (a run checks this before its
+    run directory exists; a header costs microseconds beside hashing or decoding the audio)."""
+    for path in paths:
+        if audio_info(path).frames == 0:
+            raise SerbenchError(f"{path}: audio file has no samples")
+
+
 def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Read ``path`` as mono float32 at ``sample_rate``; channels are averaged and other
     rates resampled with a polyphase filter. A missing or unreadable file names itself."""

@@ -59,10 +59,11 @@ class CacheKey:
     dtype: str
     dim: int
     frame_rate: float
+    version: str = "1"  # the upstream plugin's Spec version: bumping it means its output changed
 
     @property
     def folder_name(self) -> str:
-        identity = json.dumps([FORMAT_VERSION, self.fingerprint, list(self.layers), self.dtype])
+        identity = json.dumps([FORMAT_VERSION, self.fingerprint, list(self.layers), self.dtype, self.version])
         return hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 

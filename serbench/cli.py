@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import traceback
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,6 +45,8 @@ def _seeds(text: str) -> list[int]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="serbench", description="Benchmark speech emotion recognition.", epilog=EPILOG)
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error (also accepted after the command; SERBENCH_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="run a downstream on an upstream under a protocol")
@@ -198,6 +202,7 @@ def cmd_list(args: argparse.Namespace, out: Console) -> None:
         table = Table("parameter", "type", "default", "description")
         for p in spec.params:
             choices = f" (one of {', '.join(map(str, p.choices))})" if p.choices else ""
+            choices += f" ({p.range_text})" if p.bounds else ""
             table.add_row(p.name, p.type.__name__, repr(p.default), escape(p.doc + choices))
         out.print(table if spec.params else "no parameters")
         recipe = spec.meta.get("recipe")
@@ -522,11 +527,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Console()
     if not out.is_terminal:  # files and pipes get full-width tables, not 80 columns
         out = Console(width=160)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("SERBENCH_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args, out) or 0
     except SerbenchError as exc:
+        if debug:
+            traceback.print_exc()
         print(f"serbench: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the machine refused (permissions, a file where a folder goes, a full disk)
+        if debug:
+            traceback.print_exc()
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"serbench: error: {exc.strerror or exc}{where} (--debug shows where)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("serbench: interrupted; finished jobs are kept, rerun the same command to resume", file=sys.stderr)

@@ -62,6 +62,7 @@ class Protocol:
         classes: list[str],
         main_metric: str = "ua",
         expected: dict[str, int] | None = None,
+        required: dict[str, tuple[str, ...]] | None = None,
     ):
         self.name = name
         self.utterances = {u.id: u for u in utterances}
@@ -69,6 +70,7 @@ class Protocol:
         self.classes = list(classes)
         self.main_metric = main_metric
         self.expected = expected or {}
+        self.required = required or {}
         unknown = Counter(u.label for u in utterances if u.label not in self.classes)
         if unknown:
             raise SerbenchError(f"protocol {name}: labels outside {self.classes}: {dict(unknown)}")
@@ -77,6 +79,32 @@ class Protocol:
             missing = [i for i in fold.train + fold.dev + fold.test if i not in self.utterances]
             if missing:
                 raise SerbenchError(f"fold {fold.name}: unknown utterance ids, e.g. {missing[0]}")
+
+    def check_usable(self) -> None:
+        """Refuse what would yield a number that means nothing (a run calls this; ``serbench data
+        check`` reports counts first): fewer than two classes, no fold, a required session or
+        speaker with no utterance, a fold with an empty split or a class it never trains on."""
+        if len(set(self.classes)) < 2 or len(set(self.classes)) < len(self.classes):
+            raise SerbenchError(f"protocol {self.name}: classes {self.classes}: a classifier needs at least two "
+                                "distinct classes")
+        for attribute, wanted in self.required.items():
+            present = {getattr(u, attribute) for u in self.utterances.values()}
+            absent = [w for w in wanted if w not in present]
+            if absent:
+                raise SerbenchError(f"protocol {self.name}: {attribute} {absent[0]} has no utterance (each of "
+                                    f"{', '.join(wanted)} must have some); is the copy of the corpus complete?")
+        if not self.folds:
+            raise SerbenchError(f"protocol {self.name}: no fold")
+        for fold in self.folds:
+            for split in ("train", "dev", "test"):
+                if not getattr(fold, split):
+                    raise SerbenchError(f"protocol {self.name}: fold {fold.name} has no {split} utterance")
+            absent = [c for c, n in zip(self.classes, self.label_counts(fold.train)) if n == 0]
+            if absent:
+                shown = absent[0] if len(absent[0]) <= 40 else absent[0][:37] + "..."
+                raise SerbenchError(f"protocol {self.name}: fold {fold.name}: class {shown!r} has no training "
+                                    "utterance (no model can learn it); drop the class (protocol.classes) or "
+                                    "regroup the folds")
 
     def label_counts(self, ids: tuple[str, ...]) -> list[int]:
         counts = Counter(self.utterances[i].label for i in ids)

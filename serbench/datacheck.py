@@ -28,6 +28,10 @@ def check(protocol: Protocol) -> Report:
     found = protocol.counts()
     keys = list(protocol.expected) + sorted(k for k in found if k not in protocol.expected)
     report = Report([(k, protocol.expected.get(k), found.get(k, 0)) for k in keys])
+    try:
+        protocol.check_usable()
+    except SerbenchError as exc:  # reported beside the counts, which say why
+        report.problems.append(str(exc))
     for u in protocol.utterances.values():
         try:
             info = audio_info(u.path)

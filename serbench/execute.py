@@ -24,7 +24,7 @@ import torch
 
 from serbench import claims, needs
 from serbench.atomic import write_json
-from serbench.audio import load_audio
+from serbench.audio import check_readable, load_audio
 from serbench.cache import CacheKey, FeatureCache, audio_hash
 from serbench.corpus import Protocol
 from serbench.errors import SerbenchError
@@ -63,6 +63,12 @@ def prepare(the_plan: Plan, run_dir: Path) -> Workspace:
     the run directory exists."""
     config, specs = the_plan.config, the_plan.specs
     protocol = specs["protocol"].build(the_plan.data, **config["protocol"]["params"])
+    if not isinstance(protocol, Protocol):
+        raise SerbenchError(f"protocol {specs['protocol'].name} (plugin {specs['protocol'].plugin!r}) returned "
+                            f"{type(protocol).__name__}, not a serbench.corpus.Protocol")
+    protocol.check_usable()
+    used = sorted({i for f in protocol.folds for i in f.train + f.dev + f.test})
+    check_readable(protocol.utterances[i].path for i in used)
     wanted = needs.declared(specs, config)
     needs.check(protocol, wanted, specs)
     vad_level = needs.vad_aggressiveness(specs, config) if "vad" in wanted else None
@@ -106,7 +112,8 @@ def load_inputs(ws: Workspace, jobs: Sequence[Job], reporter: Reporter, shard: S
 
 def _cache_key(ws: Workspace) -> CacheKey:
     return CacheKey(ws.plan.specs["upstream"].name, ws.upstream.fingerprint(), ws.layers,
-                    ws.plan.config["cache"]["dtype"], ws.upstream.dim, ws.upstream.frame_rate)
+                    ws.plan.config["cache"]["dtype"], ws.upstream.dim, ws.upstream.frame_rate,
+                    ws.plan.specs["upstream"].version)
 
 
 def _cache(ws: Workspace) -> FeatureCache | None:
@@ -284,10 +291,12 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
     summarise from disk (unless ``summarise`` is false)."""
     started = time.perf_counter()
     reporter = reporter or Reporter(quiet=True)
-    run_dir = Path(out) / the_plan.run_id
-    ws = prepare(the_plan, run_dir)
-    reporter.log_to(run_dir / "run.log")
-    try:
+    try:  # the reporter's handlers are removed however this ends (a refusal included)
+        if Path(out).exists() and not Path(out).is_dir():
+            raise SerbenchError(f"--out {out}: is a file, expected a folder for run directories")
+        run_dir = Path(out) / the_plan.run_id
+        ws = prepare(the_plan, run_dir)
+        reporter.log_to(run_dir / "run.log")
         jobs = open_run(ws)
         reporter.info(f"run {the_plan.run_id} -> {run_dir}")
         reporter.info(describe_recipe(the_plan.config))

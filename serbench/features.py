@@ -19,6 +19,7 @@ import torch
 
 from serbench.audio import audio_info, load_audio
 from serbench.cache import FeatureCache, audio_hash, human_bytes
+from serbench.conformance import check_upstream
 from serbench.corpus import Utterance
 from serbench.errors import SerbenchError
 from serbench.specs import Param
@@ -26,7 +27,7 @@ from serbench.upstream import Upstream
 
 CACHE_PARAMS = (
     Param("enabled", bool, True, "reuse features across runs from $SERBENCH_CACHE"),
-    Param("budget_gb", float, 100.0, "refuse to write more new features than this"),
+    Param("budget_gb", float, 100.0, "refuse to write more new features than this", bounds=">= 0"),
     Param("dtype", str, "float16", "storage precision", ("float16", "float32")),
 )
 
@@ -115,6 +116,7 @@ def _encode(upstream, utterances, batch, wavs, device, index, autocast):
         padded[row, : wav.size] = torch.from_numpy(wav)
     with torch.inference_mode(), autocast:
         out = upstream(padded.to(device), sizes.to(device))
+    check_upstream(out, upstream, len(wavs), getattr(upstream, "name", ""))
     hidden = out.hidden_states.index_select(0, index.to(out.hidden_states.device)).float().cpu().numpy()
     for row, i in enumerate(batch):
         yield utterances[i], hidden[:, row, : int(out.lengths[row])]

@@ -25,9 +25,9 @@ from serbench.vad import speech_frames
 
 # Parameters every upstream takes; the host applies them, the upstream's factory never sees them.
 UPSTREAM_PARAMS = (
-    Param("layers", tuple, (), "hidden states to keep, e.g. [0, 12, 24] (default: all)"),
+    Param("layers", tuple, (), "hidden states to keep, e.g. [0, 12, 24] (default: all)", item=int),
     Param("finetune", bool, False, "train the encoder with the head (on when the downstream asks for it)"),
-    Param("lr", float, 3e-5, "encoder learning rate when fine-tuning"),
+    Param("lr", float, 3e-5, "encoder learning rate when fine-tuning", bounds="> 0"),
     Param("freeze_frontend", bool, True, "keep the convolutional front-end frozen when fine-tuning"),
     Param("gradient_checkpointing", bool, False, "trade compute for memory in the encoder when fine-tuning"),
     Param("cache_frontend", bool, True, "when fine-tuning with a frozen front-end, keep its output per uncropped utterance for the run"),

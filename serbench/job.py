@@ -13,19 +13,21 @@ import random
 import socket
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from serbench import claims, finetune, heap, stages
+from serbench import claims, conformance, finetune, heap, stages
 from serbench.atomic import write_json
 from serbench.batching import AudioBatcher, FeatureBatcher
 from serbench.corpus import Protocol
 from serbench.downstream import DownstreamContext
+from serbench.errors import SerbenchError
 from serbench.metrics import METRICS, score
 from serbench.plan import Plan
 from serbench.progress import Reporter
@@ -108,6 +110,27 @@ def _predictions_frame(proto: Protocol, fold: str, seed: int, ids: Sequence[str]
     return frame
 
 
+def _checked_pooling(spec, dim: int, params: Mapping[str, Any]) -> torch.nn.Module:
+    pooling = spec.build(dim, **params)
+    out_dim = getattr(pooling, "out_dim", None)
+    if not isinstance(out_dim, int) or out_dim < 1:
+        raise SerbenchError(f"pooling {spec.name} ({conformance.origin(pooling)}): out_dim is {out_dim!r}, "
+                            "expected a positive int (the width of what it returns)")
+    return conformance.check_pooling_once(pooling, out_dim, spec.name)
+
+
+@torch.no_grad()
+def _check_first_batch(model: torch.nn.Module, loss, data: FoldData, specs: Mapping, device: torch.device) -> None:
+    """Two training utterances through the model and the loss before training: a plugin whose
+    output breaks its contract is named now, not in a traceback later (eval mode: no dropout
+    draws, so the training that follows is unchanged)."""
+    model.to(device).eval()
+    batch = data.batcher(list(data.train[:2]))
+    out = model(batch)
+    conformance.check_downstream(out, model, batch, len(data.classes), specs["downstream"].name)
+    conformance.check_loss(loss(out, batch), loss, specs["loss"].name)
+
+
 def run_job(ws: Workspace, job: Job, reporter: Reporter) -> None:
     """One (fold, seed): build, train, test once, write the job's files."""
     the_plan, protocol, layers, features, run_dir = ws.plan, ws.protocol, ws.layers, ws.features, ws.run_dir
@@ -123,7 +146,7 @@ def run_job(ws: Workspace, job: Job, reporter: Reporter) -> None:
         dim=upstream.dim,
         frame_rate=upstream.frame_rate,
         classes=tuple(protocol.classes),
-        make_pooling=lambda dim: pooling_spec.build(dim, **pooling_params),
+        make_pooling=lambda dim: _checked_pooling(pooling_spec, dim, pooling_params),
         train_counts=tuple(protocol.label_counts(fold.train)),
         loss=specs["loss"].name,
     )
@@ -147,6 +170,7 @@ def run_job(ws: Workspace, job: Job, reporter: Reporter) -> None:
         stages.run_stages(model, method_stages(), {"train": fold.train, "dev": fold.dev}, batcher, the_plan.device,
                           seed, run_dir / "stages" / job_stem(fold.name, seed), specs["downstream"].name, reporter.info,
                           reporter.task, bf16=train["bf16"])
+    _check_first_batch(model, loss, data, specs, the_plan.device)
     with reporter.task(f"fold {fold.name} seed {seed} (epochs)", train["max_epochs"], announce=False) as advance:
         outcome = train_fold(
             model, loss, data, protocol.main_metric, train, seed, the_plan.device,

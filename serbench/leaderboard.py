@@ -72,7 +72,8 @@ def markdown(results: Sequence[Result], ci: str = "t") -> str:
     speakers = sorted({r.summary["ua"].get("speakers") for r in results} - {None})
     note = ("Student-t over folds" if ci == "t" else
             "speaker bootstrap, calibrated for few speakers" + (f"; {'/'.join(map(str, speakers))} speakers" if speakers else ""))
-    body = tabulate(rows(results, ci), headers=headers, tablefmt="pipe", disable_numparse=True)
+    cells = [[str(c).replace("|", "\\|") for c in row] for row in rows(results, ci)]  # a '|' would split a cell
+    body = tabulate(cells, headers=headers, tablefmt="pipe", disable_numparse=True)
     return f"{body}\n\nValues: mean over folds ± half-width of its 95% confidence interval ({note}).\n"
 
 

@@ -73,6 +73,11 @@ def load_plan(run_dir: Path, device: str = "auto", reg: Registry | None = None) 
                    device, config["overrides"], reg, config["recipe"]["name"], config.get("executor", {}).get("name", "local"))
     if rebuilt.run_id != run_dir.name:
         now, then = identity(rebuilt.config), identity(config)
+        bumped = [f"{kind} {now[kind]['name']} {then[kind].get('version', '1')} -> {now[kind]['version']}"
+                  for kind in rebuilt.specs if then[kind].get("version", "1") != now[kind]["version"]]
+        if bumped:
+            raise SerbenchError(f"{run_dir}: its plugins changed version since it ran ({'; '.join(bumped)}): its "
+                                "job files are not today's results; rerun with serbench run (a new run id)")
         changed = sorted(k for k in then if json.dumps(now.get(k), sort_keys=True) != json.dumps(then[k], sort_keys=True))
         raise SerbenchError(f"{run_dir}: its config.json now resolves to run {rebuilt.run_id} "
                             f"(changed: {', '.join(changed) or 'the id'}); rerun it with serbench run")
@@ -175,6 +180,9 @@ def plan(
     params = {kind: spec.params for kind, spec in specs.items()}
     runner_spec = reg.get("executor", executor)  # where the jobs run: not part of the run's identity
     check_keys(overrides, {**params, "train": TRAIN_PARAMS, "cache": CACHE_PARAMS, "executor": runner_spec.params})
+    if meta.get("upstream") == "finetune" and not specs["upstream"].meta.get("trainable", True):
+        raise SerbenchError(f"downstream {downstream} trains its encoder, and upstream {upstream} has no trainable "
+                            "weights: use a transformers upstream (serbench list upstreams)")
     recipe_values = paper.nested(demo) if paper else {}
     not_applied = {}
     if recipe_values.get("upstream", {}).get("finetune") and not specs["upstream"].meta.get("trainable", True):
@@ -191,8 +199,8 @@ def plan(
         raise SerbenchError(f"--seeds: {min(int(s) for s in seeds)} is negative; seeds are integers from 0")
     resolved_device = resolve_device(device)
     location = _data_for(specs["protocol"], data)
-    config: dict[str, Any] = {
-        kind: {"name": spec.name, "params": spec.resolve(merged.get(kind, {}), f"-o {kind}")}
+    config: dict[str, Any] = {  # a plugin's version is part of the run's identity: bumping it starts afresh
+        kind: {"name": spec.name, "version": spec.version, "params": spec.resolve(merged.get(kind, {}), f"-o {kind}")}
         for kind, spec in specs.items()
     }
     for section, section_params in (("train", TRAIN_PARAMS), ("cache", CACHE_PARAMS)):

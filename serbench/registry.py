@@ -13,7 +13,7 @@ from typing import Any
 
 from serbench.errors import SerbenchError, did_you_mean
 from serbench.plugin_manager import Plugins, make_plugin_manager
-from serbench.specs import KINDS, Spec
+from serbench.specs import KINDS, Param, Spec
 
 HOOKS = {
     "upstream": "register_upstreams",
@@ -49,17 +49,25 @@ class Registry:
                 warnings.warn(f"serbench plugin {impl.plugin_name!r}: {message}")
                 continue
             for spec in specs:
-                self._add(kind, spec, impl.plugin_name)
+                problem = self._problem(kind, spec, impl.plugin_name)
+                if problem:  # skipped like a plugin that fails to import: the others keep working
+                    self.plugins.failures.setdefault(impl.plugin_name, problem)
+                    warnings.warn(f"serbench plugin {impl.plugin_name!r}: {problem} (skipped)")
+                else:
+                    self._add(kind, spec, impl.plugin_name)
 
-    def _add(self, kind: str, spec: Spec, plugin: str) -> None:
+    def _problem(self, kind: str, spec: Any, plugin: str) -> str:
+        """Why ``spec`` cannot be registered ('' when it can): not a Spec, a name taken, a
+        parameter whose default breaks its own declaration."""
         if not isinstance(spec, Spec):
-            raise SerbenchError(f"plugin {plugin!r}: {HOOKS[kind]} returned {spec!r}, not a Spec")
+            return f"{HOOKS[kind]} returned {spec!r}, not a Spec"
         existing = self.specs[kind].get(spec.name)
         if existing is not None:
-            raise SerbenchError(
-                f"duplicate {kind} name {spec.name!r}: registered by plugin "
-                f"{existing.plugin!r} and by plugin {plugin!r}"
-            )
+            return (f"duplicate {kind} name {spec.name!r}: registered by plugin "
+                    f"{existing.plugin!r} and by plugin {plugin!r}")
+        return spec_problem(spec)
+
+    def _add(self, kind: str, spec: Spec, plugin: str) -> None:
         self.specs[kind][spec.name] = Spec(**{**spec.__dict__, "plugin": plugin})
         self.names_by_plugin.setdefault(plugin, []).append(f"{kind}:{spec.name}")
 
@@ -81,6 +89,23 @@ class Registry:
     def create(self, kind: str, name: str, *context: Any, **params: Any) -> Any:
         spec = self.get(kind, name)
         return spec.build(*context, **spec.resolve(params, f"{kind} {name}"))
+
+
+def spec_problem(spec: Spec) -> str:
+    """What is wrong with a spec's declaration itself ('' if nothing): a parameter that is not a
+    Param, a name given twice, or a default its own type, choices or bounds refuse."""
+    seen = set()
+    for param in spec.params:
+        if not isinstance(param, Param):
+            return f"{spec.name}: parameter {param!r} is not a Param"
+        if param.name in seen:
+            return f"{spec.name}: parameter {param.name!r} is declared twice"
+        seen.add(param.name)
+        try:
+            param.coerce(param.default, f"{spec.name}.{param.name} default")
+        except SerbenchError as exc:
+            return str(exc)
+    return ""
 
 
 def check_kind(kind: str) -> str:

@@ -8,6 +8,7 @@ is in memory: it reads the job files back.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -55,14 +56,21 @@ def dev_file(run_dir: Path, fold: str, seed: int) -> Path:
 
 
 def job_done(run_dir: Path, fold: str, seed: int) -> bool:
+    """Done only when the job's files are complete and agree: its record parses, and its test
+    and dev predictions hold ``n_test`` and ``n_dev`` rows (a truncated or edited file is redone)."""
     metrics_file, predictions_file = job_files(run_dir, fold, seed)
-    if not (metrics_file.exists() and predictions_file.exists()):
-        return False
     try:
-        json.loads(metrics_file.read_text())
-    except json.JSONDecodeError:
+        record = json.loads(metrics_file.read_text())
+        rows = (_data_rows(predictions_file), _data_rows(dev_file(run_dir, fold, seed)))
+    except (OSError, ValueError):
         return False
-    return True
+    return isinstance(record, dict) and rows == (record.get("n_test"), record.get("n_dev"))
+
+
+def _data_rows(path: Path) -> int:
+    """Lines after the header of a CSV serbench wrote (no field holds a line break)."""
+    data = path.read_bytes()
+    return max(data.count(b"\n") - 1, 0) if data.endswith(b"\n") else -1
 
 
 def write_job(run_dir: Path, record: dict, predictions: pd.DataFrame, dev: pd.DataFrame) -> None:
@@ -208,4 +216,36 @@ def load_result(path: str | Path) -> Result:
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         found = data.get("schema") if isinstance(data, dict) else type(data).__name__
         raise SerbenchError(f"{file}: not a serbench result (schema {found!r}, expected {SCHEMA!r})")
+    problem = _result_problem(data)
+    if problem:
+        raise SerbenchError(f"{file}: {problem} (a damaged or hand-edited result; rerun serbench finish on its run)")
     return Result(data, file.parent)
+
+
+def _result_problem(data: dict) -> str:
+    """What a table would print wrongly from this result ('' when nothing): a missing part, a
+    score that is not a proportion, an interval that is not two numbers."""
+    config = data.get("config")
+    if not isinstance(config, dict):
+        return "no config"
+    for key in ("protocol", "upstream", "downstream", "pooling"):
+        if not isinstance(config.get(key), str):
+            return f"config.{key} missing"
+    if not isinstance(config.get("seeds"), list):
+        return "config.seeds missing"
+    summary = data.get("summary")
+    if not isinstance(summary, dict):
+        return "no summary"
+    for metric in METRICS:
+        entry = summary.get(metric)
+        if not isinstance(entry, dict):
+            return f"summary.{metric} missing"
+        mean = entry.get("mean")
+        if not isinstance(mean, (int, float)) or not 0.0 <= mean <= 1.0:  # NaN fails both comparisons
+            return f"summary.{metric}.mean is {mean!r}, not a proportion in [0, 1]"
+        for interval in ("ci95", "ci95_bootstrap"):
+            bounds = entry.get(interval)
+            if bounds is not None and (not isinstance(bounds, list) or len(bounds) != 2
+                                       or not all(isinstance(b, (int, float)) and math.isfinite(b) for b in bounds)):
+                return f"summary.{metric}.{interval} is {bounds!r}, not two finite numbers"
+    return ""

@@ -10,6 +10,7 @@ import ast
 import importlib
 import importlib.util
 import inspect
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,12 @@ class Param:
     default: Any
     doc: str
     choices: tuple[Any, ...] | None = None
+    bounds: str = ""  # the allowed range: "> 0", ">= 0", "(0, 1)", "[0, 1)", ...; each item's for a tuple
+    item: type | None = None  # a tuple's element type
+
+    def __post_init__(self) -> None:
+        if self.bounds:
+            _parse_bounds(self.bounds, self.name)
 
     def coerce(self, value: Any, where: str) -> Any:
         """Return ``value`` converted to this parameter's type, or raise naming ``where``."""
@@ -43,7 +50,43 @@ class Param:
             raise SerbenchError(
                 f"{where}: {converted!r} is not one of {', '.join(map(repr, self.choices))}"
             )
+        items = converted if self.type is tuple else (converted,)
+        if self.item is not None:
+            items = tuple(_convert(v, self.item) for v in items)
+            bad = [v for v, c in zip(converted, items) if c is _INVALID]
+            if bad:
+                raise SerbenchError(f"{where}: expected a list of {self.item.__name__}, got {bad[0]!r} in {value!r}")
+            converted = items if self.type is tuple else converted
+        if self.bounds:
+            inside = _parse_bounds(self.bounds, self.name)
+            outside = [v for v in items if isinstance(v, (int, float)) and not inside(v)]
+            if outside:
+                raise SerbenchError(f"{where}: {outside[0]!r} is out of range (must be {self.range_text})")
         return converted
+
+    @property
+    def range_text(self) -> str:
+        """``bounds`` in words for messages and tables: '>= 1', 'in (0, 1)'; '' when unbounded."""
+        return f"in {self.bounds}" if self.bounds[:1] in "[(" and self.bounds else self.bounds
+
+
+_NUMBER = r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:e-?\d+)?"
+_ONE_SIDED = re.compile(rf"(>=|>|<=|<)\s*({_NUMBER})")
+_INTERVAL = re.compile(rf"([\[(])\s*({_NUMBER})\s*,\s*({_NUMBER})\s*([\])])")
+
+
+def _parse_bounds(text: str, name: str) -> Callable[[float], bool]:
+    """``"> 0"``, ``"[0, 1)"``, ... as a predicate; a malformed one is the plugin's error."""
+    one = _ONE_SIDED.fullmatch(text.strip())
+    if one:
+        op, limit = one.group(1), float(one.group(2))
+        return {">": lambda v: v > limit, ">=": lambda v: v >= limit,
+                "<": lambda v: v < limit, "<=": lambda v: v <= limit}[op]
+    two = _INTERVAL.fullmatch(text.strip())
+    if two:
+        left, low, high, right = two.group(1), float(two.group(2)), float(two.group(3)), two.group(4)
+        return lambda v: (v >= low if left == "[" else v > low) and (v <= high if right == "]" else v < high)
+    raise ValueError(f"Param {name!r}: bounds {text!r} is not '> x', '>= x', '< x', '<= x' or an interval like '[0, 1)'")
 
 
 _INVALID = object()

@@ -23,20 +23,20 @@ from serbench.metrics import confusion, from_confusion
 from serbench.specs import Param
 
 TRAIN_PARAMS = (
-    Param("lr", float, 1e-3, "AdamW learning rate"),
-    Param("weight_decay", float, 0.01, "AdamW weight decay"),
-    Param("batch_size", int, 32, "utterances per training step"),
-    Param("max_epochs", int, 30, "upper bound on passes over the training split"),
-    Param("patience", int, 5, "epochs without a better dev score before stopping"),
-    Param("grad_clip", float, 5.0, "gradient-norm clipping (0 disables it)"),
+    Param("lr", float, 1e-3, "AdamW learning rate", bounds="> 0"),
+    Param("weight_decay", float, 0.01, "AdamW weight decay", bounds=">= 0"),
+    Param("batch_size", int, 32, "utterances per training step", bounds=">= 1"),
+    Param("max_epochs", int, 30, "upper bound on passes over the training split", bounds=">= 1"),
+    Param("patience", int, 5, "epochs without a better dev score before stopping", bounds=">= 0"),
+    Param("grad_clip", float, 5.0, "gradient-norm clipping (0 disables it)", bounds=">= 0"),
     Param("shuffle_labels", bool, False, "permute training labels: a leakage sanity check"),
     Param("bf16", bool, False, "bf16 autocast for training steps"),
     Param("schedule", str, "constant", "learning-rate schedule after warm-up", ("constant", "cosine")),
-    Param("warmup_ratio", float, 0.0, "share of all steps with a linear warm-up"),
+    Param("warmup_ratio", float, 0.0, "share of all steps with a linear warm-up", bounds="[0, 1]"),
     Param("select_on", str, "metric", "dev criterion for early stopping: the main metric, or the loss", ("metric", "loss")),
-    Param("max_seconds", float, 0.0, "truncate every utterance to its first N seconds (0: keep whole)"),
-    Param("crop_seconds", float, 0.0, "fine-tuning: random crop of training utterances to at most this (0: none)"),
-    Param("bucket_batches", int, 8, "training batches drawn from length-sorted buckets of this many batches (0: plain shuffling)"),
+    Param("max_seconds", float, 0.0, "truncate every utterance to its first N seconds (0: keep whole)", bounds=">= 0"),
+    Param("crop_seconds", float, 0.0, "fine-tuning: random crop of training utterances to at most this (0: none)", bounds=">= 0"),
+    Param("bucket_batches", int, 8, "training batches drawn from length-sorted buckets of this many batches (0: plain shuffling)", bounds=">= 0"),
 )
 
 
@@ -83,12 +83,13 @@ def dev_score(probs: np.ndarray, labels: np.ndarray, metric: str) -> float:
 
 
 @torch.no_grad()
-def dev_loss(model: nn.Module, loss_fn, data: FoldData, batch_size: int) -> float:
-    """Mean training loss over dev, weighted by batch size."""
+def dev_loss(model: nn.Module, loss_fn, data: FoldData, batch_size: int,
+             labels: Mapping[str, str] | None = None) -> float:
+    """Mean training loss over dev, weighted by batch size (against ``labels`` when given)."""
     model.eval()
     total = 0.0
     for chunk in _batches(data, data.dev, batch_size, None):
-        batch = data.batcher(chunk)
+        batch = data.batcher(chunk, labels)
         total += float(loss_fn(model(batch), batch)) * len(chunk)
     return total / max(len(data.dev), 1)
 
@@ -123,11 +124,14 @@ def train_fold(
     ``groups`` are optimizer parameter groups (default: every parameter at ``params['lr']``)."""
     generator = torch.Generator().manual_seed(seed)
     index = {c: k for k, c in enumerate(data.classes)}
-    labels = None
-    if params["shuffle_labels"]:
+    labels = dev_map = None
+    dev_labels = np.array([index[data.utterances[i].label] for i in data.dev])
+    if params["shuffle_labels"]:  # the control: training *and* model selection see permuted labels
         permuted = torch.randperm(len(data.train), generator=generator).tolist()
         labels = {i: data.utterances[data.train[j]].label for i, j in zip(data.train, permuted)}
-    dev_labels = np.array([index[data.utterances[i].label] for i in data.dev])
+        dev_order = torch.randperm(len(data.dev), generator=generator).numpy()
+        dev_labels = dev_labels[dev_order]  # selecting epochs on true dev labels would leak them
+        dev_map = {i: data.classes[k] for i, k in zip(data.dev, dev_labels)}
     model.to(device)
     groups = groups or [{"params": [p for p in model.parameters() if p.requires_grad]}]
     optimizer = torch.optim.AdamW(groups, lr=params["lr"], weight_decay=params["weight_decay"])
@@ -154,7 +158,7 @@ def train_fold(
             raise SerbenchError(f"training loss is {total.item()} at epoch {epoch}: training diverged or the inputs hold "
                                 "NaN/inf (lower train.lr, or check the features); nothing is scored")
         if params["select_on"] == "loss":
-            score = -dev_loss(model, loss_fn, data, params["batch_size"])
+            score = -dev_loss(model, loss_fn, data, params["batch_size"], dev_map)
         else:
             score = dev_score(predict(model, data, data.dev, device, params["batch_size"]), dev_labels, main_metric)
         history.append(score)

@@ -25,8 +25,12 @@ def load() -> dict[str, str]:
     path = config_path()
     if not path.exists():
         return {}
+    if path.is_dir():
+        raise SerbenchError(f"SERBENCH_CONFIG / {path}: is a folder, expected a JSON file")
     try:
         data = json.loads(path.read_text())
+    except UnicodeDecodeError:
+        raise SerbenchError(f"{path}: not a text file (expected JSON settings): fix or delete it") from None
     except json.JSONDecodeError as exc:
         raise SerbenchError(f"{path}: not valid JSON (line {exc.lineno}): fix or delete it") from None
     if not isinstance(data, dict):
@@ -66,4 +70,7 @@ def data_location(data_key: str, given: str | Path | None) -> Path | None:
 
 def cache_dir() -> Path:
     """``SERBENCH_CACHE``, default ``~/.cache/serbench``: generated corpora, later features."""
-    return Path(os.environ.get("SERBENCH_CACHE") or Path.home() / ".cache" / "serbench")
+    path = Path(os.environ.get("SERBENCH_CACHE") or Path.home() / ".cache" / "serbench")
+    if path.exists() and not path.is_dir():
+        raise SerbenchError(f"SERBENCH_CACHE={path}: is a file, expected a folder")
+    return path

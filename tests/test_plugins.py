@@ -86,10 +86,37 @@ def test_third_party_entry_point_is_discovered_and_autoload_switch_skips_it(site
     assert "fbank" in without.specs["upstream"]  # built-ins still load
 
 
-def test_duplicate_name_names_both_plugins(site):
+def test_a_duplicate_name_names_both_plugins_and_only_that_spec_is_skipped(site):
     _fake_distribution(site, "acme_dup", DUPLICATE)
-    with pytest.raises(SerbenchError, match=r"duplicate pooling name 'mean'.*'poolings'.*'acme_dup'"):
-        Registry(make_plugin_manager(autoload=True))
+    _fake_distribution(site, "acme_loss", GOOD)
+    with pytest.warns(UserWarning, match=r"duplicate pooling name 'mean'.*'poolings'.*'acme_dup'"):
+        registry = Registry(make_plugin_manager(autoload=True))
+    assert registry.get("pooling", "mean").plugin == "poolings"  # the built-in keeps its name
+    assert "duplicate" in registry.plugins.failures["acme_dup"] and "focal_test" in registry.specs["loss"]
+
+
+BAD_SPECS = {
+    "not a Spec": ("return ['mean']", r"register_poolings returned 'mean', not a Spec"),
+    "default out of its own range": (
+        "return [Spec(name='p1', factory=lambda dim, k: None, summary='x', params=(Param('k', int, 0, 'k', bounds='>= 1'),))]",
+        r"p1\.k default: 0 is out of range \(must be >= 1\)"),
+    "default of the wrong type": (
+        "return [Spec(name='p2', factory=lambda dim, k: None, summary='x', params=(Param('k', int, 'two', 'k'),))]",
+        r"p2\.k default: expected int, got 'two'"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_SPECS)
+def test_a_bad_third_party_spec_is_skipped_with_a_warning_and_every_command_still_works(site, case):
+    body, message = BAD_SPECS[case]
+    source = ("from serbench import hookimpl, Param, Spec\n\n@hookimpl\ndef register_poolings():\n    " + body + "\n")
+    name = f"acme_bad{list(BAD_SPECS).index(case)}"  # a module name of its own: imported modules stay cached
+    _fake_distribution(site, name, source)
+    with pytest.warns(UserWarning, match=message):
+        registry = Registry(make_plugin_manager(autoload=True))
+    assert name in registry.plugins.failures and "mean" in registry.specs["pooling"]
+    done = run_cli("plugins", env={"PYTHONPATH": str(site)})
+    assert done.returncode == 0 and name in done.stderr
 
 
 def test_plugin_that_fails_to_import_is_reported_and_the_rest_keep_working(site):

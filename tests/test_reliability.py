@@ -87,3 +87,38 @@ def test_a_misspelled_hook_is_named():
     module = types.ModuleType("fine_plugin")
     module.register_poolings = hookimpl(lambda: [])
     assert _unknown_hooks(module) == ""
+
+
+def test_bumping_a_plugin_version_starts_a_new_run_and_new_cache_entries(tmp_path, monkeypatch):
+    """A plugin whose output changed says so with its version: its old job files are not resumed
+    and its old features are not served."""
+    from dataclasses import replace
+
+    from serbench.plan import load_plan
+    from serbench.registry import registry
+
+    first = serbench.run("fbank", "superb", protocol="synthetic", out=tmp_path, overrides=FAST)
+    again = serbench.run("fbank", "superb", protocol="synthetic", out=tmp_path, overrides=FAST)
+    assert again.run_dir == first.run_dir and again.data["cache"]["misses"] == 0  # nothing changed: all resumed
+    specs = registry().specs["upstream"]
+    monkeypatch.setitem(specs, "fbank", replace(specs["fbank"], version="2"))
+    bumped = serbench.run("fbank", "superb", protocol="synthetic", out=tmp_path, overrides=FAST)
+    assert bumped.run_dir != first.run_dir  # the old job files are not today's results
+    assert bumped.data["cache"]["hits"] == 0 and bumped.data["cache"]["misses"] > 0  # nor are the old features
+    assert bumped.data["plugins"]["fbank"] == "2"
+    with pytest.raises(SerbenchError, match=r"changed version since it ran \(upstream fbank 1 -> 2\)"):
+        load_plan(first.run_dir)
+
+
+@pytest.mark.slow
+def test_the_shuffled_label_control_sits_at_chance(tmp_path):
+    """With permuted labels nothing is learnable: UA must sit at chance (25% over 4 balanced
+    classes). Before training *and* epoch selection both saw permuted labels, selection on the
+    true dev labels leaked them (34% here, its interval excluding chance)."""
+    settings = ["protocol.per_class=4", "train.max_epochs=6"]
+    control = serbench.run("fbank", "superb", protocol="synthetic", seeds=(0, 1, 2), out=tmp_path,
+                           overrides=[*settings, "train.shuffle_labels=true"])
+    real = serbench.run("fbank", "superb", protocol="synthetic", seeds=(0, 1, 2), out=tmp_path, overrides=settings)
+    low, high = control.summary["ua"]["ci95"]
+    assert low <= 0.25 <= high, control.summary["ua"]  # 15 jobs (5 folds x 3 seeds) at chance
+    assert real.summary["ua"]["mean"] > high  # and the corpus does carry a learnable signal

@@ -7,8 +7,7 @@ and used with ``serbench run ... --pooling max``.
 import torch
 from torch import nn
 
-from serbench.hookspecs import hookimpl
-from serbench.specs import Spec
+from serbench import Spec, hookimpl
 
 
 class MaxPooling(nn.Module):

@@ -8,15 +8,14 @@ An utterance without a speaker counts as a speaker of its own in the bootstrap.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from serbench_plugins.protocols.folds import DEV_MODES, split_off_dev
 
+from serbench import Param, Spec, hookimpl
 from serbench.corpus import Fold, Protocol, Utterance
 from serbench.errors import SerbenchError
-from serbench.hookspecs import hookimpl
-from serbench.specs import Param, Spec
+from serbench.textfiles import csv_rows
 
 SPLITS = ("train", "dev", "test")
 
@@ -33,45 +32,44 @@ def _scaled(value: str, lo: float, hi: float, where: str, column: str) -> float:
 
 def read_rows(path: Path, attribute_min: float, attribute_max: float) -> list[tuple[Utterance, dict]]:
     rows, seen = [], {}
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        header = reader.fieldnames or []
-        missing = [c for c in ("path", "label") if c not in header]
-        if missing:
-            raise SerbenchError(f"{path}:1: header lacks {', '.join(missing)}")
-        if "fold" in header and "split" in header:
-            raise SerbenchError(f"{path}:1: give either a fold or a split column, not both")
-        if "fold" not in header and "split" not in header:
-            raise SerbenchError(f"{path}:1: needs a fold column (cross-validation) or a split column (train/dev/test)")
-        for record in reader:
-            where = f"{path}:{reader.line_num}"
-            if not record["path"] or not record["label"]:
-                raise SerbenchError(f"{where}: empty path or label")
-            audio = Path(record["path"])
-            audio = audio if audio.is_absolute() else path.parent / audio
-            if not audio.is_file():
-                raise SerbenchError(f"{audio}: audio file missing (listed at {where})")
-            uid = record.get("id") or record["path"]
-            if uid in seen:
-                raise SerbenchError(f"{where}: duplicate utterance {uid} (first on line {seen[uid]})")
-            seen[uid] = reader.line_num
-            attributes = {
-                k: _scaled(record[k], attribute_min, attribute_max, where, k)
-                for k in ("valence", "arousal", "dominance") if record.get(k)
-            }
-            if "split" in header and record["split"] not in SPLITS:
-                raise SerbenchError(f"{where}: split {record['split']!r} is not one of {', '.join(SPLITS)}")
-            rows.append((
-                Utterance(
-                    id=uid, path=audio, label=record["label"],
-                    speaker=record.get("speaker") or f"utt-{uid}",
-                    gender=record.get("gender") or None,
-                    session=record.get("fold") or None,
-                    attributes=attributes,
-                    transcript=record.get("transcript") or None,
-                ),
-                record,
-            ))
+    header, records = csv_rows(path)
+    missing = [c for c in ("path", "label") if c not in header]
+    if missing:
+        raise SerbenchError(f"{path}:1: header lacks {', '.join(missing)}")
+    if "fold" in header and "split" in header:
+        raise SerbenchError(f"{path}:1: give either a fold or a split column, not both")
+    if "fold" not in header and "split" not in header:
+        raise SerbenchError(f"{path}:1: needs a fold column (cross-validation) or a split column (train/dev/test)")
+    for line, record in records:
+        where = f"{path}:{line}"
+        for column in ("path", "label", "fold", "split"):
+            if column in header and not record[column]:
+                raise SerbenchError(f"{where}: empty {column}")
+        audio = Path(record["path"])
+        audio = audio if audio.is_absolute() else path.parent / audio
+        if not audio.is_file():
+            raise SerbenchError(f"{audio}: audio file missing (listed at {where})")
+        uid = record.get("id") or record["path"]
+        if uid in seen:
+            raise SerbenchError(f"{where}: duplicate utterance {uid} (first on line {seen[uid]})")
+        seen[uid] = line
+        attributes = {
+            k: _scaled(record[k], attribute_min, attribute_max, where, k)
+            for k in ("valence", "arousal", "dominance") if record.get(k)
+        }
+        if "split" in header and record["split"] not in SPLITS:
+            raise SerbenchError(f"{where}: split {record['split']!r} is not one of {', '.join(SPLITS)}")
+        rows.append((
+            Utterance(
+                id=uid, path=audio, label=record["label"],
+                speaker=record.get("speaker") or f"utt-{uid}",
+                gender=record.get("gender") or None,
+                session=record.get("fold") or None,
+                attributes=attributes,
+                transcript=record.get("transcript") or None,
+            ),
+            record,
+        ))
     if not rows:
         raise SerbenchError(f"{path}: no rows")
     return rows
@@ -108,11 +106,11 @@ def register_protocols() -> list[Spec]:
             factory=make_protocol,
             summary="any corpus from one CSV (path,label[,speaker,gender,fold|split,valence,...])",
             params=(
-                Param("classes", tuple, (), "class order (default: sorted labels found)"),
+                Param("classes", tuple, (), "class order (default: sorted labels found)", item=str),
                 Param("main_metric", str, "ua", "metric for model selection", ("ua", "wa", "macro_f1")),
                 Param("dev", str, "stratified", "dev split inside a fold's training part", DEV_MODES),
-                Param("dev_fraction", float, 0.2, "dev share (dev=stratified)"),
-                Param("seed", int, 0, "seed of the dev split"),
+                Param("dev_fraction", float, 0.2, "dev share (dev=stratified)", bounds="(0, 1)"),
+                Param("seed", int, 0, "seed of the dev split", bounds=">= 0"),
                 Param("attribute_min", float, 1.0, "lowest value of the valence/arousal/dominance scale"),
                 Param("attribute_max", float, 5.0, "highest value of that scale"),
             ),

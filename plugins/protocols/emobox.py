@@ -18,16 +18,16 @@ from serbench_plugins.protocols.folds import (
     stratified_holdout,
 )
 
+from serbench import Param, Spec, hookimpl
 from serbench.corpus import Fold, Protocol, Utterance
 from serbench.errors import SerbenchError
-from serbench.hookspecs import hookimpl
-from serbench.specs import Param, Spec
+from serbench.textfiles import read_text
 
 
 def read_jsonl(path: Path) -> list[tuple[str, dict]]:
     """(``file:line``, record) pairs; a line that is not a JSON object names itself."""
     records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -71,7 +71,7 @@ def make_protocol(data: Path | None, audio_root: str, dev_fraction: float, seed:
         if not required.is_file():
             raise SerbenchError(f"{required}: missing (expected EmoBox split files in {data})")
     try:
-        label_map = json.loads(label_file.read_text())
+        label_map = json.loads(read_text(label_file))
     except json.JSONDecodeError as exc:
         raise SerbenchError(f"{label_file}:{exc.lineno}: not valid JSON ({exc.msg})") from None
     classes = list(dict.fromkeys(label_map.values()))
@@ -120,8 +120,8 @@ def register_protocols() -> list[Spec]:
             summary="any EmoBox corpus from its split files (data = one dataset's folder), UA",
             params=(
                 Param("audio_root", str, "", "folder that relative wav paths start from (default: the data folder)"),
-                Param("dev_fraction", float, 0.2, "dev share of train when a fold has no valid file"),
-                Param("seed", int, 0, "seed of that dev split"),
+                Param("dev_fraction", float, 0.2, "dev share of train when a fold has no valid file", bounds="(0, 1)"),
+                Param("seed", int, 0, "seed of that dev split", bounds=">= 0"),
             ),
             version="1",
             citation="Ma et al., EmoBox, Interspeech 2024, arXiv:2406.07162",

@@ -62,10 +62,13 @@ def leave_one_session_out(
 
 def leave_one_speaker_out_paired(utterances: Sequence[Utterance], speakers: Sequence[str]) -> list[Fold]:
     """One fold per speaker, in the given order: test = that speaker, dev = the other speaker
-    of the same session, train = everyone else (8/1/1 on IEMOCAP)."""
+    of the same session, train = everyone else (8/1/1 on IEMOCAP). A speaker with no utterance
+    gets no fold (the protocol's ``required`` speakers refuse that copy of the corpus)."""
     folds = []
     for speaker in speakers:
-        session = next(u.session for u in utterances if u.speaker == speaker)
+        session = next((u.session for u in utterances if u.speaker == speaker), None)
+        if session is None:
+            continue
         partner = {u.speaker for u in utterances if u.session == session} - {speaker}
         folds.append(
             Fold(

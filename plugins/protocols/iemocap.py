@@ -17,10 +17,9 @@ from serbench_plugins.protocols.folds import (
     leave_one_speaker_out_paired,
 )
 
+from serbench import Param, Spec, hookimpl
 from serbench.corpus import Protocol
 from serbench.errors import SerbenchError
-from serbench.hookspecs import hookimpl
-from serbench.specs import Param, Spec
 
 SPEAKERS = tuple(f"{s:02d}{g}" for s in fmt.SESSIONS for g in "FM")  # 01F, 01M, ..., 05M
 # Published counts (EmoBox / SUPERB list; shared/reference/iemocap carries the real list).
@@ -48,7 +47,8 @@ def _expected(merge_excited: bool) -> dict[str, int] | None:
 def make_5fold(data: Path | None, merge_excited: bool, dev: str, dev_fraction: float, seed: int) -> Protocol:
     utterances = _read(data, merge_excited)
     folds = leave_one_session_out(utterances, dev_fraction, seed, dev)
-    return Protocol("iemocap_5fold", utterances, folds, fmt.CLASSES, "ua", expected=_expected(merge_excited))
+    return Protocol("iemocap_5fold", utterances, folds, fmt.CLASSES, "ua", expected=_expected(merge_excited),
+                    required={"session": tuple(map(str, fmt.SESSIONS))})
 
 
 def make_loso10(data: Path | None, merge_excited: bool) -> Protocol:
@@ -57,7 +57,8 @@ def make_loso10(data: Path | None, merge_excited: bool) -> Protocol:
     speaker's session partner is serbench's choice (it keeps a whole session out of training)."""
     utterances = _read(data, merge_excited)
     folds = leave_one_speaker_out_paired(utterances, SPEAKERS)
-    return Protocol("iemocap_loso10", utterances, folds, fmt.CLASSES, "ua", expected=_expected(merge_excited))
+    return Protocol("iemocap_loso10", utterances, folds, fmt.CLASSES, "ua", expected=_expected(merge_excited),
+                    required={"speaker": SPEAKERS})
 
 
 MERGE = Param("merge_excited", bool, True, "merge exc into hap (false: drop exc, 4,490 utterances)")
@@ -73,8 +74,8 @@ def register_protocols() -> list[Spec]:
             params=(
                 MERGE,
                 Param("dev", str, "stratified", "dev split: stratified share of training sessions, or one training speaker", DEV_MODES),
-                Param("dev_fraction", float, 0.2, "share held out as dev per label (dev=stratified)"),
-                Param("seed", int, 0, "seed of the dev split"),
+                Param("dev_fraction", float, 0.2, "share held out as dev per label (dev=stratified)", bounds="(0, 1)"),
+                Param("seed", int, 0, "seed of the dev split", bounds=">= 0"),
             ),
             version="1",
             citation=CITATION,

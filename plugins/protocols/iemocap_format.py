@@ -15,6 +15,7 @@ from pathlib import Path
 
 from serbench.corpus import Utterance
 from serbench.errors import SerbenchError
+from serbench.textfiles import read_text
 
 UTTERANCE_LINE = re.compile(
     r"^\[(?P<start>\d+(?:\.\d+)?) - (?P<end>\d+(?:\.\d+)?)\]\t(?P<id>Ses\d\d[FM]_\S+)\t(?P<label>\w+)\t"
@@ -58,7 +59,7 @@ def speaker_of(utterance_id: str) -> tuple[str, str]:
 
 def read_evaluations(path: Path) -> list[Evaluation]:
     rows = []
-    text = path.read_text(encoding="utf-8", errors="replace")
+    text = read_text(path, errors="replace")  # a byte-order mark is not part of the first line
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.startswith("["):
             continue
@@ -79,7 +80,7 @@ def read_transcripts(path: Path) -> dict[str, str]:
     if not path.exists():
         return {}
     found = {}
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in read_text(path, errors="replace").splitlines():
         match = TRANSCRIPT_LINE.match(line.strip())
         if match:
             found[match["id"]] = match["text"].strip()

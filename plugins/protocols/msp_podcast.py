@@ -8,15 +8,14 @@ speaker of its own per utterance, so the speaker bootstrap does not lump strange
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from serbench_plugins.protocols.folds import speaker_disjoint_holdout
 
+from serbench import Param, Spec, hookimpl
 from serbench.corpus import Fold, Protocol, Utterance
 from serbench.errors import SerbenchError
-from serbench.hookspecs import hookimpl
-from serbench.specs import Param, Spec
+from serbench.textfiles import csv_rows, read_text
 
 CODES = {"A": "angry", "S": "sad", "H": "happy", "U": "surprise", "F": "fear", "D": "disgust", "C": "contempt", "N": "neutral"}
 OUTSIDE_TASK = {"X", "O"}
@@ -42,45 +41,44 @@ def read_labels(root: Path) -> list[tuple[Utterance, str]]:
         raise SerbenchError(f"{labels}: missing (expected an MSP-Podcast folder at {root})")
     rows = []
     seen: dict[str, int] = {}
-    with labels.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise SerbenchError(f"{labels}:1: header lacks {', '.join(missing)}")
-        for record in reader:
-            where = f"{labels}:{reader.line_num}"
-            name, code, split = record["FileName"], record["EmoClass"], record["Split_Set"]
-            if name in seen:
-                raise SerbenchError(f"{where}: duplicate FileName {name} (first on line {seen[name]})")
-            seen[name] = reader.line_num
-            if split not in PARTITIONS:
-                raise SerbenchError(f"{where}: unknown Split_Set {split!r} (known: {', '.join(sorted(PARTITIONS))})")
-            if code in OUTSIDE_TASK:
-                continue
-            if code not in CODES:
-                raise SerbenchError(f"{where}: unknown EmoClass {code!r} (known: {', '.join(CODES)}, X, O)")
-            audio = root / "Audios" / name
-            if not audio.is_file():
-                raise SerbenchError(f"{audio}: audio file missing (listed at {where})")
-            stem = Path(name).stem
-            transcript = root / "Transcripts" / f"{stem}.txt"
-            speaker = record["SpkrID"].strip()
-            rows.append((
-                Utterance(
-                    id=stem,
-                    path=audio,
-                    label=CODES[code],
-                    speaker=f"unknown-{stem}" if speaker.lower() == "unknown" else speaker,
-                    gender=GENDERS.get(record["Gender"].strip()),
-                    attributes={
-                        "valence": _attribute(record["EmoVal"], where, "EmoVal"),
-                        "arousal": _attribute(record["EmoAct"], where, "EmoAct"),
-                        "dominance": _attribute(record["EmoDom"], where, "EmoDom"),
-                    },
-                    transcript=transcript.read_text(encoding="utf-8").strip() if transcript.is_file() else None,
-                ),
-                split,
-            ))
+    header, records = csv_rows(labels)
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise SerbenchError(f"{labels}:1: header lacks {', '.join(missing)}")
+    for line, record in records:
+        where = f"{labels}:{line}"
+        name, code, split = record["FileName"], record["EmoClass"], record["Split_Set"]
+        if name in seen:
+            raise SerbenchError(f"{where}: duplicate FileName {name} (first on line {seen[name]})")
+        seen[name] = line
+        if split not in PARTITIONS:
+            raise SerbenchError(f"{where}: unknown Split_Set {split!r} (known: {', '.join(sorted(PARTITIONS))})")
+        if code in OUTSIDE_TASK:
+            continue
+        if code not in CODES:
+            raise SerbenchError(f"{where}: unknown EmoClass {code!r} (known: {', '.join(CODES)}, X, O)")
+        audio = root / "Audios" / name
+        if not audio.is_file():
+            raise SerbenchError(f"{audio}: audio file missing (listed at {where})")
+        stem = Path(name).stem
+        transcript = root / "Transcripts" / f"{stem}.txt"
+        speaker = record["SpkrID"].strip()
+        rows.append((
+            Utterance(
+                id=stem,
+                path=audio,
+                label=CODES[code],
+                speaker=f"unknown-{stem}" if speaker.lower() == "unknown" else speaker,
+                gender=GENDERS.get(record["Gender"].strip()),
+                attributes={
+                    "valence": _attribute(record["EmoVal"], where, "EmoVal"),
+                    "arousal": _attribute(record["EmoAct"], where, "EmoAct"),
+                    "dominance": _attribute(record["EmoDom"], where, "EmoDom"),
+                },
+                transcript=read_text(transcript).strip() if transcript.is_file() else None,
+            ),
+            split,
+        ))
     return rows
 
 
@@ -114,8 +112,8 @@ def register_protocols() -> list[Spec]:
             summary="MSP-Podcast, 8 classes, Train / Development / Test1, macro-F1",
             params=(
                 Param("test_set", str, "Test1", "partition scored as test", ("Test1", "Test2", "Development")),
-                Param("dev_fraction", float, 0.1, "with test_set=Development: share of Train held out as dev, by speaker"),
-                Param("seed", int, 0, "seed of that dev split"),
+                Param("dev_fraction", float, 0.1, "with test_set=Development: share of Train held out as dev, by speaker", bounds="(0, 1)"),
+                Param("seed", int, 0, "seed of that dev split", bounds=">= 0"),
             ),
             version="1",
             citation="Lotfian & Busso, IEEE Trans. Affective Computing 10(4), 2019, doi:10.1109/TAFFC.2017.2736999",

@@ -25,9 +25,8 @@ from serbench_plugins.protocols.synthetic_speech import (
     synthesize,
 )
 
+from serbench import Param, Spec, hookimpl
 from serbench.corpus import Protocol
-from serbench.hookspecs import hookimpl
-from serbench.specs import Param, Spec
 from serbench.user_config import cache_dir
 
 GENERATOR_VERSION = 1  # bump when generated audio changes: it names the cache folder
@@ -117,9 +116,9 @@ def register_protocols() -> list[Spec]:
             factory=make_protocol,
             summary="embedded demo corpus: 10 synthetic speakers, 4 emotions, leave-one-session-out",
             params=(
-                Param("per_class", int, 16, "utterances per speaker and emotion"),
-                Param("seed", int, 0, "generator seed (also seeds the dev split)"),
-                Param("dev_fraction", float, 0.2, "share of training sessions held out as dev, per label"),
+                Param("per_class", int, 16, "utterances per speaker and emotion", bounds=">= 1"),
+                Param("seed", int, 0, "generator seed (also seeds the dev split)", bounds=">= 0"),
+                Param("dev_fraction", float, 0.2, "share of training sessions held out as dev, per label", bounds="(0, 1)"),
             ),
             version=str(GENERATOR_VERSION),
             meta={"demo": True, "test_split": "test session"},

@@ -3,8 +3,7 @@ implementation, :mod:`serbench_plugins.losses.am_softmax`, is imported when the 
 
 from __future__ import annotations
 
-from serbench.hookspecs import hookimpl
-from serbench.specs import Param, Spec
+from serbench import Param, Spec, hookimpl
 
 
 @hookimpl
@@ -14,7 +13,7 @@ def register_losses() -> list[Spec]:
             name="am_softmax",
             factory="serbench_plugins.losses.am_softmax:make",
             summary="additive-margin softmax on cosine similarities (m = 0.2, s = 30)",
-            params=(Param("margin", float, 0.2, "additive margin m"), Param("scale", float, 30.0, "scale s")),
+            params=(Param("margin", float, 0.2, "additive margin m", bounds=">= 0"), Param("scale", float, 30.0, "scale s", bounds="> 0")),
             version="1",
             citation="Wang, Cheng, Liu & Liu, Additive Margin Softmax for Face Verification, IEEE SPL 2018",
         )

@@ -5,8 +5,7 @@ when one is built."""
 
 from __future__ import annotations
 
-from serbench.hookspecs import hookimpl
-from serbench.specs import Param, Spec
+from serbench import Param, Spec, hookimpl
 
 
 @hookimpl
@@ -19,14 +18,14 @@ def register_executors() -> list[Spec]:
             params=(
                 Param("cluster", str, "slurm", "slurm, or local: submitit's local executor", ("slurm", "local")),
                 Param("partition", str, "", "Slurm partition (empty: the cluster's default)"),
-                Param("gpus", int, 1, "GPUs per task (0: the task runs on the CPU)"),
-                Param("cpus", int, 8, "CPUs per task (torch threads)"),
-                Param("mem_gb", int, 0, "memory per task in GB (0: the partition's default)"),
-                Param("time", int, 240, "minutes a task may run"),
+                Param("gpus", int, 1, "GPUs per task (0: the task runs on the CPU)", bounds=">= 0"),
+                Param("cpus", int, 8, "CPUs per task (torch threads)", bounds=">= 1"),
+                Param("mem_gb", int, 0, "memory per task in GB (0: the partition's default)", bounds=">= 0"),
+                Param("time", int, 240, "minutes a task may run", bounds=">= 1"),
                 Param("account", str, "", "Slurm account to charge (empty: your default)"),
-                Param("parallelism", int, 0, "tasks running at once (0: Slurm's 256; local: cores / cpus)"),
+                Param("parallelism", int, 0, "tasks running at once (0: Slurm's 256; local: cores / cpus)", bounds=">= 0"),
                 Param("setup", str, "", "shell lines run before each task, separated by ';' (module load ...; source venv/bin/activate)"),
-                Param("poll", float, 1.0, "seconds between looks at running local tasks"),
+                Param("poll", float, 1.0, "seconds between looks at running local tasks", bounds="> 0"),
             ),
             version="1",
         ),
@@ -36,10 +35,10 @@ def register_executors() -> list[Spec]:
             summary="one Ray task per unit, on $RAY_ADDRESS or a local Ray (pip install 'serbench[ray]')",
             params=(
                 Param("address", str, "", "Ray cluster address (empty: $RAY_ADDRESS, else start a local Ray)"),
-                Param("num_cpus", float, 1.0, "CPUs per task (its torch threads)"),
-                Param("num_gpus", float, 0.0, "GPUs per task (> 0: the task runs on cuda)"),
-                Param("max_retries", int, 1, "times a task that raised or whose worker died is retried"),
-                Param("local_cpus", int, 0, "CPUs of a Ray started here (0: all cores)"),
+                Param("num_cpus", float, 1.0, "CPUs per task (its torch threads)", bounds=">= 0"),
+                Param("num_gpus", float, 0.0, "GPUs per task (> 0: the task runs on cuda)", bounds=">= 0"),
+                Param("max_retries", int, 1, "times a task that raised or whose worker died is retried", bounds=">= 0"),
+                Param("local_cpus", int, 0, "CPUs of a Ray started here (0: all cores)", bounds=">= 0"),
             ),
             version="1",
         ),

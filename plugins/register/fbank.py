@@ -3,8 +3,7 @@ implementation, :mod:`serbench_plugins.upstreams.fbank`, is imported when the pl
 
 from __future__ import annotations
 
-from serbench.hookspecs import hookimpl
-from serbench.specs import Param, Spec
+from serbench import Param, Spec, hookimpl
 
 
 @hookimpl
@@ -14,7 +13,7 @@ def register_upstreams() -> list[Spec]:
             name="fbank",
             factory="serbench_plugins.upstreams.fbank:Fbank",
             summary="log-mel filterbank (25 ms / 10 ms), no pretraining: the floor to beat",
-            params=(Param("n_mels", int, 80, "number of mel bins"),),
+            params=(Param("n_mels", int, 80, "number of mel bins", bounds=">= 1"),),
             version="1",
             citation="Davis & Mermelstein 1980, doi:10.1109/TASSP.1980.1163420",
             meta={"trainable": False},

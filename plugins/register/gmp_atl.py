@@ -3,9 +3,8 @@ implementation, :mod:`serbench_plugins.methods.gmp_atl`, is imported when the pl
 
 from __future__ import annotations
 
-from serbench.hookspecs import hookimpl
+from serbench import Param, Spec, hookimpl
 from serbench.recipes import Recipe
-from serbench.specs import Param, Spec
 
 _ROW = {"protocol": "iemocap_5fold", "split": "test session", "encoder": "HuBERT Base (ls960), fine-tuned",
         "pooling": "BiLSTM + mean", "unit": "%"}
@@ -42,20 +41,20 @@ def register_downstreams() -> list[Spec]:
             factory="serbench_plugins.methods.gmp_atl:GmpAtl",
             summary="GMP-ATL: gender multi-task, multi-scale k-means pseudo-labels, masked prediction, AM-Softmax",
             params=(
-                Param("scales", tuple, (64, 512, 4096), "k-means cluster counts"),
+                Param("scales", tuple, (64, 512, 4096), "k-means cluster counts", item=int, bounds=">= 2"),
                 Param("layer", int, -3, "hidden state clustered for pseudo-labels (-3: third-to-last)"),
-                Param("alpha_e", float, 0.9, "emotion weight in stage 1 (gender: 1 - alpha_e)"),
+                Param("alpha_e", float, 0.9, "emotion weight in stage 1 (gender: 1 - alpha_e)", bounds="[0, 1]"),
                 Param("pseudo_labels", bool, True, "run the pseudo-labelling and masked-prediction stages"),
                 Param("multitask", bool, True, "run the gender-augmented multi-task stage"),
-                Param("lstm_hidden", int, 256, "BiLSTM width per direction"),
-                Param("hidden", int, 256, "LinearP width"),
-                Param("stage1_epochs", int, 10, "multi-task epochs"),
-                Param("stage2_epochs", int, 10, "masked-prediction epochs"),
-                Param("stage_lr", float, 1e-4, "Adam learning rate of stages 1 and 2"),
-                Param("stage_batch_size", int, 64, "batch size of stages 1 and 2 and of the pseudo-labelling"),
-                Param("mask_prob", float, 0.8, "mask_prob of transformers' span formula (HuBERT's 0.8: about half the frames)"),
-                Param("mask_length", int, 10, "masked span length in frames"),
-                Param("kmeans_frames", int, 500_000, "frames drawn for k-means at most"),
+                Param("lstm_hidden", int, 256, "BiLSTM width per direction", bounds=">= 1"),
+                Param("hidden", int, 256, "LinearP width", bounds=">= 1"),
+                Param("stage1_epochs", int, 10, "multi-task epochs", bounds=">= 0"),
+                Param("stage2_epochs", int, 10, "masked-prediction epochs", bounds=">= 0"),
+                Param("stage_lr", float, 1e-4, "Adam learning rate of stages 1 and 2", bounds="> 0"),
+                Param("stage_batch_size", int, 64, "batch size of stages 1 and 2 and of the pseudo-labelling", bounds=">= 1"),
+                Param("mask_prob", float, 0.8, "mask_prob of transformers' span formula (HuBERT's 0.8: about half the frames)", bounds="[0, 1]"),
+                Param("mask_length", int, 10, "masked span length in frames", bounds=">= 1"),
+                Param("kmeans_frames", int, 500_000, "frames drawn for k-means at most", bounds=">= 1"),
             ),
             version="3",
             citation="Pan, Yang, Lu, Ma & Zhao, GMP-ATL, Interspeech 2024",

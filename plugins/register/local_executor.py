@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-from serbench.hookspecs import hookimpl
-from serbench.specs import Param, Spec
+from serbench import Param, Spec, hookimpl
 
 
 @hookimpl
@@ -15,8 +14,8 @@ def register_executors() -> list[Spec]:
             factory="serbench_plugins.executors.local:LocalExecutor",
             summary="this machine: in this process, or in a pool of N worker processes",
             params=(
-                Param("workers", int, 1, "processes running units at once (1: in this process)"),
-                Param("threads", int, 0, "torch threads per worker (0: the cores divided by the workers)"),
+                Param("workers", int, 1, "processes running units at once (1: in this process)", bounds=">= 1"),
+                Param("threads", int, 0, "torch threads per worker (0: the cores divided by the workers)", bounds=">= 0"),
             ),
             version="2",
         )

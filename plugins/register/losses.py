@@ -3,8 +3,7 @@ implementation, :mod:`serbench_plugins.losses.classification`, is imported when 
 
 from __future__ import annotations
 
-from serbench.hookspecs import hookimpl
-from serbench.specs import Param, Spec
+from serbench import Param, Spec, hookimpl
 
 
 @hookimpl
@@ -22,7 +21,7 @@ def register_losses() -> list[Spec]:
             summary="cross-entropy with label smoothing over the other classes, optionally class-weighted",
             version="2",
             params=(
-                Param("smoothing", float, 0.1, "target mass moved from the true class to the others, evenly"),
+                Param("smoothing", float, 0.1, "target mass moved from the true class to the others, evenly", bounds="[0, 1)"),
                 Param("weighted", bool, True, "class weights N / (C * n_c) as in weighted_ce"),
             ),
         ),

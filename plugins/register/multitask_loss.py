@@ -3,8 +3,7 @@ implementation, :mod:`serbench_plugins.losses.multitask`, is imported when the p
 
 from __future__ import annotations
 
-from serbench.hookspecs import hookimpl
-from serbench.specs import Param, Spec
+from serbench import Param, Spec, hookimpl
 
 
 @hookimpl
@@ -15,9 +14,9 @@ def register_losses() -> list[Spec]:
             factory="serbench_plugins.losses.multitask:make",
             summary="class-weighted CE + MAE on valence and arousal (needs dimensional labels)",
             params=(
-                Param("ce", float, 0.5, "weight of the class-weighted cross-entropy"),
-                Param("valence", float, 0.25, "weight of the valence MAE"),
-                Param("arousal", float, 0.25, "weight of the arousal MAE"),
+                Param("ce", float, 0.5, "weight of the class-weighted cross-entropy", bounds=">= 0"),
+                Param("valence", float, 0.25, "weight of the valence MAE", bounds=">= 0"),
+                Param("arousal", float, 0.25, "weight of the arousal MAE", bounds=">= 0"),
             ),
             version="1",
             citation="Hyeon, Oh & Choi, Interspeech 2024",

@@ -3,8 +3,7 @@ implementation, :mod:`serbench_plugins.poolings.basic`, is imported when the plu
 
 from __future__ import annotations
 
-from serbench.hookspecs import hookimpl
-from serbench.specs import Spec
+from serbench import Spec, hookimpl
 
 
 @hookimpl

@@ -3,8 +3,7 @@ implementation, :mod:`serbench_plugins.upstreams.s3prl_hub`, is imported when th
 
 from __future__ import annotations
 
-from serbench.hookspecs import hookimpl
-from serbench.specs import Param, Spec
+from serbench import Param, Spec, hookimpl
 
 
 @hookimpl

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from serbench_plugins.register.segmental_pooling import CITATION
 
-from serbench.hookspecs import hookimpl
+from serbench import Param, Spec, hookimpl
 from serbench.recipes import Recipe
-from serbench.specs import Param, Spec
 
 _ROW = {"protocol": "iemocap_loso10", "split": "test speaker", "encoder": "WavLM Large, fine-tuned", "unit": "%"}
 
@@ -44,9 +43,9 @@ def register_downstreams() -> list[Spec]:
             params=(
                 Param("mode", str, "sr", "sr = concat(GAP, SAP) (the method); gap or sap alone", ("sr", "gap", "sap")),
                 Param("layer", str, "last", "encoder layer used: last, or a learned weighting of all", ("last", "weighted")),
-                Param("projection", int, 32, "width of the shared projection"),
-                Param("heads", int, 8, "SAP attention heads"),
-                Param("dropout", float, 0.1, "dropout in SAP and after the projection"),
+                Param("projection", int, 32, "width of the shared projection", bounds=">= 1"),
+                Param("heads", int, 8, "SAP attention heads", bounds=">= 1"),
+                Param("dropout", float, 0.1, "dropout in SAP and after the projection", bounds="[0, 1)"),
                 Param("vad_aggressiveness", int, 3, "WebRTC VAD aggressiveness, 0 to 3", (0, 1, 2, 3)),
             ),
             version="3",

@@ -3,8 +3,7 @@ implementation, :mod:`serbench_plugins.poolings.segmental`, is imported when the
 
 from __future__ import annotations
 
-from serbench.hookspecs import hookimpl
-from serbench.specs import Param, Spec
+from serbench import Param, Spec, hookimpl
 
 CITATION = "Hyeon, Oh & Choi, Enhancing SER through Segmental Average Pooling of SSL features, Interspeech 2024"
 
@@ -17,8 +16,8 @@ def register_poolings() -> list[Spec]:
             factory="serbench_plugins.poolings.segmental:SegmentalPooling",
             summary="SAP: multi-head self-attention over VAD speech frames, then their mean",
             params=(
-                Param("heads", int, 8, "attention heads"),
-                Param("dropout", float, 0.1, "dropout on the attention output"),
+                Param("heads", int, 8, "attention heads", bounds=">= 1"),
+                Param("dropout", float, 0.1, "dropout on the attention output", bounds="[0, 1)"),
                 Param("vad_aggressiveness", int, 3, "WebRTC VAD aggressiveness, 0 (lenient) to 3 (strict)", (0, 1, 2, 3)),
             ),
             version="2",

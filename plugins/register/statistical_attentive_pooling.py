@@ -3,8 +3,7 @@ implementation, :mod:`serbench_plugins.poolings.statistical_attentive`, is impor
 
 from __future__ import annotations
 
-from serbench.hookspecs import hookimpl
-from serbench.specs import Param, Spec
+from serbench import Param, Spec, hookimpl
 
 
 @hookimpl
@@ -14,7 +13,7 @@ def register_poolings() -> list[Spec]:
             name="sap_stat",
             factory="serbench_plugins.poolings.statistical_attentive:StatisticalAttentivePooling",
             summary="statistical attentive pooling: K attention heads, L2-normalised mean and variance",
-            params=(Param("heads", int, 4, "attention heads K"),),
+            params=(Param("heads", int, 4, "attention heads K", bounds=">= 1"),),
             version="1",
             citation="Song, McLoughlin, Gu, Jiang & Song, WAP-LA adapter for SER",
         )

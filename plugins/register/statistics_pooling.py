@@ -3,8 +3,7 @@ implementation, :mod:`serbench_plugins.poolings.statistics`, is imported when th
 
 from __future__ import annotations
 
-from serbench.hookspecs import hookimpl
-from serbench.specs import Spec
+from serbench import Spec, hookimpl
 
 
 @hookimpl

@@ -3,8 +3,7 @@ implementation, :mod:`serbench_plugins.methods.superb`, is imported when the plu
 
 from __future__ import annotations
 
-from serbench.hookspecs import hookimpl
-from serbench.specs import Param, Spec
+from serbench import Param, Spec, hookimpl
 
 
 @hookimpl
@@ -14,7 +13,7 @@ def register_downstreams() -> list[Spec]:
             name="superb",
             factory="serbench_plugins.methods.superb:SuperbHead",
             summary="SUPERB ER head: weighted layer sum, linear projection, pooling, linear",
-            params=(Param("hidden", int, 256, "projection width"),),
+            params=(Param("hidden", int, 256, "projection width", bounds=">= 1"),),
             version="1",
             citation="Yang et al., SUPERB, Interspeech 2021, arXiv:2105.01051",
             meta={"default_pooling": "mean"},

@@ -3,8 +3,7 @@ implementation, :mod:`serbench_plugins.upstreams.tiny`, is imported when the plu
 
 from __future__ import annotations
 
-from serbench.hookspecs import hookimpl
-from serbench.specs import Param, Spec
+from serbench import Param, Spec, hookimpl
 
 
 @hookimpl
@@ -15,10 +14,10 @@ def register_upstreams() -> list[Spec]:
             factory="serbench_plugins.upstreams.tiny:make_tiny",
             summary="small random WavLM (transformers), for tests and smoke runs",
             params=(
-                Param("depth", int, 2, "transformer layers"),
-                Param("dim", int, 32, "hidden width"),
-                Param("heads", int, 2, "attention heads"),
-                Param("seed", int, 0, "seed of the random initialisation"),
+                Param("depth", int, 2, "transformer layers", bounds=">= 1"),
+                Param("dim", int, 32, "hidden width", bounds=">= 1"),
+                Param("heads", int, 2, "attention heads", bounds=">= 1"),
+                Param("seed", int, 0, "seed of the random initialisation", bounds=">= 0"),
             ),
             version="2",
         )

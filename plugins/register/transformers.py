@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from serbench.hookspecs import hookimpl
-from serbench.specs import Spec
+from serbench import Spec, hookimpl
 
 CHECKPOINTS = {
     "wavlm_base": ("microsoft/wavlm-base", "WavLM Base (94M), LibriSpeech 960 h"),

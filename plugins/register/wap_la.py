@@ -3,9 +3,8 @@ implementation, :mod:`serbench_plugins.methods.wap_la`, is imported when the plu
 
 from __future__ import annotations
 
-from serbench.hookspecs import hookimpl
+from serbench import Param, Spec, hookimpl
 from serbench.recipes import Recipe
-from serbench.specs import Param, Spec
 
 _ROW = {"protocol": "iemocap_5fold", "split": "test session", "pooling": "sap_stat", "unit": "%",
         # the paper names "HuBERT-large-960"; serbench's hubert_large is the ll60k checkpoint
@@ -47,23 +46,23 @@ def register_downstreams() -> list[Spec]:
             factory="serbench_plugins.methods.wap_la:WapLa",
             summary="WAP-LA: WAP-Transformer adapter, self-supervised with local attributes, then sap_stat + CE",
             params=(
-                Param("prototypes", int, 1024, "K local attributes (128/256/512 in the ablation)"),
-                Param("mask_ratio", float, 0.4, "share of frame positions masked for the student"),
-                Param("alpha", float, 0.999, "EMA rate of the teacher"),
-                Param("lambda_start", float, 1.0, "L_rec weight at the start of adapter training"),
-                Param("lambda_end", float, 0.5, "L_rec weight at its end"),
-                Param("temperature", float, 0.1, "temperature of the cosine logits"),
-                Param("eta", float, 0.05, "prototype learning rate"),
+                Param("prototypes", int, 1024, "K local attributes (128/256/512 in the ablation)", bounds=">= 1"),
+                Param("mask_ratio", float, 0.4, "share of frame positions masked for the student", bounds="[0, 1)"),
+                Param("alpha", float, 0.999, "EMA rate of the teacher", bounds="[0, 1]"),
+                Param("lambda_start", float, 1.0, "L_rec weight at the start of adapter training", bounds=">= 0"),
+                Param("lambda_end", float, 0.5, "L_rec weight at its end", bounds=">= 0"),
+                Param("temperature", float, 0.1, "temperature of the cosine logits", bounds="> 0"),
+                Param("eta", float, 0.05, "prototype learning rate", bounds="> 0"),
                 Param("adapter_training", bool, True, "run stage 1 (false: the paper's ablation)"),
-                Param("adapter_epochs", int, 100, "stage 1 epochs"),
-                Param("adapter_lr", float, 1e-4, "stage 1 Adam learning rate (cosine schedule)"),
-                Param("adapter_batch_size", int, 96, "stage 1 batch size"),
-                Param("heads", int, 4, "sap_stat attention heads"),
-                Param("aug_mask_ratio", float, 0.2, "frames masked in augmented minority-class utterances"),
-                Param("width", int, 384, "adapter width (the paper: 384)"),
-                Param("blocks", int, 3, "adapter transformer blocks"),
-                Param("adapter_heads", int, 6, "attention heads of the adapter's blocks (must divide width)"),
-                Param("patch", int, 1, "encoder frames per adapter token"),
+                Param("adapter_epochs", int, 100, "stage 1 epochs", bounds=">= 0"),
+                Param("adapter_lr", float, 1e-4, "stage 1 Adam learning rate (cosine schedule)", bounds="> 0"),
+                Param("adapter_batch_size", int, 96, "stage 1 batch size", bounds=">= 1"),
+                Param("heads", int, 4, "sap_stat attention heads", bounds=">= 1"),
+                Param("aug_mask_ratio", float, 0.2, "frames masked in augmented minority-class utterances", bounds="[0, 1)"),
+                Param("width", int, 384, "adapter width (the paper: 384)", bounds=">= 1"),
+                Param("blocks", int, 3, "adapter transformer blocks", bounds=">= 1"),
+                Param("adapter_heads", int, 6, "attention heads of the adapter's blocks (must divide width)", bounds=">= 1"),
+                Param("patch", int, 1, "encoder frames per adapter token", bounds=">= 1"),
             ),
             version="3",
             citation="Song, McLoughlin, Gu, Jiang & Song, An Efficient Transfer Learning Method Based on Adapter with Local Attributes for SER",

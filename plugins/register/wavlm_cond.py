@@ -3,9 +3,8 @@ implementation, :mod:`serbench_plugins.methods.wavlm_cond`, is imported when the
 
 from __future__ import annotations
 
-from serbench.hookspecs import hookimpl
+from serbench import Param, Spec, hookimpl
 from serbench.recipes import Recipe
-from serbench.specs import Param, Spec
 
 GENDER_MODES = ("none", "sum", "sum_half", "mul", "stack_linear", "cln")
 
@@ -62,10 +61,10 @@ def register_downstreams() -> list[Spec]:
             summary="WavLM layer average, projection, pooling, gender/text conditioning (Diatlova et al. 2024)",
             params=(
                 Param("projection", str, "linear", "linear (the paper) or mlp (the challenge baseline)", ("linear", "mlp")),
-                Param("hidden", int, 256, "width of the pooled vector that is conditioned (the projection is half as wide under std/attention pooling)"),
+                Param("hidden", int, 256, "width of the pooled vector that is conditioned (the projection is half as wide under std/attention pooling)", bounds=">= 2"),
                 Param("gender", str, "none", "gender conditioning", GENDER_MODES),
                 Param("text", str, "none", "text conditioning (includes the gender embedding)", TEXT_MODES),
-                Param("dropout", float, 0.1, "dropout in the projection (mlp), text branch and before the classifier"),
+                Param("dropout", float, 0.1, "dropout in the projection (mlp), text branch and before the classifier", bounds="[0, 1)"),
                 Param("allow_missing_transcripts", bool, False, "embed an empty string where a transcript is missing"),
             ),
             version="3",

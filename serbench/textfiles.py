@@ -1,0 +1,68 @@
+"""Reading a corpus's text files (label lists, CSVs, JSON lines) the same way in every protocol:
+UTF-8 with or without a byte-order mark, every field stripped of surrounding whitespace, and
+one :class:`~serbench.errors.SerbenchError` naming the file and line for what cannot be read.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from serbench.errors import SerbenchError
+
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # a long transcript is a field, not an error
+
+
+def read_text(path: Path, errors: str = "strict") -> str:
+    """The file's text, decoded as UTF-8 (a leading byte-order mark removed); bytes that are not
+    UTF-8 are refused naming the line (``errors="replace"`` keeps them as U+FFFD instead)."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except IsADirectoryError:
+        raise SerbenchError(f"{path}: is a folder, expected a file") from None
+    except FileNotFoundError:
+        raise SerbenchError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise SerbenchError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        return raw.decode("utf-8-sig", errors=errors)
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise SerbenchError(f"{path}:{line}: byte 0x{raw[exc.start]:02x} is not UTF-8 "
+                            "(save the file as UTF-8)") from None
+
+
+def normalise(value: str | None) -> str:
+    """A field as a name: surrounding whitespace and stray byte-order marks removed."""
+    return (value or "").replace("\ufeff", "").strip()
+
+
+def csv_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
+    """The header and the rows of a CSV file, each row as ``(line number, {column: field})``
+    with every name and field normalised; a malformed row is refused naming its line."""
+    path = Path(path)
+    lines = read_text(path).splitlines(keepends=True)
+    reader = csv.reader(lines)
+    try:
+        header = [normalise(c) for c in next(reader, [])]
+    except csv.Error as exc:
+        raise SerbenchError(f"{path}:1: {exc}") from None
+
+    def rows() -> Iterator[tuple[int, dict[str, str]]]:
+        while True:
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise SerbenchError(f"{path}:{reader.line_num}: {exc}") from None
+            if not any(f.strip() for f in fields):
+                continue  # a blank line
+            if len(fields) > len(header):
+                raise SerbenchError(f"{path}:{reader.line_num}: {len(fields)} fields, the header has {len(header)}")
+            yield reader.line_num, {c: normalise(f) for c, f in zip(header, fields + [""] * (len(header) - len(fields)))}
+
+    return header, rows()
