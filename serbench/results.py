@@ -228,9 +228,11 @@ def _result_problem(data: dict) -> str:
     config = data.get("config")
     if not isinstance(config, dict):
         return "no config"
-    for key in ("protocol", "upstream", "downstream", "pooling"):
+    for key in ("protocol", "upstream", "downstream"):
         if not isinstance(config.get(key), str):
             return f"config.{key} missing"
+    if "pooling" not in config:  # None for a fusion of runs
+        return "config.pooling missing"
     if not isinstance(config.get("seeds"), list):
         return "config.seeds missing"
     summary = data.get("summary")

@@ -15,7 +15,7 @@ def _result(tmp_path, downstream, protocol, protocol_params, ua=0.7, run_id="run
     entry = lambda mean: {"mean": mean, "std": 0.01, "ci95": [mean - 0.02, mean + 0.02],  # noqa: E731
                           "ci95_bootstrap": [mean - 0.03, mean + 0.01]}
     data = {"run_id": run_id, "main_metric": "ua",
-            "config": {"upstream": "hubert_base", "downstream": downstream, "pooling": "own", "protocol": protocol,
+            "config": {"upstream": "hubert_base", "downstream": downstream, "pooling": "own", "protocol": protocol, "seeds": [0],
                        "params": {"protocol": protocol_params}, "recipe": {"name": "paper"}},
             "summary": {"ua": entry(ua), "wa": entry(ua - 0.01), "macro_f1": entry(ua - 0.02)}}
     return Result(data, tmp_path / run_id)

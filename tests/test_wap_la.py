@@ -144,5 +144,5 @@ def test_patch_groups_consecutive_frames_into_tokens():
     torch.testing.assert_close(x[0, 1], features[0, 0, 3:6].reshape(-1))
     torch.testing.assert_close(x[0, 2], torch.cat([features[0, 0, 6], torch.zeros(32)]))
     assert valid.tolist() == [[True, True, True], [True, True, False]]  # the 4th frame makes the 2nd token valid
-    with pytest.raises(SerbenchError, match="downstream.patch=0"):
+    with pytest.raises(SerbenchError, match=r"downstream wap_la\.patch: 0 is out of range \(must be >= 1\)"):
         _wap_la((5, 5, 5, 5), patch=0)

@@ -45,7 +45,6 @@ from torch.nn import functional as F
 
 from serbench.attention import masked_self_attention
 from serbench.downstream import DownstreamContext
-from serbench.errors import SerbenchError
 from serbench.stages import Stage, StageInput
 
 
@@ -137,8 +136,6 @@ class WapLa(nn.Module):
                  adapter_epochs: int, adapter_lr: float, adapter_batch_size: int, heads: int, aug_mask_ratio: float,
                  width: int, blocks: int, adapter_heads: int, patch: int):
         super().__init__()
-        if patch < 1:
-            raise SerbenchError(f"wap_la: downstream.patch={patch}: expected at least 1 frame per token")
         self.patch = patch
         self.adapter = Adapter(context.dim * patch, width, blocks, adapter_heads)
         self.teacher = copy.deepcopy(self.adapter).requires_grad_(False)
