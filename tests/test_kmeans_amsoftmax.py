@@ -8,10 +8,10 @@ import torch
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
+from serbench.blocks import CosineClassifier
 from serbench.errors import SerbenchError
 from serbench.kmeans import kmeans
 from serbench.registry import create
-from serbench_plugins.losses.am_softmax import CosineClassifier
 
 
 def test_kmeans_finds_separable_clusters_like_sklearn():

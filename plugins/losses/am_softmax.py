@@ -2,28 +2,16 @@
 
 L = -log(e^{s(cos theta_y - m)} / (e^{s(cos theta_y - m)} + sum_{j != y} e^{s cos theta_j})),
 theta_j the angle between the L2-normalised embedding and class j's normalised weight vector.
-The model's outputs carry ``cosine`` [B, C] (see :class:`CosineClassifier`); its ``logits``
+The model's outputs carry ``cosine`` [B, C] (see :class:`serbench.blocks.CosineClassifier`); its ``logits``
 for prediction are s * cos theta.
 """
 
 from __future__ import annotations
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from serbench.errors import SerbenchError
-
-
-class CosineClassifier(nn.Module):
-    """cos theta between normalised embeddings and normalised class weights."""
-
-    def __init__(self, dim: int, classes: int):
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(classes, dim) / dim**0.5)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(x, dim=-1) @ F.normalize(self.weight, dim=-1).T
 
 
 class AMSoftmax:

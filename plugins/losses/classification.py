@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+from serbench.blocks import inverse_frequency
+
 
 class CrossEntropy:
     """Cross-entropy on ``outputs['logits']``; ``weights`` rebalance classes when given;
@@ -27,13 +29,6 @@ class CrossEntropy:
         spread = self.smoothing * classes / (classes - 1) if self.smoothing and classes > 1 else 0.0
         labels = outputs.get("labels", batch["labels"])
         return F.cross_entropy(logits, labels, weight=weight, label_smoothing=spread)
-
-
-def inverse_frequency(train_counts: list[int]) -> list[float]:
-    """weight_c = N / (C * n_c): a class seen half as often counts twice as much; a class
-    absent from training gets weight 0 (it contributes no term anyway)."""
-    total, num = sum(train_counts), len(train_counts)
-    return [total / (num * n) if n else 0.0 for n in train_counts]
 
 
 def make_ce(classes: list[str], train_counts: list[int]) -> CrossEntropy:

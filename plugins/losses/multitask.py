@@ -9,9 +9,9 @@ outputs carry ``valence`` and ``arousal`` [B]; the batch carries ``attributes`` 
 from __future__ import annotations
 
 import torch
-from serbench_plugins.losses.classification import inverse_frequency
 from torch.nn import functional as F
 
+from serbench.blocks import inverse_frequency
 from serbench.errors import SerbenchError
 
 

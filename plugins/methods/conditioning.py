@@ -14,11 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-GENDER_INDEX = {"F": 0, "M": 1}  # anything else: 2 (unknown)
-
-
-def gender_ids(genders: list, device) -> torch.Tensor:
-    return torch.tensor([GENDER_INDEX.get(g, 2) for g in genders], device=device)
+from serbench.blocks import gender_ids
 
 
 class ConditionalLayerNorm(nn.Module):

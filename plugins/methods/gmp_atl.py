@@ -37,11 +37,10 @@ half of the frames masked); transformers' own random SpecAugment is off in every
 from __future__ import annotations
 
 import torch
-from serbench_plugins.losses.am_softmax import CosineClassifier
-from serbench_plugins.methods.conditioning import gender_ids
 from torch import nn
 from torch.nn import functional as F
 
+from serbench.blocks import CosineClassifier, gender_ids
 from serbench.downstream import DownstreamContext
 from serbench.errors import SerbenchError
 from serbench.kmeans import kmeans

@@ -15,11 +15,10 @@ three rows.
 from __future__ import annotations
 
 import torch
-from serbench_plugins.methods.superb import LayerWeights
-from serbench_plugins.poolings.basic import MeanPooling
 from serbench_plugins.poolings.segmental import SegmentalPooling
 from torch import nn
 
+from serbench.blocks import LayerWeights, MeanPooling
 from serbench.downstream import DownstreamContext
 
 

@@ -7,22 +7,10 @@ is no non-linearity: the head measures what the frozen features make linearly av
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
+from serbench.blocks import LayerWeights
 from serbench.downstream import DownstreamContext
-
-
-class LayerWeights(nn.Module):
-    """Softmax-normalised learnable weights over the upstream's hidden states."""
-
-    def __init__(self, num_layers: int):
-        super().__init__()
-        self.logits = nn.Parameter(torch.zeros(num_layers))
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:  # [B, L, T, D] -> [B, T, D]
-        weights = torch.softmax(self.logits, dim=0)
-        return torch.einsum("l,bltd->btd", weights, features)
 
 
 class SuperbHead(nn.Module):

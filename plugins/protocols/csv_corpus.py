@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from serbench_plugins.protocols.folds import DEV_MODES, split_off_dev
-
 from serbench import Param, Spec, hookimpl
 from serbench.corpus import Fold, Protocol, Utterance
 from serbench.errors import SerbenchError
+from serbench.folds import DEV_MODES, split_off_dev
 from serbench.textfiles import csv_rows
 
 SPLITS = ("train", "dev", "test")

@@ -13,14 +13,13 @@ import json
 import re
 from pathlib import Path
 
-from serbench_plugins.protocols.folds import (
-    speaker_disjoint_holdout,
-    stratified_holdout,
-)
-
 from serbench import Param, Spec, hookimpl
 from serbench.corpus import Fold, Protocol, Utterance
 from serbench.errors import SerbenchError
+from serbench.folds import (
+    speaker_disjoint_holdout,
+    stratified_holdout,
+)
 from serbench.textfiles import read_text
 
 

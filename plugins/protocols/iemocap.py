@@ -10,16 +10,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from serbench_plugins.protocols import iemocap_format as fmt
-from serbench_plugins.protocols.folds import (
+from serbench import Param, Spec, hookimpl
+from serbench import iemocap_format as fmt
+from serbench.corpus import Protocol
+from serbench.errors import SerbenchError
+from serbench.folds import (
     DEV_MODES,
     leave_one_session_out,
     leave_one_speaker_out_paired,
 )
-
-from serbench import Param, Spec, hookimpl
-from serbench.corpus import Protocol
-from serbench.errors import SerbenchError
 
 SPEAKERS = tuple(f"{s:02d}{g}" for s in fmt.SESSIONS for g in "FM")  # 01F, 01M, ..., 05M
 # Published counts (EmoBox / SUPERB list; shared/reference/iemocap carries the real list).

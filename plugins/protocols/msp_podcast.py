@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from serbench_plugins.protocols.folds import speaker_disjoint_holdout
-
 from serbench import Param, Spec, hookimpl
 from serbench.corpus import Fold, Protocol, Utterance
 from serbench.errors import SerbenchError
+from serbench.folds import speaker_disjoint_holdout
 from serbench.textfiles import csv_rows, read_text
 
 CODES = {"A": "angry", "S": "sad", "H": "happy", "U": "surprise", "F": "fear", "D": "disgust", "C": "contempt", "N": "neutral"}

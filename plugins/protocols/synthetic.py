@@ -16,8 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from serbench_plugins.protocols import iemocap_format as fmt
-from serbench_plugins.protocols.folds import leave_one_session_out
 from serbench_plugins.protocols.synthetic_speech import (
     SAMPLE_RATE,
     annotate,
@@ -26,7 +24,9 @@ from serbench_plugins.protocols.synthetic_speech import (
 )
 
 from serbench import Param, Spec, hookimpl
+from serbench import iemocap_format as fmt
 from serbench.corpus import Protocol
+from serbench.folds import leave_one_session_out
 from serbench.user_config import cache_dir
 
 GENERATOR_VERSION = 1  # bump when generated audio changes: it names the cache folder

@@ -1,12 +1,13 @@
-"""Registers sap_gap: specs only, so that listing plugins imports no torch; the
-implementation, :mod:`serbench_plugins.methods.sap_gap`, is imported when the plugin is built."""
+"""Registers sap_gap and its segmental pooling: specs only, so that listing plugins imports no
+torch; the implementations, :mod:`serbench_plugins.methods.sap_gap` and
+:mod:`serbench_plugins.poolings.segmental`, are imported when the plugin is built."""
 
 from __future__ import annotations
 
-from serbench_plugins.register.segmental_pooling import CITATION
-
 from serbench import Param, Spec, hookimpl
 from serbench.recipes import Recipe
+
+CITATION = "Hyeon, Oh & Choi, Enhancing SER through Segmental Average Pooling of SSL features, Interspeech 2024"
 
 _ROW = {"protocol": "iemocap_loso10", "split": "test speaker", "encoder": "WavLM Large, fine-tuned", "unit": "%"}
 
@@ -51,5 +52,25 @@ def register_downstreams() -> list[Spec]:
             version="3",
             citation=CITATION,
             meta={"paper": "Hyeon et al., Interspeech 2024", "default_loss": "mtl", "own_pooling": "GAP + SAP (segmental)", "needs": ("vad", "attributes"), "reported": REPORTED, "recipe": RECIPE},
+        )
+    ]
+
+
+@hookimpl
+def register_poolings() -> list[Spec]:
+    """SAP+GAP's segmental pooling, also usable on its own as ``--pooling segmental``."""
+    return [
+        Spec(
+            name="segmental",
+            factory="serbench_plugins.poolings.segmental:SegmentalPooling",
+            summary="SAP: multi-head self-attention over VAD speech frames, then their mean",
+            params=(
+                Param("heads", int, 8, "attention heads", bounds=">= 1"),
+                Param("dropout", float, 0.1, "dropout on the attention output", bounds="[0, 1)"),
+                Param("vad_aggressiveness", int, 3, "WebRTC VAD aggressiveness, 0 (lenient) to 3 (strict)", (0, 1, 2, 3)),
+            ),
+            version="2",
+            citation=CITATION,
+            meta={"needs": ("vad",)},
         )
     ]

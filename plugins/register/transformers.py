@@ -1,4 +1,4 @@
-"""Registers the transformers encoders (WavLM, HuBERT, wav2vec 2.0, ``hf:<id>``): specs only,
+"""Registers the transformers encoders (WavLM, HuBERT, wav2vec 2.0, ``hf:<id>``, and ``tiny``, a small random one): specs only,
 so that listing plugins imports no torch; the implementation,
 :mod:`serbench_plugins.upstreams.hf`, is imported when one is built."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from serbench import Spec, hookimpl
+from serbench import Param, Spec, hookimpl
 
 CHECKPOINTS = {
     "wavlm_base": ("microsoft/wavlm-base", "WavLM Base (94M), LibriSpeech 960 h"),
@@ -43,5 +43,19 @@ def register_upstreams() -> list[Spec]:
         Spec(name="hf:", factory="serbench_plugins.upstreams.hf:load",
              summary="any wav2vec2-style transformers checkpoint: hf:<repo id or folder>", version="1",
              meta={"prefix": True})
+    )
+    specs.append(  # a random transformers model: same code path, no download
+        Spec(
+            name="tiny",
+            factory="serbench_plugins.upstreams.tiny:make_tiny",
+            summary="small random WavLM (transformers), for tests and smoke runs",
+            params=(
+                Param("depth", int, 2, "transformer layers", bounds=">= 1"),
+                Param("dim", int, 32, "hidden width", bounds=">= 1"),
+                Param("heads", int, 2, "attention heads", bounds=">= 1"),
+                Param("seed", int, 0, "seed of the random initialisation", bounds=">= 0"),
+            ),
+            version="2",
+        )
     )
     return specs

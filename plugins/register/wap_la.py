@@ -1,5 +1,6 @@
-"""Registers wap_la: specs only, so that listing plugins imports no torch; the
-implementation, :mod:`serbench_plugins.methods.wap_la`, is imported when the plugin is built."""
+"""Registers wap_la and its statistical attentive pooling: specs only, so that listing plugins
+imports no torch; the implementations, :mod:`serbench_plugins.methods.wap_la` and
+:mod:`serbench_plugins.poolings.statistical_attentive`, are imported when the plugin is built."""
 
 from __future__ import annotations
 
@@ -67,5 +68,20 @@ def register_downstreams() -> list[Spec]:
             version="3",
             citation="Song, McLoughlin, Gu, Jiang & Song, An Efficient Transfer Learning Method Based on Adapter with Local Attributes for SER",
             meta={"paper": "Song et al. (WAP-LA)", "default_loss": "ce", "own_pooling": "sap_stat", "reported": REPORTED, "recipe": RECIPE},
+        )
+    ]
+
+
+@hookimpl
+def register_poolings() -> list[Spec]:
+    """WAP-LA's statistical attentive pooling, also usable on its own as ``--pooling sap_stat``."""
+    return [
+        Spec(
+            name="sap_stat",
+            factory="serbench_plugins.poolings.statistical_attentive:StatisticalAttentivePooling",
+            summary="statistical attentive pooling: K attention heads, L2-normalised mean and variance",
+            params=(Param("heads", int, 4, "attention heads K", bounds=">= 1"),),
+            version="1",
+            citation="Song, McLoughlin, Gu, Jiang & Song, WAP-LA adapter for SER",
         )
     ]
