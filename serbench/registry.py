@@ -13,7 +13,7 @@ from typing import Any
 
 from serbench.errors import SerbenchError, did_you_mean
 from serbench.plugin_manager import Plugins, make_plugin_manager
-from serbench.specs import KINDS, Param, Spec
+from serbench.specs import KINDS, Param, Spec, meta_problem
 
 HOOKS = {
     "upstream": "register_upstreams",
@@ -65,7 +65,7 @@ class Registry:
         if existing is not None:
             return (f"duplicate {kind} name {spec.name!r}: registered by plugin "
                     f"{existing.plugin!r} and by plugin {plugin!r}")
-        return spec_problem(spec)
+        return meta_problem(kind, spec.meta) or spec_problem(spec)
 
     def _add(self, kind: str, spec: Spec, plugin: str) -> None:
         self.specs[kind][spec.name] = Spec(**{**spec.__dict__, "plugin": plugin})

@@ -19,6 +19,5 @@ def register_upstreams() -> list[Spec]:
             ),
             version="1",
             citation="Yang et al., SUPERB, Interspeech 2021 (s3prl toolkit)",
-            meta={"prefix": True},
         )
     ]

@@ -33,7 +33,7 @@ def _load(repo: str):
 def _spec(name: str, repo: str, summary: str) -> Spec:
     family = name.split("_")[0]
     return Spec(name=name, factory=partial(_load, repo), summary=f"{summary} [{repo}]", version="1",
-                citation=CITATIONS[family], meta={"repo": repo})
+                citation=CITATIONS[family])
 
 
 @hookimpl
@@ -41,8 +41,7 @@ def register_upstreams() -> list[Spec]:
     specs = [_spec(name, repo, summary) for name, (repo, summary) in CHECKPOINTS.items()]
     specs.append(
         Spec(name="hf:", factory="serbench_plugins.upstreams.hf:load",
-             summary="any wav2vec2-style transformers checkpoint: hf:<repo id or folder>", version="1",
-             meta={"prefix": True})
+             summary="any wav2vec2-style transformers checkpoint: hf:<repo id or folder>", version="1")
     )
     specs.append(  # a random transformers model: same code path, no download
         Spec(

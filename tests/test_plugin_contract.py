@@ -1,0 +1,165 @@
+"""The plugin contract checks itself: one test over every registered Spec, the import graph
+(plugins import only the core), typed ``meta``, and outputs that break the contract named at
+the first batch."""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import importlib.util
+import inspect
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from serbench.metrics import METRICS
+from serbench.needs import KNOWN
+from serbench.registry import registry
+from serbench.specs import Spec, meta_problem
+
+SERBENCH = Path(__file__).resolve().parents[1] / "serbench"
+CONTEXT = {"upstream": 0, "downstream": 1, "pooling": 1, "loss": 2, "protocol": 1, "executor": 0}
+SPECS = [(kind, name) for kind, specs in registry().specs.items() for name in sorted(specs)]
+
+
+def _spec(kind: str, name: str) -> Spec:
+    return registry().specs[kind][name]
+
+
+@pytest.mark.parametrize("kind, name", SPECS, ids=[f"{k}:{n}" for k, n in SPECS])
+def test_every_spec_keeps_the_contract(kind, name):
+    spec = _spec(kind, name)
+    assert spec.summary.strip() and spec.version.isdigit(), "a summary, and a version that is a number"
+    assert not meta_problem(kind, spec.meta)
+    for param in spec.params:  # each default passes its own declaration
+        assert param.coerce(param.default, f"{name}.{param.name}") == param.default or param.type is tuple
+    factory = spec.load()
+    signature = inspect.signature(factory)
+    positional = CONTEXT[kind] + name.endswith(":")  # a prefix spec's factory gets the rest of the name first
+    names = list(signature.parameters)[positional:]
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    declared = {p.name for p in spec.params}
+    assert takes_any or declared <= set(names), f"params the factory does not take: {declared - set(names)}"
+    required = {n for n in names if signature.parameters[n].default is inspect.Parameter.empty
+                and signature.parameters[n].kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)}
+    assert required <= declared, f"factory arguments no Param fills: {required - declared}"
+    needs = spec.meta.get("needs", ())
+    needs = needs({p.name: p.default for p in spec.params}) if callable(needs) else needs
+    assert set(needs) <= set(KNOWN)
+    if spec.meta.get("paper") or spec.meta.get("reported") or spec.meta.get("recipe"):
+        assert spec.citation.strip(), "a method from a paper cites it"
+    protocols = registry().specs["protocol"]
+    for row in spec.meta.get("reported", ()):
+        assert row["protocol"] in protocols and row["metric"] in METRICS and row["unit"] in ("%", "fraction"), row
+        low, high = row.get("ci95") or (row["value"], row["value"])
+        top = 100 if row["unit"] == "%" else 1
+        assert 0 <= low <= row["value"] <= high <= top and math.isfinite(row["value"]), row
+        assert row.get("split") and row.get("encoder") and row.get("pooling"), row
+
+
+def _modules_imported_by(module: str) -> set[str]:
+    """The serbench_plugins modules ``module`` imports (read from its source)."""
+    tree = ast.parse(Path(importlib.util.find_spec(module).origin).read_text())
+    found = set()
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        found |= {n for n in names if n.startswith("serbench_plugins") and _is_module(n)}
+    return found
+
+
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # ``package.module.attribute``: an attribute, not a module
+        return False
+
+
+def test_no_plugin_imports_another_plugins_module():
+    """A plugin is an entry point: its module, the modules its specs' factories name and what
+    those import. No module may belong to two plugins (a shared block goes to the core), and the
+    core imports no plugin."""
+    reg = registry()
+    points = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="serbench") if ep.dist.name == "serbench"}
+    owners: dict[str, set[str]] = {}
+    for plugin, entry in points.items():
+        roots = {entry}
+        for specs in reg.specs.values():
+            for spec in specs.values():
+                if spec.plugin == plugin:
+                    factory = spec.factory
+                    module = (factory.partition(":")[0] if isinstance(factory, str)
+                              else getattr(getattr(factory, "func", factory), "__module__", ""))
+                    roots |= {module} if module.startswith("serbench_plugins") else set()
+        seen, todo = set(), list(roots)
+        while todo:
+            module = todo.pop()
+            if module not in seen:
+                seen.add(module)
+                todo += _modules_imported_by(module)
+        for module in seen:
+            owners.setdefault(module, set()).add(plugin)
+    shared = {module: sorted(plugins) for module, plugins in owners.items() if len(plugins) > 1}
+    assert not shared, f"modules used by more than one plugin (move what they share to the core): {shared}"
+    core = [p.name for p in SERBENCH.glob("*.py") if "serbench_plugins" in {
+        n.split(".")[0] for node in ast.walk(ast.parse(p.read_text()))
+        for n in ([node.module or ""] if isinstance(node, ast.ImportFrom) else
+                  [a.name for a in node.names] if isinstance(node, ast.Import) else [])}]
+    assert not core, f"core modules importing a plugin: {core}"
+
+
+def test_an_unknown_meta_key_is_refused_with_a_suggestion():
+    assert "did you mean 'default_pooling'" in meta_problem("downstream", {"default_poolng": "mean"})
+    assert "expected" in meta_problem("upstream", {"trainable": "no"})
+    assert meta_problem("pooling", {"needs": lambda params: ("vad",)}) == ""
+
+
+class _Wrong(torch.nn.Module):
+    """A downstream that returns 5 logits for 4 classes."""
+
+    def __init__(self, context, **_):
+        super().__init__()
+        self.out = torch.nn.Linear(context.dim, len(context.classes) + 1)
+
+    def forward(self, batch):
+        return {"logits": self.out(batch["features"].mean(dim=(1, 2)))}
+
+
+class _Plain(_Wrong):
+    """A downstream that returns a bare tensor instead of a dict."""
+
+    def forward(self, batch):
+        return self.out(batch["features"].mean(dim=(1, 2)))
+
+
+class _WidePooling(torch.nn.Module):
+    """A pooling whose output is wider than its declared out_dim."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.out_dim = dim
+
+    def forward(self, frames, mask, batch=None):
+        return torch.cat([frames.mean(1), frames.mean(1)], dim=-1)
+
+
+@pytest.mark.parametrize("kind, plugin, message", [
+    ("downstream", _Wrong, r"downstream bad \(_Wrong from test_plugin_contract\): logits are \[2, 5\], expected \[batch=2, classes=4\]"),
+    ("downstream", _Plain, r"downstream bad \(_Plain from test_plugin_contract\): forward returned Tensor, expected a dict"),
+    ("pooling", _WidePooling, r"pooling bad \(_WidePooling from test_plugin_contract\): returned \[2, 512\], expected \[batch, out_dim=256\]"),
+])
+def test_a_plugin_output_that_breaks_the_contract_is_named_at_the_first_batch(kind, plugin, message, tmp_path, monkeypatch):
+    import serbench
+    from serbench.errors import SerbenchError
+
+    specs = registry().specs[kind]
+    monkeypatch.setitem(specs, "bad", Spec(name="bad", factory=plugin, summary="x", plugin="acme"))
+    downstream, pooling = ("bad", None) if kind == "downstream" else ("superb", "bad")
+    with pytest.raises(SerbenchError, match=message):
+        serbench.run("fbank", downstream, pooling=pooling, protocol="synthetic", out=tmp_path,
+                     overrides=["protocol.per_class=1", "train.max_epochs=1"])
