@@ -10,6 +10,7 @@ sharing the cache take turns instead of extracting the same utterances twice (se
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -95,7 +96,8 @@ class FeatureCache:
             and array.shape[2] == self.key.dim and array.dtype == np.dtype(self.key.dtype)
         )
         if not ok:
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a read-only cache keeps it; it is rebuilt elsewhere
+                path.unlink(missing_ok=True)
             return None
         return array
 

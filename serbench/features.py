@@ -8,10 +8,11 @@ is estimated and refused past the budget, with the layer selection as the way ou
 
 from __future__ import annotations
 
+import errno
 import hashlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,6 +123,21 @@ def _encode(upstream, utterances, batch, wavs, device, index, autocast):
         yield utterances[i], hidden[:, row, : int(out.lengths[row])]
 
 
+def _hold_lock(stack: ExitStack, cache: FeatureCache, name: str, missing: int) -> None:
+    """Enter the cache's lock for one set of utterances on ``stack``, or refuse in one clear line
+    when the folder cannot be written (a shared cache mounted read-only that lacks entries)."""
+    try:
+        stack.enter_context(cache.lock(name))
+    except PermissionError as exc:
+        raise SerbenchError(f"feature cache {cache.dir} cannot be written ({exc.strerror}) and lacks {missing} "
+                            "entries: point SERBENCH_CACHE at a writable folder (or complete the shared cache)") from None
+    except OSError as exc:
+        if exc.errno != errno.EROFS:
+            raise
+        raise SerbenchError(f"feature cache {cache.dir} is on a read-only filesystem and lacks {missing} entries: "
+                            "point SERBENCH_CACHE at a writable folder") from None
+
+
 @torch.inference_mode()
 def extract(
     upstream: Upstream,
@@ -142,9 +158,10 @@ def extract(
     # one lock per set of utterances: a second process on the same set waits and finds the
     # first's entries; disjoint sets (extraction shards) go side by side
     lock_name = hashlib.sha256(" ".join(sorted(hashes.values())).encode()).hexdigest()[:16]
-    with cache.lock(lock_name) if cache else nullcontext():
+
+    def take_hits(wanted: Sequence[Utterance]) -> list[Utterance]:
         missing = []
-        for u in utterances:
+        for u in wanted:
             found = cache.load(hashes[u.id]) if cache else None
             if found is None:
                 missing.append(u)
@@ -153,6 +170,13 @@ def extract(
                 stats.hits += 1
                 if on_batch:
                     on_batch(1)
+        return missing
+
+    missing = take_hits(utterances)  # hits need no lock: a complete cache may be read-only
+    with ExitStack() as held:
+        if cache and missing:
+            _hold_lock(held, cache, lock_name, len(missing))
+            missing = take_hits(missing)  # what another process stored while this one waited
         stats.misses = len(missing)
         lengths = [num_samples(u) for u in missing]
         itemsize = np.dtype(dtype).itemsize

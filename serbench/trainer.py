@@ -75,7 +75,12 @@ def predict(model: nn.Module, data: FoldData, ids: Sequence[str], device: torch.
     for chunk in _batches(data, ids, batch_size, None):
         batch = data.batcher(chunk)
         probs.update(zip(chunk, torch.softmax(model(batch)["logits"].float(), dim=-1).cpu().numpy()))
-    return np.stack([probs[i] for i in ids])
+    stacked = np.stack([probs[i] for i in ids])
+    if not np.isfinite(stacked).all():
+        bad = next(i for i in ids if not np.isfinite(probs[i]).all())
+        raise SerbenchError(f"the model's logits are NaN/inf (first for utterance {bad}): its features or weights "
+                            "hold non-finite values; nothing is scored")
+    return stacked
 
 
 def dev_score(probs: np.ndarray, labels: np.ndarray, metric: str) -> float:

@@ -122,3 +122,39 @@ def test_the_shuffled_label_control_sits_at_chance(tmp_path):
     low, high = control.summary["ua"]["ci95"]
     assert low <= 0.25 <= high, control.summary["ua"]  # 15 jobs (5 folds x 3 seeds) at chance
     assert real.summary["ua"]["mean"] > high  # and the corpus does carry a learnable signal
+
+
+def test_a_complete_read_only_cache_serves_a_run_and_an_incomplete_one_says_so(tmp_path, monkeypatch):
+    """A shared cache is usually mounted read-only: hits take no lock and write nothing. (Tests
+    run as root, which chmod cannot stop, so the folder's refusals are simulated at the calls
+    that would write.)"""
+    from serbench.cache import FeatureCache
+
+    monkeypatch.setenv("SERBENCH_CACHE", str(tmp_path / "cache"))
+    first = serbench.run("fbank", "superb", protocol="synthetic", out=tmp_path / "a", overrides=FAST)
+
+    def refuse(*_args, **_kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(FeatureCache, "lock", refuse)
+    monkeypatch.setattr(FeatureCache, "write_array", staticmethod(refuse))
+    again = serbench.run("fbank", "superb", protocol="synthetic", out=tmp_path / "b", overrides=FAST)
+    assert again.data["cache"]["misses"] == 0 and again.summary == first.summary
+    with pytest.raises(SerbenchError, match=r"feature cache .* cannot be written \(Permission denied\) and lacks 40 entries"):
+        serbench.run("fbank", "superb", protocol="synthetic", out=tmp_path / "c", overrides=[*FAST, "upstream.n_mels=40"])
+
+
+def test_a_cache_entry_full_of_nan_stops_the_job_with_no_score(tmp_path, monkeypatch):
+    """A damaged cache entry (NaN features) used to give NaN probabilities scored as UA 50."""
+    import numpy as np
+
+    from serbench.cache import FeatureCache
+
+    monkeypatch.setenv("SERBENCH_CACHE", str(tmp_path / "cache"))
+    serbench.run("fbank", "superb", protocol="synthetic", out=tmp_path / "a", overrides=FAST)
+    for entry in sorted((tmp_path / "cache" / "features").glob("*/*/*.npy")):
+        array = np.load(entry)
+        FeatureCache.write_array(entry, np.full_like(array, np.nan))
+    with pytest.raises(SerbenchError, match=r"jobs failed \(first: fold 1 seed 0: SerbenchError: .*(NaN|nan)"):
+        serbench.run("fbank", "superb", protocol="synthetic", out=tmp_path / "b", overrides=FAST)
+    assert not list((tmp_path / "b").glob("*/result.json")) and not list((tmp_path / "b").glob("*/folds/*.json"))
