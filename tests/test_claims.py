@@ -173,3 +173,69 @@ def test_a_run_directory_whose_config_resolves_otherwise_is_refused(tmp_path):
         load_plan(run_dir, "cpu")
     with pytest.raises(SerbenchError, match="no config.json"):
         load_plan(tmp_path, "cpu")
+
+
+def _wait_for(process, condition, poll=0.01):
+    """Poll until ``condition()`` or the process ends (no wall-clock limit: a slow box waits)."""
+    while process.poll() is None:
+        if condition():
+            return True
+        time.sleep(poll)
+    return False
+
+
+@pytest.mark.slow
+def test_a_kill_during_feature_extraction_then_a_rerun_gives_the_identical_result(tmp_path):
+    cache = tmp_path / "cache"
+    env = {**os.environ, "SERBENCH_CACHE": str(cache)}
+    extra = ["-o", "protocol.per_class=8", "-o", "train.max_epochs=2"]
+    start = lambda out: subprocess.Popen([sys.executable, "-m", "serbench", *RUN, *extra, "--out", str(out)],  # noqa: E731
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    killed = start(tmp_path / "killed")
+    entries = lambda: list((cache / "features").glob("*/*/*.npy"))  # noqa: E731
+    assert _wait_for(killed, lambda: len(entries()) >= 5), "extraction was never seen under way"
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    (run_dir,) = list((tmp_path / "killed").iterdir())
+    assert not list((run_dir / "folds").glob("*.json")) if (run_dir / "folds").exists() else True  # no job had run
+    again = start(tmp_path / "killed")
+    _, err = again.communicate()
+    assert again.returncode == 0, err
+    env["SERBENCH_CACHE"] = str(tmp_path / "fresh-cache")  # the reference extracts everything itself
+    whole = start(tmp_path / "whole")
+    _, err = whole.communicate()
+    assert whole.returncode == 0, err
+    (whole_dir,) = list((tmp_path / "whole").iterdir())
+    assert _fold_metrics(run_dir) == _fold_metrics(whole_dir)
+    summary = lambda d: json.loads((d / "result.json").read_text())["summary"]  # noqa: E731
+    assert summary(run_dir) == summary(whole_dir)
+
+
+@pytest.mark.slow
+def test_kills_at_any_point_of_the_summary_then_a_rerun_give_the_identical_result(tmp_path):
+    """``serbench finish`` rebuilds a run's summary from its job files; killed at spread-out
+    moments of its run (start-up, reading, computing, writing), the next one writes the same."""
+    done = subprocess.run([sys.executable, "-m", "serbench", *RUN, "--out", str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    (run_dir,) = list(tmp_path.iterdir())
+    reference = {name: (run_dir / name).read_bytes() for name in ("predictions.csv",)}
+    summary = json.loads((run_dir / "result.json").read_text())["summary"]
+    finish = [sys.executable, "-m", "serbench", "finish", str(run_dir)]
+    (run_dir / "result.json").unlink()
+    began = time.perf_counter()
+    assert subprocess.run(finish, capture_output=True).returncode == 0
+    took = time.perf_counter() - began
+    for k in range(1, 8):
+        (run_dir / "result.json").unlink(missing_ok=True)
+        process = subprocess.Popen(finish, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(took * k / 8)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        if (run_dir / "result.json").exists():  # a kill after the write: the file is whole
+            assert json.loads((run_dir / "result.json").read_text())["summary"] == summary
+    rerun = subprocess.run(finish, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads((run_dir / "result.json").read_text())["summary"] == summary
+    assert all((run_dir / name).read_bytes() == data for name, data in reference.items())
+    # a kill inside a write can leave only a hidden temporary beside the file, never a partial file
+    assert all(p.name.startswith(".") for p in run_dir.rglob("*.tmp"))
