@@ -527,6 +527,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Console()
     if not out.is_terminal:  # files and pipes get full-width tables, not 80 columns
         out = Console(width=160)
+    if argv is None:  # the command itself (not a caller's in-process use): Ctrl-C acts within seconds
+        from serbench.interrupt import stop_within_seconds
+
+        stop_within_seconds()
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("SERBENCH_DEBUG", "") not in ("", "0")
     argv = [a for a in argv if a != "--debug"]

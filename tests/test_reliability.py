@@ -158,3 +158,25 @@ def test_a_cache_entry_full_of_nan_stops_the_job_with_no_score(tmp_path, monkeyp
     with pytest.raises(SerbenchError, match=r"jobs failed \(first: fold 1 seed 0: SerbenchError: .*(NaN|nan)"):
         serbench.run("fbank", "superb", protocol="synthetic", out=tmp_path / "b", overrides=FAST)
     assert not list((tmp_path / "b").glob("*/result.json")) and not list((tmp_path / "b").glob("*/folds/*.json"))
+
+
+def test_ctrl_c_inside_a_long_native_call_stops_the_process():
+    """KeyboardInterrupt waits for a native call to return (a backward pass took minutes); the
+    watcher woken by the signal itself ends the process after its grace period (0 here). The
+    child sits in one large matrix product (seconds on a CPU, torch releases the GIL in it)."""
+    import signal
+    import subprocess
+    import sys
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import torch\nfrom serbench.interrupt import stop_within_seconds\n"
+         "a = torch.randn(6000, 6000)\nstop_within_seconds(0.0)\nprint('ready', flush=True)\ntorch.mm(a, a)\n"
+         "print('the product ended first', flush=True)"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert child.stdout.readline() == "ready\n"
+    child.send_signal(signal.SIGINT)
+    try:
+        _, err = child.communicate(timeout=600)  # a guard against a hang, not a timing check
+    finally:
+        child.kill()
+    assert child.returncode == 130 and "stopped now. Finished jobs are kept" in err
