@@ -5,17 +5,18 @@ no run folder), and change no file it was given."""
 from __future__ import annotations
 
 import hashlib
-import re
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-from lookalike import tiny_wav, write_iemocap
 
 from serbench.cli import main
+
+from lookalike import tiny_wav, write_iemocap
 
 RUN = ["run", "--upstream", "fbank", "--downstream", "superb"]
 SYNTHETIC = [*RUN, "--protocol", "synthetic", "-o", "protocol.per_class=1", "-o", "train.max_epochs=1"]

@@ -14,9 +14,10 @@ import sys
 import time
 
 import pytest
-from conftest import run_cli
 
 from serbench import claims
+
+from conftest import run_cli
 
 RUN = ["run", "--upstream", "fbank", "--downstream", "superb", "--protocol", "synthetic", "--quiet",
        "-o", "protocol.per_class=4", "-o", "train.max_epochs=3", "--device", "cpu"]

@@ -80,8 +80,9 @@ def test_finetune_run_through_the_runner(tmp_path):
 
 
 def _group_norm_encoder(tmp_path):
-    from tiny_checkpoints import save_checkpoint
     from serbench_plugins.upstreams.hf import load
+
+    from tiny_checkpoints import save_checkpoint
 
     return load(str(save_checkpoint(tmp_path / "hubert", "hubert_group")))
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from serbench_plugins.methods.conditioning import Conditioning
-from serbench_plugins.protocols.synthetic_speech import make_speaker, synthesize
 from torch.nn import functional as F
 
 from serbench.blocks import gender_ids
 from serbench.registry import create
 from serbench.vad import speech_frames
+from serbench_plugins.methods.conditioning import Conditioning
+from serbench_plugins.protocols.synthetic_speech import make_speaker, synthesize
 
 torch.manual_seed(0)
 B, T, D = 3, 7, 8

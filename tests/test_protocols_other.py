@@ -11,7 +11,6 @@ from serbench.errors import SerbenchError
 from serbench.plan import load_protocol, plan
 from serbench_plugins.protocols.iemocap import COUNTS_MERGED
 
-from conftest import REFERENCE
 from lookalike import reference_records, tiny_wav, write_emobox, write_iemocap, write_msp_podcast
 
 MSP_CLASSES = ["angry", "sad", "happy", "surprise", "fear", "disgust", "contempt", "neutral"]
@@ -78,7 +77,6 @@ def test_msp_podcast_missing_audio_and_bad_header(msp):
         load_protocol("msp_podcast", root)
 
 
-@pytest.mark.skipif(not (REFERENCE / "iemocap").is_dir(), reason="../shared/reference/iemocap is absent")
 @pytest.mark.parametrize("with_valid", [True, False])
 def test_emobox_split_files_on_the_reference_list(tmp_path, with_valid):
     records = reference_records()

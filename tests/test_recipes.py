@@ -7,9 +7,9 @@ import json
 import pytest
 
 from serbench.errors import SerbenchError
-from serbench.registry import registry
-from serbench.recipes import Recipe
 from serbench.plan import plan
+from serbench.recipes import Recipe
+from serbench.registry import registry
 from serbench.trainer import TRAIN_PARAMS
 
 from conftest import run_cli

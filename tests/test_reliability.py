@@ -10,10 +10,11 @@ import types
 
 import numpy as np
 import pytest
-from lookalike import tiny_wav
 
 import serbench
 from serbench.errors import SerbenchError
+
+from lookalike import tiny_wav
 
 FAST = ["protocol.per_class=1", "train.max_epochs=2"]
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from lookalike import tiny_wav
 
 import serbench
 from serbench.errors import SerbenchError
 from serbench.plan import plan
+
+from lookalike import tiny_wav
 
 FAST = ["train.max_epochs=1"]
 

@@ -6,10 +6,11 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 
 from serbench import suites
 from serbench.errors import SerbenchError
+
+from conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = """name = "tiny"

@@ -3,11 +3,11 @@
 from collections import Counter
 
 import pytest
-from serbench_plugins.protocols.synthetic import build_tree
 
 from serbench import iemocap_format as fmt
 from serbench.audio import load_audio
 from serbench.registry import create
+from serbench_plugins.protocols.synthetic import build_tree
 
 
 @pytest.fixture(scope="module")

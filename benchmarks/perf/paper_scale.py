@@ -46,6 +46,7 @@ METHODS = {  # the paper recipe's encoder, protocol, batch and cut (seconds), fi
 
 def encoder(shape: str):
     import transformers
+
     from serbench_plugins.upstreams.hf import TransformersEncoder
 
     name, hidden, layers, heads, ffn, layer_norm = SHAPES[shape]

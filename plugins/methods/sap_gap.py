@@ -15,11 +15,11 @@ three rows.
 from __future__ import annotations
 
 import torch
-from serbench_plugins.poolings.segmental import SegmentalPooling
 from torch import nn
 
 from serbench.blocks import LayerWeights, MeanPooling
 from serbench.downstream import DownstreamContext
+from serbench_plugins.poolings.segmental import SegmentalPooling
 
 
 class SapGap(nn.Module):

@@ -39,13 +39,13 @@ import copy
 import math
 
 import torch
-from serbench_plugins.poolings.statistical_attentive import StatisticalAttentivePooling
 from torch import nn
 from torch.nn import functional as F
 
 from serbench.attention import masked_self_attention
 from serbench.downstream import DownstreamContext
 from serbench.stages import Stage, StageInput
+from serbench_plugins.poolings.statistical_attentive import StatisticalAttentivePooling
 
 
 class Block(nn.Module):

@@ -15,14 +15,14 @@ a third, learned embedding; dropout 0.1 before the classifier.
 
 from __future__ import annotations
 
-from serbench_plugins.methods.conditioning import Conditioning
-from serbench_plugins.methods.text_embedding import DIM as TEXT_DIM
-from serbench_plugins.methods.text_embedding import sentence_encoder
 from torch import nn
 
 from serbench.blocks import LayerWeights
 from serbench.downstream import DownstreamContext
 from serbench.errors import SerbenchError
+from serbench_plugins.methods.conditioning import Conditioning
+from serbench_plugins.methods.text_embedding import DIM as TEXT_DIM
+from serbench_plugins.methods.text_embedding import sentence_encoder
 
 
 class WavLMConditioned(nn.Module):

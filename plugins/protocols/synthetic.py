@@ -16,18 +16,18 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from serbench_plugins.protocols.synthetic_speech import (
-    SAMPLE_RATE,
-    annotate,
-    make_speaker,
-    synthesize,
-)
 
 from serbench import Param, Spec, hookimpl
 from serbench import iemocap_format as fmt
 from serbench.corpus import Protocol
 from serbench.folds import leave_one_session_out
 from serbench.user_config import cache_dir
+from serbench_plugins.protocols.synthetic_speech import (
+    SAMPLE_RATE,
+    annotate,
+    make_speaker,
+    synthesize,
+)
 
 GENERATOR_VERSION = 1  # bump when generated audio changes: it names the cache folder
 DIALOGS = ("impro01", "impro05a", "script01_1b")

@@ -11,6 +11,7 @@ features do not change (no dropout in evaluation).
 from __future__ import annotations
 
 import torch
+
 from serbench_plugins.upstreams.hf import TransformersEncoder
 
 
