@@ -1,17 +1,12 @@
 """Turning utterance ids into padded batches: from cached features, or from audio.
 
-A batch is a dict: ``labels`` [B], ``ids``, and the protocol's side information
-(``speakers``, ``genders``, ``transcripts``, ``attributes`` [B, 3] — valence, arousal,
-dominance in [0, 1] — where every utterance has them). Frozen mode adds ``features``
-[B, L, T, D] with ``mask`` [B, T] and ``lengths``; fine-tune mode adds ``wavs`` [B, S] with
-``wav_lengths`` and ``whole`` (per row: not randomly cropped, so the same samples every
-time), and the model computes the features itself. ``vad`` [B, T] marks speech
-frames when a plugin needs it.
+What a downstream, a pooling (its third argument) and a loss receive is a :class:`Batch`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Annotated, TypedDict
 
 import numpy as np
 import torch
@@ -22,13 +17,34 @@ from serbench.corpus import Utterance
 ATTRIBUTES = ("valence", "arousal", "dominance")
 
 
+class Batch(TypedDict, total=False):
+    """The dict a downstream's ``forward`` (and a pooling and a loss) receives. B utterances;
+    L the kept upstream layers, T frames, D the upstream's width. Note the layout: ``features``
+    is batch-first ``[B, L, T, D]`` while an upstream returns ``UpstreamOutput.hidden_states``
+    as ``[L, B, T, D]``. The README's batch table is generated from these annotations."""
+
+    ids: Annotated[list[str], "always: utterance ids, in batch order"]
+    labels: Annotated[torch.Tensor, "always: class indices [B] (int64) in the protocol's class order"]
+    speakers: Annotated[list[str], "always: speaker ids"]
+    genders: Annotated[list, "always: 'F', 'M' or None per utterance"]
+    transcripts: Annotated[list, "always: text or None per utterance"]
+    attributes: Annotated[torch.Tensor, "when every utterance has them: [B, 3] float valence, arousal, dominance in [0, 1]"]
+    features: Annotated[torch.Tensor, "frozen encoder: [B, L, T, D] float32, zero beyond each length"]
+    mask: Annotated[torch.Tensor, "frozen encoder: [B, T] bool, true on valid frames"]
+    lengths: Annotated[torch.Tensor, "frozen encoder: [B] int64 valid frames"]
+    wavs: Annotated[torch.Tensor, "fine-tuning: [B, S] float32 16 kHz waveforms, zero-padded (the model computes features)"]
+    wav_lengths: Annotated[torch.Tensor, "fine-tuning: [B] int64 valid samples"]
+    whole: Annotated[list[bool], "fine-tuning: per row, not randomly cropped (the same samples every time)"]
+    vad: Annotated[torch.Tensor, "when a plugin needs 'vad': [B, T] bool speech frames (webrtcvad), aligned to features"]
+
+
 def side_information(
     ids: Sequence[str],
     utterances: Mapping[str, Utterance],
     class_index: Mapping[str, int],
     labels: Mapping[str, str] | None,
     device: torch.device | str,
-) -> dict:
+) -> Batch:
     """Labels and side information; ``labels`` replaces the corpus labels (the
     shuffled-label sanity check uses it)."""
     utts = [utterances[i] for i in ids]
@@ -87,7 +103,7 @@ class FeatureBatcher:
         frames = [self.features[i].shape[1] for i in ids]
         return [min(n, self.max_frames) for n in frames] if self.max_frames else frames
 
-    def __call__(self, ids: Sequence[str], labels: Mapping[str, str] | None = None, train: bool = False) -> dict:
+    def __call__(self, ids: Sequence[str], labels: Mapping[str, str] | None = None, train: bool = False) -> Batch:
         arrays = [self.features[i] for i in ids]
         if self.max_frames:
             arrays = [a[:, : self.max_frames] for a in arrays]
@@ -131,7 +147,7 @@ class AudioBatcher:
                 self._sizes[i] = int(round(info.frames * self.sample_rate / info.samplerate))
         return [min(self._sizes[i], self.max_samples or self._sizes[i]) for i in ids]
 
-    def __call__(self, ids: Sequence[str], labels: Mapping[str, str] | None = None, train: bool = False) -> dict:
+    def __call__(self, ids: Sequence[str], labels: Mapping[str, str] | None = None, train: bool = False) -> Batch:
         wavs = [load_audio(self.utterances[i].path) for i in ids]
         if self.max_samples:
             wavs = [w[: self.max_samples] for w in wavs]

@@ -75,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("plugins", help="installed plugins as JSON, with load errors")
 
+    docs = sub.add_parser("docs", help="rebuild README.md's generated tables (commands, options, plugins, hooks)")
+    docs.add_argument("--readme", type=Path, default=Path("README.md"), help="the file (default: %(default)s)")
+    docs.add_argument("--check", action="store_true", help="only say which sections are stale (exit 1 if any)")
+
     splits = sub.add_parser("splits", help="every fold's train / dev / test membership as JSON lines")
     splits.add_argument("protocol")
     splits.add_argument("--data", help="corpus location (default: the saved one)")
@@ -512,7 +516,20 @@ def cmd_config(args: argparse.Namespace, out: Console) -> None:
             print(f"{key} = {value}")
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "plugins": cmd_plugins, "splits": cmd_splits,
+def cmd_docs(args, out: Console) -> int:
+    from serbench.docs import update
+
+    if not args.readme.is_file():
+        raise SerbenchError(f"--readme {args.readme}: no such file")
+    stale = update(args.readme, check=args.check)
+    if args.check:
+        out.print(f"stale: {', '.join(stale)} (run serbench docs)" if stale else "README tables are current")
+        return 1 if stale else 0
+    out.print(f"rebuilt: {', '.join(stale)}" if stale else "README tables were current")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "docs": cmd_docs, "list": cmd_list, "plugins": cmd_plugins, "splits": cmd_splits,
             "data": cmd_data, "fuse": cmd_fuse, "leaderboard": cmd_leaderboard, "cache": cmd_cache, "config": cmd_config,
             "status": cmd_status, "job": cmd_job, "finish": cmd_finish, "compare": cmd_compare, "plot": cmd_plot,
             "bench": cmd_bench}
