@@ -90,6 +90,22 @@ def check(stages: Sequence[Stage], method: str) -> None:
             )
 
 
+def _saved_state(path: Path, model: torch.nn.Module, device: torch.device) -> tuple[dict | None, str]:
+    """A stage checkpoint's state dict when it fits ``model`` exactly (same keys, shapes and
+    dtypes), else (None, why): a truncated, tampered or stale file is recomputed, never half-loaded."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # weights_only refuses anything but tensors; damage raises many types
+        return None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
+    expected = model.state_dict()
+    if not isinstance(state, dict) or set(state) != set(expected):
+        return None, "not this model's state"
+    for key, value in expected.items():
+        if not isinstance(state[key], torch.Tensor) or state[key].shape != value.shape or state[key].dtype != value.dtype:
+            return None, f"{key} does not fit"
+    return state, ""
+
+
 def run_stages(model: torch.nn.Module, stages: Sequence[Stage], splits: dict[str, Sequence[str]], batcher,
                device: torch.device, seed: int, folder: Path, method: str, report: Callable[[str], None],
                task=None, bf16: bool = False) -> dict[str, set]:
@@ -100,9 +116,12 @@ def run_stages(model: torch.nn.Module, stages: Sequence[Stage], splits: dict[str
     for number, stage in enumerate(stages, start=1):
         path = folder / f"{number}-{stage.name}.pt"
         if path.exists():
-            model.load_state_dict(torch.load(path, map_location=device, weights_only=True))
-            report(f"stage {stage.name}: resumed from {path}")
-            continue
+            state, problem = _saved_state(path, model, device)
+            if state is not None:
+                model.load_state_dict(state)
+                report(f"stage {stage.name}: resumed from {path}")
+                continue
+            report(f"stage {stage.name}: {path} cannot be used ({problem}); computing the stage again")
         ids = tuple(i for split in stage.splits for i in splits[split])
         guard = GuardedBatcher(batcher, ids, stage.labels, stage.name)
         with task(f"stage {number}/{len(stages)}: {stage.name}", 1, announce=False) if task else nullcontext(lambda n=1: None) as advance:

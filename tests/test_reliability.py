@@ -181,3 +181,23 @@ def test_ctrl_c_inside_a_long_native_call_stops_the_process():
     finally:
         child.kill()
     assert child.returncode == 130 and "stopped now. Finished jobs are kept" in err
+
+
+@pytest.mark.parametrize("damage", ["truncated", "another model's"])
+def test_a_damaged_stage_checkpoint_is_computed_again_with_the_same_result(tmp_path, damage):
+    import torch
+
+    small = ["protocol.per_class=1", "train.max_epochs=1", "downstream.adapter_epochs=1", "downstream.prototypes=8",
+             "downstream.adapter_batch_size=8", "downstream.width=24", "downstream.blocks=1"]
+    first = serbench.run("fbank", "wap_la", protocol="synthetic", out=tmp_path, overrides=small)
+    (checkpoint,) = sorted((first.run_dir / "stages" / "fold-1_seed-0").glob("*.pt"))
+    if damage == "truncated":
+        checkpoint.write_bytes(checkpoint.read_bytes()[:100])
+    else:
+        torch.save({"weight": torch.zeros(3)}, checkpoint)
+    for stale in first.run_dir.glob("folds/fold-1_seed-0*"):
+        stale.unlink()
+    (first.run_dir / "result.json").unlink()
+    again = serbench.run("fbank", "wap_la", protocol="synthetic", out=tmp_path, overrides=small)
+    assert again.summary == first.summary
+    assert "cannot be used" in (first.run_dir / "run.log").read_text()
