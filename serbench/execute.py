@@ -388,16 +388,26 @@ def corpus_digest(protocol: Protocol) -> str:
 
 def _check_corpus(run_dir: Path, protocol: Protocol) -> None:
     """A run directory is resumed only on the corpus it was started on (its id does not hold
-    the corpus's location, so a copy elsewhere with other content must be caught here)."""
+    the corpus's location, so a copy elsewhere with other content must be caught here): the
+    same ids, labels, speakers and folds, and the same audio bytes (the content hashes the
+    feature cache computes anyway; a copy of the corpus elsewhere is the same corpus)."""
     record = run_dir / "corpus.json"
     digest = corpus_digest(protocol)
-    if record.exists():
-        previous = json.loads(record.read_text()).get("digest")
-        if previous != digest:
+    audio = {uid: audio_hash(u.path)[:16] for uid, u in sorted(protocol.utterances.items())}
+    previous = json.loads(record.read_text()) if record.exists() else None
+    if previous is not None:
+        if previous.get("digest") != digest:
             raise SerbenchError(f"{run_dir}: started on another corpus (utterances, labels or folds differ: "
-                                f"{previous} there, {digest} now); use another --out or remove that run directory")
-        return
-    write_json(record, {"digest": digest, "utterances": len(protocol.utterances), "folds": len(protocol.folds)})
+                                f"{previous.get('digest')} there, {digest} now); use another --out or remove that run "
+                                "directory")
+        changed = [uid for uid, h in previous.get("audio", audio).items() if audio.get(uid) != h]
+        if changed:
+            raise SerbenchError(f"{run_dir}: {len(changed)} audio files changed since this run started (first: "
+                                f"{protocol.utterances[changed[0]].path}); use another --out or remove that run directory")
+        if "audio" in previous:
+            return
+    write_json(record, {"digest": digest, "utterances": len(protocol.utterances), "folds": len(protocol.folds),
+                        "audio": audio})
 
 
 def run(

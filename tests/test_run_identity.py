@@ -41,3 +41,13 @@ def test_the_same_corpus_elsewhere_resumes_the_same_run_and_another_is_refused(t
     changed = _corpus(tmp_path / "changed", relabel=True)
     with pytest.raises(SerbenchError, match=r"started on another corpus"):
         serbench.run("fbank", "superb", protocol="csv", data=changed, out=tmp_path / "runs", overrides=FAST)
+
+
+def test_audio_replaced_after_a_run_started_is_detected_on_rerun(tmp_path):
+    """Same ids, labels and folds but other sound: the job files are not results on this audio."""
+    corpus = _corpus(tmp_path / "c")
+    first = serbench.run("fbank", "superb", protocol="csv", data=corpus, out=tmp_path / "runs", overrides=FAST)
+    tiny_wav(tmp_path / "c" / "5.wav", seed=99, seconds=0.3)
+    with pytest.raises(SerbenchError, match=r"1 audio files changed since this run started \(first: .*5\.wav\)"):
+        serbench.run("fbank", "superb", protocol="csv", data=corpus, out=tmp_path / "runs", overrides=FAST)
+    assert json.loads((first.run_dir / "result.json").read_text())["summary"] == first.summary  # kept as it was
