@@ -136,7 +136,7 @@ def _features(ws: Workspace, utterances: list, reporter: Reporter):
     name = ws.plan.specs["upstream"].name
     with reporter.task(f"features ({name})", len(utterances)) as advance:
         features, stats = extract(ws.upstream, utterances, ws.plan.device, ws.layers, _cache(ws),
-                                  config["cache"]["budget_gb"] * 1e9, config["cache"]["dtype"], on_batch=advance)
+                                  config["cache"]["budget_gb"] * 1e9, config["cache"]["dtype"], on_batch=advance, name=name)
     reporter.info(f"features: {len(features)} utterances (cache: {stats.hits} hits, {stats.misses} misses)")
     return features, stats
 

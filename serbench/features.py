@@ -91,7 +91,7 @@ def _load_batch(utterances, batch):
     return [load_audio(utterances[i].path) for i in batch]
 
 
-def _forward_batches(upstream, utterances, lengths, device, layers, batch_seconds, on_batch):
+def _forward_batches(upstream, utterances, lengths, device, layers, batch_seconds, on_batch, name=""):
     """Yield (utterance, [layers, frames, dim] float32 numpy) for each utterance. The next
     batch's audio is decoded in a background thread while the encoder runs on this one."""
     upstream = upstream.to(device).eval()
@@ -105,19 +105,19 @@ def _forward_batches(upstream, utterances, lengths, device, layers, batch_second
             wavs = pending.result()
             if n + 1 < len(batches):
                 pending = decoder.submit(_load_batch, utterances, batches[n + 1])
-            yield from _encode(upstream, utterances, batch, wavs, device, index, autocast)
+            yield from _encode(upstream, utterances, batch, wavs, device, index, autocast, name)
             if on_batch:
                 on_batch(len(batch))
 
 
-def _encode(upstream, utterances, batch, wavs, device, index, autocast):
+def _encode(upstream, utterances, batch, wavs, device, index, autocast, name=""):
     sizes = torch.tensor([w.size for w in wavs])
     padded = torch.zeros(len(wavs), int(sizes.max()))
     for row, wav in enumerate(wavs):
         padded[row, : wav.size] = torch.from_numpy(wav)
     with torch.inference_mode(), autocast:
         out = upstream(padded.to(device), sizes.to(device))
-    check_upstream(out, upstream, len(wavs), getattr(upstream, "name", ""))
+    check_upstream(out, upstream, len(wavs), name)
     hidden = out.hidden_states.index_select(0, index.to(out.hidden_states.device)).float().cpu().numpy()
     for row, i in enumerate(batch):
         yield utterances[i], hidden[:, row, : int(out.lengths[row])]
@@ -149,9 +149,11 @@ def extract(
     dtype: str = "float16",
     batch_seconds: float = 160.0,
     on_batch: Callable[[int], None] | None = None,
+    name: str = "",
 ) -> tuple[dict[str, np.ndarray], CacheStats]:
     """``{utterance id: [len(layers), frames, dim]}`` for every utterance, and what the cache
-    contributed. Without a cache everything is extracted and kept in memory."""
+    contributed. Without a cache everything is extracted and kept in memory. ``name`` (the
+    upstream's registered name) is how an output that breaks the contract is blamed."""
     stats = CacheStats()
     features: dict[str, np.ndarray] = {}
     hashes = {u.id: audio_hash(u.path) for u in utterances} if cache else {}
@@ -190,7 +192,7 @@ def extract(
         # cache writes go to a background thread, overlapping the next batch's forward pass
         with ThreadPoolExecutor(max_workers=1) as writer:
             stored = {}
-            for u, array in _forward_batches(upstream, missing, lengths, device, layers, batch_seconds, on_batch):
+            for u, array in _forward_batches(upstream, missing, lengths, device, layers, batch_seconds, on_batch, name):
                 array = array.astype(dtype)
                 if cache:
                     stored[u.id] = writer.submit(cache.store, hashes[u.id], array)

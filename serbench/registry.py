@@ -6,6 +6,7 @@ plugins, and a hook that raises is reported against its plugin instead of breaki
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from dataclasses import replace
 from functools import lru_cache, partial
@@ -105,6 +106,16 @@ def spec_problem(spec: Spec) -> str:
             param.coerce(param.default, f"{spec.name}.{param.name} default")
         except SerbenchError as exc:
             return str(exc)
+    if not isinstance(spec.factory, str):  # a factory named by a string is checked when it is built
+        try:
+            signature = inspect.signature(spec.factory)
+        except (TypeError, ValueError):
+            return ""
+        accepted = signature.parameters
+        if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+            unknown = [name for name in seen if name not in accepted]
+            if unknown:
+                return f"{spec.name}: its factory takes no parameter {unknown[0]!r} (declared as a Param)"
     return ""
 
 

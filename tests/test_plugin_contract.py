@@ -148,7 +148,28 @@ class _WidePooling(torch.nn.Module):
         return torch.cat([frames.mean(1), frames.mean(1)], dim=-1)
 
 
+class _FlatFbank:
+    """An upstream that returns [B, T, D] instead of UpstreamOutput's [L, B, T, D]."""
+
+    def __new__(cls):
+        from serbench_plugins.upstreams.fbank import Fbank
+
+        class Flat(Fbank):
+            def forward(self, wavs, lengths):
+                out = super().forward(wavs, lengths)
+                return type(out)(out.hidden_states[0], out.lengths)
+
+        return Flat()
+
+
+def _vector_loss(classes, counts):
+    """A loss that returns one value per utterance instead of a scalar."""
+    return lambda outputs, batch: torch.nn.functional.cross_entropy(outputs["logits"], batch["labels"], reduction="none")
+
+
 @pytest.mark.parametrize("kind, plugin, message", [
+    ("upstream", _FlatFbank, r"upstream bad \(Flat from test_plugin_contract\): hidden_states is \[\d+, \d+, 80\], expected 4-D"),
+    ("loss", _vector_loss, r"loss bad \(function from builtins\): returned \[2\], expected a scalar tensor"),
     ("downstream", _Wrong, r"downstream bad \(_Wrong from test_plugin_contract\): logits are \[2, 5\], expected \[batch=2, classes=4\]"),
     ("downstream", _Plain, r"downstream bad \(_Plain from test_plugin_contract\): forward returned Tensor, expected a dict"),
     ("pooling", _WidePooling, r"pooling bad \(_WidePooling from test_plugin_contract\): returned \[2, 512\], expected \[batch, out_dim=256\]"),
@@ -158,8 +179,9 @@ def test_a_plugin_output_that_breaks_the_contract_is_named_at_the_first_batch(ki
     from serbench.errors import SerbenchError
 
     specs = registry().specs[kind]
-    monkeypatch.setitem(specs, "bad", Spec(name="bad", factory=plugin, summary="x", plugin="acme"))
-    downstream, pooling = ("bad", None) if kind == "downstream" else ("superb", "bad")
+    monkeypatch.setitem(specs, "bad", Spec(name="bad", factory=plugin, summary="x", plugin="acme",
+                                           meta={"trainable": False} if kind == "upstream" else {}))
+    names = {"upstream": "fbank", "downstream": "superb", "pooling": None, "loss": None, kind: "bad"}
     with pytest.raises(SerbenchError, match=message):
-        serbench.run("fbank", downstream, pooling=pooling, protocol="synthetic", out=tmp_path,
-                     overrides=["protocol.per_class=1", "train.max_epochs=1"])
+        serbench.run(names["upstream"], names["downstream"], pooling=names["pooling"], loss=names["loss"],
+                     protocol="synthetic", out=tmp_path, overrides=["protocol.per_class=1", "train.max_epochs=1"])

@@ -100,6 +100,9 @@ BAD_SPECS = {
     "default out of its own range": (
         "return [Spec(name='p1', factory=lambda dim, k: None, summary='x', params=(Param('k', int, 0, 'k', bounds='>= 1'),))]",
         r"p1\.k default: 0 is out of range \(must be >= 1\)"),
+    "a Param the factory does not take": (
+        "return [Spec(name='p3', factory=lambda dim: None, summary='x', params=(Param('k', int, 1, 'k'),))]",
+        r"p3: its factory takes no parameter 'k'"),
     "default of the wrong type": (
         "return [Spec(name='p2', factory=lambda dim, k: None, summary='x', params=(Param('k', int, 'two', 'k'),))]",
         r"p2\.k default: expected int, got 'two'"),
