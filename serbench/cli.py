@@ -75,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("plugins", help="installed plugins as JSON, with load errors")
 
+    check = sub.add_parser("check-plugin", help="run one plugin through the conformance checks on small random inputs")
+    check.add_argument("kind", help="upstream, downstream, pooling, loss or protocol")
+    check.add_argument("name")
+    check.add_argument("-o", dest="overrides", action="append", default=[], metavar="KIND.KEY=VALUE",
+                       help="a parameter of the plugin")
+    check.add_argument("--data", type=Path, help="a protocol's corpus")
+
     docs = sub.add_parser("docs", help="rebuild README.md's generated tables (commands, options, plugins, hooks)")
     docs.add_argument("--readme", type=Path, default=Path("README.md"), help="the file (default: %(default)s)")
     docs.add_argument("--check", action="store_true", help="only say which sections are stale (exit 1 if any)")
@@ -516,6 +523,19 @@ def cmd_config(args: argparse.Namespace, out: Console) -> None:
             print(f"{key} = {value}")
 
 
+def cmd_check_plugin(args, out: Console) -> int:
+    from serbench.plugin_check import check_plugin
+
+    checks = check_plugin(args.kind, args.name, args.overrides, args.data)
+    table = Table("check", "result", "detail")
+    for check in checks:
+        table.add_row(escape(check.name), "[green]pass[/green]" if check.passed else "[red]FAIL[/red]", escape(check.detail))
+    out.print(table)
+    failed = [c for c in checks if not c.passed]
+    out.print(f"{args.kind} {args.name}: " + (f"{len(failed)} of {len(checks)} checks failed" if failed else f"all {len(checks)} checks pass"))
+    return 1 if failed else 0
+
+
 def cmd_docs(args, out: Console) -> int:
     from serbench.docs import update
 
@@ -529,7 +549,7 @@ def cmd_docs(args, out: Console) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "docs": cmd_docs, "list": cmd_list, "plugins": cmd_plugins, "splits": cmd_splits,
+COMMANDS = {"run": cmd_run, "docs": cmd_docs, "check-plugin": cmd_check_plugin, "list": cmd_list, "plugins": cmd_plugins, "splits": cmd_splits,
             "data": cmd_data, "fuse": cmd_fuse, "leaderboard": cmd_leaderboard, "cache": cmd_cache, "config": cmd_config,
             "status": cmd_status, "job": cmd_job, "finish": cmd_finish, "compare": cmd_compare, "plot": cmd_plot,
             "bench": cmd_bench}

@@ -1,0 +1,260 @@
+"""``serbench check-plugin KIND NAME``: run one plugin (a third party's, or a built-in) through
+the conformance checks on small random inputs, before it costs a real run: its output contract
+(:mod:`serbench.conformance`), padding invariance (what lies beyond an utterance's length must
+not change its output), batch invariance (an utterance batched with a longer one gives what it
+gives alone) and determinism (the same input twice, the same output).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from serbench import conformance
+from serbench.errors import SerbenchError
+
+ATOL = 1e-4  # float32 on a CPU: batched and alone differ by reduction order only
+
+
+@dataclass
+class Check:
+    name: str
+    passed: bool
+    detail: str = ""
+
+
+def _close(a: torch.Tensor, b: torch.Tensor) -> tuple[bool, str]:
+    if a.shape != b.shape:
+        return False, f"shapes {list(a.shape)} and {list(b.shape)}"
+    gap = float((a.float() - b.float()).abs().max()) if a.numel() else 0.0
+    scale = max(1.0, float(b.float().abs().max())) if b.numel() else 1.0
+    return gap <= ATOL * scale, f"largest difference {gap:.3g}"
+
+
+def _run(checks: list[Check], name: str, body: Callable[[], tuple[bool, str] | None]) -> None:
+    """Record one check; a SerbenchError or any exception from the plugin fails it, named."""
+    try:
+        outcome = body()
+    except SerbenchError as exc:
+        checks.append(Check(name, False, str(exc)))
+        return
+    except Exception as exc:  # the plugin's own failure is this check's result, not a crash
+        checks.append(Check(name, False, f"{type(exc).__name__}: {exc}"))
+        return
+    passed, detail = outcome if outcome is not None else (True, "")
+    checks.append(Check(name, passed, detail))
+
+
+def _waves(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    lengths = torch.tensor([12_800, 8_000])  # 0.8 s and 0.5 s at 16 kHz
+    wavs = torch.randn(2, 12_800, generator=generator) * 0.1
+    wavs[1, 8_000:] = 0.0
+    return wavs, lengths
+
+
+def check_upstream(upstream: Any, name: str) -> list[Check]:
+    checks: list[Check] = []
+    upstream.eval()
+    wavs, lengths = _waves()
+    outputs: dict[str, Any] = {}
+
+    def contract():
+        with torch.no_grad():
+            outputs["batched"] = upstream(wavs, lengths)
+        conformance.check_upstream(outputs["batched"], upstream, 2, name)
+
+    _run(checks, "output contract (UpstreamOutput [num_layers, B, T, dim], finite, float16 range)", contract)
+    if not checks[-1].passed:
+        return checks
+
+    def alone():
+        with torch.no_grad():
+            single = upstream(wavs[1:, : int(lengths[1])], lengths[1:])
+        n = int(single.lengths[0])
+        if int(outputs["batched"].lengths[1]) != n:
+            return False, f"{int(outputs['batched'].lengths[1])} frames batched, {n} alone"
+        return _close(outputs["batched"].hidden_states[:, 1, :n], single.hidden_states[:, 0, :n])
+
+    if getattr(upstream, "batch_safe", True):
+        _run(checks, "padding invariance (an utterance batched with a longer one = alone)", alone)
+    else:
+        checks.append(Check("padding invariance", True, "declares batch_safe = False: serbench runs it one utterance at a time"))
+
+    def again():
+        with torch.no_grad():
+            second = upstream(wavs, lengths)
+        return _close(outputs["batched"].hidden_states, second.hidden_states)
+
+    _run(checks, "determinism (eval mode, the same input twice)", again)
+    return checks
+
+
+def _frames(dim: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    generator = torch.Generator().manual_seed(seed)
+    frames = torch.randn(2, 12, dim, generator=generator)
+    mask = torch.arange(12)[None] < torch.tensor([12, 7])[:, None]
+    vad = torch.rand(2, 12, generator=generator) > 0.3
+    return frames, mask, {"vad": vad & mask}
+
+
+def check_pooling(pooling: torch.nn.Module, name: str) -> list[Check]:
+    checks: list[Check] = []
+    pooling.eval()
+    dim = 16
+    frames, mask, batch = _frames(dim)
+    results: dict[str, torch.Tensor] = {}
+
+    def contract():
+        out_dim = getattr(pooling, "out_dim", None)
+        if not isinstance(out_dim, int):
+            return False, f"out_dim is {out_dim!r}, expected an int"
+        with torch.no_grad():
+            results["out"] = pooling(frames, mask, batch)
+        if not isinstance(results["out"], torch.Tensor) or tuple(results["out"].shape) != (2, out_dim):
+            shape = list(results["out"].shape) if isinstance(results["out"], torch.Tensor) else type(results["out"]).__name__
+            return False, f"returned {shape}, expected [2, out_dim={out_dim}]"
+        return bool(torch.isfinite(results["out"]).all()), "finite"
+
+    _run(checks, "output contract ([B, out_dim], finite)", contract)
+    if not checks[-1].passed:
+        return checks
+
+    def padding():
+        noisy = frames.clone()
+        noisy[~mask] = 1e3  # garbage where nothing is valid
+        with torch.no_grad():
+            return _close(pooling(noisy, mask, batch), results["out"])
+
+    def alone():
+        with torch.no_grad():
+            single = pooling(frames[1:, :7], mask[1:, :7], {"vad": batch["vad"][1:, :7]})
+        return _close(single[0], results["out"][1])
+
+    def again():
+        with torch.no_grad():
+            return _close(pooling(frames, mask, batch), results["out"])
+
+    _run(checks, "padding invariance (frames beyond the mask change nothing)", padding)
+    _run(checks, "batch invariance (a short utterance batched = alone)", alone)
+    _run(checks, "determinism (eval mode, the same input twice)", again)
+    return checks
+
+
+def _context(make_pooling: Callable[[int], torch.nn.Module]):
+    from serbench.downstream import DownstreamContext
+
+    return DownstreamContext(num_layers=2, dim=16, frame_rate=50.0, classes=("neu", "hap", "ang", "sad"),
+                             make_pooling=make_pooling, train_counts=(5, 5, 5, 5), loss="ce")
+
+
+def _downstream_batch(seed: int = 0) -> dict:
+    frames, mask, extra = _frames(16, seed)
+    features = torch.stack([frames, frames.flip(-1)], dim=1) * mask[:, None, :, None]  # [B, L, T, D], zero padding
+    return {"ids": ["a", "b"], "labels": torch.tensor([0, 2]), "speakers": ["s1", "s2"], "genders": ["F", "M"],
+            "transcripts": ["hello there", "good bye"], "attributes": torch.rand(2, 3),
+            "features": features, "mask": mask, "lengths": mask.sum(1), **extra}
+
+
+def check_downstream(model: torch.nn.Module, name: str) -> list[Check]:
+    checks: list[Check] = []
+    model.eval()
+    batch = _downstream_batch()
+    results: dict[str, torch.Tensor] = {}
+
+    def contract():
+        with torch.no_grad():
+            results["logits"] = conformance.check_downstream(model(batch), model, batch, 4, name)
+
+    _run(checks, "output contract (a dict with logits [B, classes], finite)", contract)
+    if not checks[-1].passed:
+        return checks
+
+    def padding():
+        noisy = dict(batch, features=batch["features"].masked_fill(~batch["mask"][:, None, :, None], 1e3))
+        with torch.no_grad():
+            return _close(model(noisy)["logits"], results["logits"])
+
+    def again():
+        with torch.no_grad():
+            return _close(model(batch)["logits"], results["logits"])
+
+    _run(checks, "padding invariance (frames beyond the mask change nothing)", padding)
+    _run(checks, "determinism (eval mode, the same input twice)", again)
+    return checks
+
+
+def check_loss(loss: Any, name: str) -> list[Check]:
+    checks: list[Check] = []
+    logits = torch.randn(6, 4, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    batch = {"labels": torch.tensor([0, 1, 2, 3, 0, 1]), "attributes": torch.rand(6, 3), "ids": list("abcdef")}
+    # what the built-in downstreams put beside the logits (a cosine head; valence and arousal heads)
+    outputs = {"logits": logits, "cosine": torch.tanh(logits), "valence": torch.sigmoid(logits[:, 0]),
+               "arousal": torch.sigmoid(logits[:, 1])}
+
+    def contract():
+        value = loss(outputs, batch)
+        conformance.check_loss(value, loss, name)
+        value.backward()
+        return bool(torch.isfinite(logits.grad).all()), "finite gradients"
+
+    _run(checks, "output contract (a finite scalar with finite gradients)", contract)
+    return checks
+
+
+def check_protocol(protocol: Any, name: str) -> list[Check]:
+    from serbench.audio import check_readable
+    from serbench.corpus import Protocol
+    from serbench.execute import SAFE_NAME
+
+    checks: list[Check] = []
+
+    def kind():
+        if not isinstance(protocol, Protocol):
+            return False, f"returned {type(protocol).__name__}, not a serbench.corpus.Protocol"
+        return None
+
+    _run(checks, "returns a serbench.corpus.Protocol", kind)
+    if not checks[-1].passed:
+        return checks
+    _run(checks, "usable folds (two classes or more, no empty split, every class trained on)", protocol.check_usable)
+
+    def names():
+        bad = [f.name for f in protocol.folds if not SAFE_NAME.fullmatch(str(f.name))]
+        return (not bad), (f"fold name {bad[0]!r} cannot name a file" if bad else "")
+
+    _run(checks, "fold names can name files", names)
+    _run(checks, "every audio file readable",
+         lambda: check_readable(u.path for u in protocol.utterances.values()))
+    return checks
+
+
+def check_plugin(kind: str, name: str, overrides: list[str] | None = None, data: Path | None = None) -> list[Check]:
+    """Build plugin ``name`` of ``kind`` (with ``-o kind.param=value`` overrides) and run its checks."""
+    from serbench.overrides import check_keys, parse_overrides
+    from serbench.registry import check_kind, registry
+
+    kind = check_kind(kind)
+    spec = registry().get(kind, name)
+    parsed = parse_overrides(overrides or [])
+    check_keys(parsed, {kind: spec.params})
+    params = spec.resolve(parsed.get(kind, {}), f"-o {kind}")
+    mean = registry().get("pooling", "mean")
+    if kind == "upstream":
+        return check_upstream(spec.build(**params), name)
+    if kind == "pooling":
+        return check_pooling(spec.build(16, **params), name)
+    if kind == "downstream":
+        model = spec.build(_context(lambda dim: mean.build(dim)), **params)
+        return check_downstream(model, name)
+    if kind == "loss":
+        return check_loss(spec.build(["neu", "hap", "ang", "sad"], [5, 5, 5, 5], **params), name)
+    if kind == "protocol":
+        from serbench.plan import load_protocol
+
+        return check_protocol(load_protocol(name, data, parsed.get("protocol", {})), name)
+    raise SerbenchError(f"check-plugin: an {kind} is checked by running it (serbench run ... --executor {name})")
