@@ -14,7 +14,8 @@ hookimpl = pluggy.HookimplMarker("serbench")
 
 @hookspec
 def register_upstreams() -> list:
-    """Speech encoders. Factory: ``(**params) -> serbench.upstream.Upstream``.
+    """Speech encoders. Factory: ``(**params) -> serbench.upstream.Upstream`` (``forward`` and
+    ``fingerprint`` required; ``hidden_states`` ``[num_layers, B, T, dim]``).
     ``meta['trainable'] = False`` marks an upstream with no weights to fine-tune (a recipe's
     ``upstream.finetune`` is then not applied, and the log says so)."""
 

@@ -67,6 +67,10 @@ def _batches(data: FoldData, ids: Sequence[str], size: int, generator: torch.Gen
     return bucketed(ids, data.batcher.lengths(ids), size, generator, per_bucket)
 
 
+class NonFinite(SerbenchError):
+    """The model's outputs hold NaN or inf: nothing can be scored."""
+
+
 @torch.no_grad()
 def predict(model: nn.Module, data: FoldData, ids: Sequence[str], device: torch.device, batch_size: int) -> np.ndarray:
     """Class probabilities ``[len(ids), K]`` in the order of ``ids`` (computed longest first)."""
@@ -78,8 +82,8 @@ def predict(model: nn.Module, data: FoldData, ids: Sequence[str], device: torch.
     stacked = np.stack([probs[i] for i in ids])
     if not np.isfinite(stacked).all():
         bad = next(i for i in ids if not np.isfinite(probs[i]).all())
-        raise SerbenchError(f"the model's logits are NaN/inf (first for utterance {bad}): its features or weights "
-                            "hold non-finite values; nothing is scored")
+        raise NonFinite(f"the model's logits are NaN/inf (first for utterance {bad}): its features or weights "
+                        "hold non-finite values; nothing is scored")
     return stacked
 
 
@@ -162,10 +166,19 @@ def train_fold(
         if not torch.isfinite(total):
             raise SerbenchError(f"training loss is {total.item()} at epoch {epoch}: training diverged or the inputs hold "
                                 "NaN/inf (lower train.lr, or check the features); nothing is scored")
-        if params["select_on"] == "loss":
-            score = -dev_loss(model, loss_fn, data, params["batch_size"], dev_map)
-        else:
-            score = dev_score(predict(model, data, data.dev, device, params["batch_size"]), dev_labels, main_metric)
+        if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+            raise SerbenchError(f"the weights turned NaN/inf in epoch {epoch}: training diverged (lower train.lr); "
+                                "nothing is scored")
+        try:
+            if params["select_on"] == "loss":
+                score = -dev_loss(model, loss_fn, data, params["batch_size"], dev_map)
+            else:
+                score = dev_score(predict(model, data, data.dev, device, params["batch_size"]), dev_labels, main_metric)
+        except NonFinite as exc:
+            raise SerbenchError(f"after epoch {epoch}, {exc} (training diverged? lower train.lr)") from None
+        if not math.isfinite(score):
+            raise SerbenchError(f"after epoch {epoch}, the dev {params['select_on']} is {score}: training diverged "
+                                "(lower train.lr); nothing is scored")
         history.append(score)
         if on_epoch:
             on_epoch(epoch, score)

@@ -18,9 +18,13 @@ class UpstreamOutput:
 
 class Upstream(nn.Module):
     """Subclasses set ``num_layers`` (hidden states returned), ``dim``, ``frame_rate`` (Hz)
-    and implement :meth:`forward` on 16 kHz mono float waveforms ``[B, S]`` with their
-    sample ``lengths`` ``[B]``. Padding beyond a length must not change that utterance's
-    features: batched and one-by-one extraction have to agree.
+    and implement two methods, both required: :meth:`forward` on 16 kHz mono float waveforms
+    ``[B, S]`` with their sample ``lengths`` ``[B]``, returning :class:`UpstreamOutput`
+    (``hidden_states`` ``[num_layers, B, T, dim]``: layer-first, where a downstream's batch is
+    batch-first), and :meth:`fingerprint`, which names the weights (it keys the feature cache).
+    Padding beyond a length must not change that utterance's features: batched and one-by-one
+    extraction have to agree (set ``batch_safe = False`` to be run one utterance at a time).
+    ``serbench check-plugin upstream NAME`` checks all of this.
     """
 
     sample_rate = 16_000
@@ -38,5 +42,6 @@ class Upstream(nn.Module):
     # uncropped utterance, so a frozen front-end runs once per utterance and job.
 
     def fingerprint(self) -> str:
-        """Identifies the weights (repo id and revision, or a seed): recorded in results."""
+        """Required. Identifies the weights (repo id and revision, or a seed): part of the feature
+        cache's key (with the plugin's version) and recorded in results."""
         raise NotImplementedError

@@ -116,6 +116,12 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     # results
     "result.json without summary": (_result(json.dumps({"schema": "serbench.result/1", "config": {}})), r"result\.json"),
     "result.json not JSON": (_result("{not json"), r"result\.json: not valid JSON"),
+    "score of 750%": (_result(json.dumps({"schema": "serbench.result/1", "config": {
+        "protocol": "p", "upstream": "u", "downstream": "d", "pooling": "mean", "seeds": [0]},
+        "summary": {m: {"mean": 7.5} for m in ("ua", "wa", "macro_f1")}})), r"summary\.ua\.mean is 7\.5, not a proportion"),
+    "NaN score": (_result('{"schema": "serbench.result/1", "config": {"protocol": "p", "upstream": "u", "downstream": '
+                          '"d", "pooling": "mean", "seeds": [0]}, "summary": {"ua": {"mean": NaN}}}'),
+                  r"summary\.ua\.mean is nan, not a proportion"),
 }
 
 
