@@ -39,7 +39,7 @@ from serbench.features import (
 from serbench.finetune import UPSTREAM_PARAMS
 from serbench.job import Workspace, claim_and_run
 from serbench.metrics import METRICS
-from serbench.plan import Plan, describe_recipe, load_plan, plan
+from serbench.plan import Plan, describe_recipe, identity, load_plan, plan
 from serbench.progress import Reporter
 from serbench.results import Job, Result, failure_path, finish, job_done, read_records
 from serbench.user_config import cache_dir
@@ -83,6 +83,34 @@ def prepare(the_plan: Plan, run_dir: Path) -> Workspace:
     frozen_frontend = host["finetune"] and host["freeze_frontend"] and host["cache_frontend"]
     return Workspace(the_plan, run_dir, protocol, upstream, upstream_params, host, layers, vad_level,
                      frontend_cache={} if frozen_frontend else None)
+
+
+def _unversioned(config: Mapping) -> str:
+    """A run's identity with its plugins' versions left out."""
+    same = identity(config)
+    return json.dumps({k: ({kk: vv for kk, vv in v.items() if kk != "version"} if isinstance(v, dict) else v)
+                       for k, v in same.items()}, sort_keys=True)
+
+
+def _earlier_versions(run_dir: Path, config: Mapping) -> list[str]:
+    """Log lines naming sibling runs of the same command made with other plugin versions: their
+    job files are not resumed (the run id holds the versions), and the user should know why."""
+    here, lines = _unversioned(config), []
+    for other_config in sorted(run_dir.parent.glob("*/config.json")):
+        if other_config.parent == run_dir:
+            continue
+        try:
+            other = json.loads(other_config.read_text())
+            if _unversioned(other) != here:
+                continue
+        except (OSError, ValueError, KeyError, AttributeError, TypeError):
+            continue
+        changed = [f"{kind} {config[kind]['name']} {other[kind].get('version', '1')} -> {config[kind]['version']}"
+                   for kind in ("upstream", "downstream", "pooling", "loss", "protocol")
+                   if other[kind].get("version", "1") != config[kind]["version"]]
+        lines.append(f"not resumed: {other_config.parent.name} ran this command with other plugin versions "
+                     f"({'; '.join(changed)}); it is kept as it was")
+    return lines
 
 
 def open_run(ws: Workspace) -> list[Job]:
@@ -299,6 +327,8 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
         reporter.log_to(run_dir / "run.log")
         jobs = open_run(ws)
         reporter.info(f"run {the_plan.run_id} -> {run_dir}")
+        for line in _earlier_versions(run_dir, the_plan.config):
+            reporter.info(line)
         reporter.info(describe_recipe(the_plan.config))
         wanted = None if only is None else [Job(str(f), int(s)) for f, s in only]
         unknown = [job for job in (wanted or ()) if job not in jobs]

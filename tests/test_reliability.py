@@ -107,6 +107,8 @@ def test_bumping_a_plugin_version_starts_a_new_run_and_new_cache_entries(tmp_pat
     assert bumped.run_dir != first.run_dir  # the old job files are not today's results
     assert bumped.data["cache"]["hits"] == 0 and bumped.data["cache"]["misses"] > 0  # nor are the old features
     assert bumped.data["plugins"]["fbank"] == "2"
+    assert (f"not resumed: {first.run_dir.name} ran this command with other plugin versions (upstream fbank 1 -> 2)"
+            in (bumped.run_dir / "run.log").read_text())
     with pytest.raises(SerbenchError, match=r"changed version since it ran \(upstream fbank 1 -> 2\)"):
         load_plan(first.run_dir)
 
