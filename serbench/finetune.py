@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from serbench import conformance
 from serbench.batching import frame_mask
 from serbench.specs import Param
 from serbench.upstream import Upstream, UpstreamOutput
@@ -42,9 +43,10 @@ class FineTuneModel(nn.Module):
     serbench.upstream); None runs the front-end on every batch."""
 
     def __init__(self, upstream: Upstream, downstream: nn.Module, layers: Sequence[int], vad_level: int | None = None,
-                 frontend_cache: dict | None = None):
+                 frontend_cache: dict | None = None, name: str = ""):
         super().__init__()
         self.upstream = upstream
+        self.name, self.checked = name, False  # the upstream's first output is checked against its contract
         self.downstream = downstream
         self.vad_level = vad_level  # voice activity is computed on the (cropped) waveforms here
         self.register_buffer("layers", torch.tensor(list(layers)), persistent=False)
@@ -89,6 +91,9 @@ class FineTuneModel(nn.Module):
 
     def forward(self, batch: dict) -> dict:
         out = self.encode(batch)
+        if not self.checked:
+            conformance.check_upstream(out, self.upstream, len(batch["ids"]), self.name)
+            self.checked = True
         features = out.hidden_states.index_select(0, self.layers).permute(1, 0, 2, 3).float()
         lengths = out.lengths
         extra = {"features": features, "lengths": lengths, "mask": frame_mask(lengths, features.shape[2])}

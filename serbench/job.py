@@ -156,7 +156,7 @@ def run_job(ws: Workspace, job: Job, reporter: Reporter) -> None:
     if features is None:  # fine-tuning: the encoder is part of the model
         tuning = config["upstream"]["params"]
         finetune.prepare(upstream, tuning["freeze_frontend"], tuning["gradient_checkpointing"], tuning["spec_augment"])
-        model = finetune.FineTuneModel(upstream, model, layers, ws.vad_level, ws.frontend_cache)
+        model = finetune.FineTuneModel(upstream, model, layers, ws.vad_level, ws.frontend_cache, specs["upstream"].name)
         groups = finetune.parameter_groups(model, train["lr"], tuning["lr"])
         batcher = AudioBatcher(protocol.utterances, protocol.classes, train["crop_seconds"], seed, the_plan.device,
                                max_seconds=train["max_seconds"])
