@@ -137,11 +137,12 @@ def test_any_scheduler_by_hand_prepare_shards_jobs_finish(reference, tmp_path):
         assert done.returncode == 0 and f"features shard {shard}: done" in done.stdout, done.stderr
     extracted = list((tmp_path / "cache" / "features").glob("*/*/*.npy"))
     assert len(extracted) == json.loads((run_dir / "corpus.json").read_text())["utterances"]
-    for command in commands[1:]:
-        done = run_cli(*command, "--device", "cpu", env=env)
-        assert done.returncode == 0, done.stderr
+    done = run_cli(*commands[1], "--device", "cpu", env=env)  # one job as the scheduler's task runs it
+    assert done.returncode == 0, done.stderr
+    rest = run_cli("job", str(run_dir), "--device", "cpu", env=env)  # then every job still claimable
+    assert rest.returncode == 0, rest.stderr
     lookups = re.findall(r"cache: (\d+) hits, (\d+) misses", (run_dir / "run.log").read_text())
-    assert len(lookups) == 7 and all(misses == "0" for _, misses in lookups[2:])  # jobs read the shards' features
+    assert len(lookups) >= 4 and all(misses == "0" for _, misses in lookups[2:])  # jobs read the shards' features
     finished = run_cli("finish", str(run_dir), env=env)
     assert finished.returncode == 0, finished.stderr
     assert _fold_metrics(run_dir) == _fold_metrics(reference)

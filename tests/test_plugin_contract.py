@@ -178,6 +178,7 @@ def test_a_plugin_output_that_breaks_the_contract_is_named_at_the_first_batch(ki
     import serbench
     from serbench.errors import SerbenchError
 
+    monkeypatch.setenv("SERBENCH_CACHE", str(tmp_path / "cache"))  # a bad upstream must not be served fbank's entries
     specs = registry().specs[kind]
     monkeypatch.setitem(specs, "bad", Spec(name="bad", factory=plugin, summary="x", plugin="acme",
                                            meta={"trainable": False} if kind == "upstream" else {}))
