@@ -31,13 +31,18 @@ class Plugins:
 
 
 def _entry_points() -> list[tuple[str, importlib.metadata.EntryPoint]]:
-    found, seen = [], set()
-    for dist in importlib.metadata.distributions():
-        for ep in dist.entry_points:
-            key = (dist.metadata["Name"], ep.name, ep.value)
-            if ep.group == GROUP and key not in seen:  # a dist can be visible twice on sys.path
-                seen.add(key)
-                found.append((dist.metadata["Name"], ep))
+    """(distribution name, entry point) of the group. Only the distributions that declare one
+    have their metadata read: parsing every installed package's METADATA cost a quarter of a
+    second in an environment of 150 packages."""
+    found, seen, names = [], set(), {}
+    for ep in importlib.metadata.entry_points(group=GROUP):
+        where = str(getattr(ep.dist, "_path", id(ep.dist)))
+        if where not in names:
+            names[where] = ep.dist.metadata["Name"] if ep.dist is not None else ""
+        key = (names[where], ep.name, ep.value)
+        if key not in seen:  # a dist can be visible twice on sys.path
+            seen.add(key)
+            found.append((names[where], ep))
     # built-ins first, then others in a stable order
     found.sort(key=lambda item: (item[0] != "serbench", item[0], item[1].name))
     return found
