@@ -6,6 +6,7 @@ one :class:`~serbench.errors.SerbenchError` naming the file and line for what ca
 from __future__ import annotations
 
 import csv
+import io
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,8 +45,7 @@ def csv_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]
     """The header and the rows of a CSV file, each row as ``(line number, {column: field})``
     with every name and field normalised; a malformed row is refused naming its line."""
     path = Path(path)
-    lines = read_text(path).splitlines(keepends=True)
-    reader = csv.reader(lines)
+    reader = csv.reader(io.StringIO(read_text(path), newline=""))  # only \n, \r\n, \r end a row
     try:
         header = [normalise(c) for c in next(reader, [])]
     except csv.Error as exc:
