@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from serbench.errors import SerbenchError
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")  # nothing a fold name makes can leave the run directory
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,9 @@ class Protocol:
         if not self.folds:
             raise SerbenchError(f"protocol {self.name}: no fold")
         for fold in self.folds:
+            if not SAFE_NAME.fullmatch(str(fold.name)):  # fold names become file names in the run directory
+                raise SerbenchError(f"protocol {self.name}: fold name {str(fold.name)!r} cannot name a file (letters, "
+                                    "digits, '.', '_' and '-' only, not starting with '.'); rename that fold")
             for split in ("train", "dev", "test"):
                 if not getattr(fold, split):
                     raise SerbenchError(f"protocol {self.name}: fold {fold.name} has no {split} utterance")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-import re
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -45,8 +44,6 @@ from serbench.results import Job, Result, failure_path, finish, job_done, read_r
 from serbench.user_config import cache_dir
 from serbench.vad import speech_frames
 
-SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
-
 
 class Shard(NamedTuple):
     """Shard ``index`` of ``count`` of a run's frozen-feature extraction."""
@@ -76,10 +73,6 @@ def prepare(the_plan: Plan, run_dir: Path) -> Workspace:
     host = {p.name: upstream_params.pop(p.name) for p in UPSTREAM_PARAMS}
     upstream = specs["upstream"].build(**upstream_params)
     layers = select_layers(host["layers"], upstream.num_layers, specs["upstream"].name)
-    for fold in protocol.folds:  # fold names become file names: nothing may land outside the run directory
-        if not SAFE_NAME.fullmatch(str(fold.name)):
-            raise SerbenchError(f"protocol {specs['protocol'].name}: fold name {str(fold.name)!r} cannot name a file "
-                                "(letters, digits, '.', '_' and '-' only, not starting with '.'); rename that fold")
     frozen_frontend = host["finetune"] and host["freeze_frontend"] and host["cache_frontend"]
     return Workspace(the_plan, run_dir, protocol, upstream, upstream_params, host, layers, vad_level,
                      frontend_cache={} if frozen_frontend else None)

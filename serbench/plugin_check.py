@@ -209,7 +209,6 @@ def check_loss(loss: Any, name: str) -> list[Check]:
 def check_protocol(protocol: Any, name: str) -> list[Check]:
     from serbench.audio import check_readable
     from serbench.corpus import Protocol
-    from serbench.execute import SAFE_NAME
 
     checks: list[Check] = []
 
@@ -221,13 +220,8 @@ def check_protocol(protocol: Any, name: str) -> list[Check]:
     _run(checks, "returns a serbench.corpus.Protocol", kind)
     if not checks[-1].passed:
         return checks
-    _run(checks, "usable folds (two classes or more, no empty split, every class trained on)", protocol.check_usable)
-
-    def names():
-        bad = [f.name for f in protocol.folds if not SAFE_NAME.fullmatch(str(f.name))]
-        return (not bad), (f"fold name {bad[0]!r} cannot name a file" if bad else "")
-
-    _run(checks, "fold names can name files", names)
+    _run(checks, "usable folds (two classes or more, no empty split, every class trained on, names that can "
+                 "name files)", protocol.check_usable)
     _run(checks, "every audio file readable",
          lambda: check_readable(u.path for u in protocol.utterances.values()))
     return checks
