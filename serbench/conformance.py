@@ -59,16 +59,32 @@ def check_upstream(out: Any, upstream: nn.Module, batch: int, name: str) -> None
                             "normalise them (or -o cache.dtype=float32)")
 
 
-def check_pooling_once(module: nn.Module, out_dim: int, name: str) -> nn.Module:
-    """Check the first output of a pooling built for a downstream: ``[B, out_dim]``."""
-    def hook(_module, _inputs, output):
-        handle.remove()
-        who = f"pooling {name} ({origin(module)})"
-        if not isinstance(output, torch.Tensor) or output.dim() != 2 or output.shape[1] != out_dim:
-            shape = list(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-            raise SerbenchError(f"{who}: returned {shape}, expected [batch, out_dim={out_dim}] (its declared out_dim)")
-        _finite(output, who)
+def pooling_out_dim(module: nn.Module, name: str) -> int:
+    """A pooling's declared ``out_dim``: a positive int (the width of what it returns)."""
+    out_dim = getattr(module, "out_dim", None)
+    if not isinstance(out_dim, int) or isinstance(out_dim, bool) or out_dim < 1:
+        raise SerbenchError(f"pooling {name} ({origin(module)}): out_dim is {out_dim!r}, "
+                            "expected a positive int (the width of what it returns)")
+    return out_dim
 
+
+def check_pooling(output: Any, module: nn.Module, batch: int, name: str) -> None:
+    """A pooling's ``forward`` result for ``batch`` utterances: a finite ``[batch, out_dim]``."""
+    who = f"pooling {name} ({origin(module)})"
+    out_dim = pooling_out_dim(module, name)
+    if not isinstance(output, torch.Tensor) or tuple(output.shape) != (batch, out_dim):
+        shape = list(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise SerbenchError(f"{who}: returned {shape}, expected [batch, out_dim={out_dim}] (its declared out_dim, batch={batch})")
+    _finite(output, who)
+
+
+def check_pooling_once(module: nn.Module, name: str) -> nn.Module:
+    """Check the first output of a pooling built for a downstream (:func:`check_pooling`)."""
+    def hook(_module, inputs, output):
+        handle.remove()
+        check_pooling(output, module, int(inputs[0].shape[0]), name)
+
+    pooling_out_dim(module, name)
     handle = module.register_forward_hook(hook)
     return module
 

@@ -110,15 +110,10 @@ def check_pooling(pooling: torch.nn.Module, name: str) -> list[Check]:
     results: dict[str, torch.Tensor] = {}
 
     def contract():
-        out_dim = getattr(pooling, "out_dim", None)
-        if not isinstance(out_dim, int):
-            return False, f"out_dim is {out_dim!r}, expected an int"
+        conformance.pooling_out_dim(pooling, name)
         with torch.no_grad():
             results["out"] = pooling(frames, mask, batch)
-        if not isinstance(results["out"], torch.Tensor) or tuple(results["out"].shape) != (2, out_dim):
-            shape = list(results["out"].shape) if isinstance(results["out"], torch.Tensor) else type(results["out"]).__name__
-            return False, f"returned {shape}, expected [2, out_dim={out_dim}]"
-        return bool(torch.isfinite(results["out"]).all()), "finite"
+        conformance.check_pooling(results["out"], pooling, 2, name)
 
     _run(checks, "output contract ([B, out_dim], finite)", contract)
     if not checks[-1].passed:
