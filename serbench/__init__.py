@@ -22,10 +22,13 @@ from serbench.errors import SerbenchError  # noqa: E402
 # ``serbench --help`` needs none of them.
 _LAZY = {"available": "serbench.registry", "create": "serbench.registry", "Result": "serbench.results",
          "load_result": "serbench.results", "run": "serbench.execute", "compare": "serbench.compare",
-         # what a plugin author needs: ``from serbench import hookimpl, Spec, Param``
-         "hookimpl": "serbench.hookspecs", "Spec": "serbench.specs", "Param": "serbench.specs"}
+         # what a plugin author needs: ``from serbench import hookimpl, Spec, Param`` (and a kind's Meta)
+         "hookimpl": "serbench.hookspecs", "Spec": "serbench.specs", "Param": "serbench.specs",
+         **{kind: "serbench.meta" for kind in ("UpstreamMeta", "DownstreamMeta", "PoolingMeta", "LossMeta",
+                                               "ProtocolMeta", "ExecutorMeta")}}
 
-__all__ = ["SerbenchError", "Param", "Result", "Spec", "available", "compare", "create", "hookimpl", "load_result",
+__all__ = ["SerbenchError", "DownstreamMeta", "ExecutorMeta", "LossMeta", "Param", "PoolingMeta", "ProtocolMeta", "Result",
+           "Spec", "UpstreamMeta", "available", "compare", "create", "hookimpl", "load_result",
            "run", "__version__"]
 
 

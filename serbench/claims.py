@@ -22,6 +22,7 @@ from pathlib import Path
 
 from serbench.errors import SerbenchError
 from serbench.results import failure_path, job_done, job_stem
+from serbench.textfiles import read_json
 
 HEARTBEAT = 30.0  # seconds between an owner's touches of its claim
 LEASE = 300.0  # an untouched claim from another host is stale after this
@@ -128,7 +129,7 @@ def status(run_dir: Path) -> list[tuple[str, int, str, str]]:
     ``host:pid since HH:MM:SS`` for a claim."""
     listing = Path(run_dir) / "jobs.json"
     try:
-        jobs = json.loads(listing.read_text())
+        jobs = read_json(listing)
     except FileNotFoundError:
         raise SerbenchError(f"{listing}: not found (not a run directory, or one started before serbench listed its jobs)") from None
     rows = []

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from serbench import leaderboard, recipes, user_config
 from serbench.atomic import write_json, write_text
-from serbench.errors import SerbenchError
+from serbench.errors import SerbenchError, did_you_mean
 from serbench.progress import Reporter
 from serbench.registry import check_kind, registry
 from serbench.specs import KINDS
@@ -38,7 +38,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _seeds(text: str) -> list[int]:
     try:
-        return [int(s) for s in text.split(",") if s.strip()]
+        return [int(s) for s in text.split(",")] if text.strip() else []
     except ValueError:
         raise SerbenchError(f"--seeds {text!r}: expected comma-separated integers, e.g. 0,1,2") from None
 
@@ -216,7 +216,7 @@ def cmd_list(args: argparse.Namespace, out: Console) -> None:
             choices += f" ({p.range_text})" if p.bounds else ""
             table.add_row(p.name, p.type.__name__, repr(p.default), escape(p.doc + choices))
         out.print(table if spec.params else "no parameters")
-        recipe = spec.meta.get("recipe")
+        recipe = spec.meta.recipe
         if recipe is not None:
             out.print(f"recipe paper (default; --recipe shared for the harness's): {recipe.describe()}")
             out.print(f"  source: {recipe.source}")
@@ -225,12 +225,12 @@ def cmd_list(args: argparse.Namespace, out: Console) -> None:
             if recipe.demo:
                 out.print("  demo-sized variant on demo corpora: " + ", ".join(f"{k}={v}" for k, v in recipe.demo.items())
                           + f" ({recipe.demo_why})")
-        if spec.meta.get("own_pooling"):
-            out.print(f"pools with its own {spec.meta['own_pooling']} (takes no --pooling)")
-        reported = spec.meta.get("reported", [])
+        if spec.meta.own_pooling:
+            out.print(f"pools with its own {spec.meta.own_pooling} (takes no --pooling)")
+        reported = spec.meta.reported
         if reported:
             table = Table("protocol", "test split", "encoder", "pooling", "metric", "reported (%)",
-                          title=f"reported by {spec.meta.get('paper', spec.citation)} (their setup; not measured here)")
+                          title=f"reported by {spec.meta.paper or spec.citation} (their setup; not measured here)")
             for row in reported:
                 scale = leaderboard.UNITS.get(row.get("unit"), 1.0)
                 table.add_row(row["protocol"], row["split"], row["encoder"], row["pooling"], row["metric"],
@@ -507,8 +507,13 @@ def cmd_cache(args: argparse.Namespace, out: Console) -> None:
 
 def cmd_config(args: argparse.Namespace, out: Console) -> None:
     if args.action == "set":
-        path = user_config.set_value(args.key, args.value)
-        out.print(f"{args.key} = {args.value}  (saved in {path})")
+        known = sorted({f"data.{spec.meta.data_key}" for spec in registry().specs["protocol"].values() if spec.meta.data_key})
+        if args.key not in known:
+            raise SerbenchError(f"config key {args.key!r} is not a setting serbench reads{did_you_mean(args.key, known)}; "
+                                f"known: {', '.join(known)}")
+        location = Path(args.value).expanduser().absolute()  # a relative path would depend on where a run starts
+        path = user_config.set_value(args.key, str(location))
+        out.print(f"{args.key} = {location}  (saved in {path})" + ("" if location.exists() else "; it does not exist yet"))
     elif args.action == "get":
         data = user_config.load()
         if args.key not in data:

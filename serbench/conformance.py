@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from serbench.errors import SerbenchError
+from serbench.errors import ContractError
 
 FP16_MAX = 65504.0  # features are cached as float16 by default: larger values would become inf
 
@@ -28,7 +28,7 @@ def origin(obj: Any) -> str:
 def _finite(tensor: torch.Tensor, what: str) -> None:
     if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
         bad = int((~torch.isfinite(tensor)).sum())
-        raise SerbenchError(f"{what} holds {bad} NaN/inf values")
+        raise ContractError(f"{what} holds {bad} NaN/inf values")
 
 
 def check_upstream(out: Any, upstream: nn.Module, batch: int, name: str) -> None:
@@ -39,23 +39,23 @@ def check_upstream(out: Any, upstream: nn.Module, batch: int, name: str) -> None
 
     who = f"upstream {name} ({origin(upstream)})" if name else f"upstream {origin(upstream)}"
     if not isinstance(out, UpstreamOutput):
-        raise SerbenchError(f"{who}: forward returned {type(out).__name__}, not serbench.upstream.UpstreamOutput")
+        raise ContractError(f"{who}: forward returned {type(out).__name__}, not serbench.upstream.UpstreamOutput")
     hidden, lengths = out.hidden_states, out.lengths
     if not isinstance(hidden, torch.Tensor) or hidden.dim() != 4:
         shape = list(hidden.shape) if isinstance(hidden, torch.Tensor) else type(hidden).__name__
-        raise SerbenchError(f"{who}: hidden_states is {shape}, expected 4-D [layers, batch, frames, dim]")
+        raise ContractError(f"{who}: hidden_states is {shape}, expected 4-D [layers, batch, frames, dim]")
     expected = (upstream.num_layers, batch, hidden.shape[2], upstream.dim)
     if tuple(hidden.shape) != expected:
-        raise SerbenchError(f"{who}: hidden_states is {list(hidden.shape)}, expected [num_layers={upstream.num_layers}, "
+        raise ContractError(f"{who}: hidden_states is {list(hidden.shape)}, expected [num_layers={upstream.num_layers}, "
                             f"batch={batch}, frames, dim={upstream.dim}] (num_layers and dim as the upstream declares)")
     if not isinstance(lengths, torch.Tensor) or tuple(lengths.shape) != (batch,):
-        raise SerbenchError(f"{who}: lengths must be a tensor [batch={batch}] of valid frames per utterance")
+        raise ContractError(f"{who}: lengths must be a tensor [batch={batch}] of valid frames per utterance")
     if bool((lengths < 1).any()) or bool((lengths > hidden.shape[2]).any()):
-        raise SerbenchError(f"{who}: lengths {lengths.tolist()} are outside 1..{hidden.shape[2]} (the frames it returned)")
+        raise ContractError(f"{who}: lengths {lengths.tolist()} are outside 1..{hidden.shape[2]} (the frames it returned)")
     _finite(hidden, f"{who}: hidden_states")
     peak = float(hidden.detach().abs().max()) if hidden.numel() else 0.0
     if peak > FP16_MAX:
-        raise SerbenchError(f"{who}: hidden_states reach {peak:.3g}, beyond float16's range ({FP16_MAX:.0f}): "
+        raise ContractError(f"{who}: hidden_states reach {peak:.3g}, beyond float16's range ({FP16_MAX:.0f}): "
                             "normalise them (or -o cache.dtype=float32)")
 
 
@@ -63,7 +63,7 @@ def pooling_out_dim(module: nn.Module, name: str) -> int:
     """A pooling's declared ``out_dim``: a positive int (the width of what it returns)."""
     out_dim = getattr(module, "out_dim", None)
     if not isinstance(out_dim, int) or isinstance(out_dim, bool) or out_dim < 1:
-        raise SerbenchError(f"pooling {name} ({origin(module)}): out_dim is {out_dim!r}, "
+        raise ContractError(f"pooling {name} ({origin(module)}): out_dim is {out_dim!r}, "
                             "expected a positive int (the width of what it returns)")
     return out_dim
 
@@ -74,7 +74,7 @@ def check_pooling(output: Any, module: nn.Module, batch: int, name: str) -> None
     out_dim = pooling_out_dim(module, name)
     if not isinstance(output, torch.Tensor) or tuple(output.shape) != (batch, out_dim):
         shape = list(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-        raise SerbenchError(f"{who}: returned {shape}, expected [batch, out_dim={out_dim}] (its declared out_dim, batch={batch})")
+        raise ContractError(f"{who}: returned {shape}, expected [batch, out_dim={out_dim}] (its declared out_dim, batch={batch})")
     _finite(output, who)
 
 
@@ -94,11 +94,11 @@ def check_downstream(out: Any, model: nn.Module, batch: Mapping[str, Any], class
     who = f"downstream {name} ({origin(model)})"
     size = len(batch["ids"]) if "ids" in batch else int(batch["labels"].shape[0])
     if not isinstance(out, Mapping) or "logits" not in out:
-        raise SerbenchError(f"{who}: forward returned {type(out).__name__}, expected a dict with 'logits'")
+        raise ContractError(f"{who}: forward returned {type(out).__name__}, expected a dict with 'logits'")
     logits = out["logits"]
     if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != (size, classes):
         shape = list(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-        raise SerbenchError(f"{who}: logits are {shape}, expected [batch={size}, classes={classes}]")
+        raise ContractError(f"{who}: logits are {shape}, expected [batch={size}, classes={classes}]")
     _finite(logits, f"{who}: logits")
     return logits
 
@@ -108,5 +108,5 @@ def check_loss(value: Any, loss: Any, name: str) -> None:
     who = f"loss {name} ({origin(loss)})"
     if not isinstance(value, torch.Tensor) or value.dim() != 0:
         shape = list(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-        raise SerbenchError(f"{who}: returned {shape}, expected a scalar tensor")
+        raise ContractError(f"{who}: returned {shape}, expected a scalar tensor")
     _finite(value, who)

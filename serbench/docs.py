@@ -80,13 +80,11 @@ def hooks() -> str:
 
 
 def meta() -> str:
-    from serbench.specs import META
+    from serbench import meta as declared
 
-    rows = []
-    for kind, keys in META.items():
-        for key, (_types, meaning) in keys.items():
-            rows.append([kind, f"`{key}`", meaning])
-    return _table(["kind", "meta key", "meaning"], rows)
+    rows = [[kind, f"`{cls.__name__}`", f"`{key}`", f"`{default!r}`", meaning]
+            for kind, cls in declared.BY_KIND.items() for key, default, meaning in declared.keys(kind)]
+    return _table(["kind", "meta class", "key", "default", "meaning"], rows)
 
 
 def batch() -> str:

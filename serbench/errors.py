@@ -14,6 +14,11 @@ class SerbenchError(Exception):
     """A mistake in the user's input: unknown plugin, bad override, missing data, bad file."""
 
 
+class ContractError(SerbenchError):
+    """A plugin's output breaks its kind's contract (a shape, a type, a non-finite value on the
+    first batch): every other job would fail the same way, so a run stops at the first."""
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """' (did you mean 'x'?)' when a close match exists, else ''."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)

@@ -26,7 +26,7 @@ from serbench.atomic import write_json
 from serbench.audio import check_readable, load_audio
 from serbench.cache import CacheKey, FeatureCache, audio_hash
 from serbench.corpus import Protocol
-from serbench.errors import SerbenchError
+from serbench.errors import ContractError, SerbenchError
 from serbench.features import (
     CacheStats,
     estimate_bytes,
@@ -41,6 +41,7 @@ from serbench.metrics import METRICS
 from serbench.plan import Plan, describe_recipe, identity, load_plan, plan
 from serbench.progress import Reporter
 from serbench.results import Job, Result, failure_path, finish, job_done, read_records
+from serbench.textfiles import read_json
 from serbench.user_config import cache_dir
 from serbench.vad import speech_frames
 
@@ -197,7 +198,7 @@ def _read_mask(path: Path | None, frames: int) -> np.ndarray | None:
 def work_through(ws: Workspace, jobs: Sequence[Job], reporter: Reporter) -> dict[Job, str]:
     """Run ``jobs`` in this process, each once it can be claimed; wait for those another process
     holds (taking over a claim whose owner died). Returns the jobs that raised, with their errors:
-    the others still run."""
+    the others still run, unless a plugin broke its contract (every job would fail alike)."""
     failed: dict[Job, str] = {}
     with reporter.task("jobs (fold x seed)", len(jobs)) as advance:
         todo, waiting = list(jobs), False
@@ -209,6 +210,8 @@ def work_through(ws: Workspace, jobs: Sequence[Job], reporter: Reporter) -> dict
                 except Exception as exc:  # recorded in failed/; the other jobs go on
                     failed[job] = f"{type(exc).__name__}: {exc}"
                     reporter.info(f"{job} failed: {failed[job]} (traceback: {failure_path(ws.run_dir, *job)})")
+                    if isinstance(exc, ContractError):
+                        return failed
                     state = "failed"
                 if state == "held":
                     held.append(job)
@@ -345,7 +348,9 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
         if failed:
             first, error = next(iter(failed.items()))
             where = failure_path(run_dir, *first) if isinstance(first, Job) else run_dir / "run.log"
-            raise SerbenchError(f"{run_dir}: {len(failed)} jobs failed (first: {first}: {error}; traceback: {where}); "
+            unstarted = sum(job not in failed and not job_done(run_dir, *job) for job in pending)
+            stopped = f"; {unstarted} not started (a plugin broke its contract: they would fail alike)" if unstarted else ""
+            raise SerbenchError(f"{run_dir}: {len(failed)} jobs failed (first: {first}: {error}; traceback: {where}){stopped}; "
                                 "the others are kept: fix the cause and rerun to compute only those")
         if not summarise:
             done = sum(job_done(run_dir, *job) for job in jobs)
@@ -417,7 +422,7 @@ def _check_corpus(run_dir: Path, protocol: Protocol) -> None:
     record = run_dir / "corpus.json"
     digest = corpus_digest(protocol)
     audio = {uid: audio_hash(u.path)[:16] for uid, u in sorted(protocol.utterances.items())}
-    previous = json.loads(record.read_text()) if record.exists() else None
+    previous = read_json(record, " (a damaged run directory: use another --out)") if record.exists() else None
     if previous is not None:
         if previous.get("digest") != digest:
             raise SerbenchError(f"{run_dir}: started on another corpus (utterances, labels or folds differ: "

@@ -1,6 +1,6 @@
 """Fine-tuning mode: the encoder trains with the head, so features are computed per batch.
 
-Chosen when a downstream declares ``meta['upstream'] == 'finetune'`` or the user sets
+Chosen when a downstream declares ``DownstreamMeta(upstream='finetune')`` or the user sets
 ``-o upstream.finetune=true``. The feature cache is bypassed; the encoder gets its own
 learning rate (``upstream.lr``) and its convolutional front-end stays frozen unless
 ``upstream.freeze_frontend=false``. A frozen front-end (the pretrained one: every job starts

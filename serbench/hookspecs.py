@@ -1,4 +1,5 @@
 """Hook signatures. Each returns a list of :class:`serbench.specs.Spec`; the host chains them.
+A Spec's ``meta`` is its kind's dataclass in :mod:`serbench.meta` (or a dict of its keys).
 
 A plugin is any importable module (or object) with ``@hookimpl`` functions for some of these
 hooks, listed under the ``serbench`` entry-point group.
@@ -16,7 +17,7 @@ hookimpl = pluggy.HookimplMarker("serbench")
 def register_upstreams() -> list:
     """Speech encoders. Factory: ``(**params) -> serbench.upstream.Upstream`` (``forward`` and
     ``fingerprint`` required; ``hidden_states`` ``[num_layers, B, T, dim]``).
-    ``meta['trainable'] = False`` marks an upstream with no weights to fine-tune (a recipe's
+    ``meta=UpstreamMeta(trainable=False)`` marks an upstream with no weights to fine-tune (a recipe's
     ``upstream.finetune`` is then not applied, and the log says so)."""
 
 
@@ -24,11 +25,11 @@ def register_upstreams() -> list:
 def register_downstreams() -> list:
     """Models on top of upstream features. Factory:
     ``(context: serbench.downstream.DownstreamContext, **params) -> torch.nn.Module`` whose
-    ``forward(batch)`` returns a dict with at least ``logits``. ``meta['default_pooling']``
-    and ``meta['default_loss']`` name what is used when the user names none;
-    ``meta['own_pooling']`` (a description) marks a method that pools by itself and refuses
-    ``--pooling``; ``meta['recipe']`` is its paper's :class:`serbench.recipes.Recipe`;
-    ``meta['spec_augment']`` sets ``upstream.spec_augment`` unless the user does."""
+    ``forward(batch)`` returns a dict with at least ``logits``. ``meta=DownstreamMeta(...)``:
+    ``default_pooling`` and ``default_loss`` name what is used when the user names none;
+    ``own_pooling`` (a description) marks a method that pools by itself and refuses
+    ``--pooling``; ``recipe`` is its paper's :class:`serbench.recipes.Recipe`;
+    ``spec_augment`` sets ``upstream.spec_augment`` unless the user does."""
 
 
 @hookspec
@@ -46,11 +47,11 @@ def register_losses() -> list:
 @hookspec
 def register_protocols() -> list:
     """Corpora with their folds. Factory: ``(data: pathlib.Path | None, **params) ->
-    serbench.corpus.Protocol``. ``meta['data_key']`` names the corpus location a user saves
+    serbench.corpus.Protocol``. ``meta=ProtocolMeta(...)``: ``data_key`` names the corpus location a user saves
     with ``serbench config set data.<key> PATH`` (omit it for protocols that need no data);
-    ``meta['default_loss']`` names the loss used when neither user nor downstream names one;
-    ``meta['demo'] = True`` marks a demo corpus, on which recipes use their demo-sized variant;
-    ``meta['test_split']`` says what each fold is scored on (``test session``, or a template
+    ``default_loss`` names the loss used when neither user nor downstream names one;
+    ``demo=True`` marks a demo corpus, on which recipes use their demo-sized variant;
+    ``test_split`` says what each fold is scored on (``test session``, or a template
     over the protocol's parameters such as ``{test_set}``), so that a measured result is put
     beside a paper's reported number only when both were scored on the same split."""
 

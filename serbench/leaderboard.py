@@ -125,13 +125,13 @@ UNITS = {"%": 1.0, "fraction": 100.0}
 
 
 def reported(reg) -> str:
-    """The papers' own numbers, from each downstream's ``meta['reported']``, for reading
+    """The papers' own numbers, from each downstream's ``meta.reported``, for reading
     beside what serbench measures: every value in percent (a paper's fractions converted and
     marked), with the protocol, test split, encoder and pooling each row was measured with."""
     table, notes = [], []
     for name in sorted(reg.specs["downstream"]):
         spec = reg.specs["downstream"][name]
-        for row in spec.meta.get("reported", []):
+        for row in spec.meta.reported:
             missing = [k for k in REPORTED_FIELDS if k not in row]
             if missing or row["unit"] not in UNITS:
                 raise SerbenchError(f"downstream {name}: a reported row lacks {missing or ['a known unit']} ({row})")
@@ -141,7 +141,7 @@ def reported(reg) -> str:
             caveat = row.get("caveat")
             if caveat and caveat not in notes:
                 notes.append(caveat)
-            table.append([spec.meta.get("paper", spec.citation), name, row.get("variant", ""), row["protocol"],
+            table.append([spec.meta.paper or spec.citation, name, row.get("variant", ""), row["protocol"],
                           row["split"], row["encoder"], row["pooling"], row["metric"],
                           f"{row['value'] * scale:.2f}{mark}" + (f" [{notes.index(caveat) + 1}]" if caveat else ""),
                           f"[{ci[0] * scale:.2f}, {ci[1] * scale:.2f}]" if ci else ""])
@@ -153,10 +153,10 @@ def reported(reg) -> str:
 
 
 def test_split(reg, protocol: str, params: dict) -> str | None:
-    """What a run's folds were scored on, from its protocol's ``meta['test_split']`` (a
+    """What a run's folds were scored on, from its protocol's ``meta.test_split`` (a
     template over the protocol's parameters); None when the protocol does not say."""
     spec = reg.specs["protocol"].get(protocol)
-    template = spec.meta.get("test_split") if spec else None
+    template = spec.meta.test_split if spec else None
     return template.format(**params) if template else None
 
 
@@ -167,7 +167,7 @@ def reported_for(result: Result, reg) -> tuple[str | None, list[dict], str]:
     protocol = config["protocol"]
     split = test_split(reg, protocol, config.get("params", {}).get("protocol", {}))
     spec = reg.specs["downstream"].get(config["downstream"])
-    candidates = spec.meta.get("reported", []) if spec else []
+    candidates = spec.meta.reported if spec else ()
     pairs = [row for row in candidates
              if split is not None and row["protocol"] == protocol and row["split"] == split and row["metric"] in result.summary]
     seen = sorted({f"{row['protocol']} / {row['split']}" for row in candidates})

@@ -1,6 +1,6 @@
 """What plugins need from a batch beyond features and labels, checked before any work.
 
-A spec declares ``meta['needs']``, a tuple (or a function of its resolved parameters that
+A spec declares ``meta.needs``, a tuple (or a function of its resolved parameters that
 returns one) of: ``attributes`` (valence and arousal labels),
 ``gender``, ``transcript`` (side information the protocol must provide for every utterance)
 and ``vad`` (a voice-activity mask the host derives, aligned to the features' frames).
@@ -38,7 +38,7 @@ def declared(specs: Mapping[str, Spec], config: Mapping[str, dict]) -> dict[str,
 
 
 def _needs_of(spec: Spec, params: Mapping) -> tuple[str, ...]:
-    needs = spec.meta.get("needs", ())
+    needs = getattr(spec.meta, "needs", ())  # declared by downstreams, poolings and losses
     return tuple(needs(params) if callable(needs) else needs)
 
 

@@ -21,10 +21,12 @@ from serbench import finetune, recipes
 from serbench.corpus import Protocol
 from serbench.errors import SerbenchError
 from serbench.features import CACHE_PARAMS
+from serbench.meta import DownstreamMeta
 from serbench.overrides import check_keys, parse_overrides
 from serbench.recipes import Recipe
 from serbench.registry import Registry, registry
 from serbench.specs import Spec
+from serbench.textfiles import read_json
 from serbench.trainer import TRAIN_PARAMS
 from serbench.user_config import data_location, env_var
 
@@ -64,10 +66,10 @@ def load_plan(run_dir: Path, device: str = "auto", reg: Registry | None = None) 
     (a plugin's parameters changed since) or its id is not the directory's name."""
     run_dir = Path(run_dir)
     try:
-        config = json.loads((run_dir / "config.json").read_text())
+        config = read_json(run_dir / "config.json", " (a damaged run directory: start it again)")
     except FileNotFoundError:
         raise SerbenchError(f"{run_dir}: no config.json (not a run directory)") from None
-    own = (reg or registry()).get("downstream", config["downstream"]["name"]).meta.get("own_pooling")
+    own = (reg or registry()).get("downstream", config["downstream"]["name"]).meta.own_pooling
     rebuilt = plan(config["upstream"]["name"], config["downstream"]["name"], None if own else config["pooling"]["name"],
                    config["loss"]["name"], config["protocol"]["name"], config["protocol"]["data"], config["seeds"],
                    device, config["overrides"], reg, config["recipe"]["name"], config.get("executor", {}).get("name", "local"))
@@ -111,8 +113,8 @@ def worker_device(run_device: str, gpus: float, option: str) -> str:
 
 
 def _data_for(spec: Spec, data: str | Path | None) -> Path | None:
-    key = spec.meta.get("data_key")
-    if key is None:
+    key = spec.meta.data_key
+    if not key:
         return Path(data) if data else None
     location = data_location(key, data)
     if location is None:
@@ -168,24 +170,24 @@ def plan(
     specs = {"protocol": reg.get("protocol", protocol), "upstream": reg.get("upstream", upstream)}
     specs["downstream"] = reg.get("downstream", downstream)
     meta = specs["downstream"].meta
-    method_recipe: Recipe | None = meta.get("recipe")
+    method_recipe: Recipe | None = meta.recipe
     chosen = recipes.choose(recipe, method_recipe, downstream)
     paper = method_recipe if chosen == "paper" else None
-    demo = bool(paper and paper.demo and specs["protocol"].meta.get("demo"))
+    demo = bool(paper and paper.demo and specs["protocol"].meta.demo)
     specs["pooling"] = _pooling_spec(reg, pooling, meta, paper, downstream)
-    default_loss = (paper and paper.loss) or meta.get("default_loss") or specs["protocol"].meta.get("default_loss", "ce")
+    default_loss = (paper and paper.loss) or meta.default_loss or specs["protocol"].meta.default_loss or "ce"
     specs["loss"] = reg.get("loss", loss or default_loss)
     # every upstream also takes the host's parameters: layer selection and fine-tuning
     specs["upstream"] = replace(specs["upstream"], params=specs["upstream"].params + finetune.UPSTREAM_PARAMS)
     params = {kind: spec.params for kind, spec in specs.items()}
     runner_spec = reg.get("executor", executor)  # where the jobs run: not part of the run's identity
     check_keys(overrides, {**params, "train": TRAIN_PARAMS, "cache": CACHE_PARAMS, "executor": runner_spec.params})
-    if meta.get("upstream") == "finetune" and not specs["upstream"].meta.get("trainable", True):
+    if meta.upstream == "finetune" and not specs["upstream"].meta.trainable:
         raise SerbenchError(f"downstream {downstream} trains its encoder, and upstream {upstream} has no trainable "
                             "weights: use a transformers upstream (serbench list upstreams)")
     recipe_values = paper.nested(demo) if paper else {}
     not_applied = {}
-    if recipe_values.get("upstream", {}).get("finetune") and not specs["upstream"].meta.get("trainable", True):
+    if recipe_values.get("upstream", {}).get("finetune") and not specs["upstream"].meta.trainable:
         recipe_values["upstream"].pop("finetune")
         not_applied["upstream.finetune"] = f"{specs['upstream'].name} has no trainable weights"
     merged = recipes.merge(recipe_values, overrides)
@@ -197,6 +199,8 @@ def plan(
         raise SerbenchError(f"--seeds: seed {twice[0]} is given twice (every job would run twice)")
     if any(int(s) < 0 for s in seeds):
         raise SerbenchError(f"--seeds: {min(int(s) for s in seeds)} is negative; seeds are integers from 0")
+    if any(int(s) >= 2**32 for s in seeds):
+        raise SerbenchError(f"--seeds: {max(int(s) for s in seeds)} is too large; seeds are integers below 2**32")
     resolved_device = resolve_device(device)
     location = _data_for(specs["protocol"], data)
     config: dict[str, Any] = {  # a plugin's version is part of the run's identity: bumping it starts afresh
@@ -205,10 +209,10 @@ def plan(
     }
     for section, section_params in (("train", TRAIN_PARAMS), ("cache", CACHE_PARAMS)):
         config[section] = Spec(section, dict, "", section_params).resolve(merged.get(section, {}), f"-o {section}")
-    if meta.get("upstream") == "finetune":
+    if meta.upstream == "finetune":
         config["upstream"]["params"]["finetune"] = True
-    if "spec_augment" in meta and "spec_augment" not in overrides.get("upstream", {}):
-        config["upstream"]["params"]["spec_augment"] = bool(meta["spec_augment"])
+    if meta.spec_augment is not None and "spec_augment" not in overrides.get("upstream", {}):
+        config["upstream"]["params"]["spec_augment"] = meta.spec_augment
     config["protocol"]["data"] = str(location) if location else None
     config["seeds"] = [int(s) for s in seeds]
     config["device"] = str(resolved_device)
@@ -219,11 +223,11 @@ def plan(
     return Plan(config, specs, resolved_device, location, runner_spec)
 
 
-def _pooling_spec(reg: Registry, pooling: str | None, meta: Mapping, paper: Recipe | None, downstream: str) -> Spec:
+def _pooling_spec(reg: Registry, pooling: str | None, meta: DownstreamMeta, paper: Recipe | None, downstream: str) -> Spec:
     """The pooling plugin; a method with its own pooling refuses ``--pooling``."""
-    own = meta.get("own_pooling")
-    if own is None:
-        return reg.get("pooling", pooling or (paper and paper.pooling) or meta.get("default_pooling", "mean"))
+    own = meta.own_pooling
+    if not own:
+        return reg.get("pooling", pooling or (paper and paper.pooling) or meta.default_pooling or "mean")
     if pooling is not None:
         raise SerbenchError(f"--pooling {pooling}: downstream {downstream} pools with its own {own}; "
                             "it takes no pooling plugin (see serbench list downstreams " + downstream + ")")

@@ -70,7 +70,9 @@ def make_plugin_manager(autoload: bool | None = None) -> Plugins:
             if unknown:
                 raise LookupError(unknown)
             pm.register(module, name=ep.name)
-        except (Exception, SystemExit) as exc:  # a broken plugin (even one calling sys.exit) must not take the others down
+        except BaseException as exc:  # a broken plugin (even one calling sys.exit) must not take the others down
+            if isinstance(exc, KeyboardInterrupt):
+                raise
             message = f"{type(exc).__name__}: {exc}"
             plugins.failures[ep.name] = message
             warnings.warn(f"serbench plugin {ep.name!r} ({ep.value}) failed to load: {message}")

@@ -1,6 +1,6 @@
 """Training recipes: a method is its model *and* the way its paper trained it.
 
-A downstream may declare a :class:`Recipe` (``meta["recipe"]``): overrides in the ``-o`` key
+A downstream may declare a :class:`Recipe` (``DownstreamMeta.recipe``): overrides in the ``-o`` key
 space (``train.lr``, ``upstream.finetune``, ``downstream.*``), the pooling and loss it was
 trained with, and the encoder and protocol the paper used. ``--recipe paper`` (the default
 for a method that has one) applies it; ``--recipe shared`` applies the harness's common
@@ -9,7 +9,7 @@ heads. What the user sets with ``-o``, ``--pooling`` or ``--loss`` always wins. 
 encoder and protocol are suggestions: shown, never imposed.
 
 A recipe too big for a demo corpus may name a ``demo`` variant (overrides applied on top
-when the protocol declares ``meta["demo"] = True``, as ``synthetic`` does); the run log and
+when the protocol declares ``ProtocolMeta(demo=True)``, as ``synthetic`` does); the run log and
 ``result.json`` say so.
 """
 

@@ -13,8 +13,9 @@ from functools import lru_cache, partial
 from typing import Any
 
 from serbench.errors import SerbenchError, did_you_mean
+from serbench.meta import typed
 from serbench.plugin_manager import Plugins, make_plugin_manager
-from serbench.specs import KINDS, Param, Spec, meta_problem
+from serbench.specs import KINDS, Param, Spec
 
 HOOKS = {
     "upstream": "register_upstreams",
@@ -51,26 +52,29 @@ class Registry:
                 continue
             for spec in specs:
                 problem = self._problem(kind, spec, impl.plugin_name)
+                if not problem:
+                    try:
+                        spec = replace(spec, meta=typed(kind, spec.meta), plugin=impl.plugin_name)
+                    except SerbenchError as exc:
+                        problem = f"{spec.name}: {exc}"
                 if problem:  # skipped like a plugin that fails to import: the others keep working
                     self.plugins.failures.setdefault(impl.plugin_name, problem)
                     warnings.warn(f"serbench plugin {impl.plugin_name!r}: {problem} (skipped)")
                 else:
-                    self._add(kind, spec, impl.plugin_name)
+                    self.specs[kind][spec.name] = spec
+                    self.names_by_plugin.setdefault(impl.plugin_name, []).append(f"{kind}:{spec.name}")
 
     def _problem(self, kind: str, spec: Any, plugin: str) -> str:
         """Why ``spec`` cannot be registered ('' when it can): not a Spec, a name taken, a
-        parameter whose default breaks its own declaration."""
+        parameter whose default breaks its own declaration (its ``meta`` is checked by
+        :func:`serbench.meta.typed`)."""
         if not isinstance(spec, Spec):
             return f"{HOOKS[kind]} returned {spec!r}, not a Spec"
         existing = self.specs[kind].get(spec.name)
         if existing is not None:
             return (f"duplicate {kind} name {spec.name!r}: registered by plugin "
                     f"{existing.plugin!r} and by plugin {plugin!r}")
-        return meta_problem(kind, spec.meta) or spec_problem(spec)
-
-    def _add(self, kind: str, spec: Spec, plugin: str) -> None:
-        self.specs[kind][spec.name] = Spec(**{**spec.__dict__, "plugin": plugin})
-        self.names_by_plugin.setdefault(plugin, []).append(f"{kind}:{spec.name}")
+        return spec_problem(spec)
 
     def get(self, kind: str, name: str) -> Spec:
         """The spec for ``name``; ``prefix:rest`` resolves through a spec named ``prefix:``

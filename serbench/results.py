@@ -21,6 +21,7 @@ from serbench.atomic import write_json, write_text
 from serbench.errors import SerbenchError
 from serbench.metrics import METRICS
 from serbench.stats import speaker_bootstrap, speaker_counts, summarize
+from serbench.textfiles import read_json
 
 SCHEMA = "serbench.result/1"
 PREDICTION_COLUMNS = ["fold", "seed", "utterance_id", "speaker", "label", "prediction"]
@@ -209,10 +210,7 @@ def load_result(path: str | Path) -> Result:
     file = path / "result.json" if path.is_dir() else path
     if not file.exists():
         raise SerbenchError(f"{file}: no such result file (expected result.json or a run directory)")
-    try:
-        data = json.loads(file.read_text())
-    except json.JSONDecodeError as exc:
-        raise SerbenchError(f"{file}: not valid JSON (line {exc.lineno})") from None
+    data = read_json(file)
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         found = data.get("schema") if isinstance(data, dict) else type(data).__name__
         raise SerbenchError(f"{file}: not a serbench result (schema {found!r}, expected {SCHEMA!r})")

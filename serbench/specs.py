@@ -10,6 +10,7 @@ import ast
 import importlib
 import importlib.util
 import inspect
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -57,6 +58,9 @@ class Param:
             if bad:
                 raise SerbenchError(f"{where}: expected a list of {self.item.__name__}, got {bad[0]!r} in {value!r}")
             converted = items if self.type is tuple else converted
+        infinite = [v for v in items if isinstance(v, float) and not math.isfinite(v)]
+        if infinite:
+            raise SerbenchError(f"{where}: {infinite[0]!r} is not a finite number")
         if self.bounds:
             inside = _parse_bounds(self.bounds, self.name)
             outside = [v for v in items if isinstance(v, (int, float)) and not inside(v)]
@@ -120,52 +124,6 @@ def _convert(value: Any, kind: type) -> Any:
     return value if isinstance(value, kind) else _INVALID
 
 
-_NEEDS = ((tuple, Callable), "what the plugin needs beyond features and labels (serbench.needs: attributes, "
-                             "gender, transcript, vad), or a function of its parameters returning that")
-# Every key a Spec's ``meta`` may hold, per kind: (accepted types, what it means). A key not listed
-# is refused when the plugin registers (a typo would otherwise be ignored silently).
-META: dict[str, dict[str, tuple[Any, str]]] = {
-    "upstream": {"trainable": (bool, "false: no weights to fine-tune (a recipe's upstream.finetune is then not applied)")},
-    "downstream": {
-        "default_pooling": (str, "pooling used when the user names none"),
-        "default_loss": (str, "loss used when the user names none"),
-        "own_pooling": (str, "a description: the method pools by itself and refuses --pooling"),
-        "upstream": (str, "'finetune': the method trains its encoder (refused on an upstream without weights)"),
-        "spec_augment": (bool, "sets upstream.spec_augment unless the user does"),
-        "needs": _NEEDS,
-        "paper": (str, "the paper, short (shown in tables)"),
-        "recipe": (object, "the paper's training recipe, a serbench.recipes.Recipe"),
-        "reported": (list, "the paper's numbers: rows with protocol, split, metric, value, ci95, unit, encoder, pooling"),
-    },
-    "pooling": {"needs": _NEEDS},
-    "loss": {"needs": _NEEDS},
-    "protocol": {
-        "data_key": (str, "the corpus's name in 'serbench config set data.KEY' and SERBENCH_DATA_KEY"),
-        "default_loss": (str, "loss used when neither the user nor the downstream names one"),
-        "demo": (bool, "a small demonstration corpus: a recipe's demo values apply"),
-        "test_split": (str, "what the test split is (reported rows pair on it); {param} is filled in"),
-    },
-    "executor": {},
-}
-
-
-def meta_problem(kind: str, meta: Mapping[str, Any]) -> str:
-    """What is wrong with a spec's ``meta`` ('' when nothing): an unknown key or a wrong type."""
-    allowed = META.get(kind, {})
-    for key, value in meta.items():
-        if key not in allowed:
-            return (f"meta key {key!r} is not one a {kind} declares{did_you_mean(key, allowed)}; "
-                    f"known: {', '.join(allowed) or 'none'}")
-        types = allowed[key][0]
-        if types is not object and not isinstance(value, types) and not (Callable in _as_tuple(types) and callable(value)):
-            return f"meta[{key!r}] is {type(value).__name__}, expected {allowed[key][1]}"
-    return ""
-
-
-def _as_tuple(types: Any) -> tuple:
-    return types if isinstance(types, tuple) else (types,)
-
-
 @dataclass(frozen=True)
 class Spec:
     """A registered plugin of one kind.
@@ -175,7 +133,8 @@ class Spec:
     parameters as keywords. It may be given as ``"package.module:attribute"``, imported only
     when the plugin is built: listing plugins then imports no torch. ``version`` must be bumped whenever a change can move scores.
     ``meta`` holds kind-specific declarations (a downstream's default pooling, a protocol's
-    data key, a paper's reported numbers).
+    data key, a paper's reported numbers): the kind's dataclass in :mod:`serbench.meta`, or a
+    dict of its keys, which the registry turns into that dataclass (refusing unknown keys).
     """
 
     name: str
@@ -184,7 +143,7 @@ class Spec:
     params: tuple[Param, ...] = ()
     version: str = "1"
     citation: str = ""
-    meta: Mapping[str, Any] = field(default_factory=dict)
+    meta: Any = field(default_factory=dict)  # after registration: the kind's serbench.meta dataclass
     plugin: str = ""  # filled in by the registry: which plugin registered it
 
     def build(self, *context: Any, **params: Any) -> Any:

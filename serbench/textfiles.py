@@ -1,4 +1,4 @@
-"""Reading a corpus's text files (label lists, CSVs, JSON lines) the same way in every protocol:
+"""Reading text files (a corpus's label lists, CSVs and JSON lines; serbench's own JSON records) one way:
 UTF-8 with or without a byte-order mark, every field stripped of surrounding whitespace, and
 one :class:`~serbench.errors.SerbenchError` naming the file and line for what cannot be read.
 """
@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from serbench.errors import SerbenchError
 
@@ -34,6 +36,19 @@ def read_text(path: Path, errors: str = "strict") -> str:
         line = raw[:exc.start].count(b"\n") + 1
         raise SerbenchError(f"{path}:{line}: byte 0x{raw[exc.start]:02x} is not UTF-8 "
                             "(save the file as UTF-8)") from None
+
+
+def read_json(path: Path, fix: str = "") -> Any:
+    """A JSON file's value; a missing file raises FileNotFoundError (callers say what it means),
+    anything else unreadable is one SerbenchError naming the file and line, with ``fix`` appended."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(path)
+    text = read_text(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SerbenchError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}){fix}") from None
 
 
 def normalise(value: str | None) -> str:

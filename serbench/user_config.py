@@ -6,12 +6,12 @@ Lookup order for a corpus: ``--data``, then ``SERBENCH_DATA_<KEY>``, then the co
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from serbench.atomic import write_json
 from serbench.errors import SerbenchError
+from serbench.textfiles import read_json
 
 
 def config_path() -> Path:
@@ -27,12 +27,7 @@ def load() -> dict[str, str]:
         return {}
     if path.is_dir():
         raise SerbenchError(f"SERBENCH_CONFIG / {path}: is a folder, expected a JSON file")
-    try:
-        data = json.loads(path.read_text())
-    except UnicodeDecodeError:
-        raise SerbenchError(f"{path}: not a text file (expected JSON settings): fix or delete it") from None
-    except json.JSONDecodeError as exc:
-        raise SerbenchError(f"{path}: not valid JSON (line {exc.lineno}): fix or delete it") from None
+    data = read_json(path, ": fix or delete it")
     if not isinstance(data, dict):
         raise SerbenchError(f"{path}: expected a JSON object of settings")
     return data

@@ -65,7 +65,7 @@ def _iemocap_without(session_or_speaker: str, protocol: str) -> Callable[[Path],
 def _result(content: str) -> Callable[[Path], list[str]]:
     def make(root: Path) -> list[str]:
         (root / "r").mkdir()
-        (root / "r" / "result.json").write_text(content)
+        (root / "r" / "result.json").write_bytes(content.encode("utf-8", errors="surrogateescape"))
         return ["leaderboard", str(root / "r")]
     return make
 
@@ -87,6 +87,9 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "layers=abc": (lambda r: [*SYNTHETIC, "-o", "upstream.layers=abc"], r"-o upstream\.layers: expected a list of int, got 'abc'"),
     "seed<0": (lambda r: [*SYNTHETIC, "--seeds", "-1"], r"--seeds"),
     "seeds twice": (lambda r: [*SYNTHETIC, "--seeds", "0,0"], r"--seeds: seed 0 is given twice"),
+    "infinite lr": (lambda r: [*SYNTHETIC, "-o", "train.lr=1e400"], r"-o train\.lr: inf is not a finite number"),
+    "empty seed": (lambda r: [*SYNTHETIC, "--seeds", "1,,2"], r"--seeds '1,,2': expected comma-separated integers"),
+    "seed too large": (lambda r: [*SYNTHETIC, "--seeds", str(2**64)], r"--seeds: 18446744073709551616 is too large"),
     "unknown option": (lambda r: [*SYNTHETIC, "-o", "train.bacth_size=4"], r"-o train\.bacth_size: unknown parameter \(did you mean 'train\.batch_size'\?\)"),
     # label files and CSVs
     "empty fold value": (_csv(lambda t: t.replace(",1\n", ",\n", 1)), r"corpus\.csv:2: empty fold"),
@@ -111,14 +114,18 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     # plugins combined wrongly
     "encoder-training method on fbank": (lambda r: [*RUN[:-1], "gmp_atl", "--protocol", "synthetic"],
                                          r"downstream gmp_atl trains its encoder, and upstream fbank has no trainable"),
+    # settings
+    "unknown config key": (lambda r: ["config", "set", "data.iemocpa", str(r)],
+                           r"config key 'data\.iemocpa' is not a setting serbench reads \(did you mean 'data\.iemocap'\?\)"),
     # where things are written
     "--out is a file": (_with_file("--out"), r"--out .*a_file: is a file"),
     # results
     "result.json without summary": (_result(json.dumps({"schema": "serbench.result/1", "config": {}})), r"result\.json"),
-    "result.json not JSON": (_result("{not json"), r"result\.json: not valid JSON"),
+    "result.json not JSON": (_result("{not json"), r"result\.json:1: not valid JSON \(Expecting property name"),
     "score of 750%": (_result(json.dumps({"schema": "serbench.result/1", "config": {
         "protocol": "p", "upstream": "u", "downstream": "d", "pooling": "mean", "seeds": [0]},
         "summary": {m: {"mean": 7.5} for m in ("ua", "wa", "macro_f1")}})), r"summary\.ua\.mean is 7\.5, not a proportion"),
+    "result.json not UTF-8": (_result("\udcff\udcfe garbage"), r"result\.json:1: byte 0xff is not UTF-8"),
     "NaN score": (_result('{"schema": "serbench.result/1", "config": {"protocol": "p", "upstream": "u", "downstream": '
                           '"d", "pooling": "mean", "seeds": [0]}, "summary": {"ua": {"mean": NaN}}}'),
                   r"summary\.ua\.mean is nan, not a proportion"),

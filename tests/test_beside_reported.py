@@ -33,7 +33,7 @@ def test_a_result_stands_beside_its_own_protocol_and_split_only(tmp_path):
     loso = _result(tmp_path, "gmp_atl", "iemocap_loso10", {"merge_excited": True}, run_id="b")
     text = beside_reported([five_fold, loso], reg)
     rows = _rows(text)
-    reported = [r for r in reg.get("downstream", "gmp_atl").meta["reported"] if r["protocol"] == "iemocap_5fold"]
+    reported = [r for r in reg.get("downstream", "gmp_atl").meta.reported if r["protocol"] == "iemocap_5fold"]
     assert len(rows) == len(reported)  # every 5-fold row once, the 10-fold result never
     assert all(r[1:3] == ["iemocap_5fold", "test session"] for r in rows)
     full_ua = next(r for r in rows if r[6] == "full (layer -3)" and r[3] == "UA")

@@ -61,7 +61,7 @@ def test_leaderboard_rejects_a_file_that_is_not_a_result(tmp_path):
     assert done.returncode == 2 and f"{bogus}: not a serbench result" in done.stderr
     bogus.write_text("{not json")
     done = run_cli("leaderboard", str(bogus))
-    assert done.returncode == 2 and f"{bogus}: not valid JSON (line 1)" in done.stderr
+    assert done.returncode == 2 and f"{bogus}:1: not valid JSON (Expecting property name" in done.stderr
 
 
 def test_config_set_get_unset_roundtrip(tmp_path, capsys):

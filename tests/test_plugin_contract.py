@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from serbench.errors import SerbenchError
+from serbench.meta import BY_KIND, DownstreamMeta, typed
 from serbench.metrics import METRICS
 from serbench.needs import KNOWN
 from serbench.registry import registry
-from serbench.specs import Spec, meta_problem
+from serbench.specs import Spec
 
 SERBENCH = Path(__file__).resolve().parents[1] / "serbench"
 CONTEXT = {"upstream": 0, "downstream": 1, "pooling": 1, "loss": 2, "protocol": 1, "executor": 0}
@@ -32,7 +34,7 @@ def _spec(kind: str, name: str) -> Spec:
 def test_every_spec_keeps_the_contract(kind, name):
     spec = _spec(kind, name)
     assert spec.summary.strip() and spec.version.isdigit(), "a summary, and a version that is a number"
-    assert not meta_problem(kind, spec.meta)
+    assert isinstance(spec.meta, BY_KIND[kind]), "registration types meta as its kind's dataclass"
     for param in spec.params:  # each default passes its own declaration
         assert param.coerce(param.default, f"{name}.{param.name}") == param.default or param.type is tuple
     factory = spec.load()
@@ -45,13 +47,14 @@ def test_every_spec_keeps_the_contract(kind, name):
     required = {n for n in names if signature.parameters[n].default is inspect.Parameter.empty
                 and signature.parameters[n].kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)}
     assert required <= declared, f"factory arguments no Param fills: {required - declared}"
-    needs = spec.meta.get("needs", ())
+    needs = spec.meta.needs if kind in ("downstream", "pooling", "loss") else ()
     needs = needs({p.name: p.default for p in spec.params}) if callable(needs) else needs
     assert set(needs) <= set(KNOWN)
-    if spec.meta.get("paper") or spec.meta.get("reported") or spec.meta.get("recipe"):
+    method = spec.meta if kind == "downstream" else DownstreamMeta()
+    if method.paper or method.reported or method.recipe:
         assert spec.citation.strip(), "a method from a paper cites it"
     protocols = registry().specs["protocol"]
-    for row in spec.meta.get("reported", ()):
+    for row in method.reported:
         assert row["protocol"] in protocols and row["metric"] in METRICS and row["unit"] in ("%", "fraction"), row
         low, high = row.get("ci95") or (row["value"], row["value"])
         top = 100 if row["unit"] == "%" else 1
@@ -113,10 +116,23 @@ def test_no_plugin_imports_another_plugins_module():
     assert not core, f"core modules importing a plugin: {core}"
 
 
-def test_an_unknown_meta_key_is_refused_with_a_suggestion():
-    assert "did you mean 'default_pooling'" in meta_problem("downstream", {"default_poolng": "mean"})
-    assert "expected" in meta_problem("upstream", {"trainable": "no"})
-    assert meta_problem("pooling", {"needs": lambda params: ("vad",)}) == ""
+def _refusal(kind: str, meta) -> str:
+    try:
+        typed(kind, meta)
+    except SerbenchError as exc:
+        return str(exc)
+    return ""
+
+
+def test_meta_is_typed_per_kind_and_an_unknown_key_is_refused_with_a_suggestion():
+    assert "did you mean 'default_pooling'" in _refusal("downstream", {"default_poolng": "mean"})
+    assert "'trainable' is str, expected" in _refusal("upstream", {"trainable": "no"})
+    assert "one of 'frozen', 'finetune'" in _refusal("downstream", {"upstream": "fine-tune"})
+    assert "expected a dict or serbench.meta.PoolingMeta" in _refusal("pooling", DownstreamMeta())
+    assert _refusal("pooling", {"needs": lambda params: ("vad",)}) == ""
+    converted = typed("downstream", {"default_loss": "ce", "reported": [{"protocol": "x"}]})
+    assert converted == DownstreamMeta(default_loss="ce", reported=({"protocol": "x"},))
+    assert converted.default_pooling == "" and converted.upstream == "frozen"  # every key has its default
 
 
 class _Wrong(torch.nn.Module):
@@ -176,13 +192,17 @@ def _vector_loss(classes, counts):
 ])
 def test_a_plugin_output_that_breaks_the_contract_is_named_at_the_first_batch(kind, plugin, message, tmp_path, monkeypatch):
     import serbench
-    from serbench.errors import SerbenchError
 
     monkeypatch.setenv("SERBENCH_CACHE", str(tmp_path / "cache"))  # a bad upstream must not be served fbank's entries
     specs = registry().specs[kind]
     monkeypatch.setitem(specs, "bad", Spec(name="bad", factory=plugin, summary="x", plugin="acme",
-                                           meta={"trainable": False} if kind == "upstream" else {}))
+                                           meta=typed(kind, {"trainable": False} if kind == "upstream" else {})))
     names = {"upstream": "fbank", "downstream": "superb", "pooling": None, "loss": None, kind: "bad"}
     with pytest.raises(SerbenchError, match=message):
         serbench.run(names["upstream"], names["downstream"], pooling=names["pooling"], loss=names["loss"],
                      protocol="synthetic", out=tmp_path, overrides=["protocol.per_class=1", "train.max_epochs=1"])
+    if kind != "upstream":  # (an upstream is caught while extracting, before any job)
+        failures = list(tmp_path.glob("*/failed/*.json"))
+        assert len(failures) == 1, "the run stops at the first job: the other four would fail alike"
+        done = list(tmp_path.glob("*/jobs/*.json"))
+        assert not done

@@ -106,6 +106,12 @@ BAD_SPECS = {
     "default of the wrong type": (
         "return [Spec(name='p2', factory=lambda dim, k: None, summary='x', params=(Param('k', int, 'two', 'k'),))]",
         r"p2\.k default: expected int, got 'two'"),
+    "a misspelled meta key": (
+        "return [Spec(name='p4', factory=lambda dim: None, summary='x', meta={'need': ('vad',)})]",
+        r"p4: meta key 'need' is not one a pooling declares \(did you mean 'needs'\?\)"),
+    "another kind's meta": (
+        "from serbench import ProtocolMeta\n    return [Spec(name='p5', factory=lambda dim: None, summary='x', meta=ProtocolMeta())]",
+        r"p5: meta is ProtocolMeta, expected a dict or serbench.meta.PoolingMeta"),
 }
 
 
@@ -132,6 +138,19 @@ def test_plugin_that_fails_to_import_is_reported_and_the_rest_keep_working(site)
     assert "a_module_that_does_not_exist" in registry.plugins.failures["acme_broken"]
     assert any("acme_broken" in str(w.message) for w in caught)
     assert "focal_test" in registry.specs["loss"] and "superb" in registry.specs["downstream"]
+
+
+@pytest.mark.parametrize("source, error", [
+    ("import sys\nsys.exit(0)\n", "SystemExit: 0"),
+    ("class Boom(BaseException):\n    pass\nraise Boom('on import')\n", "Boom: on import"),
+    ("from serbench import hookimpl\n\n@hookimpl\ndef register_pooling():\n    return []\n",
+     "@hookimpl register_pooling is not a serbench hook (did you mean 'register_poolings'?)"),
+])
+def test_a_plugin_that_exits_or_misspells_a_hook_on_import_fails_alone_named(site, source, error):
+    _fake_distribution(site, "acme_rude", source)
+    done = run_cli("list", "poolings", env={"PYTHONPATH": str(site)})
+    assert done.returncode == 0 and "mean" in done.stdout, done.stderr  # every command still works
+    assert "acme_rude" in done.stderr and error in done.stderr
 
 
 def test_cli_plugins_json_shows_the_broken_plugin_with_its_error(site):

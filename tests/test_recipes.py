@@ -20,7 +20,7 @@ METHODS = ("sap_gap", "wap_la", "wavlm_cond", "gmp_atl")
 
 @pytest.mark.parametrize("method", METHODS)
 def test_paper_recipe_is_the_default_and_every_value_lands_in_the_config(method):
-    recipe: Recipe = registry().get("downstream", method).meta["recipe"]
+    recipe: Recipe = registry().get("downstream", method).meta.recipe
     config = plan("tiny", method, protocol="iemocap_5fold", data=".", recipe=None).config
     assert config["recipe"]["name"] == "paper" and config["recipe"]["demo"] is None
     for key, value in recipe.overrides.items():
@@ -38,7 +38,7 @@ def test_shared_recipe_is_the_harness_training(method):
     assert config["recipe"] == {"name": "shared"}
     assert config["train"] == TRAIN_DEFAULTS
     # only a method whose stages train the encoder keeps fine-tuning under the shared recipe
-    wants_encoder = registry().get("downstream", method).meta.get("upstream") == "finetune"
+    wants_encoder = registry().get("downstream", method).meta.upstream == "finetune"
     assert config["upstream"]["params"]["finetune"] is wants_encoder
 
 
@@ -103,7 +103,7 @@ def test_reported_rows_say_what_they_were_measured_with(method):
     from serbench.leaderboard import REPORTED_FIELDS, UNITS
 
     reg = registry()
-    rows = reg.get("downstream", method).meta["reported"]
+    rows = reg.get("downstream", method).meta.reported
     assert rows
     for row in rows:
         assert all(row.get(k) not in (None, "") for k in REPORTED_FIELDS), row

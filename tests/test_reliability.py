@@ -219,11 +219,12 @@ def test_a_pipe_in_a_name_does_not_break_the_markdown_table(tmp_path):
 
 
 def test_a_protocol_that_returns_a_list_is_named(tmp_path, monkeypatch):
+    from serbench.meta import ProtocolMeta
     from serbench.registry import registry
     from serbench.specs import Spec
 
     monkeypatch.setitem(registry().specs["protocol"], "listy",
-                        Spec(name="listy", factory=lambda data: [], summary="x", plugin="acme"))
+                        Spec(name="listy", factory=lambda data: [], summary="x", plugin="acme", meta=ProtocolMeta()))
     with pytest.raises(SerbenchError, match=r"protocol listy \(plugin 'acme'\) returned list, not a serbench\.corpus\.Protocol"):
         serbench.run("fbank", "superb", protocol="listy", out=tmp_path)
     assert not list(tmp_path.iterdir())

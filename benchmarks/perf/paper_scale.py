@@ -91,9 +91,9 @@ def batch_of(seconds: np.ndarray, recipe: dict, device: torch.device, frame_rate
 
 def model_for(method: str, recipe: dict, upstream, device: torch.device):
     spec = registry().get("downstream", method)
-    recipe_obj = spec.meta.get("recipe")
-    pooling = (recipe_obj.pooling if recipe_obj else None) or spec.meta.get("default_pooling", "mean")
-    loss_name = (recipe_obj.loss if recipe_obj else None) or spec.meta.get("default_loss", "ce")
+    recipe_obj = spec.meta.recipe
+    pooling = (recipe_obj.pooling if recipe_obj else None) or spec.meta.default_pooling or "mean"
+    loss_name = (recipe_obj.loss if recipe_obj else None) or spec.meta.default_loss or "ce"
     layers = upstream.num_layers if recipe["finetune"] else 1
     context = DownstreamContext(layers, upstream.dim, upstream.frame_rate, CLASSES,
                                 lambda d: create("pooling", pooling, d), (1708, 1636, 1103, 1084), loss=loss_name)
@@ -102,8 +102,8 @@ def model_for(method: str, recipe: dict, upstream, device: torch.device):
     if not recipe["finetune"]:
         return head.to(device), loss
     finetune.prepare(upstream, freeze_frontend=True, gradient_checkpointing=False,
-                     spec_augment=spec.meta.get("spec_augment", True))
-    needs = spec.meta.get("needs", ())
+                     spec_augment=spec.meta.spec_augment is not False)
+    needs = spec.meta.needs
     vad = 3 if "vad" in (needs({}) if callable(needs) else needs) else None
     return finetune.FineTuneModel(upstream, head, range(upstream.num_layers), vad).to(device), loss
 

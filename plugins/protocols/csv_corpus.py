@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from serbench import Param, Spec, hookimpl
+from serbench import Param, ProtocolMeta, Spec, hookimpl
 from serbench.corpus import Fold, Protocol, Utterance
 from serbench.errors import SerbenchError
 from serbench.folds import DEV_MODES, split_off_dev
@@ -114,6 +114,6 @@ def register_protocols() -> list[Spec]:
                 Param("attribute_max", float, 5.0, "highest value of that scale"),
             ),
             version="1",
-            meta={"data_key": "csv"},
+            meta=ProtocolMeta(data_key="csv"),
         )
     ]

@@ -13,7 +13,7 @@ import json
 import re
 from pathlib import Path
 
-from serbench import Param, Spec, hookimpl
+from serbench import Param, ProtocolMeta, Spec, hookimpl
 from serbench.corpus import Fold, Protocol, Utterance
 from serbench.errors import SerbenchError
 from serbench.folds import (
@@ -124,6 +124,6 @@ def register_protocols() -> list[Spec]:
             ),
             version="1",
             citation="Ma et al., EmoBox, Interspeech 2024, arXiv:2406.07162",
-            meta={"data_key": "emobox"},
+            meta=ProtocolMeta(data_key="emobox"),
         )
     ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from serbench import Param, Spec, hookimpl
+from serbench import Param, ProtocolMeta, Spec, hookimpl
 from serbench import iemocap_format as fmt
 from serbench.corpus import Protocol
 from serbench.errors import SerbenchError
@@ -78,7 +78,7 @@ def register_protocols() -> list[Spec]:
             ),
             version="1",
             citation=CITATION,
-            meta={"data_key": "iemocap", "test_split": "test session"},
+            meta=ProtocolMeta(data_key="iemocap", test_split="test session"),
         ),
         Spec(
             name="iemocap_loso10",
@@ -88,6 +88,6 @@ def register_protocols() -> list[Spec]:
             version="1",
             citation=CITATION + "; 10-fold leave-one-speaker-out as Hyeon et al. (Interspeech 2024) evaluate "
                      "(the dev speaker is serbench's choice)",
-            meta={"data_key": "iemocap", "test_split": "test speaker"},
+            meta=ProtocolMeta(data_key="iemocap", test_split="test speaker"),
         ),
     ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from serbench import Param, Spec, hookimpl
+from serbench import Param, ProtocolMeta, Spec, hookimpl
 from serbench.corpus import Fold, Protocol, Utterance
 from serbench.errors import SerbenchError
 from serbench.folds import speaker_disjoint_holdout
@@ -116,6 +116,6 @@ def register_protocols() -> list[Spec]:
             ),
             version="1",
             citation="Lotfian & Busso, IEEE Trans. Affective Computing 10(4), 2019, doi:10.1109/TAFFC.2017.2736999",
-            meta={"data_key": "msp_podcast", "default_loss": "weighted_ce", "test_split": "{test_set}"},
+            meta=ProtocolMeta(data_key="msp_podcast", default_loss="weighted_ce", test_split="{test_set}"),
         )
     ]

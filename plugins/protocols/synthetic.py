@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from serbench import Param, Spec, hookimpl
+from serbench import Param, ProtocolMeta, Spec, hookimpl
 from serbench import iemocap_format as fmt
 from serbench.corpus import Protocol
 from serbench.folds import leave_one_session_out
@@ -121,6 +121,6 @@ def register_protocols() -> list[Spec]:
                 Param("dev_fraction", float, 0.2, "share of training sessions held out as dev, per label", bounds="(0, 1)"),
             ),
             version=str(GENERATOR_VERSION),
-            meta={"demo": True, "test_split": "test session"},
+            meta=ProtocolMeta(demo=True, test_split="test session"),
         )
     ]

@@ -3,7 +3,7 @@ implementation, :mod:`serbench_plugins.upstreams.fbank`, is imported when the pl
 
 from __future__ import annotations
 
-from serbench import Param, Spec, hookimpl
+from serbench import Param, Spec, UpstreamMeta, hookimpl
 
 
 @hookimpl
@@ -16,7 +16,7 @@ def register_upstreams() -> list[Spec]:
             params=(Param("n_mels", int, 80, "number of mel bins", bounds=">= 1"),),
             version="1",
             citation="Davis & Mermelstein 1980, doi:10.1109/TASSP.1980.1163420",
-            meta={"trainable": False},
+            meta=UpstreamMeta(trainable=False),
         )
     ]
 

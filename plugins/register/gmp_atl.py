@@ -3,7 +3,7 @@ implementation, :mod:`serbench_plugins.methods.gmp_atl`, is imported when the pl
 
 from __future__ import annotations
 
-from serbench import Param, Spec, hookimpl
+from serbench import DownstreamMeta, Param, Spec, hookimpl
 from serbench.recipes import Recipe
 
 _ROW = {"protocol": "iemocap_5fold", "split": "test session", "encoder": "HuBERT Base (ls960), fine-tuned",
@@ -58,8 +58,8 @@ def register_downstreams() -> list[Spec]:
             ),
             version="3",
             citation="Pan, Yang, Lu, Ma & Zhao, GMP-ATL, Interspeech 2024",
-            meta={"paper": "Pan et al., Interspeech 2024", "upstream": "finetune", "default_loss": "am_softmax",
-                  "own_pooling": "BiLSTM + masked mean", "spec_augment": False,
-                  "needs": ("gender",), "reported": REPORTED, "recipe": RECIPE},
+            meta=DownstreamMeta(paper="Pan et al., Interspeech 2024", upstream="finetune", default_loss="am_softmax",
+                                own_pooling="BiLSTM + masked mean", spec_augment=False,
+                                needs=("gender",), reported=REPORTED, recipe=RECIPE),
         )
     ]

@@ -3,7 +3,7 @@ implementation, :mod:`serbench_plugins.losses.multitask`, is imported when the p
 
 from __future__ import annotations
 
-from serbench import Param, Spec, hookimpl
+from serbench import LossMeta, Param, Spec, hookimpl
 
 
 @hookimpl
@@ -20,6 +20,6 @@ def register_losses() -> list[Spec]:
             ),
             version="1",
             citation="Hyeon, Oh & Choi, Interspeech 2024",
-            meta={"needs": ("attributes",)},
+            meta=LossMeta(needs=("attributes",)),
         )
     ]

@@ -4,7 +4,7 @@ torch; the implementations, :mod:`serbench_plugins.methods.sap_gap` and
 
 from __future__ import annotations
 
-from serbench import Param, Spec, hookimpl
+from serbench import DownstreamMeta, Param, PoolingMeta, Spec, hookimpl
 from serbench.recipes import Recipe
 
 CITATION = "Hyeon, Oh & Choi, Enhancing SER through Segmental Average Pooling of SSL features, Interspeech 2024"
@@ -51,7 +51,7 @@ def register_downstreams() -> list[Spec]:
             ),
             version="3",
             citation=CITATION,
-            meta={"paper": "Hyeon et al., Interspeech 2024", "default_loss": "mtl", "own_pooling": "GAP + SAP (segmental)", "needs": ("vad", "attributes"), "reported": REPORTED, "recipe": RECIPE},
+            meta=DownstreamMeta(paper="Hyeon et al., Interspeech 2024", default_loss="mtl", own_pooling="GAP + SAP (segmental)", needs=("vad", "attributes"), reported=REPORTED, recipe=RECIPE),
         )
     ]
 
@@ -71,6 +71,6 @@ def register_poolings() -> list[Spec]:
             ),
             version="2",
             citation=CITATION,
-            meta={"needs": ("vad",)},
+            meta=PoolingMeta(needs=("vad",)),
         )
     ]

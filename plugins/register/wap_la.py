@@ -4,7 +4,7 @@ imports no torch; the implementations, :mod:`serbench_plugins.methods.wap_la` an
 
 from __future__ import annotations
 
-from serbench import Param, Spec, hookimpl
+from serbench import DownstreamMeta, Param, Spec, hookimpl
 from serbench.recipes import Recipe
 
 _ROW = {"protocol": "iemocap_5fold", "split": "test session", "pooling": "sap_stat", "unit": "%",
@@ -67,7 +67,7 @@ def register_downstreams() -> list[Spec]:
             ),
             version="3",
             citation="Song, McLoughlin, Gu, Jiang & Song, An Efficient Transfer Learning Method Based on Adapter with Local Attributes for SER",
-            meta={"paper": "Song et al. (WAP-LA)", "default_loss": "ce", "own_pooling": "sap_stat", "reported": REPORTED, "recipe": RECIPE},
+            meta=DownstreamMeta(paper="Song et al. (WAP-LA)", default_loss="ce", own_pooling="sap_stat", reported=REPORTED, recipe=RECIPE),
         )
     ]
 

@@ -3,7 +3,7 @@ implementation, :mod:`serbench_plugins.methods.wavlm_cond`, is imported when the
 
 from __future__ import annotations
 
-from serbench import Param, Spec, hookimpl
+from serbench import DownstreamMeta, Param, Spec, hookimpl
 from serbench.recipes import Recipe
 
 GENDER_MODES = ("none", "sum", "sum_half", "mul", "stack_linear", "cln")
@@ -69,7 +69,7 @@ def register_downstreams() -> list[Spec]:
             ),
             version="3",
             citation=CITATION,
-            meta={"paper": "Diatlova et al., Odyssey 2024", "default_pooling": "mean", "default_loss": "weighted_ce", "needs": _needs,
-                  "reported": REPORTED, "recipe": RECIPE},
+            meta=DownstreamMeta(paper="Diatlova et al., Odyssey 2024", default_pooling="mean", default_loss="weighted_ce", needs=_needs,
+                                reported=REPORTED, recipe=RECIPE),
         )
     ]
