@@ -5,6 +5,7 @@ What a downstream, a pooling (its third argument) and a loss receive is a :class
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Annotated, TypedDict
 
@@ -28,7 +29,7 @@ class Batch(TypedDict, total=False):
     speakers: Annotated[list[str], "always: speaker ids"]
     genders: Annotated[list, "always: 'F', 'M' or None per utterance"]
     transcripts: Annotated[list, "always: text or None per utterance"]
-    attributes: Annotated[torch.Tensor, "when every utterance has them: [B, 3] float valence, arousal, dominance in [0, 1]"]
+    attributes: Annotated[torch.Tensor, "when every utterance has valence and arousal (the 'attributes' need): [B, 3] float valence, arousal, dominance in [0, 1]; dominance NaN where the protocol has none"]
     features: Annotated[torch.Tensor, "frozen encoder: [B, L, T, D] float32, zero beyond each length"]
     mask: Annotated[torch.Tensor, "frozen encoder: [B, T] bool, true on valid frames"]
     lengths: Annotated[torch.Tensor, "frozen encoder: [B] int64 valid frames"]
@@ -56,8 +57,9 @@ def side_information(
         "genders": [u.gender for u in utts],
         "transcripts": [u.transcript for u in utts],
     }
-    if all(all(k in u.attributes for k in ATTRIBUTES) for u in utts):
-        batch["attributes"] = torch.tensor([[u.attributes[k] for k in ATTRIBUTES] for u in utts], device=device)
+    if all("valence" in u.attributes and "arousal" in u.attributes for u in utts):
+        batch["attributes"] = torch.tensor([[u.attributes.get(k, math.nan) for k in ATTRIBUTES] for u in utts],
+                                           device=device)
     return batch
 
 

@@ -19,6 +19,7 @@ from rich.table import Table
 from serbench import leaderboard, recipes, user_config
 from serbench.atomic import write_json, write_text
 from serbench.errors import SerbenchError, did_you_mean
+from serbench.meta import DownstreamMeta
 from serbench.progress import Reporter
 from serbench.registry import check_kind, registry
 from serbench.specs import KINDS
@@ -216,26 +217,8 @@ def cmd_list(args: argparse.Namespace, out: Console) -> None:
             choices += f" ({p.range_text})" if p.bounds else ""
             table.add_row(p.name, p.type.__name__, repr(p.default), escape(p.doc + choices))
         out.print(table if spec.params else "no parameters")
-        recipe = spec.meta.recipe
-        if recipe is not None:
-            out.print(f"recipe paper (default; --recipe shared for the harness's): {recipe.describe()}")
-            out.print(f"  source: {recipe.source}")
-            if recipe.suggested:
-                out.print("  the paper ran: " + recipes.suggestion(recipe.suggested))
-            if recipe.demo:
-                out.print("  demo-sized variant on demo corpora: " + ", ".join(f"{k}={v}" for k, v in recipe.demo.items())
-                          + f" ({recipe.demo_why})")
-        if spec.meta.own_pooling:
-            out.print(f"pools with its own {spec.meta.own_pooling} (takes no --pooling)")
-        reported = spec.meta.reported
-        if reported:
-            table = Table("protocol", "test split", "encoder", "pooling", "metric", "reported (%)",
-                          title=f"reported by {spec.meta.paper or spec.citation} (their setup; not measured here)")
-            for row in reported:
-                scale = leaderboard.UNITS.get(row.get("unit"), 1.0)
-                table.add_row(row["protocol"], row["split"], row["encoder"], row["pooling"], row["metric"],
-                              f"{row['value'] * scale:.2f}")
-            out.print(table)
+        if check_kind(args.kind) == "downstream":
+            _print_method(spec.meta, spec.citation, out)
         return
     kinds = [check_kind(args.kind)] if args.kind else list(KINDS)
     table = Table("kind", "name", "plugin", "version", "summary")
@@ -244,6 +227,30 @@ def cmd_list(args: argparse.Namespace, out: Console) -> None:
             spec = reg.specs[kind][name]
             table.add_row(kind, name, spec.plugin, spec.version, escape(spec.summary))
     out.print(table)
+
+
+def _print_method(meta: DownstreamMeta, citation: str, out: Console) -> None:
+    """A downstream's paper: its recipe, its own pooling, its reported numbers."""
+    recipe = meta.recipe
+    if recipe is not None:
+        out.print(f"recipe paper (default; --recipe shared for the harness's): {recipe.describe()}")
+        out.print(f"  source: {recipe.source}")
+        if recipe.suggested:
+            out.print("  the paper ran: " + recipes.suggestion(recipe.suggested))
+        if recipe.demo:
+            out.print("  demo-sized variant on demo corpora: " + ", ".join(f"{k}={v}" for k, v in recipe.demo.items())
+                      + f" ({recipe.demo_why})")
+    if meta.own_pooling:
+        out.print(f"pools with its own {meta.own_pooling} (takes no --pooling)")
+    reported = meta.reported
+    if reported:
+        table = Table("protocol", "test split", "encoder", "pooling", "metric", "reported (%)",
+                      title=f"reported by {meta.paper or citation} (their setup; not measured here)")
+        for row in reported:
+            scale = leaderboard.UNITS.get(row.get("unit"), 1.0)
+            table.add_row(row["protocol"], row["split"], row["encoder"], row["pooling"], row["metric"],
+                          f"{row['value'] * scale:.2f}")
+        out.print(table)
 
 
 def cmd_plugins(args: argparse.Namespace, out: Console) -> None:

@@ -12,6 +12,21 @@ from serbench.errors import SerbenchError
 SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")  # nothing a fold name makes can leave the run directory
 
 
+GENDERS = {"f": "F", "female": "F", "woman": "F", "w": "F", "m": "M", "male": "M", "man": "M"}
+
+
+def gender(value: object, where: str) -> str | None:
+    """A corpus file's gender field as ``F``, ``M`` or None (empty); any other value is refused
+    naming ``where``: kept as written, it would count as unknown and silently switch off a
+    method's gender conditioning or augmentation."""
+    text = str(value).strip() if value is not None else ""
+    if not text:
+        return None
+    if text.lower() not in GENDERS:
+        raise SerbenchError(f"{where}: gender {text!r} is not one of F, M, female, male (or empty for unknown)")
+    return GENDERS[text.lower()]
+
+
 @dataclass(frozen=True)
 class Utterance:
     """One labelled utterance. ``attributes`` holds dimensional labels scaled to [0, 1]."""

@@ -65,6 +65,26 @@ def test_batched_extraction_equals_one_by_one(checkpoints, utterances, family):
         torch.testing.assert_close(batch.hidden_states[:, 0, :n], single.hidden_states[:, 0], atol=2e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_an_utterance_shorter_than_the_receptive_field_gives_one_frame(checkpoints, family):
+    """1 and 200 samples raised in the front-end's convolutions (or gave -1 frames): padded with
+    zeros to the receptive field they give one frame, the same alone, in a batch and through
+    the fine-tuning front-end."""
+    upstream = create("upstream", f"hf:{checkpoints[family]}")
+    assert upstream.min_samples == 400  # wav2vec 2.0's front-end: 25 ms
+    lengths = [1, 200, 399, 400, 16000]
+    wavs = torch.zeros(len(lengths), 16000)
+    for row, n in enumerate(lengths):
+        wavs[row, :n] = torch.randn(n) * 0.1
+    out = upstream(wavs, torch.tensor(lengths))
+    assert out.lengths.tolist() == [1, 1, 1, 1, 49] and torch.isfinite(out.hidden_states).all()
+    for row in range(3):
+        alone = upstream(wavs[row : row + 1, : lengths[row]], torch.tensor(lengths[row : row + 1])).hidden_states
+        torch.testing.assert_close(alone[:, 0, :1], out.hidden_states[:, row, :1], atol=2e-4, rtol=1e-4)
+    fronts = upstream.frontend(wavs[:2, :200], torch.tensor(lengths[:2]))
+    assert [f.shape[-1] for f in fronts] == [1, 1]
+
+
 def test_input_normalisation_follows_the_checkpoint(checkpoints):
     with_norm = create("upstream", f"hf:{checkpoints['wavlm_layer']}")
     without = create("upstream", f"hf:{checkpoints['hubert_group']}")

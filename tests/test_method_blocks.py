@@ -103,6 +103,23 @@ def test_mtl_loss_value():
     assert float(loss(outputs, batch)) == pytest.approx(float(expected), rel=1e-5)
 
 
+def test_a_corpus_with_valence_and_arousal_but_no_dominance_feeds_the_mtl_loss(tmp_path):
+    """The 'attributes' need asks for valence and arousal: the batch must carry them then (it
+    waited for dominance too, and every sap_gap job failed on such a corpus)."""
+    from serbench.batching import side_information
+    from serbench.corpus import Utterance
+
+    utterances = {str(k): Utterance(str(k), tmp_path / f"{k}.wav", "ab"[k], "s", attributes={"valence": 0.25 * k, "arousal": 0.5})
+                  for k in range(2)}
+    batch = side_information(["0", "1"], utterances, {"a": 0, "b": 1}, None, "cpu")
+    assert batch["attributes"][:, :2].tolist() == [[0.0, 0.5], [0.25, 0.5]] and batch["attributes"][:, 2].isnan().all()
+    loss = create("loss", "mtl", ["a", "b"], [1, 1], ce=0.5, valence=0.25, arousal=0.25)
+    outputs = {"logits": torch.zeros(2, 2), "valence": torch.zeros(2), "arousal": torch.zeros(2)}
+    assert torch.isfinite(loss(outputs, batch))
+    del utterances["1"].attributes["arousal"]
+    assert "attributes" not in side_information(["0", "1"], utterances, {"a": 0, "b": 1}, None, "cpu")
+
+
 def _conditioned(gender="none", text="none"):
     torch.manual_seed(0)
     module = Conditioning(D, gender, text, 5, dropout=0.0).eval()

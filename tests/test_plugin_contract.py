@@ -116,6 +116,15 @@ def test_no_plugin_imports_another_plugins_module():
     assert not core, f"core modules importing a plugin: {core}"
 
 
+@pytest.mark.parametrize("kind, name", SPECS, ids=[f"{k}:{n}" for k, n in SPECS])
+def test_every_spec_is_listed_with_its_parameters(kind, name, capsys):
+    from serbench.cli import main
+
+    assert main(["list", kind, name]) == 0
+    shown = capsys.readouterr().out
+    assert name in shown and all(p.name in shown for p in _spec(kind, name).params)
+
+
 def _refusal(kind: str, meta) -> str:
     try:
         typed(kind, meta)

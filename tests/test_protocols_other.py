@@ -133,3 +133,14 @@ def test_csv_with_split_column_and_errors(tmp_path):
     neither = _csv_corpus(tmp_path, "path,label", ["wav/0.wav,a"])
     with pytest.raises(SerbenchError, match=r"corpus.csv:1: needs a fold column"):
         load_protocol("csv", neither)
+
+
+def test_csv_gender_is_read_as_f_or_m_and_anything_else_is_refused(tmp_path):
+    """Kept as written, ``female`` would count as unknown: gender conditioning switched off silently."""
+    genders = ["female", "Male", "F", "m", "", " FEMALE "]
+    rows = [f"wav/{k}.wav,{'ab'[k % 2]},s{k % 4},{1 + k % 3},{genders[k % 6]}" for k in range(12)]
+    protocol = load_protocol("csv", _csv_corpus(tmp_path, "path,label,speaker,fold,gender", rows))
+    assert [protocol.utterances[f"wav/{k}.wav"].gender for k in range(6)] == ["F", "M", "F", "M", None, "F"]
+    rows[7] = rows[7].rsplit(",", 1)[0] + ",x"
+    with pytest.raises(SerbenchError, match=r"corpus\.csv:9: gender 'x' is not one of F, M, female, male"):
+        load_protocol("csv", _csv_corpus(tmp_path, "path,label,speaker,fold,gender", rows))

@@ -3,7 +3,9 @@
 Columns: ``path,label`` and optionally ``speaker,gender,fold,split,valence,arousal,dominance,
 transcript``. Folds come from ``fold`` (leave-one-fold-out, dev taken from the other folds)
 or from ``split`` (train / dev / test, one fold). Relative paths start at the CSV's folder.
-An utterance without a speaker counts as a speaker of its own in the bootstrap.
+An utterance without a speaker counts as a speaker of its own in the bootstrap. ``gender`` is
+F or M (female / male, any case; empty: unknown); another value is refused naming its line
+(version 2: before, ``female`` counted as unknown and switched gender conditioning off).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from serbench import Param, ProtocolMeta, Spec, hookimpl
-from serbench.corpus import Fold, Protocol, Utterance
+from serbench.corpus import Fold, Protocol, Utterance, gender
 from serbench.errors import SerbenchError
 from serbench.folds import DEV_MODES, split_off_dev
 from serbench.textfiles import csv_rows
@@ -62,7 +64,7 @@ def read_rows(path: Path, attribute_min: float, attribute_max: float) -> list[tu
             Utterance(
                 id=uid, path=audio, label=record["label"],
                 speaker=record.get("speaker") or f"utt-{uid}",
-                gender=record.get("gender") or None,
+                gender=gender(record.get("gender"), where),
                 session=record.get("fold") or None,
                 attributes=attributes,
                 transcript=record.get("transcript") or None,
@@ -113,7 +115,7 @@ def register_protocols() -> list[Spec]:
                 Param("attribute_min", float, 1.0, "lowest value of the valence/arousal/dominance scale"),
                 Param("attribute_max", float, 5.0, "highest value of that scale"),
             ),
-            version="1",
+            version="2",
             meta=ProtocolMeta(data_key="csv"),
         )
     ]

@@ -5,6 +5,7 @@ utterances; fields key, wav, emo, length, ...), ``label_map.json`` (raw emo -> c
 ``fold_<k>/<dataset>_{train,test[,valid]}_fold_<k>.jsonl``. Relative ``wav`` paths resolve
 against ``audio_root`` (default: the data folder). A fold without a valid file gets a dev
 split from its train part: whole speakers when records carry ``speaker``, else stratified.
+A record's ``gender`` is read as in the csv protocol (F / M / female / male; version 2).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 from pathlib import Path
 
 from serbench import Param, ProtocolMeta, Spec, hookimpl
-from serbench.corpus import Fold, Protocol, Utterance
+from serbench.corpus import Fold, Protocol, Utterance, gender
 from serbench.errors import SerbenchError
 from serbench.folds import (
     speaker_disjoint_holdout,
@@ -55,7 +56,7 @@ def _utterance(where: str, record: dict, label_map: dict[str, str], audio_root: 
         path=path,
         label=label_map[record["emo"]],
         speaker=str(speaker) if speaker is not None else f"utt-{record['key']}",
-        gender=record.get("gender"),
+        gender=gender(record.get("gender"), where),
         duration=record.get("length"),
     )
 
@@ -122,7 +123,7 @@ def register_protocols() -> list[Spec]:
                 Param("dev_fraction", float, 0.2, "dev share of train when a fold has no valid file", bounds="(0, 1)"),
                 Param("seed", int, 0, "seed of that dev split", bounds=">= 0"),
             ),
-            version="1",
+            version="2",
             citation="Ma et al., EmoBox, Interspeech 2024, arXiv:2406.07162",
             meta=ProtocolMeta(data_key="emobox"),
         )

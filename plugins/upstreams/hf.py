@@ -34,7 +34,12 @@ def normalise(wavs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 
 
 class TransformersEncoder(Upstream):
-    """Any transformers speech encoder with a convolutional front-end and ``hidden_states``."""
+    """Any transformers speech encoder with a convolutional front-end and ``hidden_states``.
+
+    An utterance shorter than the front-end's receptive field (``min_samples``: 400 samples,
+    25 ms, for the wav2vec 2.0 family) is padded with zeros to it, so that it yields one frame
+    where the model would raise (serbench's choice; the padding is the same alone or in a batch).
+    """
 
     def __init__(self, model: nn.Module, fingerprint: str, do_normalize: bool, pass_mask: bool):
         super().__init__()
@@ -46,10 +51,19 @@ class TransformersEncoder(Upstream):
         self.batch_safe = pass_mask and config.feat_extract_norm == "layer"
         self.num_layers = config.num_hidden_layers + 1
         self.dim = config.hidden_size
-        stride = 1
+        stride, self.min_samples = 1, 1
         for s in config.conv_stride:
             stride *= s
+        for kernel, s in reversed(list(zip(config.conv_kernel, config.conv_stride))):
+            self.min_samples = (self.min_samples - 1) * s + kernel  # the shortest input giving one frame
         self.frame_rate = self.sample_rate / stride
+
+    def _at_least_one_frame(self, wavs: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if int(lengths.min()) >= self.min_samples:
+            return wavs, lengths
+        if wavs.shape[-1] < self.min_samples:
+            wavs = nn.functional.pad(wavs, (0, self.min_samples - wavs.shape[-1]))
+        return wavs, lengths.clamp(min=self.min_samples)
 
     def frontend_parameters(self) -> list[nn.Parameter]:
         """The convolutional feature encoder, frozen by default when fine-tuning."""
@@ -64,6 +78,7 @@ class TransformersEncoder(Upstream):
         checkpoint whose padding would leak into its statistics (``batch_safe = False``) runs
         each utterance alone, trimmed to its length, in training as in extraction: an
         utterance's features never depend on its batch-mates."""
+        wavs, lengths = self._at_least_one_frame(wavs, lengths)
         if not self.batch_safe and len(wavs) > 1:
             return self._one_by_one(wavs, lengths, mask_time_indices, frontend)
         inputs = normalise(wavs, lengths) if self.do_normalize and frontend is None else wavs
@@ -91,6 +106,7 @@ class TransformersEncoder(Upstream):
         layers hold 10x the frames of its output, so a whole evaluation batch at once would
         set the process's peak memory), one at a time where padding would leak. With ``rows=1``
         an utterance's output depends on nothing else (same numbers in any batch or order)."""
+        wavs, lengths = self._at_least_one_frame(wavs, lengths)
         step = rows if self.batch_safe else 1
         if len(wavs) > step:
             return [out for start in range(0, len(wavs), step)
