@@ -20,10 +20,10 @@ def gender(value: object, where: str) -> str | None:
     naming ``where``: kept as written, it would count as unknown and silently switch off a
     method's gender conditioning or augmentation."""
     text = str(value).strip() if value is not None else ""
-    if not text:
+    if not text or text.lower() == "unknown":
         return None
     if text.lower() not in GENDERS:
-        raise SerbenchError(f"{where}: gender {text!r} is not one of F, M, female, male (or empty for unknown)")
+        raise SerbenchError(f"{where}: gender {text!r} is not one of F, M, female, male (or empty / unknown)")
     return GENDERS[text.lower()]
 
 
@@ -130,6 +130,13 @@ class Protocol:
     def label_counts(self, ids: tuple[str, ...]) -> list[int]:
         counts = Counter(self.utterances[i].label for i in ids)
         return [counts.get(c, 0) for c in self.classes]
+
+    def published_differences(self) -> list[str]:
+        """``key: N here, M published`` for every published count this copy does not match
+        (empty when it matches, or when the protocol publishes none)."""
+        found = self.counts()
+        return [f"{key}: {found.get(key, 0)} here, {count} published"
+                for key, count in self.expected.items() if found.get(key, 0) != count]
 
     def counts(self) -> dict[str, int]:
         """``total``, ``label:<class>``, ``session:<s>`` and ``speaker:<spk>`` counts."""

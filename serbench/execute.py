@@ -326,6 +326,11 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
         for line in _earlier_versions(run_dir, the_plan.config):
             reporter.info(line)
         reporter.info(describe_recipe(the_plan.config))
+        differences = ws.protocol.published_differences()
+        if differences:
+            reporter.info(f"WARNING: this copy of the corpus differs from {ws.protocol.name} as published "
+                          f"({'; '.join(differences[:3])}{'; ...' if len(differences) > 3 else ''}): the result is "
+                          "marked and not put beside papers' numbers (serbench data check lists every difference)")
         wanted = None if only is None else [Job(str(f), int(s)) for f, s in only]
         unknown = [job for job in (wanted or ()) if job not in jobs]
         if unknown:
@@ -394,7 +399,8 @@ def _summarise(ws: Workspace, jobs: list[Job], stats: CacheStats, started: float
             "platform": platform.platform(),
         },
         cache=stats.__dict__,
-        annotations={"vad_no_speech": no_speech} if ws.vad_level is not None else {},
+        annotations=({"vad_no_speech": no_speech} if ws.vad_level is not None else {})
+        | ({"corpus_differs": differs} if (differs := ws.protocol.published_differences()) else {}),
         timing={"total_s": round(time.perf_counter() - started, 3), "features_s": round(features_s, 3)},
     )
     data = result.data

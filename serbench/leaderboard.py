@@ -33,13 +33,16 @@ def _check_ci(ci: str) -> None:
 
 def settings(result: Result) -> str:
     """What the user set beyond the defaults (``-o`` overrides, without where it ran), and a
-    mark on a control run: ``train.shuffle_labels=True`` is a leakage check, not a system."""
+    mark on a control run (``train.shuffle_labels=True`` is a leakage check, not a system) and on a
+    run whose copy of the corpus differs from the protocol's published counts."""
     config = result.data["config"]
     user = {f"{section}.{key}": value for section, values in config.get("overrides", {}).items()
             if section != "executor" for key, value in values.items()}
     shown = ", ".join(f"{k}={v}" for k, v in sorted(user.items()))
     if config.get("params", {}).get("train", {}).get("shuffle_labels"):
         shown = "CONTROL: shuffled training labels" + (f"; {shown}" if shown else "")
+    if result.data.get("annotations", {}).get("corpus_differs"):
+        shown = "CORPUS DIFFERS from the published counts" + (f"; {shown}" if shown else "")
     return shown or "defaults"
 
 
@@ -185,6 +188,8 @@ def beside_reported(results: Sequence[Result], reg, ci: str = "t") -> str:
         config = r.data["config"]
         method, protocol = config["downstream"], config["protocol"]
         split, pairs, why = reported_for(r, reg)
+        if r.data.get("annotations", {}).get("corpus_differs"):
+            pairs, why = [], "its copy of the corpus differs from the published counts (serbench data check)"
         if not pairs:
             unpaired.append(f"{r.data['run_id']} ({method}, {protocol} / {split or 'test split not declared'}): {why}")
             continue

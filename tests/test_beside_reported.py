@@ -74,3 +74,27 @@ def test_the_site_puts_reported_rows_beside_like_results_only(tmp_path):
     assert all("(measured: hubert_base, own)" in row["upstream"] for row in rows)  # what differs is said
     shown = [cell["text"] for row in rows for cell in row["metrics"]]
     assert "32.00" in shown  # the paper's 0.32, in percent like the measured cells
+
+
+def test_a_run_on_a_corpus_copy_that_differs_from_the_published_counts_is_marked_and_never_paired(tmp_path):
+    from serbench.leaderboard import markdown
+
+    differs = _result(tmp_path, "gmp_atl", "iemocap_5fold", {"merge_excited": True}, run_id="d")
+    differs.data["annotations"] = {"corpus_differs": ["total: 5530 here, 5531 published"]}
+    text = beside_reported([differs], registry())
+    assert not _rows(text) and "d (gmp_atl, iemocap_5fold / test session): its copy of the corpus differs" in text
+    assert "CORPUS DIFFERS from the published counts" in markdown([differs])
+
+
+def test_a_run_records_and_warns_how_its_corpus_differs_from_the_published_counts(tmp_path):
+    from lookalike import write_iemocap
+
+    ids = [f"Ses0{s}{g}_impro01_{g}00{k}" for s in range(1, 6) for g in "FM" for k in range(4)]
+    write_iemocap(tmp_path / "iemocap", [(i, ("neu", "ang", "sad", "hap")[int(i[-1])]) for i in ids])
+    done = run_cli("run", "--upstream", "fbank", "--downstream", "superb", "--protocol", "iemocap_5fold",
+                   "--data", str(tmp_path / "iemocap"), "-o", "train.max_epochs=1", "--out", str(tmp_path / "runs"))
+    assert done.returncode == 0, done.stderr
+    assert "WARNING: this copy of the corpus differs from iemocap_5fold as published (total: 40 here, 5531 published" in done.stderr
+    (result,) = (tmp_path / "runs").glob("*/result.json")
+    differs = json.loads(result.read_text())["annotations"]["corpus_differs"]
+    assert differs[0] == "total: 40 here, 5531 published" and "speaker:05M: 4 here, 651 published" in differs

@@ -103,6 +103,23 @@ def test_emobox_unknown_label_names_the_line(tmp_path):
         load_protocol("emobox", data)
 
 
+@pytest.mark.parametrize("edit, message", [
+    (lambda data: (data / "label_map.json").write_text("[1, 2]"), r"label_map\.json: expected a JSON object mapping"),
+    (lambda data: (data / "mini.jsonl").write_text(json.dumps({"key": "a", "wav": "a.wav", "emo": "neu", "length": "x"}) + "\n"),
+     r"mini\.jsonl:1: length 'x' is not a duration in seconds"),
+    (lambda data: (data / "mini.jsonl").write_text(json.dumps({"key": "a", "wav": "a.wav", "emo": "neu", "gender": "?"}) + "\n"),
+     r"mini\.jsonl:1: gender '\?' is not one of F, M"),
+])
+def test_emobox_malformed_records_name_the_file(tmp_path, edit, message):
+    data = tmp_path / "mini"
+    tiny_wav(data / "a.wav", 0)
+    write_emobox(data, [], with_valid=False)
+    (data / "mini.jsonl").write_text(json.dumps({"key": "a", "wav": "a.wav", "emo": "neu", "length": 0.05}) + "\n")
+    edit(data)
+    with pytest.raises(SerbenchError, match=message):
+        load_protocol("emobox", data)
+
+
 def _csv_corpus(tmp_path, header: str, rows: list[str]):
     for k in range(len(rows)):
         tiny_wav(tmp_path / "wav" / f"{k}.wav", k)

@@ -21,7 +21,7 @@ from serbench.folds import (
     speaker_disjoint_holdout,
     stratified_holdout,
 )
-from serbench.textfiles import read_text
+from serbench.textfiles import read_json, read_text
 
 
 def read_jsonl(path: Path) -> list[tuple[str, dict]]:
@@ -57,8 +57,16 @@ def _utterance(where: str, record: dict, label_map: dict[str, str], audio_root: 
         label=label_map[record["emo"]],
         speaker=str(speaker) if speaker is not None else f"utt-{record['key']}",
         gender=gender(record.get("gender"), where),
-        duration=record.get("length"),
+        duration=_duration(record.get("length"), where),
     )
+
+
+def _duration(value, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise SerbenchError(f"{where}: length {value!r} is not a duration in seconds")
+    return float(value)
 
 
 def make_protocol(data: Path | None, audio_root: str, dev_fraction: float, seed: int) -> Protocol:
@@ -70,10 +78,9 @@ def make_protocol(data: Path | None, audio_root: str, dev_fraction: float, seed:
     for required in (index, label_file):
         if not required.is_file():
             raise SerbenchError(f"{required}: missing (expected EmoBox split files in {data})")
-    try:
-        label_map = json.loads(read_text(label_file))
-    except json.JSONDecodeError as exc:
-        raise SerbenchError(f"{label_file}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    label_map = read_json(label_file)
+    if not isinstance(label_map, dict) or not label_map or not all(isinstance(v, str) for v in label_map.values()):
+        raise SerbenchError(f"{label_file}: expected a JSON object mapping each raw emo label to a class name")
     classes = list(dict.fromkeys(label_map.values()))
     root = Path(audio_root).expanduser() if audio_root else data
     utterances: dict[str, Utterance] = {}

@@ -3,7 +3,8 @@
 The utterance set is the standard four-class one (neu, hap + exc, ang, sad; 5,531
 utterances), the same as SUPERB's and EmoBox's lists. ``merge_excited=false`` drops ``exc``
 instead of merging it (4,490 utterances). Every run checks the corpus against the published
-counts: a copy that differs is reported by ``serbench data check``.
+counts: a copy that differs is warned about, marked in ``result.json`` and in leaderboards
+(never put beside a paper's number), and detailed by ``serbench data check``.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@
 Split_Set), audio in ``Audios/``, transcripts in ``Transcripts/<stem>.txt`` when present.
 X (no agreement) and O (other) are outside the task. ``SpkrID`` ``Unknown`` becomes a
 speaker of its own per utterance, so the speaker bootstrap does not lump strangers together.
+``Gender`` is read as F / M (Female / Male, any case) or unknown; another value is refused
+naming its line (version 2: before, a value other than Female / Male counted as unknown).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from serbench import Param, ProtocolMeta, Spec, hookimpl
-from serbench.corpus import Fold, Protocol, Utterance
+from serbench.corpus import Fold, Protocol, Utterance, gender
 from serbench.errors import SerbenchError
 from serbench.folds import speaker_disjoint_holdout
 from serbench.textfiles import csv_rows, read_text
@@ -20,7 +22,6 @@ CODES = {"A": "angry", "S": "sad", "H": "happy", "U": "surprise", "F": "fear", "
 OUTSIDE_TASK = {"X", "O"}
 PARTITIONS = {"Train", "Development", "Test1", "Test2", "Test3"}
 COLUMNS = ("FileName", "EmoClass", "EmoAct", "EmoVal", "EmoDom", "SpkrID", "Gender", "Split_Set")
-GENDERS = {"Male": "M", "Female": "F"}
 
 
 def _attribute(value: str, where: str, column: str) -> float:
@@ -68,7 +69,7 @@ def read_labels(root: Path) -> list[tuple[Utterance, str]]:
                 path=audio,
                 label=CODES[code],
                 speaker=f"unknown-{stem}" if speaker.lower() == "unknown" else speaker,
-                gender=GENDERS.get(record["Gender"].strip()),
+                gender=gender(record["Gender"], where),
                 attributes={
                     "valence": _attribute(record["EmoVal"], where, "EmoVal"),
                     "arousal": _attribute(record["EmoAct"], where, "EmoAct"),
@@ -114,7 +115,7 @@ def register_protocols() -> list[Spec]:
                 Param("dev_fraction", float, 0.1, "with test_set=Development: share of Train held out as dev, by speaker", bounds="(0, 1)"),
                 Param("seed", int, 0, "seed of that dev split", bounds=">= 0"),
             ),
-            version="1",
+            version="2",
             citation="Lotfian & Busso, IEEE Trans. Affective Computing 10(4), 2019, doi:10.1109/TAFFC.2017.2736999",
             meta=ProtocolMeta(data_key="msp_podcast", default_loss="weighted_ce", test_split="{test_set}"),
         )
