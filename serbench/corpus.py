@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -130,6 +132,19 @@ class Protocol:
     def label_counts(self, ids: tuple[str, ...]) -> list[int]:
         counts = Counter(self.utterances[i].label for i in ids)
         return [counts.get(c, 0) for c in self.classes]
+
+    def digest(self) -> str:
+        """What a run's results depend on in the corpus: every utterance's id, label, speaker,
+        gender, session, attributes and transcript, and every fold's membership (not the audio
+        bytes: the feature cache keys on those, and a resumed run checks them)."""
+        digest = hashlib.sha256()
+        for uid in sorted(self.utterances):
+            u = self.utterances[uid]
+            digest.update(json.dumps([uid, u.label, u.speaker, u.gender, u.session, sorted(u.attributes.items()),
+                                      u.transcript]).encode())
+        for fold in self.folds:
+            digest.update(json.dumps([fold.name, sorted(fold.train), sorted(fold.dev), sorted(fold.test)]).encode())
+        return digest.hexdigest()[:16]
 
     def published_differences(self) -> list[str]:
         """``key: N here, M published`` for every published count this copy does not match

@@ -10,7 +10,6 @@ so N workers extract N times faster; then the jobs read them memory-mapped.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import time
@@ -60,10 +59,7 @@ def prepare(the_plan: Plan, run_dir: Path) -> Workspace:
     """Everything that can fail on bad input (the corpus, stage declarations, layers), before
     the run directory exists."""
     config, specs = the_plan.config, the_plan.specs
-    protocol = specs["protocol"].build(the_plan.data, **config["protocol"]["params"])
-    if not isinstance(protocol, Protocol):
-        raise SerbenchError(f"protocol {specs['protocol'].name} (plugin {specs['protocol'].plugin!r}) returned "
-                            f"{type(protocol).__name__}, not a serbench.corpus.Protocol")
+    protocol = the_plan.protocol()
     protocol.check_usable()
     used = sorted({i for f in protocol.folds for i in f.train + f.dev + f.test})
     check_readable(protocol.utterances[i].path for i in used)
@@ -87,8 +83,9 @@ def _unversioned(config: Mapping) -> str:
 
 
 def _earlier_versions(run_dir: Path, config: Mapping) -> list[str]:
-    """Log lines naming sibling runs of the same command made with other plugin versions: their
-    job files are not resumed (the run id holds the versions), and the user should know why."""
+    """Log lines naming sibling runs of the same command made with other plugin versions or on
+    other corpus content: their job files are not resumed (the run id holds both), and the user
+    should know why."""
     here, lines = _unversioned(config), []
     for other_config in sorted(run_dir.parent.glob("*/config.json")):
         if other_config.parent == run_dir:
@@ -102,8 +99,13 @@ def _earlier_versions(run_dir: Path, config: Mapping) -> list[str]:
         changed = [f"{kind} {config[kind]['name']} {other[kind].get('version', '1')} -> {config[kind]['version']}"
                    for kind in ("upstream", "downstream", "pooling", "loss", "protocol")
                    if other[kind].get("version", "1") != config[kind]["version"]]
-        lines.append(f"not resumed: {other_config.parent.name} ran this command with other plugin versions "
-                     f"({'; '.join(changed)}); it is kept as it was")
+        if changed:
+            lines.append(f"not resumed: {other_config.parent.name} ran this command with other plugin versions "
+                         f"({'; '.join(changed)}); it is kept as it was")
+        else:
+            lines.append(f"not resumed: {other_config.parent.name} ran this command on other corpus content (ids, "
+                         f"labels, side information or folds; last read from {other['protocol'].get('data')}); "
+                         "it is kept as it was")
     return lines
 
 
@@ -408,32 +410,15 @@ def _summarise(ws: Workspace, jobs: list[Job], stats: CacheStats, started: float
     return result
 
 
-def corpus_digest(protocol: Protocol) -> str:
-    """What a run's results depend on in the corpus: every utterance's id, label, speaker and
-    gender, and every fold's membership (audio bytes are not read: the feature cache keys on them)."""
-    digest = hashlib.sha256()
-    for uid in sorted(protocol.utterances):
-        u = protocol.utterances[uid]
-        digest.update(json.dumps([uid, u.label, u.speaker, u.gender]).encode())
-    for fold in protocol.folds:
-        digest.update(json.dumps([fold.name, sorted(fold.train), sorted(fold.dev), sorted(fold.test)]).encode())
-    return digest.hexdigest()[:16]
-
-
 def _check_corpus(run_dir: Path, protocol: Protocol) -> None:
-    """A run directory is resumed only on the corpus it was started on (its id does not hold
-    the corpus's location, so a copy elsewhere with other content must be caught here): the
-    same ids, labels, speakers and folds, and the same audio bytes (the content hashes the
-    feature cache computes anyway; a copy of the corpus elsewhere is the same corpus)."""
+    """A run directory is resumed only on the audio it was started on (the run id holds the
+    corpus's ids, labels and folds, not its sound): the content hashes the feature cache
+    computes anyway; a copy of the corpus elsewhere is the same corpus."""
     record = run_dir / "corpus.json"
-    digest = corpus_digest(protocol)
+    digest = protocol.digest()
     audio = {uid: audio_hash(u.path)[:16] for uid, u in sorted(protocol.utterances.items())}
     previous = read_json(record, " (a damaged run directory: use another --out)") if record.exists() else None
     if previous is not None:
-        if previous.get("digest") != digest:
-            raise SerbenchError(f"{run_dir}: started on another corpus (utterances, labels or folds differ: "
-                                f"{previous.get('digest')} there, {digest} now); use another --out or remove that run "
-                                "directory")
         changed = [uid for uid, h in previous.get("audio", audio).items() if audio.get(uid) != h]
         if changed:
             raise SerbenchError(f"{run_dir}: {len(changed)} audio files changed since this run started (first: "

@@ -27,6 +27,7 @@ from serbench.atomic import write_json
 from serbench.batching import AudioBatcher, FeatureBatcher
 from serbench.corpus import Protocol
 from serbench.downstream import DownstreamContext
+from serbench.errors import SerbenchError
 from serbench.metrics import METRICS, score
 from serbench.plan import Plan
 from serbench.progress import Reporter
@@ -120,6 +121,11 @@ def _check_first_batch(model: torch.nn.Module, loss, data: FoldData, specs: Mapp
     draws, so the training that follows is unchanged)."""
     model.to(device).eval()
     batch = data.batcher(list(data.train[:2]))
+    features = batch.get("features")
+    if isinstance(features, torch.Tensor) and not bool(torch.isfinite(features).all()):
+        raise SerbenchError(f"the features of {', '.join(batch['ids'])} hold NaN/inf values: a damaged feature-cache "
+                            f"entry (serbench cache clear --upstream {specs['upstream'].name}) or an upstream that "
+                            "returned them")
     out = model(batch)
     conformance.check_downstream(out, model, batch, len(data.classes), specs["downstream"].name)
     conformance.check_loss(loss(out, batch), loss, specs["loss"].name)

@@ -1,8 +1,9 @@
 """A run's plan: every name, parameter, path and recipe resolved before anything heavy is built.
 
 The plan knows no paper, corpus or model: it reads plugin specs. A run directory is named after
-a hash of the resolved configuration (without where it runs), so repeating a command resumes it,
-and a worker rebuilds the same plan from the run directory's ``config.json`` (:func:`load_plan`).
+a hash of the resolved configuration (without where it runs) and of the corpus's content, so
+repeating a command resumes it, and a worker rebuilds the same plan from the run directory's
+``config.json`` (:func:`load_plan`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +41,28 @@ class Plan:
     device: torch.device
     data: Path | None
     executor: Spec | None = None  # where the jobs run (serbench_plugins.executors); not in the run id
+    _protocol: Protocol | None = field(default=None, repr=False, compare=False)
+
+    def protocol(self) -> Protocol:
+        """The corpus and its folds, built once (the run id depends on their content)."""
+        if self._protocol is None:
+            spec = self.specs["protocol"]
+            built = spec.build(self.data, **self.config["protocol"]["params"])
+            if not isinstance(built, Protocol):
+                raise SerbenchError(f"protocol {spec.name} (plugin {spec.plugin!r}) returned "
+                                    f"{type(built).__name__}, not a serbench.corpus.Protocol")
+            self._protocol = built
+        return self._protocol
 
     @property
     def run_id(self) -> str:
-        """Names and a hash of the configuration, without the device and the corpus's location:
-        a login node and a GPU node, or two mounts of one corpus, agree on the run directory
-        (the corpus's content is checked when a run directory is resumed: corpus.json)."""
-        digest = hashlib.sha256(json.dumps(identity(self.config), sort_keys=True).encode()).hexdigest()[:10]
+        """Names and a hash of the configuration and of the corpus's content (utterances, labels,
+        side information, folds: :meth:`Protocol.digest`), without the device and the corpus's
+        location: a login node and a GPU node, or two mounts of one corpus, agree on the run
+        directory; two corpora read by one protocol (two EmoBox datasets, two CSV files), or a
+        corpus edited since, get directories of their own."""
+        what = {**identity(self.config), "corpus": self.protocol().digest()}
+        digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:10]
         names = [self.config[k]["name"] for k in ("protocol", "upstream", "downstream")]
         return re.sub(r"[^A-Za-z0-9._-]+", "-", "_".join(names)) + f"_{digest}"
 
@@ -75,6 +91,10 @@ def load_plan(run_dir: Path, device: str = "auto", reg: Registry | None = None) 
                    device, config["overrides"], reg, config["recipe"]["name"], config.get("executor", {}).get("name", "local"))
     if rebuilt.run_id != run_dir.name:
         now, then = identity(rebuilt.config), identity(config)
+        if json.dumps(now, sort_keys=True) == json.dumps(then, sort_keys=True):  # (JSON turned tuples into lists)
+            raise SerbenchError(f"{run_dir}: its corpus at {rebuilt.data} changed since it ran (utterances, labels, "
+                                "side information or folds): its job files are not results on today's corpus; "
+                                "rerun with serbench run (a new run id; this one is kept)")
         bumped = [f"{kind} {now[kind]['name']} {then[kind].get('version', '1')} -> {now[kind]['version']}"
                   for kind in rebuilt.specs if then[kind].get("version", "1") != now[kind]["version"]]
         if bumped:

@@ -166,7 +166,6 @@ def test_debug_shows_the_traceback_of_a_refusal(capsys):
 def test_labels_and_fold_names_are_normalised(tmp_path):
     """A byte-order mark and whitespace around fields change nothing: the same utterances, labels
     and folds, so the same corpus digest as the clean file."""
-    from serbench.execute import corpus_digest
     from serbench.plan import load_protocol
 
     clean = load_protocol("csv", _corpus(tmp_path, name="clean.csv"))
@@ -174,4 +173,4 @@ def test_labels_and_fold_names_are_normalised(tmp_path):
                                          name="messy.csv"))
     assert messy.classes == clean.classes == ["a", "b", "c", "d"]
     assert [f.name for f in messy.folds] == [f.name for f in clean.folds]
-    assert corpus_digest(messy) == corpus_digest(clean)
+    assert messy.digest() == clean.digest()

@@ -1,5 +1,5 @@
-"""The run id holds neither the device nor the corpus's location; a run directory is resumed
-only on the corpus content it was started on."""
+"""The run id holds neither the device nor the corpus's location, but the corpus's content: a
+copy elsewhere resumes the same run, another corpus (or an edited one) gets its own."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 import serbench
 from serbench.errors import SerbenchError
-from serbench.plan import plan
+from serbench.plan import load_plan, plan
 
 from lookalike import tiny_wav
 
@@ -27,7 +27,7 @@ def _corpus(folder, relabel: bool = False):
     return folder / "c.csv"
 
 
-def test_the_same_corpus_elsewhere_resumes_the_same_run_and_another_is_refused(tmp_path):
+def test_the_same_corpus_elsewhere_resumes_the_same_run_and_an_edited_one_gets_its_own(tmp_path):
     here, there = _corpus(tmp_path / "here"), _corpus(tmp_path / "there")
     first = serbench.run("fbank", "superb", protocol="csv", data=here, out=tmp_path / "runs", overrides=FAST)
     assert first.data["environment"]["data"].endswith("here/c.csv")  # recorded, not hashed
@@ -38,9 +38,22 @@ def test_the_same_corpus_elsewhere_resumes_the_same_run_and_another_is_refused(t
     second = serbench.run("fbank", "superb", protocol="csv", data=there, out=tmp_path / "runs", overrides=FAST)
     assert second.run_dir == first.run_dir
     assert json.loads((second.run_dir / "folds" / "fold-1_seed-0.json").read_text()) == before  # resumed, not redone
-    changed = _corpus(tmp_path / "changed", relabel=True)
-    with pytest.raises(SerbenchError, match=r"started on another corpus"):
-        serbench.run("fbank", "superb", protocol="csv", data=changed, out=tmp_path / "runs", overrides=FAST)
+    there.write_text(there.read_text().replace("0.wav,a,", "0.wav,b,"))  # the copy the run last read, edited
+    edited = serbench.run("fbank", "superb", protocol="csv", data=there, out=tmp_path / "runs", overrides=FAST)
+    assert edited.run_dir != first.run_dir  # computed afresh on the edited labels; the first run is kept
+    assert json.loads((first.run_dir / "folds" / "fold-1_seed-0.json").read_text()) == before
+    log = (edited.run_dir / "run.log").read_text()
+    assert f"not resumed: {first.run_dir.name} ran this command on other corpus content" in log
+    with pytest.raises(SerbenchError, match=rf"{first.run_dir.name}: its corpus at .*there/c\.csv changed since it ran"):
+        load_plan(first.run_dir)  # what serbench job and serbench finish do with a run directory
+
+
+def test_two_corpora_read_by_one_protocol_get_a_run_each(tmp_path):
+    """Two CSV corpora (or two EmoBox datasets) in one output folder: neither refuses the other."""
+    one = serbench.run("fbank", "superb", protocol="csv", data=_corpus(tmp_path / "one"), out=tmp_path / "runs", overrides=FAST)
+    two = serbench.run("fbank", "superb", protocol="csv", data=_corpus(tmp_path / "two", relabel=True),
+                       out=tmp_path / "runs", overrides=FAST)
+    assert one.run_dir != two.run_dir and one.run_dir.parent == two.run_dir.parent
 
 
 def test_audio_replaced_after_a_run_started_is_detected_on_rerun(tmp_path):
