@@ -2,11 +2,13 @@
 the conformance checks on small random inputs, before it costs a real run: its output contract
 (:mod:`serbench.conformance`), padding invariance (what lies beyond an utterance's length must
 not change its output), batch invariance (an utterance batched with a longer one gives what it
-gives alone) and determinism (the same input twice, the same output).
+gives alone) and determinism (the same input twice, the same output). An executor runs a small
+synthetic run and must give the in-process run's metrics.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -222,6 +224,59 @@ def check_protocol(protocol: Any, name: str) -> list[Check]:
     return checks
 
 
+def check_executor(spec: Any, params: dict, name: str) -> list[Check]:
+    """Run one small synthetic run (fbank, superb, one epoch, five folds) in this process and again
+    through the executor, each from an empty feature cache: its interface, and the same per-job
+    metrics and summary both ways (a unit lost, run twice or run differently shows here)."""
+    import os
+    import tempfile
+
+    from serbench.execute import run
+
+    checks: list[Check] = []
+    executor = spec.build(**params)
+
+    def interface():
+        slots = executor.slots(5)
+        if not isinstance(slots, int) or isinstance(slots, bool) or not 1 <= slots <= 5:
+            return False, f"slots(5) returned {slots!r}, expected an int in 1..5"
+        if not getattr(executor, "in_process", False) and not callable(getattr(executor, "map", None)):
+            return False, "no map(run_dir, units, device, reporter) method (and not in_process)"
+        return None
+
+    _run(checks, "interface: slots(n) in 1..n, map(...) unless in_process", interface)
+    if not checks[-1].passed:
+        return checks
+    overrides = ["protocol.per_class=1", "train.max_epochs=1"]
+    given = [f"executor.{k}={v!r}" for k, v in params.items()]
+    with tempfile.TemporaryDirectory(prefix="serbench-check-") as tmp:
+        before = os.environ.get("SERBENCH_CACHE")
+        results = {}
+
+        def once(label: str, executor_name: str, extra: list[str]):
+            os.environ["SERBENCH_CACHE"] = str(Path(tmp) / label / "cache")
+            results[label] = run("fbank", "superb", protocol="synthetic", out=Path(tmp) / label / "runs",
+                                 overrides=overrides + extra, executor=executor_name, device="cpu")
+
+        try:
+            _run(checks, "reference run in this process", lambda: once("reference", "local", []))
+            _run(checks, f"the same run through {name} (from an empty cache)", lambda: once("executor", name, given))
+        finally:
+            if before is None:
+                os.environ.pop("SERBENCH_CACHE", None)
+            else:
+                os.environ["SERBENCH_CACHE"] = before
+        if len(results) == 2:
+            def same():
+                a, b = results["reference"].data, results["executor"].data
+                jobs = lambda d: sorted((f["fold"], f["seed"], json.dumps(f["metrics"], sort_keys=True)) for f in d["folds"])
+                if jobs(a) != jobs(b):
+                    return False, "per-job metrics differ from the in-process run"
+                return (a["summary"] == b["summary"]), "summary " + ("identical" if a["summary"] == b["summary"] else "differs")
+            _run(checks, "every job done once, with the in-process run's metrics", same)
+    return checks
+
+
 def check_plugin(kind: str, name: str, overrides: list[str] | None = None, data: Path | None = None) -> list[Check]:
     """Build plugin ``name`` of ``kind`` (with ``-o kind.param=value`` overrides) and run its checks."""
     from serbench.overrides import check_keys, parse_overrides
@@ -246,4 +301,4 @@ def check_plugin(kind: str, name: str, overrides: list[str] | None = None, data:
         from serbench.plan import load_protocol
 
         return check_protocol(load_protocol(name, data, parsed.get("protocol", {})), name)
-    raise SerbenchError(f"check-plugin: an {kind} is checked by running it (serbench run ... --executor {name})")
+    return check_executor(spec, params, name)

@@ -61,8 +61,35 @@ def test_an_upstream_with_the_wrong_dim_fails_its_contract():
     assert not contract.passed and "dim=80" in contract.detail
 
 
-def test_the_command_exits_0_when_all_pass_and_2_for_a_kind_it_cannot_check():
+def test_the_command_exits_0_when_all_pass_and_1_when_one_fails():
     passing = run_cli("check-plugin", "pooling", "mean")
     assert passing.returncode == 0 and "all 4 checks pass" in passing.stdout
-    refused = run_cli("check-plugin", "executor", "local")
-    assert refused.returncode == 2 and "checked by running it" in refused.stderr
+    failing = run_cli("check-plugin", "executor", "slurm", env={"PATH": "/usr/bin:/bin"})  # no sbatch here
+    assert failing.returncode == 1 and "no sbatch on PATH" in failing.stdout
+
+
+def test_an_executor_is_checked_by_a_small_run_through_it(tmp_path, monkeypatch):
+    """A pool of two workers gives the in-process run's metrics; an executor that loses a unit
+    (its map skips the last job) fails, named."""
+    from serbench.execute import work_unit
+    from serbench.meta import ExecutorMeta
+    from serbench.specs import Spec
+
+    class Lossy:
+        def slots(self, units):
+            return 1
+
+        def map(self, run_dir, units, device, reporter):
+            for unit in list(units)[:-1]:  # (here, in this process: the lossy spec exists only in it)
+                work_unit(run_dir, unit, device)
+            return {}
+
+    monkeypatch.setenv("SERBENCH_CACHE", str(tmp_path / "cache"))
+    pool = check_plugin("executor", "local", ["executor.workers=2"])
+    assert all(c.passed for c in pool) and pool[-1].detail == "summary identical", pool
+    monkeypatch.setitem(registry().specs["executor"], "lossy",
+                        Spec(name="lossy", factory=Lossy, summary="x", meta=ExecutorMeta()))
+    lossy = {c.name: c for c in check_plugin("executor", "lossy")}
+    through = lossy["the same run through lossy (from an empty cache)"]
+    assert not through.passed and "1 of 5 jobs not done" in through.detail, through
+    assert "SERBENCH_CACHE" not in through.detail and str(tmp_path / "cache") == __import__("os").environ["SERBENCH_CACHE"]
