@@ -77,6 +77,18 @@ def _with_file(option: str) -> Callable[[Path], list[str]]:
     return make
 
 
+def _with_env(variable: str, argv: list[str], folder: bool) -> Callable[[Path], list[str]]:
+    def make(root: Path) -> list[str]:
+        target = root / "a_path"
+        target.mkdir() if folder else target.write_text("x")
+        ENVIRONMENT[variable] = str(target)
+        return list(argv)
+    return make
+
+
+ENVIRONMENT: dict[str, str] = {}  # what a case's maker sets for its command
+
+
 CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     # overrides: every parameter declares its range, checked when the plan is built
     "batch_size=0": (lambda r: [*SYNTHETIC, "-o", "train.batch_size=0"], r"-o train\.batch_size: 0 is out of range \(must be >= 1\)"),
@@ -119,6 +131,9 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
                            r"config key 'data\.iemocpa' is not a setting serbench reads \(did you mean 'data\.iemocap'\?\)"),
     # where things are written
     "--out is a file": (_with_file("--out"), r"--out .*a_file: is a file"),
+    "SERBENCH_CACHE is a file": (_with_env("SERBENCH_CACHE", SYNTHETIC, folder=False), r"SERBENCH_CACHE=.*a_path: is a file"),
+    "SERBENCH_CONFIG is a folder": (_with_env("SERBENCH_CONFIG", ["config", "get", "data.iemocap"], folder=True),
+                                    r"SERBENCH_CONFIG / .*a_path: is a folder, expected a JSON file"),
     # results
     "result.json without summary": (_result(json.dumps({"schema": "serbench.result/1", "config": {}})), r"result\.json"),
     "result.json not JSON": (_result("{not json"), r"result\.json:1: not valid JSON \(Expecting property name"),
@@ -142,7 +157,10 @@ def test_a_bad_input_gets_one_line_exit_2_and_nothing_written(case, tmp_path, ca
     make, message = CASES[case]
     given = tmp_path / "given"
     given.mkdir()
+    ENVIRONMENT.clear()
     argv = make(given)
+    for variable, value in ENVIRONMENT.items():
+        monkeypatch.setenv(variable, value)
     runs = tmp_path / "runs"
     if argv[0] == "run" and "--out" not in argv:
         argv += ["--out", str(runs)]

@@ -131,6 +131,12 @@ def test_an_unparsable_utterance_line_names_file_and_line(tmp_path):
         load_protocol("iemocap_5fold", tmp_path)
 
 
+def test_a_byte_order_mark_does_not_hide_the_first_utterance(tmp_path):
+    """Saved by an editor that writes a BOM, the first line was not an utterance line any more."""
+    _single_dialog(tmp_path, "\ufeff" + evaluation_line(1.0, "Ses01F_impro01_F000", "neu") + "\n")
+    assert list(load_protocol("iemocap_5fold", tmp_path).utterances) == ["Ses01F_impro01_F000"]
+
+
 def test_an_unknown_label_code_is_reported(tmp_path):
     path = _single_dialog(tmp_path, evaluation_line(1.0, "Ses01F_impro01_F000", "joy") + "\n")
     with pytest.raises(SerbenchError, match=rf"{path}:1: unknown label code 'joy'"):

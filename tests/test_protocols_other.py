@@ -161,3 +161,10 @@ def test_csv_gender_is_read_as_f_or_m_and_anything_else_is_refused(tmp_path):
     rows[7] = rows[7].rsplit(",", 1)[0] + ",x"
     with pytest.raises(SerbenchError, match=r"corpus\.csv:9: gender 'x' is not one of F, M, female, male"):
         load_protocol("csv", _csv_corpus(tmp_path, "path,label,speaker,fold,gender", rows))
+
+
+def test_a_200k_character_transcript_is_one_field(tmp_path):
+    """Python's csv module refuses fields over 131,072 characters unless told otherwise."""
+    rows = [f"wav/{k}.wav,{'ab'[k % 2]},{1 + k % 3},{'word ' * 40_000 if k == 0 else 'short'}" for k in range(6)]
+    protocol = load_protocol("csv", _csv_corpus(tmp_path, "path,label,fold,transcript", rows))
+    assert len(protocol.utterances["wav/0.wav"].transcript) == 199_999  # 'word ' x 40,000, stripped
