@@ -256,6 +256,7 @@ def work_unit(run_dir: str | Path, unit: Job | Shard, device: str = "auto", quie
                                 f"seeds {ws.plan.config['seeds']})")
         if job_done(run_dir, *job):
             return f"{job}: done before"
+        _stop_if_a_contract_broke(run_dir, job)
         load_inputs(ws, [job], reporter)
         try:
             state = claim_and_run(ws, job, reporter)  # raises the job's own error (recorded in failed/)
@@ -264,6 +265,24 @@ def work_unit(run_dir: str | Path, unit: Job | Shard, device: str = "auto", quie
         return f"{job}: {'done' if state == 'done' else 'held by another process'}"
     finally:
         reporter.close()
+
+
+def _stop_if_a_contract_broke(run_dir: Path, job: Job) -> None:
+    """A worker does not start a job once another job of this invocation (failures newer than
+    its ``jobs.json``, which every ``serbench run`` rewrites) broke a plugin's contract: every
+    job would fail the same way. In process, :func:`work_through` stops the same way."""
+    try:
+        started = (run_dir / "jobs.json").stat().st_mtime
+    except OSError:
+        return
+    for path in sorted((run_dir / "failed").glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if str(record.get("error", "")).startswith("ContractError:") and record.get("time", 0) >= started:
+            raise ContractError(f"not started: fold {record.get('fold')} seed {record.get('seed')} broke a plugin's "
+                                f"contract ({record['error'].removeprefix('ContractError: ')})")
 
 
 def _all_jobs(ws: Workspace) -> list[Job]:
@@ -353,11 +372,12 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
                 else:
                     failed = dispatch(ws, executor, pending, reporter)
         if failed:
-            first, error = next(iter(failed.items()))
+            ran = {job: error for job, error in failed.items() if "not started:" not in str(error)} or failed
+            first, error = next(iter(ran.items()))
             where = failure_path(run_dir, *first) if isinstance(first, Job) else run_dir / "run.log"
-            unstarted = sum(job not in failed and not job_done(run_dir, *job) for job in pending)
+            unstarted = sum(job not in ran and not job_done(run_dir, *job) for job in pending)
             stopped = f"; {unstarted} not started (a plugin broke its contract: they would fail alike)" if unstarted else ""
-            raise SerbenchError(f"{run_dir}: {len(failed)} jobs failed (first: {first}: {error}; traceback: {where}){stopped}; "
+            raise SerbenchError(f"{run_dir}: {len(ran)} jobs failed (first: {first}: {error}; traceback: {where}){stopped}; "
                                 "the others are kept: fix the cause and rerun to compute only those")
         if not summarise:
             done = sum(job_done(run_dir, *job) for job in jobs)

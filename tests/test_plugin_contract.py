@@ -215,3 +215,47 @@ def test_a_plugin_output_that_breaks_the_contract_is_named_at_the_first_batch(ki
         assert len(failures) == 1, "the run stops at the first job: the other four would fail alike"
         done = list(tmp_path.glob("*/jobs/*.json"))
         assert not done
+
+
+WRONG_HEAD = '''
+import torch
+from serbench import DownstreamMeta, Spec, hookimpl
+
+
+class FiveLogits(torch.nn.Module):
+    def __init__(self, context):
+        super().__init__()
+        self.linear = torch.nn.Linear(context.dim, 5)
+
+    def forward(self, batch):
+        return {"logits": self.linear(batch["features"][:, -1].mean(1))}
+
+
+@hookimpl
+def register_downstreams():
+    return [Spec(name="five_logits", factory=FiveLogits, summary="5 logits whatever the classes",
+                 meta=DownstreamMeta(default_pooling="mean"))]
+'''
+
+
+def test_workers_start_no_job_after_one_broke_a_plugins_contract(tmp_path):
+    """In a pool of workers (where the plugin is installed, as an entry point), the first jobs
+    fail naming the plugin and the others are not started: they would fail alike."""
+    from conftest import run_cli
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "acme_head.py").write_text(WRONG_HEAD)
+    info = site / "acme_head-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme_head\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[serbench]\nacme_head = acme_head\n")
+    done = run_cli("run", "--upstream", "fbank", "--downstream", "five_logits", "--protocol", "synthetic",
+                   "-o", "protocol.per_class=1", "-o", "train.max_epochs=1", "--executor", "local",
+                   "-o", "executor.workers=2", "--out", str(tmp_path / "runs"),
+                   env={"PYTHONPATH": str(site), "SERBENCH_CACHE": str(tmp_path / "cache")})
+    assert done.returncode == 2
+    assert "downstream five_logits (FiveLogits from acme_head): logits are [2, 5], expected [batch=2, classes=4]" in done.stderr
+    failures = list(tmp_path.glob("runs/*/failed/*.json"))
+    assert 1 <= len(failures) <= 2, "one job per worker at most"  # two workers may start together
+    assert f"{5 - len(failures)} not started (a plugin broke its contract" in done.stderr
