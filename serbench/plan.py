@@ -42,6 +42,7 @@ class Plan:
     data: Path | None
     executor: Spec | None = None  # where the jobs run (serbench_plugins.executors); not in the run id
     _protocol: Protocol | None = field(default=None, repr=False, compare=False)
+    _corpus: str = field(default="", repr=False, compare=False)  # the protocol's digest, computed once
 
     def protocol(self) -> Protocol:
         """The corpus and its folds, built once (the run id depends on their content)."""
@@ -61,7 +62,8 @@ class Plan:
         location: a login node and a GPU node, or two mounts of one corpus, agree on the run
         directory; two corpora read by one protocol (two EmoBox datasets, two CSV files), or a
         corpus edited since, get directories of their own."""
-        what = {**identity(self.config), "corpus": self.protocol().digest()}
+        self._corpus = self._corpus or self.protocol().digest()  # (read several times a run; a large corpus takes a moment)
+        what = {**identity(self.config), "corpus": self._corpus}
         digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:10]
         names = [self.config[k]["name"] for k in ("protocol", "upstream", "downstream")]
         return re.sub(r"[^A-Za-z0-9._-]+", "-", "_".join(names)) + f"_{digest}"
