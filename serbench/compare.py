@@ -32,7 +32,7 @@ import pandas as pd
 
 from serbench.errors import SerbenchError
 from serbench.metrics import METRICS
-from serbench.results import Result, SpeakerCounts, load_result, speaker_table
+from serbench.results import Result, SpeakerCounts, load_runs, speaker_table
 from serbench.stats import CALIBRATION, calibrated, fold_statistic, job_statistic
 
 EXACT_SPEAKERS = 14  # 2^14 = 16,384 swap sets: enumerated; more speakers: random swaps
@@ -128,9 +128,7 @@ def compare(run_dirs: Sequence[str | Path], baseline: str | Path | None = None, 
             bootstrap: int = 2000, seed: int = 0) -> dict:
     """Every pair of runs (or each against ``baseline``): per metric, the difference A - B in
     the table's statistic, its 95% interval, the permutation p-value and Holm's adjustment."""
-    results = [load_result(p) for p in run_dirs]
-    if len(results) < 2:
-        raise SerbenchError("serbench compare: give at least two run directories")
+    results = load_runs(run_dirs, "compare")
     frames = [_predictions(r) for r in results]
     for r, f in zip(results[1:], frames[1:]):
         _check_pairing(results[0], r, frames[0], f)

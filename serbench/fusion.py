@@ -28,7 +28,7 @@ from serbench.results import (
     dev_file,
     finish,
     job_files,
-    load_result,
+    load_runs,
     write_job,
 )
 
@@ -62,9 +62,7 @@ def fit_weights(dev_probs: np.ndarray, labels: np.ndarray, metric: str, max_iter
 
 
 def fuse(run_dirs: list[str | Path], out: str | Path) -> Result:
-    runs = [load_result(p) for p in run_dirs]
-    if len(runs) < 2:
-        raise SerbenchError("serbench fuse: give at least two run directories")
+    runs = load_runs(run_dirs, "fuse")
     first = runs[0].data
     for r in runs[1:]:
         if r.data["config"]["protocol"] != first["config"]["protocol"] or r.data["classes"] != first["classes"]:

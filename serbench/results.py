@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -202,6 +203,21 @@ def write_result(run_dir: Path, data: dict, predictions: pd.DataFrame) -> Result
     write_text(run_dir / "predictions.csv", predictions.to_csv(index=False, float_format="%.6f"))
     write_json(run_dir / "result.json", data)
     return Result(data, run_dir)
+
+
+def load_runs(paths: Sequence[str | Path], command: str) -> list[Result]:
+    """The results of two or more distinct runs (``command`` names who asks): a run given twice
+    would be compared with, or fused with, itself."""
+    results = [load_result(p) for p in paths]
+    if len(results) < 2:
+        raise SerbenchError(f"serbench {command}: give at least two run directories")
+    seen: dict[Path, str] = {}
+    for path, result in zip(paths, results):
+        where = result.run_dir.resolve()
+        if where in seen:
+            raise SerbenchError(f"serbench {command}: {path} is the same run as {seen[where]} (given twice)")
+        seen[where] = str(path)
+    return results
 
 
 def load_result(path: str | Path) -> Result:

@@ -68,6 +68,14 @@ def test_fuse_never_overwrites_a_run_directory(tmp_path):
     with pytest.raises(SerbenchError, match="already exists and is not empty"):
         fuse([a.run_dir, b.run_dir], a.run_dir)
     assert (a.run_dir / "result.json").read_text() == before
+    # a run given twice (spelled two ways) would be fused or compared with itself
+    with pytest.raises(SerbenchError, match=r"serbench fuse: .* is the same run as .* \(given twice\)"):
+        fuse([a.run_dir, a.run_dir / "result.json"], tmp_path / "fused")
+    from serbench.compare import compare
+
+    with pytest.raises(SerbenchError, match=r"serbench compare: .* is the same run as .* \(given twice\)"):
+        compare([b.run_dir, a.run_dir, tmp_path / "a" / ".." / "a" / a.run_dir.name])
+    assert not (tmp_path / "fused").exists()
 
 
 def test_a_diverging_job_reports_no_score(tmp_path):
