@@ -23,6 +23,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from serbench.corpus import SAFE_NAME
 from serbench.errors import SerbenchError
 
 if sys.version_info >= (3, 11):
@@ -87,6 +88,8 @@ def load(path: str | Path) -> Suite:
     for key in ("name", "version"):
         if not isinstance(data.get(key), str):
             raise SerbenchError(f"{path}: the suite needs a string {key} (name = \"smoke\", version = \"1\")")
+    if not SAFE_NAME.fullmatch(data["name"]):  # it names the leaderboard file: leaderboards/<name>.md
+        raise SerbenchError(f"{path}: name {data['name']!r} cannot name a file (letters, digits, '.', '_', '-')")
     entries = data.get("matrix")
     if not isinstance(entries, list) or not entries:
         raise SerbenchError(f"{path}: no [[matrix]] entry")

@@ -126,6 +126,11 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     # plugins combined wrongly
     "encoder-training method on fbank": (lambda r: [*RUN[:-1], "gmp_atl", "--protocol", "synthetic"],
                                          r"downstream gmp_atl trains its encoder, and upstream fbank has no trainable"),
+    # suites
+    "suite name with a path": (lambda r: (r / "s.toml").write_text(
+        'name = "../../evil"\nversion = "1"\n[[matrix]]\nprotocols = ["synthetic"]\nupstreams = ["fbank"]\n'
+        'downstreams = ["superb"]\n') and ["bench", str(r / "s.toml"), "--dry-run"],
+        r"s\.toml: name '\.\./\.\./evil' cannot name a file"),
     # settings
     "unknown config key": (lambda r: ["config", "set", "data.iemocpa", str(r)],
                            r"config key 'data\.iemocpa' is not a setting serbench reads \(did you mean 'data\.iemocap'\?\)"),
