@@ -256,7 +256,7 @@ def work_unit(run_dir: str | Path, unit: Job | Shard, device: str = "auto", quie
                                 f"seeds {ws.plan.config['seeds']})")
         if job_done(run_dir, *job):
             return f"{job}: done before"
-        _stop_if_a_contract_broke(run_dir, job)
+        _stop_if_a_contract_broke(run_dir)
         load_inputs(ws, [job], reporter)
         try:
             state = claim_and_run(ws, job, reporter)  # raises the job's own error (recorded in failed/)
@@ -267,7 +267,7 @@ def work_unit(run_dir: str | Path, unit: Job | Shard, device: str = "auto", quie
         reporter.close()
 
 
-def _stop_if_a_contract_broke(run_dir: Path, job: Job) -> None:
+def _stop_if_a_contract_broke(run_dir: Path) -> None:
     """A worker does not start a job once another job of this invocation (failures newer than
     its ``jobs.json``, which every ``serbench run`` rewrites) broke a plugin's contract: every
     job would fail the same way. In process, :func:`work_through` stops the same way."""

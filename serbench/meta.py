@@ -34,7 +34,7 @@ class _Meta:
     def __post_init__(self) -> None:
         for f in fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
-            if value == f.default or value is None and f.default is None:
+            if value == f.default:
                 continue
             types, choices = f.metadata["types"], f.metadata["choices"]
             if not (isinstance(value, tuple(t for t in types if t is not Callable))
