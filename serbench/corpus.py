@@ -11,6 +11,7 @@ from pathlib import Path
 
 from serbench.errors import SerbenchError
 
+SPEAKERS_UNKNOWN = "unknown"  # Protocol.speaker_source when each utterance stands in for its own speaker
 SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")  # nothing a fold name makes can leave the run directory
 
 
@@ -72,6 +73,12 @@ class Protocol:
     counts (keys as in :meth:`counts`) that a user's copy of the corpus must reproduce.
     Construction checks that every label is a known class, every fold id exists and no
     fold's splits overlap.
+
+    ``speaker_source`` says where the speaker ids came from (``"corpus metadata"``, a rule such
+    as ``"emobox rule: emodb, characters 1-2 of the id"``, or :data:`SPEAKERS_UNKNOWN` when
+    each utterance is its own pseudo-speaker: speaker-level statistics are then utterance-level
+    and labelled so). ``speaker_dependent`` declares a protocol whose folds put one speaker in
+    both train and test by design; any other protocol with such a fold is refused.
     """
 
     def __init__(
@@ -83,6 +90,8 @@ class Protocol:
         main_metric: str = "ua",
         expected: dict[str, int] | None = None,
         required: dict[str, tuple[str, ...]] | None = None,
+        speaker_source: str = "corpus metadata",
+        speaker_dependent: bool = False,
     ):
         self.name = name
         self.utterances = {u.id: u for u in utterances}
@@ -91,6 +100,8 @@ class Protocol:
         self.main_metric = main_metric
         self.expected = expected or {}
         self.required = required or {}
+        self.speaker_source = speaker_source
+        self.speaker_dependent = speaker_dependent
         unknown = Counter(u.label for u in utterances if u.label not in self.classes)
         if unknown:
             raise SerbenchError(f"protocol {name}: labels outside {self.classes}: {dict(unknown)}")
@@ -99,6 +110,10 @@ class Protocol:
             missing = [i for i in fold.train + fold.dev + fold.test if i not in self.utterances]
             if missing:
                 raise SerbenchError(f"fold {fold.name}: unknown utterance ids, e.g. {missing[0]}")
+
+    @property
+    def speakers_known(self) -> bool:
+        return self.speaker_source != SPEAKERS_UNKNOWN
 
     def check_usable(self) -> None:
         """Refuse what would yield a number that means nothing (a run calls this; ``serbench data

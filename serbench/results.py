@@ -120,7 +120,8 @@ def speaker_table(predictions: pd.DataFrame, classes: list[str]) -> SpeakerCount
 
 
 def summarize_run(
-    records: list[dict], predictions: pd.DataFrame, classes: list[str], resamples: int = 2000, seed: int = 0
+    records: list[dict], predictions: pd.DataFrame, classes: list[str], resamples: int = 2000, seed: int = 0,
+    speakers_known: bool = True,
 ) -> dict:
     """Per metric: mean / std / Student-t ci95 over folds (each fold averaged over seeds), and
     the calibrated speaker bootstrap interval of the same mean, with the number of speakers."""
@@ -155,10 +156,13 @@ class Result:
 FOLD_FIELDS = ("fold", "seed", "n_train", "n_dev", "n_test", "metrics", "best_epoch")
 
 
-def finish(run_dir: Path, jobs: list[Job], classes: list[str], main_metric: str, **fields) -> Result:
+def finish(run_dir: Path, jobs: list[Job], classes: list[str], main_metric: str, speakers_known: bool = True,
+           **fields) -> Result:
     """Read the run's job files back, summarise them and write ``result.json`` (schema
     ``serbench.result/1``) and ``predictions.csv``. ``fields`` are the run's own entries:
-    ``config``, ``plugins``, ``environment``, ``timing``, ... ."""
+    ``config``, ``plugins``, ``environment``, ``timing``, ... . ``speakers_known`` False: the
+    predictions' speaker column holds pseudo-speakers (one per utterance), so speaker-level
+    intervals are labelled utterance-level."""
     from serbench import __version__
 
     records, predictions = read_jobs(run_dir, jobs)
@@ -178,7 +182,7 @@ def finish(run_dir: Path, jobs: list[Job], classes: list[str], main_metric: str,
         "classes": classes,
         "main_metric": main_metric,
         "folds": [{k: r[k] for k in FOLD_FIELDS} for r in records],
-        "summary": summarize_run(records, predictions, classes),
+        "summary": summarize_run(records, predictions, classes, speakers_known=speakers_known),
         "overall": overall(predictions, classes),
         "history": history,
     }
