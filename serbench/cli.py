@@ -18,6 +18,7 @@ from rich.table import Table
 
 from serbench import leaderboard, recipes, user_config
 from serbench.atomic import write_json, write_text
+from serbench.corpus import SPEAKERS_UNKNOWN
 from serbench.errors import SerbenchError, did_you_mean
 from serbench.meta import DownstreamMeta
 from serbench.progress import Reporter
@@ -130,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--format", default="svg,png", help="comma-separated: svg, png (default: both)")
     finish = sub.add_parser("finish", help="summarise a run whose jobs are all done: result.json, predictions.csv")
     finish.add_argument("run_dir", metavar="RUN_DIR")
+    scoring = sub.add_parser("score", help="a run's metrics and intervals for a predictions CSV made anywhere "
+                                           "(fold, seed, utterance_id, speaker, label, prediction)")
+    scoring.add_argument("files", nargs="+", metavar="PREDICTIONS.csv", help="each scored on its own")
+    scoring.add_argument("--classes", help="comma-separated class order (default: a run's, else the sorted labels "
+                                           "and predictions); also names a class never predicted")
+    scoring.add_argument("--json", metavar="FILE", help="also write every file's scores as a JSON list, in order")
 
     bench = sub.add_parser("bench", help="run a benchmark suite (benchmarks/NAME.toml) and write its leaderboard")
     bench.add_argument("suite", metavar="SUITE.toml")
@@ -161,9 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def summary_table(result: Result) -> Table:
-    table = Table(title=f"{result.run_id}  ({result.data['config']['protocol']}, "
-                        f"{len(result.data['folds'])} fold x seed jobs)")
+def summary_table(result: Result, title: str | None = None) -> Table:
+    table = Table(title=title or f"{result.run_id}  ({result.data['config']['protocol']}, "
+                                 f"{len(result.data['folds'])} fold x seed jobs)")
     speakers = result.summary["ua"].get("speakers")
     boot = "95% CI (speaker bootstrap" + (f", {speakers} speakers)" if speakers else ")")
     for column in ("metric", "mean %", "std", "95% CI (t, folds)", boot):
@@ -177,6 +184,23 @@ def summary_table(result: Result) -> Table:
         table.add_row(name, f"{entry['mean'] * 100:.2f}", f"{entry['std'] * 100:.2f}",
                       span(entry["ci95"]), span(entry["ci95_bootstrap"]))
     return table
+
+
+def run_notes(result: Result) -> list[str]:
+    """What a reader of the table must know about its speakers: a speaker-dependent protocol
+    (the score includes knowing the voice) and unknown speakers (the speaker-level columns
+    resample utterances). Empty for a result made before ``speakers`` was recorded."""
+    record = result.data.get("speakers")
+    if not isinstance(record, dict):
+        return []
+    notes = []
+    if record.get("speaker_dependent"):
+        notes.append("speaker-dependent protocol: the same speakers are in train and test")
+    if record.get("known") is False:
+        source = str(record.get("source"))
+        where = "each utterance its own pseudo-speaker" if source == SPEAKERS_UNKNOWN else source
+        notes.append(f"speakers unknown ({where}): speaker-level statistics are utterance-level")
+    return notes
 
 
 def cmd_run(args: argparse.Namespace, out: Console) -> None:
@@ -198,6 +222,8 @@ def cmd_run(args: argparse.Namespace, out: Console) -> None:
         return
     result = execute(the_plan, args.out, Reporter(quiet=args.quiet))
     out.print(summary_table(result))
+    for note in run_notes(result):
+        out.print(f"note: {escape(note)}")
     out.print(f"result: {result.run_dir / 'result.json'}")
 
 
@@ -437,7 +463,24 @@ def cmd_finish(args: argparse.Namespace, out: Console) -> None:
     run_dir = Path(args.run_dir)
     result = execute(load_plan(run_dir, "cpu"), run_dir.parent, Reporter(quiet=True), only=[])
     out.print(summary_table(result))
+    for note in run_notes(result):
+        out.print(f"note: {escape(note)}")
     out.print(f"result: {result.run_dir / 'result.json'}")
+
+
+def cmd_score(args: argparse.Namespace, out: Console) -> None:
+    from serbench.results import Result
+    from serbench.score import parse_classes, score_files
+
+    scored = score_files(args.files, parse_classes(args.classes) if args.classes is not None else None)
+    for entry in scored:
+        title = f"{entry['file']}  ({len(entry['folds'])} fold x seed jobs, {len(entry['classes'])} classes)"
+        out.print(summary_table(Result({"run_id": entry["file"], **entry}, Path(entry["file"]).parent), title))
+        for note in entry["notes"]:
+            out.print(f"note: {escape(note)}")
+    if args.json:
+        write_json(args.json, scored)
+        out.print(f"wrote {args.json}")
 
 
 def cmd_bench(args: argparse.Namespace, out: Console) -> None:
@@ -564,7 +607,7 @@ def cmd_docs(args, out: Console) -> int:
 COMMANDS = {"run": cmd_run, "docs": cmd_docs, "check-plugin": cmd_check_plugin, "list": cmd_list, "plugins": cmd_plugins, "splits": cmd_splits,
             "data": cmd_data, "fuse": cmd_fuse, "leaderboard": cmd_leaderboard, "cache": cmd_cache, "config": cmd_config,
             "status": cmd_status, "job": cmd_job, "finish": cmd_finish, "compare": cmd_compare, "plot": cmd_plot,
-            "bench": cmd_bench}
+            "bench": cmd_bench, "score": cmd_score}
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
