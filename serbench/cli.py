@@ -342,6 +342,8 @@ def cmd_data(args: argparse.Namespace, out: Console) -> int:
         rates = ", ".join(f"{rate} Hz: {n}" for rate, n in sorted(report.sample_rates.items()))
         out.print(f"audio: {hours:.2f} h, {min(report.seconds):.3f} s to {max(report.seconds):.2f} s; {rates}"
                   + ("" if set(report.sample_rates) == {16000} else " (resampled to 16 kHz on load)"))
+    for note in report.notes:
+        out.print(f"note: {escape(note)}")
     for problem in report.problems:
         print(f"serbench: problem: {problem}", file=sys.stderr)
     if not report.ok:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,10 +116,55 @@ class Protocol:
     def speakers_known(self) -> bool:
         return self.speaker_source != SPEAKERS_UNKNOWN
 
+    def speaker_record(self) -> dict:
+        """What ``result.json`` keeps under ``speakers``: where the ids came from, whether they
+        are real speakers, and whether the folds share speakers between train and test by design."""
+        return {"source": self.speaker_source, "known": self.speakers_known,
+                "speaker_dependent": self.speaker_dependent}
+
+    def shared_speakers(self, first: str, second: str) -> list[tuple[str, list[str]]]:
+        """(fold name, sorted speakers) for every fold whose ``first`` and ``second`` splits
+        share a speaker; empty when speakers are unknown (one pseudo-speaker per utterance
+        cannot be in two splits, since no utterance is)."""
+        if not self.speakers_known:
+            return []
+        found = []
+        for fold in self.folds:
+            speakers = [{self.utterances[i].speaker for i in getattr(fold, split)} for split in (first, second)]
+            if speakers[0] & speakers[1]:
+                found.append((fold.name, sorted(speakers[0] & speakers[1])))
+        return found
+
+    def speaker_leak(self) -> str:
+        """Why this protocol's scores would not be speaker-independent ('' when they are, or when
+        it declares ``speaker_dependent``): a fold whose train and test share a speaker rewards
+        recognising known voices, and a paper would report it as generalisation."""
+        leaks = [] if self.speaker_dependent else self.shared_speakers("train", "test")
+        if not leaks:
+            return ""
+        fold, speakers = leaks[0]
+        tested = {self.utterances[i].speaker for i in next(f for f in self.folds if f.name == fold).test}
+        return (f"protocol {self.name}: fold {fold}: speaker {speakers[0]!r} is in both train and test ({len(speakers)} "
+                f"of its {len(tested)} test speakers leak; {len(leaks)} of {len(self.folds)} folds leak): scores would "
+                "reward knowing the voice; regroup the folds by speaker, or declare the protocol speaker-dependent "
+                "(csv: -o protocol.speaker_dependent=true; a plugin: Protocol(..., speaker_dependent=True))")
+
+    def dev_test_speakers(self) -> str:
+        """A note ('' when none) on folds whose dev and test share a speaker: model selection then
+        sees the test speakers' voices, a milder optimism than training on them."""
+        shared = [] if self.speaker_dependent else self.shared_speakers("dev", "test")
+        if not shared:
+            return ""
+        fold, speakers = shared[0]
+        return (f"protocol {self.name}: fold {fold}: speaker {speakers[0]!r} is in both dev and test ({len(speakers)} "
+                f"speakers; {len(shared)} of {len(self.folds)} folds): model selection sees the test speakers")
+
     def check_usable(self) -> None:
         """Refuse what would yield a number that means nothing (a run calls this; ``serbench data
         check`` reports counts first): fewer than two classes, no fold, a required session or
-        speaker with no utterance, a fold with an empty split or a class it never trains on."""
+        speaker with no utterance, a fold with an empty split or a class it never trains on, a
+        speaker in both train and test of a fold unless the protocol declares ``speaker_dependent``
+        (a speaker in both dev and test is only warned about)."""
         if len(set(self.classes)) < 2 or len(set(self.classes)) < len(self.classes):
             raise SerbenchError(f"protocol {self.name}: classes {self.classes}: a classifier needs at least two "
                                 "distinct classes")
@@ -143,6 +189,12 @@ class Protocol:
                 raise SerbenchError(f"protocol {self.name}: fold {fold.name}: class {shown!r} has no training "
                                     "utterance (no model can learn it); drop the class (protocol.classes) or "
                                     "regroup the folds")
+        leak = self.speaker_leak()
+        if leak:
+            raise SerbenchError(leak)
+        note = self.dev_test_speakers()
+        if note:
+            warnings.warn(note, stacklevel=2)
 
     def label_counts(self, ids: tuple[str, ...]) -> list[int]:
         counts = Counter(self.utterances[i].label for i in ids)

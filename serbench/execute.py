@@ -39,7 +39,7 @@ from serbench.job import Workspace, claim_and_run
 from serbench.metrics import METRICS
 from serbench.plan import Plan, describe_recipe, identity, load_plan, plan
 from serbench.progress import Reporter
-from serbench.results import Job, Result, failure_path, finish, job_done, read_records
+from serbench.results import Job, Result, comparability, failure_path, finish, job_done, read_records
 from serbench.textfiles import read_json
 from serbench.user_config import cache_dir
 from serbench.vad import speech_frames
@@ -399,7 +399,8 @@ def _summarise(ws: Workspace, jobs: list[Job], stats: CacheStats, started: float
     if ws.vad_level is not None:  # utterances without a speech frame, over every job's
         no_speech = len(set().union(*(r.get("vad_no_speech", []) for r in read_records(run_dir, jobs))))
     result = finish(
-        run_dir, jobs, ws.protocol.classes, ws.protocol.main_metric,
+        run_dir, jobs, ws.protocol.classes, ws.protocol.main_metric, speakers_known=ws.protocol.speakers_known,
+        speakers=ws.protocol.speaker_record(),
         config={
             "upstream": config["upstream"]["name"],
             "downstream": config["downstream"]["name"],
@@ -412,6 +413,8 @@ def _summarise(ws: Workspace, jobs: list[Job], stats: CacheStats, started: float
             "params": {k: config[k]["params"] for k in specs} | {"train": config["train"]},
         },
         plugins={spec.name: spec.version for spec in specs.values()},
+        comparability=comparability(config["protocol"]["name"], ws.protocol.digest(), ws.protocol.classes,
+                                    specs["protocol"].meta.test_split.format(**config["protocol"]["params"]) or None),
         upstream_fingerprint=ws.upstream.fingerprint(),
         environment={
             "python": platform.python_version(),

@@ -25,6 +25,8 @@ from serbench.metrics import METRICS, confusion, from_confusion, score
 from serbench.results import (
     Job,
     Result,
+    comparability_difference,
+    comparability_of,
     dev_file,
     finish,
     job_files,
@@ -61,12 +63,29 @@ def fit_weights(dev_probs: np.ndarray, labels: np.ndarray, metric: str, max_iter
     return max(candidates, key=lambda w: _score(dev_probs, w, labels, metric))
 
 
+def speaker_record(runs: list[Result]) -> dict | None:
+    """The fused run's ``speakers`` record, from its source runs' (None when one of them was made
+    before results kept it): fused predictions are no more speaker-independent, and their
+    speakers no better known, than the least of the runs they come from."""
+    records = [r.data.get("speakers") for r in runs]
+    if not all(isinstance(record, dict) for record in records):
+        return None
+    return {"source": " / ".join(dict.fromkeys(str(record.get("source")) for record in records)),
+            "known": all(record.get("known") is not False for record in records),
+            "speaker_dependent": any(record.get("speaker_dependent") is True for record in records)}
+
+
 def fuse(run_dirs: list[str | Path], out: str | Path) -> Result:
     runs = load_runs(run_dirs, "fuse")
     first = runs[0].data
+    key = comparability_of(runs[0])
     for r in runs[1:]:
         if r.data["config"]["protocol"] != first["config"]["protocol"] or r.data["classes"] != first["classes"]:
             raise SerbenchError(f"{r.run_dir}: protocol or classes differ from {runs[0].run_dir}; fusion needs the same task")
+        differs = comparability_difference(key, comparability_of(r))
+        if differs:
+            raise SerbenchError(f"serbench fuse: {runs[0].run_dir} and {r.run_dir} are not comparable: {differs}; "
+                                "fusion needs one comparability key")
     classes, metric = first["classes"], first.get("main_metric", "ua")
     jobs = sorted(set.intersection(*({Job(str(f["fold"]), int(f["seed"])) for f in r.data["folds"]} for r in runs)))
     if not jobs:
@@ -121,8 +140,10 @@ def fuse(run_dirs: list[str | Path], out: str | Path) -> Result:
         write_job(out, record, frames[0], frames[1])
     config = {"fused_runs": [str(r.run_dir) for r in runs], "weights": weights_by_job}
     write_json(out / "config.json", config)
+    speakers = speaker_record(runs)
     return finish(
-        out, jobs, classes, metric,
+        out, jobs, classes, metric, speakers_known=speakers is None or speakers["known"],
+        **({"speakers": speakers} if speakers else {}),
         config={
             "upstream": "+".join(sorted({r.data["config"]["upstream"] for r in runs})),
             "downstream": "fusion(" + ", ".join(r.run_id for r in runs) + ")",
@@ -135,6 +156,7 @@ def fuse(run_dirs: list[str | Path], out: str | Path) -> Result:
             "left_out": left_out,
         },
         plugins={"fusion": "1"},
+        comparability=key,
         environment=first["environment"],
         timing={"total_s": 0.0, "features_s": 0.0},
     )

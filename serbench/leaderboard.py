@@ -33,8 +33,9 @@ def _check_ci(ci: str) -> None:
 
 def settings(result: Result) -> str:
     """What the user set beyond the defaults (``-o`` overrides, without where it ran), and a
-    mark on a control run (``train.shuffle_labels=True`` is a leakage check, not a system) and on a
-    run whose copy of the corpus differs from the protocol's published counts."""
+    mark on a control run (``train.shuffle_labels=True`` is a leakage check, not a system), on a
+    run whose copy of the corpus differs from the protocol's published counts, on a
+    speaker-dependent protocol and on a run whose speakers are unknown."""
     config = result.data["config"]
     user = {f"{section}.{key}": value for section, values in config.get("overrides", {}).items()
             if section != "executor" for key, value in values.items()}
@@ -43,6 +44,11 @@ def settings(result: Result) -> str:
         shown = "CONTROL: shuffled training labels" + (f"; {shown}" if shown else "")
     if result.data.get("annotations", {}).get("corpus_differs"):
         shown = "CORPUS DIFFERS from the published counts" + (f"; {shown}" if shown else "")
+    speakers = result.data.get("speakers") or {}
+    if speakers.get("speaker_dependent"):
+        shown = "SPEAKER-DEPENDENT: the same speakers in train and test" + (f"; {shown}" if shown else "")
+    if speakers.get("known") is False:
+        shown = "speakers unknown: speaker intervals are utterance-level" + (f"; {shown}" if shown else "")
     return shown or "defaults"
 
 

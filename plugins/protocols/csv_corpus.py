@@ -3,7 +3,10 @@
 Columns: ``path,label`` and optionally ``speaker,gender,fold,split,valence,arousal,dominance,
 transcript``. Folds come from ``fold`` (leave-one-fold-out, dev taken from the other folds)
 or from ``split`` (train / dev / test, one fold). Relative paths start at the CSV's folder.
-An utterance without a speaker counts as a speaker of its own in the bootstrap. ``gender`` is
+An utterance without a speaker counts as a speaker of its own in the bootstrap; with no
+speaker at all, the result records the speakers as unknown. A fold whose train and test share
+a speaker is refused unless ``speaker_dependent=true`` declares that design (the result and
+its tables then say so). ``gender`` is
 F or M (female / male, any case; empty: unknown); another value is refused naming its line
 (version 2: before, ``female`` counted as unknown and switched gender conditioning off).
 """
@@ -13,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from serbench import Param, ProtocolMeta, Spec, hookimpl
-from serbench.corpus import Fold, Protocol, Utterance, gender
+from serbench.corpus import SPEAKERS_UNKNOWN, Fold, Protocol, Utterance, gender
 from serbench.errors import SerbenchError
 from serbench.folds import DEV_MODES, split_off_dev
 from serbench.textfiles import csv_rows
@@ -76,9 +79,20 @@ def read_rows(path: Path, attribute_min: float, attribute_max: float) -> list[tu
     return rows
 
 
+def speaker_source(rows: list[tuple[Utterance, dict]]) -> str:
+    """Where the speaker ids came from: the ``speaker`` column, or nowhere (every utterance its
+    own pseudo-speaker), or the column with gaps (named, since the gaps count as speakers)."""
+    missing = sum(1 for _, record in rows if not record.get("speaker"))
+    if missing == len(rows):
+        return SPEAKERS_UNKNOWN
+    if missing:
+        return f"corpus metadata ({missing} of {len(rows)} utterances without a speaker: one pseudo-speaker each)"
+    return "corpus metadata"
+
+
 def make_protocol(
     data: Path | None, classes: tuple, main_metric: str, dev: str, dev_fraction: float, seed: int,
-    attribute_min: float, attribute_max: float,
+    attribute_min: float, attribute_max: float, speaker_dependent: bool = False,
 ) -> Protocol:
     if data is None:
         raise SerbenchError("csv needs --data FILE.csv")
@@ -96,7 +110,8 @@ def make_protocol(
             folds.append(Fold(k, tuple(u.id for u in rest if u.id not in held),
                               tuple(u.id for u in rest if u.id in held),
                               tuple(u.id for u in utterances if u.session == k)))
-    return Protocol(f"csv:{Path(data).name}", utterances, folds, labels, main_metric=main_metric)
+    return Protocol(f"csv:{Path(data).name}", utterances, folds, labels, main_metric=main_metric,
+                    speaker_source=speaker_source(rows), speaker_dependent=speaker_dependent)
 
 
 @hookimpl
@@ -114,6 +129,8 @@ def register_protocols() -> list[Spec]:
                 Param("seed", int, 0, "seed of the dev split", bounds=">= 0"),
                 Param("attribute_min", float, 1.0, "lowest value of the valence/arousal/dominance scale"),
                 Param("attribute_max", float, 5.0, "highest value of that scale"),
+                Param("speaker_dependent", bool, False, "the folds share speakers between train and test by "
+                      "design (else such a fold is refused)"),
             ),
             version="2",
             meta=ProtocolMeta(data_key="csv"),
