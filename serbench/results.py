@@ -7,6 +7,7 @@ is in memory: it reads the job files back.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Sequence
@@ -268,4 +269,59 @@ def _result_problem(data: dict) -> str:
             if bounds is not None and (not isinstance(bounds, list) or len(bounds) != 2
                                        or not all(isinstance(b, (int, float)) and math.isfinite(b) for b in bounds)):
                 return f"summary.{metric}.{interval} is {bounds!r}, not two finite numbers"
+    return ""
+
+
+METRIC_DEFINITIONS = "serbench.metrics/1"  # UA, WA, macro-F1 as serbench.metrics defines them; bump on a change
+COMPARABILITY_PARTS = ("protocol", "corpus", "classes", "test_split", "metrics")
+CORPUS_UNKNOWN = "unknown"  # a result written before results recorded their corpus digest
+
+
+def comparability(protocol: str, corpus: str, classes: Sequence[str], test_split: str | None,
+                  metrics: str = METRIC_DEFINITIONS) -> dict:
+    """What two results must share before one is ranked above the other, marked "≈ best" beside
+    it or tested against it: the protocol's name alone is not enough (two CSV files, two EmoBox
+    datasets, two class sets or two MSP-Podcast test sets read by one protocol are different
+    tasks). ``corpus`` is :meth:`serbench.corpus.Protocol.digest`; ``key`` a short hash of
+    every part, for grouping and for naming a group's files."""
+    parts = {"protocol": protocol, "corpus": corpus, "classes": list(classes), "test_split": test_split,
+             "metrics": metrics}
+    key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:10]
+    return {**parts, "key": key}
+
+
+def comparability_of(result: Result) -> dict:
+    """A result's comparability record, its key recomputed from the parts (the key names files
+    and HTML anchors: a hand-edited key is never trusted). A result written before the record
+    existed gets one from its protocol, its protocol parameters and its classes, with the corpus
+    marked unknown: such results group only with each other, never with a measured digest."""
+    recorded = result.data.get("comparability")
+    where = result.run_dir / "result.json"
+    if recorded is None:
+        config = result.data["config"]
+        params = (config.get("params") or {}).get("protocol") or {}
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
+        return comparability(config["protocol"], CORPUS_UNKNOWN + (f" ({shown})" if shown else ""),
+                             result.data.get("classes") or [], None)
+    if not isinstance(recorded, dict) or any(k not in recorded for k in COMPARABILITY_PARTS):
+        raise SerbenchError(f"{where}: comparability must hold {', '.join(COMPARABILITY_PARTS)} (a damaged or "
+                            "hand-edited result; rerun serbench finish on its run)")
+    classes, split = recorded["classes"], recorded["test_split"]
+    if (not all(isinstance(recorded[k], str) for k in ("protocol", "corpus", "metrics"))
+            or not isinstance(classes, list) or not all(isinstance(c, str) for c in classes)
+            or not (split is None or isinstance(split, str))):
+        raise SerbenchError(f"{where}: comparability {recorded!r}: protocol, corpus and metrics must be text, "
+                            "classes a list of names, test_split text or null (rerun serbench finish on its run)")
+    return comparability(recorded["protocol"], recorded["corpus"], classes, split, recorded["metrics"])
+
+
+def comparability_difference(a: dict, b: dict) -> str:
+    """The first part two comparability records differ in, as ``part: A vs B`` ('' when the
+    keys agree); an unknown corpus says how to record it."""
+    for part in COMPARABILITY_PARTS:
+        if a[part] != b[part]:
+            hint = ("; a result written before serbench recorded corpus digests: rerun serbench finish on it"
+                    if part == "corpus" and (a[part].startswith(CORPUS_UNKNOWN) or b[part].startswith(CORPUS_UNKNOWN)) else "")
+            what = " (utterances, labels, speakers or folds differ)" if part == "corpus" else ""
+            return f"{part} {a[part]} vs {b[part]}{what}{hint}"
     return ""
