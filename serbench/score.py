@@ -164,6 +164,19 @@ def job_records(frame: pd.DataFrame, classes: list[str]) -> list[dict]:
     return records
 
 
+def _speakers(table: Table, run: dict | None) -> dict:
+    """What is known of the speaker column, as a result.json's ``speakers`` record: a run's
+    own record when the file is a run's (a run may have written pseudo-speakers there)."""
+    recorded = run.get("speakers") if run is not None and isinstance(run.get("speakers"), dict) else {}
+    if "speaker" not in table.columns:
+        return {"source": "unknown: no speaker column, one pseudo-speaker per utterance", "known": False}
+    known = recorded.get("known") is not False
+    speakers = {"source": recorded.get("source", "the file's speaker column" if known else "unknown"), "known": known}
+    if "speaker_dependent" in recorded:
+        speakers["speaker_dependent"] = recorded["speaker_dependent"]
+    return speakers
+
+
 def score_file(path: str | Path, classes: list[str] | None = None) -> dict:
     """One predictions file scored like a run: ``{file, classes, summary, folds, overall,
     speakers, notes}``, ``summary`` and ``overall`` in the structure of a ``result.json``."""
@@ -172,30 +185,21 @@ def score_file(path: str | Path, classes: list[str] | None = None) -> dict:
     run = _run_result(path)
     chosen, source = choose_classes(path, table, classes, run)
     frame = table.frame
-    recorded = run.get("speakers") if run is not None and isinstance(run.get("speakers"), dict) else {}
-    known = "speaker" in table.columns and recorded.get("known") is not False  # a run may have written pseudo-speakers
-    if "speaker" in table.columns and not known:
+    speakers = _speakers(table, run)
+    if "speaker" in table.columns and not speakers["known"]:
         table.notes.append(SPEAKERS_UNKNOWN_NOTE)
-    if known:
-        speakers = {"source": recorded.get("source", "the file's speaker column"), "known": True}
-    elif "speaker" in table.columns:
-        speakers = {"source": recorded.get("source", "unknown"), "known": False}
-    else:
-        speakers = {"source": "unknown: no speaker column, one pseudo-speaker per utterance", "known": False}
-    if "speaker_dependent" in recorded:
-        speakers["speaker_dependent"] = recorded["speaker_dependent"]
     records = job_records(frame, chosen)
     notes = [f"classes from {source}: {', '.join(chosen)}", *table.notes]
     absent = [c for c in chosen if c not in set(frame["label"])]
     if absent:
         notes.append(f"no test utterance of {', '.join(absent)}: UA averages the other classes' recall")
-    ignored = [c for c in table.columns if c not in REQUIRED + OPTIONAL and not c.startswith(PROB_PREFIX)]
+    ignored = [c or "(unnamed)" for c in table.columns if c not in REQUIRED + OPTIONAL and not c.startswith(PROB_PREFIX)]
     if ignored:
         notes.append(f"ignored columns: {', '.join(ignored)}")
     return {
         "file": str(path),
         "classes": chosen,
-        "summary": summarize_run(records, frame, chosen, speakers_known=known),
+        "summary": summarize_run(records, frame, chosen, speakers_known=speakers["known"]),
         "folds": records,
         "overall": overall(frame, chosen),
         "speakers": {**speakers, "count": int(frame["speaker"].nunique())},
