@@ -125,7 +125,10 @@ def _run_result(path: Path) -> dict | None:
     beside = path.parent / "result.json"
     if path.name != "predictions.csv" or not beside.is_file():
         return None
-    data = read_json(beside)
+    try:
+        data = read_json(beside)
+    except SerbenchError:  # not JSON: not a serbench result either
+        return None
     return data if isinstance(data, dict) and data.get("schema") == SCHEMA else None
 
 

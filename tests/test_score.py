@@ -18,6 +18,8 @@ import serbench
 from serbench.cli import main
 from serbench.score import SPEAKERS_UNKNOWN_NOTE, score_file
 
+from lookalike import tiny_wav
+
 FAST = ["protocol.per_class=4", "train.max_epochs=3"]
 SKLEARN = {"ua": balanced_accuracy_score, "wa": accuracy_score,
            "macro_f1": lambda y, p: f1_score(y, p, average="macro")}
@@ -69,6 +71,24 @@ def test_without_speakers_each_utterance_is_its_own_cluster_and_the_output_says_
     for metric, entry in scored["summary"].items():  # the estimates do not depend on who spoke
         assert (entry["mean"], entry["std"], entry["ci95"]) == tuple(result["summary"][metric][k]
                                                                      for k in ("mean", "std", "ci95"))
+
+
+def test_a_run_whose_speakers_are_unknown_is_scored_as_the_run_scored_it(tmp_path, capsys):
+    """A CSV corpus without speakers: the run writes pseudo-speakers into its speaker column and
+    records them as unknown; scoring its file must not take them for real speakers."""
+    rows = []
+    for k in range(24):
+        tiny_wav(tmp_path / "wav" / f"{k}.wav", k)
+        rows.append(f"wav/{k}.wav,{'abcd'[k % 4]},{1 + k % 3}")
+    (tmp_path / "corpus.csv").write_text("path,label,fold\n" + "\n".join(rows) + "\n")
+    run = serbench.run("fbank", "superb", protocol="csv", data=str(tmp_path / "corpus.csv"), out=tmp_path / "runs",
+                       overrides=["train.max_epochs=2"])
+    result = json.loads((run.run_dir / "result.json").read_text())
+    assert result["speakers"]["known"] is False
+    (scored,), printed = _score([str(run.run_dir / "predictions.csv")], tmp_path, capsys)
+    assert scored["summary"] == result["summary"] and scored["overall"] == result["overall"]
+    assert scored["speakers"] == {**result["speakers"], "count": 24}
+    assert SPEAKERS_UNKNOWN_NOTE in scored["notes"] and "utterance-level" in printed
 
 
 HAND = """fold,seed,utterance_id,speaker,label,prediction,notes
