@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tabulate import tabulate
@@ -129,88 +130,252 @@ def load_finished(paths: Sequence[str]) -> tuple[list[Result], list[str]]:
     return results, skipped
 
 
-REPORTED_FIELDS = ("protocol", "split", "encoder", "pooling", "metric", "value", "unit")
+REPORTED_FIELDS = ("protocol", "split", "encoder", "pooling", "metric", "value", "unit", "corpus")
+# present on every row, None where the paper does not say: its corpus release and test-split size
+REPORTED_STATED = ("release", "n_test")
 UNITS = {"%": 1.0, "fraction": 100.0}
+FUSED = "fused_runs"  # a settings key: how many runs a reported fusion combined (0: a single model)
+RELEASE_NOT_STATED = "release not stated"
+
+
+def check_reported_row(name: str, spec, row: dict) -> None:
+    """A reported row says what it means as data: the fields every table shows, its corpus
+    release and test-split size (None: the paper does not say), and ``settings``, the resolved
+    values that define its variant (``pooling``, ``loss``, ``downstream.<param>``,
+    ``fused_runs``). A key that names no parameter of its downstream could never match a run."""
+    missing = [k for k in REPORTED_FIELDS + REPORTED_STATED + ("settings",) if k not in row]
+    if missing or row["unit"] not in UNITS:
+        raise SerbenchError(f"downstream {name}: a reported row lacks {missing or ['a known unit']} ({row})")
+    if not isinstance(row["settings"], dict):
+        raise SerbenchError(f"downstream {name}: reported row {row.get('variant', '')!r}: settings is not a dict")
+    declared = {f"downstream.{p.name}" for p in spec.params} | {"pooling", "loss", FUSED}
+    unknown = sorted(set(row["settings"]) - declared)
+    if unknown:
+        raise SerbenchError(f"downstream {name}: reported row {row.get('variant', '')!r}: settings key "
+                            f"{', '.join(unknown)} is not pooling, loss, {FUSED} or one of its downstream.* parameters")
+    if row["n_test"] is not None and not (isinstance(row["n_test"], int) and row["n_test"] > 0):
+        raise SerbenchError(f"downstream {name}: reported row {row.get('variant', '')!r}: n_test {row['n_test']!r} "
+                            "is not a positive number of utterances (None: the paper does not say)")
+
+
+def corpus_label(row: dict) -> str:
+    """``MSP-Podcast v1.11`` or ``MSP-Podcast, release not stated``."""
+    return f"{row['corpus']} {row['release']}" if row["release"] else f"{row['corpus']}, {RELEASE_NOT_STATED}"
+
+
+def split_label(row: dict) -> str:
+    """``Test1, 30647 utterances`` or ``test session, size not stated``."""
+    return f"{row['split']}, {row['n_test']} utterances" if row["n_test"] else f"{row['split']}, size not stated"
+
+
+def settings_label(values: dict) -> str:
+    return " ".join(f"{k}={_value(v)}" for k, v in values.items())
+
+
+def _value(v) -> str:
+    return str(v).lower() if isinstance(v, bool) else str(v)  # as -o takes it: downstream.multitask=false
 
 
 def reported(reg) -> str:
     """The papers' own numbers, from each downstream's ``meta.reported``, for reading
     beside what serbench measures: every value in percent (a paper's fractions converted and
-    marked), with the protocol, test split, encoder and pooling each row was measured with."""
+    marked), with the settings that define each row's variant, the corpus release and test
+    split (with its size where the paper gives it), encoder and pooling each row was measured with."""
     table, notes = [], []
     for name in sorted(reg.specs["downstream"]):
         spec = reg.specs["downstream"][name]
         for row in spec.meta.reported:
-            missing = [k for k in REPORTED_FIELDS if k not in row]
-            if missing or row["unit"] not in UNITS:
-                raise SerbenchError(f"downstream {name}: a reported row lacks {missing or ['a known unit']} ({row})")
+            check_reported_row(name, spec, row)
             scale = UNITS[row["unit"]]
             ci = row.get("ci95")
             mark = " (from 0–1)" if row["unit"] == "fraction" else ""
             caveat = row.get("caveat")
             if caveat and caveat not in notes:
                 notes.append(caveat)
-            table.append([spec.meta.paper or spec.citation, name, row.get("variant", ""), row["protocol"],
-                          row["split"], row["encoder"], row["pooling"], row["metric"],
+            table.append([spec.meta.paper or spec.citation, name, row.get("variant", ""), settings_label(row["settings"]),
+                          row["protocol"], corpus_label(row), split_label(row), row["encoder"], row["pooling"], row["metric"],
                           f"{row['value'] * scale:.2f}{mark}" + (f" [{notes.index(caveat) + 1}]" if caveat else ""),
                           f"[{ci[0] * scale:.2f}, {ci[1] * scale:.2f}]" if ci else ""])
-    headers = ["paper", "downstream", "variant", "protocol", "test split", "encoder", "pooling", "metric", "reported (%)", "95% CI (%)"]
+    headers = ["paper", "downstream", "variant", "settings", "protocol", "corpus", "test split", "encoder", "pooling",
+               "metric", "reported (%)", "95% CI (%)"]
     body = tabulate(table, headers=headers, tablefmt="pipe", disable_numparse=True)
     footnotes = "".join(f"\n[{k}] {note}." for k, note in enumerate(notes, start=1))
     return (f"{body}\n\nNumbers as published by each method's authors (their encoders, recipes and splits), not "
-            f"measured by serbench; in percent.{footnotes}\n")
+            f"measured by serbench; in percent. A measured run stands beside a row only with the same settings, "
+            f"protocol and test split, on a corpus copy that matches the row's release and split size; where the "
+            f"paper states no release the run is shown as not comparable.{footnotes}\n")
 
 
 def test_split(reg, protocol: str, params: dict) -> str | None:
     """What a run's folds were scored on, from its protocol's ``meta.test_split`` (a
-    template over the protocol's parameters); None when the protocol does not say."""
+    template over the protocol's parameters); None when the protocol does not say, or when
+    the run did not record the parameter the template needs."""
     spec = reg.specs["protocol"].get(protocol)
     template = spec.meta.test_split if spec else None
-    return template.format(**params) if template else None
+    try:
+        return template.format(**params) if template else None
+    except (KeyError, IndexError):
+        return None
 
 
-def reported_for(result: Result, reg) -> tuple[str | None, list[dict], str]:
-    """(the run's test split, its method's reported rows on the same protocol, test split and
-    a metric the run has, why there are none)."""
+@dataclass(frozen=True)
+class Pairing:
+    """How one measured result stands to its method's reported rows."""
+
+    split: str | None  # what its folds were scored on
+    pairs: list[dict]  # rows of the same variant, protocol, split and metric, on a matching corpus
+    not_comparable: list[tuple[dict, str]]  # rows of the same variant, protocol and split; why the corpus is not theirs
+    why: str  # why no row pairs ('' when one does)
+
+
+def pairing(result: Result, reg, among: Sequence[Result] = ()) -> Pairing:
+    """Like with like: a measured result pairs with a reported row only when it ran the
+    row's variant (every key of the row's ``settings`` equal to the run's resolved value; a
+    fusion row only with a fused result of as many runs of the method), on the same protocol
+    and test split, a metric it has, and a corpus the row can be checked against: a stated
+    release, the row's test-split size where it gives one, and a copy that matches the
+    protocol's published counts. ``among``: the other results given, where a fused result finds
+    the runs it fused (the fusion records their run ids only)."""
     config = result.data["config"]
+    method, params, why = _method_of(result, among)
+    if method is None:
+        return Pairing(None, [], [], why)
     protocol = config["protocol"]
-    split = test_split(reg, protocol, config.get("params", {}).get("protocol", {}))
-    spec = reg.specs["downstream"].get(config["downstream"])
+    split = test_split(reg, protocol, params.get("protocol", {}))
+    spec = reg.specs["downstream"].get(method)
     candidates = spec.meta.reported if spec else ()
-    pairs = [row for row in candidates
-             if split is not None and row["protocol"] == protocol and row["split"] == split and row["metric"] in result.summary]
-    seen = sorted({f"{row['protocol']} / {row['split']}" for row in candidates})
-    why = f"the paper reports {', '.join(seen)} only" if seen else "no reported numbers"
-    return split, pairs, why
+    same_split = [row for row in candidates if split is not None and row["protocol"] == protocol
+                  and row["split"] == split and row["metric"] in result.summary]
+    if not same_split:
+        seen = sorted({f"{row['protocol']} / {row['split']}" for row in candidates})
+        return Pairing(split, [], [], f"the paper reports {', '.join(seen)} only" if seen else "no reported numbers")
+    if result.data.get("annotations", {}).get("corpus_differs"):
+        return Pairing(split, [], [], "its copy of the corpus differs from the published counts (serbench data check)")
+    values = _run_settings(result, params)
+    same_variant = [row for row in same_split if all(values.get(k, _NOT_RECORDED) == v for k, v in _required(row).items())]
+    if not same_variant:
+        keys = list(dict.fromkeys(k for row in same_split for k in _required(row)))
+        ran = " ".join(f"{k}={_value(values.get(k, 'not recorded'))}" for k in keys)
+        variants = ", ".join(dict.fromkeys(row.get("variant", "") or settings_label(row["settings"]) for row in same_split))
+        return Pairing(split, [], [], f"the paper reports no row of its variant ({ran}); its variants on "
+                                      f"{protocol} / {split}: {variants}")
+    pairs, not_comparable = [], []
+    for row in same_variant:
+        reason = _corpus_mismatch(row, result)
+        if reason:
+            not_comparable.append((row, reason))
+        else:
+            pairs.append(row)
+    why = "" if pairs else "; ".join(dict.fromkeys(
+        f"not comparable to the reported row {row.get('variant', '')!r}: {reason}" for row, reason in not_comparable))
+    return Pairing(split, pairs, not_comparable, why)
+
+
+_NOT_RECORDED = object()
+
+
+def _required(row: dict) -> dict:
+    """The row's settings; a row that is no fusion asks for a single model (``fused_runs`` 0)."""
+    return {FUSED: 0, **row["settings"]}
+
+
+def _run_settings(result: Result, params: dict) -> dict:
+    """The run's resolved values under the keys reported rows use."""
+    config = result.data["config"]
+    values = {FUSED: len(config.get(FUSED) or ()), "pooling": config.get("pooling"), "loss": config.get("loss")}
+    values.update({f"downstream.{k}": v for k, v in (params.get("downstream") or {}).items()})
+    return values
+
+
+def _method_of(result: Result, among: Sequence[Result]) -> tuple[str | None, dict, str]:
+    """(the downstream whose paper the result answers to, its resolved parameters, why there
+    is none). A fused result answers to its runs' one downstream, read from those runs among
+    the results given, with their protocol parameters (which must agree)."""
+    config = result.data["config"]
+    fused = config.get(FUSED)
+    if not fused:
+        return config["downstream"], config.get("params", {}), ""
+    by_id = {r.run_id: r for r in among}
+    missing = [run for run in fused if run not in by_id]
+    if missing:
+        return None, {}, (f"a fusion of runs not among the results given ({', '.join(missing)}): which method "
+                          "and test split it answers to is unknown")
+    methods = sorted({by_id[run].data["config"]["downstream"] for run in fused})
+    if len(methods) > 1:
+        return None, {}, f"a fusion of different downstreams ({', '.join(methods)}): no paper reports it"
+    settings = [by_id[run].data["config"].get("params", {}).get("protocol") for run in fused]
+    if any(s != settings[0] for s in settings):
+        return None, {}, "a fusion of runs with different protocol settings: its test split is not one"
+    return methods[0], {"protocol": settings[0] or {}}, ""
+
+
+def _corpus_mismatch(row: dict, result: Result) -> str:
+    """Why this copy of the corpus cannot be taken for the paper's ('' when it can)."""
+    if not row["release"]:
+        return (f"the paper does not state which {row['corpus']} release it used ({RELEASE_NOT_STATED}), "
+                "so no copy can be checked against it")
+    if row["n_test"] is not None:
+        size = test_size(result)
+        if size is None:
+            return "its result records no test-split size to check against the paper's"
+        if size != row["n_test"]:
+            return (f"its test split has {size} utterances; the paper's ({corpus_label(row)}, {row['split']}) "
+                    f"has {row['n_test']}")
+    return ""
+
+
+def test_size(result: Result) -> int | None:
+    """Utterances scored as test over the run's folds (each fold once, whatever the seeds);
+    None when a fold record lacks its ``n_test``."""
+    sizes: dict[str, object] = {}
+    for record in result.data.get("folds") or ():
+        sizes.setdefault(str(record.get("fold")), record.get("n_test"))
+    if not sizes or not all(isinstance(n, int) for n in sizes.values()):
+        return None
+    return sum(sizes.values())  # type: ignore[arg-type]
+
+
+def reported_for(result: Result, reg, among: Sequence[Result] = ()) -> tuple[str | None, list[dict], str]:
+    """(the run's test split, the reported rows it pairs with, why there are none): see
+    :func:`pairing`."""
+    found = pairing(result, reg, among)
+    return found.split, found.pairs, found.why
 
 
 def beside_reported(results: Sequence[Result], reg, ci: str = "t") -> str:
     """Each measured result beside its method's reported rows, paired only like with like:
-    same downstream, protocol, test split and metric. A result with no such row is listed
-    under the table with the reason, never paired with another protocol's or split's number."""
+    same downstream variant, protocol, test split and metric, on a corpus matching the row's
+    release and split size. A row of the same variant whose corpus cannot be checked is shown
+    as not comparable, with the reason; a result with no row of its variant is listed under
+    the table with the reason, never paired with another variant's, protocol's or split's number."""
     _check_ci(ci)
-    table, unpaired = [], []
+    table, unpaired, reasons = [], [], []
     for r in sorted(results, key=lambda r: (r.data["config"]["downstream"], r.data["config"]["protocol"])):
         config = r.data["config"]
         method, protocol = config["downstream"], config["protocol"]
-        split, pairs, why = reported_for(r, reg)
-        if r.data.get("annotations", {}).get("corpus_differs"):
-            pairs, why = [], "its copy of the corpus differs from the published counts (serbench data check)"
-        if not pairs:
-            unpaired.append(f"{r.data['run_id']} ({method}, {protocol} / {split or 'test split not declared'}): {why}")
+        found = pairing(r, reg, results)
+        if not found.pairs and not found.not_comparable:
+            unpaired.append(f"{r.data['run_id']} ({method}, {protocol} / {found.split or 'test split not declared'}): {found.why}")
             continue
         recipe = (config.get("recipe") or {}).get("name", "")
-        for row in pairs:
-            scale = UNITS[row["unit"]]
-            table.append([method, protocol, split, COLUMNS.get(row["metric"], row["metric"]),
-                          ", ".join([config["upstream"], config["pooling"]] + ([f"recipe {recipe}"] if recipe else [])),
+        measured = ", ".join([config["upstream"], config["pooling"] or "fused"] + ([f"recipe {recipe}"] if recipe else []))
+        shown = [(row, "") for row in found.pairs] + found.not_comparable
+        for row, reason in shown:
+            if reason and reason not in reasons:
+                reasons.append(reason)
+            value = (f"not comparable [{reasons.index(reason) + 1}]" if reason
+                     else f"{row['value'] * UNITS[row['unit']]:.2f}")
+            table.append([method, protocol, found.split, COLUMNS.get(row["metric"], row["metric"]), measured,
                           cell(r.summary[row["metric"]], ci), row.get("variant", ""), f"{row['encoder']}, {row['pooling']}",
-                          f"{row['value'] * scale:.2f}"])
+                          f"{corpus_label(row)}; {split_label(row)}", value])
     headers = ["downstream", "protocol", "test split", "metric", "measured with", "measured (%)", "reported variant",
-               "reported with", "reported (%)"]
+               "reported with", "reported on", "reported (%)"]
     note = "Student-t over folds" if ci == "t" else "speaker-level bootstrap"
     body = tabulate(table, headers=headers, tablefmt="pipe", disable_numparse=True) if table else "(no result pairs with a reported row)"
+    why_not = "".join(f"\n[{k}] {reason}" for k, reason in enumerate(reasons, start=1))
     tail = "".join(f"\n- {line}" for line in unpaired)
     return (f"{body}\n\nMeasured: mean ± half-width of the 95% confidence interval ({note}); reported: as published "
-            f"(in percent). Rows pair only the same protocol, test split and metric."
+            f"(in percent). Rows pair only the same variant (the row's settings), protocol, test split and metric, "
+            f"on a corpus matching the row's release and test-split size."
+            + (f"\n\nNot comparable to the reported row:{why_not}" if reasons else "")
             + (f"\n\nNot paired:{tail}" if unpaired else "") + "\n")

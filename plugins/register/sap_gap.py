@@ -9,15 +9,17 @@ from serbench.recipes import Recipe
 
 CITATION = "Hyeon, Oh & Choi, Enhancing SER through Segmental Average Pooling of SSL features, Interspeech 2024"
 
-_ROW = {"protocol": "iemocap_loso10", "split": "test speaker", "encoder": "WavLM Large, fine-tuned", "unit": "%"}
+_ROW = {"protocol": "iemocap_loso10", "split": "test speaker", "encoder": "WavLM Large, fine-tuned", "unit": "%",
+        # one release; no test-split size stated: the protocol's published counts check the copy
+        "corpus": "IEMOCAP", "release": "full release (its only one)", "n_test": None}
 
 REPORTED = [  # IEMOCAP 10-fold leave-one-speaker-out, WavLM Large fine-tuned; mean (95% CI)
-    {"variant": "mode=gap", "pooling": "GAP", "metric": "ua", "value": 73.87, "ci95": [71.34, 76.39], **_ROW},
-    {"variant": "mode=gap", "pooling": "GAP", "metric": "wa", "value": 73.27, "ci95": [70.90, 75.64], **_ROW},
-    {"variant": "mode=sap", "pooling": "SAP", "metric": "ua", "value": 73.48, "ci95": [71.13, 75.83], **_ROW},
-    {"variant": "mode=sap", "pooling": "SAP", "metric": "wa", "value": 72.45, "ci95": [70.34, 74.57], **_ROW},
-    {"variant": "mode=sr", "pooling": "GAP + SAP", "metric": "ua", "value": 75.57, "ci95": [72.25, 78.89], **_ROW},
-    {"variant": "mode=sr", "pooling": "GAP + SAP", "metric": "wa", "value": 74.77, "ci95": [72.02, 77.52], **_ROW},
+    {"variant": "mode=gap", "settings": {"downstream.mode": "gap"}, "pooling": "GAP", "metric": "ua", "value": 73.87, "ci95": [71.34, 76.39], **_ROW},
+    {"variant": "mode=gap", "settings": {"downstream.mode": "gap"}, "pooling": "GAP", "metric": "wa", "value": 73.27, "ci95": [70.90, 75.64], **_ROW},
+    {"variant": "mode=sap", "settings": {"downstream.mode": "sap"}, "pooling": "SAP", "metric": "ua", "value": 73.48, "ci95": [71.13, 75.83], **_ROW},
+    {"variant": "mode=sap", "settings": {"downstream.mode": "sap"}, "pooling": "SAP", "metric": "wa", "value": 72.45, "ci95": [70.34, 74.57], **_ROW},
+    {"variant": "mode=sr", "settings": {"downstream.mode": "sr"}, "pooling": "GAP + SAP", "metric": "ua", "value": 75.57, "ci95": [72.25, 78.89], **_ROW},
+    {"variant": "mode=sr", "settings": {"downstream.mode": "sr"}, "pooling": "GAP + SAP", "metric": "wa", "value": 74.77, "ci95": [72.02, 77.52], **_ROW},
 ]
 
 RECIPE = Recipe(
