@@ -32,6 +32,8 @@ ONE_FOLD = "all"  # the fold of a file without a fold column
 ONE_SEED = 0
 SPEAKERS_UNKNOWN_NOTE = ("speakers unknown: the resampling interval is utterance-level and too narrow if "
                          "utterances of a speaker are correlated")
+FOLDS_WITHOUT_SPEAKERS_NOTE = ("speakers unknown (one pseudo-speaker per utterance): the interval resamples folds, "
+                               "which holds only if no speaker is tested in two folds")
 
 
 @dataclass
@@ -105,8 +107,6 @@ def read_predictions(path: Path) -> Table:
         notes.append(f"no fold column: one fold ({ONE_FOLD!r}), so no Student-t interval over folds")
     if not has["seed"]:
         notes.append(f"no seed column: one seed ({ONE_SEED})")
-    if not has["speaker"]:
-        notes.append(SPEAKERS_UNKNOWN_NOTE)
     frame = pd.DataFrame(columns)
     frame["seed"] = frame["seed"].astype(np.int64)
     return Table(frame, header, list(first_line.values()), notes)
@@ -180,6 +180,14 @@ def _speakers(table: Table, run: dict | None) -> dict:
     return speakers
 
 
+def _unknown_speakers_note(summary: dict) -> str:
+    """What pseudo-speakers cost the interval: nothing when it resamples whole folds (if
+    speakers are nested in them), a too-narrow interval when it resamples utterances."""
+    entry = summary[METRICS[0]]
+    design = entry.get("cluster") or entry.get("bootstrap") or {}
+    return FOLDS_WITHOUT_SPEAKERS_NOTE if design.get("unit") == "fold" else SPEAKERS_UNKNOWN_NOTE
+
+
 def score_file(path: str | Path, classes: list[str] | None = None) -> dict:
     """One predictions file scored like a run: ``{file, classes, summary, folds, overall,
     speakers, notes}``, ``summary`` and ``overall`` in the structure of a ``result.json``."""
@@ -189,10 +197,11 @@ def score_file(path: str | Path, classes: list[str] | None = None) -> dict:
     chosen, source = choose_classes(path, table, classes, run)
     frame = table.frame
     speakers = _speakers(table, run)
-    if "speaker" in table.columns and not speakers["known"]:
-        table.notes.append(SPEAKERS_UNKNOWN_NOTE)
     records = job_records(frame, chosen)
+    summary = summarize_run(records, frame, chosen, speakers_known=speakers["known"])
     notes = [f"classes from {source}: {', '.join(chosen)}", *table.notes]
+    if not speakers["known"]:
+        notes.append(_unknown_speakers_note(summary))
     absent = [c for c in chosen if c not in set(frame["label"])]
     if absent:
         notes.append(f"no test utterance of {', '.join(absent)}: UA averages the other classes' recall")
@@ -202,7 +211,7 @@ def score_file(path: str | Path, classes: list[str] | None = None) -> dict:
     return {
         "file": str(path),
         "classes": chosen,
-        "summary": summarize_run(records, frame, chosen, speakers_known=speakers["known"]),
+        "summary": summary,
         "folds": records,
         "overall": overall(frame, chosen),
         "speakers": {**speakers, "count": int(frame["speaker"].nunique())},

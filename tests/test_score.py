@@ -16,7 +16,7 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_m
 
 import serbench
 from serbench.cli import main
-from serbench.score import SPEAKERS_UNKNOWN_NOTE, score_file
+from serbench.score import FOLDS_WITHOUT_SPEAKERS_NOTE, SPEAKERS_UNKNOWN_NOTE, score_file
 
 from lookalike import tiny_wav
 
@@ -67,7 +67,8 @@ def test_without_speakers_each_utterance_is_its_own_cluster_and_the_output_says_
     assert scored["speakers"] == {"source": "unknown: no speaker column, one pseudo-speaker per utterance",
                                   "known": False, "count": frame["utterance_id"].nunique()}
     assert frame["utterance_id"].nunique() == 160 and len(frame) == 320  # each utterance once per seed
-    assert SPEAKERS_UNKNOWN_NOTE in scored["notes"]
+    # utterances are nested in folds, so the interval resamples folds and the note says what that assumes
+    assert FOLDS_WITHOUT_SPEAKERS_NOTE in scored["notes"] and SPEAKERS_UNKNOWN_NOTE not in scored["notes"]
     for metric, entry in scored["summary"].items():  # the estimates do not depend on who spoke
         assert (entry["mean"], entry["std"], entry["ci95"]) == tuple(result["summary"][metric][k]
                                                                      for k in ("mean", "std", "ci95"))
@@ -88,7 +89,7 @@ def test_a_run_whose_speakers_are_unknown_is_scored_as_the_run_scored_it(tmp_pat
     (scored,), printed = _score([str(run.run_dir / "predictions.csv")], tmp_path, capsys)
     assert scored["summary"] == result["summary"] and scored["overall"] == result["overall"]
     assert scored["speakers"] == {**result["speakers"], "count": 24}
-    assert SPEAKERS_UNKNOWN_NOTE in scored["notes"] and "utterance-level" in printed
+    assert FOLDS_WITHOUT_SPEAKERS_NOTE in scored["notes"] and "note: speakers unknown" in printed
 
 
 HAND = """fold,seed,utterance_id,speaker,label,prediction,notes
@@ -152,7 +153,7 @@ def test_bare_minimum_columns_mean_one_fold_one_seed(tmp_path):
     assert scored["summary"]["wa"]["mean"] == 0.75 and scored["summary"]["wa"]["ci95"] is None
     assert scored["summary"]["ua"]["mean"] == pytest.approx(balanced_accuracy_score(list("xxyy"), list("xyyy")))
     assert any("no fold column" in n for n in scored["notes"]) and any("no seed column" in n for n in scored["notes"])
-    assert SPEAKERS_UNKNOWN_NOTE in scored["notes"]
+    assert SPEAKERS_UNKNOWN_NOTE in scored["notes"]  # one test split: the clusters are the utterances
 
 
 def test_classes_option_sets_the_order_and_adds_a_class_never_seen(tmp_path, capsys):
