@@ -68,7 +68,9 @@ class DownstreamMeta(_Meta):
     recipe: Recipe | None = field(default=None, metadata=_key(
         "the paper's training recipe, a serbench.recipes.Recipe", Recipe))
     reported: tuple = field(default=(), metadata=_key(
-        "the paper's numbers: rows with protocol, split, metric, value, ci95, unit, encoder, pooling", (tuple, list)))
+        "the paper's numbers: rows with protocol, split, metric, value, ci95, unit, encoder, pooling, corpus, release "
+        "and n_test (None: the paper does not say) and settings (the run values that define the row's variant)",
+        (tuple, list)))
 
 
 @dataclass(frozen=True)
