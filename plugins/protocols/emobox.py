@@ -1,27 +1,45 @@
 """``emobox``: any corpus from EmoBox's split files (Ma et al., Interspeech 2024).
 
 The data folder is one dataset's folder from EmoBox's ``data/``: ``<dataset>.jsonl`` (all
-utterances; fields key, wav, emo, length, ...), ``label_map.json`` (raw emo -> class) and
-``fold_<k>/<dataset>_{train,test[,valid]}_fold_<k>.jsonl``. Relative ``wav`` paths resolve
-against ``audio_root`` (default: the data folder). A fold without a valid file gets a dev
-split from its train part: whole speakers when records carry ``speaker``, else stratified.
+utterances; fields key, wav, emo, length, ...), ``label_map.json`` (raw emo -> class;
+``label_dict.json`` in EmoBox's emovo folder) and
+``fold_<k>/<dataset>_{train,test[,valid]}_fold_<k>.jsonl`` (EmoBox's older
+``..._fold<k>.jsonl`` files and mer2023's extra ``test1``-``test3`` files are not read).
+Relative ``wav`` paths resolve against ``audio_root`` (default: the data folder). Raw labels
+match label_map.json case-insensitively (EmoBox's emodb map says ``Neutral``, its records
+``neutral``).
+
+Speakers (version 3): a record's own ``speaker`` / ``gender`` fields win; otherwise the
+dataset's naming rule in :mod:`emobox_speakers` reads them from the key (EmoBox's records
+carry none). A dataset without a rule gets one pseudo-speaker per utterance and
+``speaker_source`` ``unknown``, so its statistics are labelled utterance-level. A dataset whose
+EmoBox folds put one speaker in train and test is declared speaker-dependent.
+
+A fold without a valid file gets a dev split from its train part: whole speakers when they are
+known and the folds are speaker-independent, else a stratified share of utterances (logged).
 A record's ``gender`` is read as in the csv protocol (F / M / female / male; version 2).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from serbench import Param, ProtocolMeta, Spec, hookimpl
-from serbench.corpus import Fold, Protocol, Utterance, gender
+from serbench.corpus import SPEAKERS_UNKNOWN, Fold, Protocol, Utterance, gender
 from serbench.errors import SerbenchError
 from serbench.folds import (
     speaker_disjoint_holdout,
     stratified_holdout,
 )
 from serbench.textfiles import read_json, read_text
+from serbench_plugins.protocols.emobox_speakers import NO_SPEAKER_IN_KEYS, RULES, SpeakerRule
+
+log = logging.getLogger("serbench")
+LABEL_FILES = ("label_map.json", "label_dict.json")  # EmoBox names emovo's map label_dict.json
 
 
 def read_jsonl(path: Path) -> list[tuple[str, dict]]:
@@ -40,25 +58,69 @@ def read_jsonl(path: Path) -> list[tuple[str, dict]]:
     return records
 
 
-def _utterance(where: str, record: dict, label_map: dict[str, str], audio_root: Path) -> Utterance:
-    for field in ("wav", "emo"):
-        if field not in record:
-            raise SerbenchError(f"{where}: record {record['key']} has no {field!r} field")
-    if record["emo"] not in label_map:
-        raise SerbenchError(f"{where}: label {record['emo']!r} is not in label_map.json ({', '.join(label_map)})")
-    wav = Path(record["wav"])
-    path = wav if wav.is_absolute() else audio_root / wav
+def read_label_map(data: Path) -> tuple[Path, dict[str, str]]:
+    """(file, map from case-folded raw label to class): two raw labels that differ only by case
+    but name different classes are refused, since a record's label could then mean either."""
+    path = next((data / name for name in LABEL_FILES if (data / name).is_file()), data / LABEL_FILES[0])
     if not path.is_file():
-        raise SerbenchError(f"{path}: audio file missing (listed at {where}); set -o protocol.audio_root=DIR")
-    speaker = record.get("speaker")
-    return Utterance(
-        id=str(record["key"]),
-        path=path,
-        label=label_map[record["emo"]],
-        speaker=str(speaker) if speaker is not None else f"utt-{record['key']}",
-        gender=gender(record.get("gender"), where),
-        duration=_duration(record.get("length"), where),
-    )
+        raise SerbenchError(f"{path}: missing (expected EmoBox split files in {data})")
+    label_map = read_json(path)
+    if not isinstance(label_map, dict) or not label_map or not all(isinstance(v, str) for v in label_map.values()):
+        raise SerbenchError(f"{path}: expected a JSON object mapping each raw emo label to a class name")
+    folded: dict[str, tuple[str, str]] = {}
+    for raw, name in label_map.items():
+        seen = folded.setdefault(raw.casefold(), (raw, name))
+        if seen[1] != name:
+            raise SerbenchError(f"{path}: labels {seen[0]!r} and {raw!r} differ only by case but map to different "
+                                f"classes ({seen[1]!r}, {name!r}); keep one")
+    return path, {raw: name for raw, (_, name) in folded.items()}
+
+
+@dataclass(frozen=True)
+class RecordReader:
+    """Turns one dataset's JSON-lines records into utterances (labels, audio, speaker, gender)."""
+
+    dataset: str
+    labels: dict[str, str]  # case-folded raw label -> class
+    label_file: str
+    audio_root: Path
+    rule: SpeakerRule | None
+
+    def speaker_and_gender(self, where: str, record: dict) -> tuple[str | None, str | None]:
+        """The record's own speaker / gender, else what the dataset's naming rule reads from its key."""
+        speaker, sex = record.get("speaker"), gender(record.get("gender"), where)
+        if self.rule is not None and (speaker is None or sex is None):
+            key = str(record["key"])
+            found = self.rule.read(key.removeprefix(f"{self.dataset}-"))
+            if found is None:
+                raise SerbenchError(f"{where}: key {key!r} does not follow {self.dataset}'s naming "
+                                    f"({self.rule.source}); give the record a 'speaker' field or check the file")
+            speaker = speaker if speaker is not None else found[0]
+            sex = sex if sex is not None else found[1]
+        return (str(speaker) if speaker is not None else None), sex
+
+    def utterance(self, where: str, record: dict) -> tuple[Utterance, bool]:
+        """The utterance and whether its speaker is real (False: a pseudo-speaker of its own)."""
+        for field in ("wav", "emo"):
+            if field not in record:
+                raise SerbenchError(f"{where}: record {record['key']} has no {field!r} field")
+        raw = str(record["emo"])
+        if raw.casefold() not in self.labels:
+            raise SerbenchError(f"{where}: label {raw!r} is not in {self.label_file} ({', '.join(sorted(self.labels))})")
+        wav = Path(record["wav"])
+        path = wav if wav.is_absolute() else self.audio_root / wav
+        if not path.is_file():
+            raise SerbenchError(f"{path}: audio file missing (listed at {where}); set -o protocol.audio_root=DIR")
+        speaker, sex = self.speaker_and_gender(where, record)
+        utterance = Utterance(
+            id=str(record["key"]),
+            path=path,
+            label=self.labels[raw.casefold()],
+            speaker=speaker if speaker is not None else f"utt-{record['key']}",
+            gender=sex,
+            duration=_duration(record.get("length"), where),
+        )
+        return utterance, speaker is not None
 
 
 def _duration(value, where: str) -> float | None:
@@ -69,53 +131,86 @@ def _duration(value, where: str) -> float | None:
     return float(value)
 
 
+def speaker_source(dataset: str, rule: SpeakerRule | None, from_records: int, known: int, total: int) -> str:
+    """Where the speaker ids came from, in words a result.json reader can check: ``unknown``
+    as soon as one utterance has only a pseudo-speaker."""
+    if known < total or not total:
+        return SPEAKERS_UNKNOWN
+    if from_records == total or rule is None:
+        return "corpus metadata"
+    return f"emobox rule for {dataset}: {rule.source}"
+
+
 def make_protocol(data: Path | None, audio_root: str, dev_fraction: float, seed: int) -> Protocol:
     if data is None:
         raise SerbenchError("emobox needs --data PATH (one dataset's folder from EmoBox's data/)")
     data = Path(data)
     name = data.name
-    index, label_file = data / f"{name}.jsonl", data / "label_map.json"
-    for required in (index, label_file):
-        if not required.is_file():
-            raise SerbenchError(f"{required}: missing (expected EmoBox split files in {data})")
-    label_map = read_json(label_file)
-    if not isinstance(label_map, dict) or not label_map or not all(isinstance(v, str) for v in label_map.values()):
-        raise SerbenchError(f"{label_file}: expected a JSON object mapping each raw emo label to a class name")
-    classes = list(dict.fromkeys(label_map.values()))
+    index = data / f"{name}.jsonl"
+    if not index.is_file():
+        raise SerbenchError(f"{index}: missing (expected EmoBox split files in {data})")
+    label_file, labels = read_label_map(data)
+    classes = list(dict.fromkeys(labels.values()))
     root = Path(audio_root).expanduser() if audio_root else data
+    rule = RULES.get(name.lower())
+    reader = RecordReader(name.lower(), labels, label_file.name, root, rule)
     utterances: dict[str, Utterance] = {}
+    known = from_records = 0
     for where, record in read_jsonl(index):
         if str(record["key"]) in utterances:
             raise SerbenchError(f"{where}: duplicate key {record['key']}")
-        utterances[str(record["key"])] = _utterance(where, record, label_map, root)
-    fold_dirs = sorted(data.glob("fold_*"), key=lambda p: int(re.sub(r"\D", "", p.name) or 0))
+        utterance, real = reader.utterance(where, record)
+        utterances[utterance.id] = utterance
+        known += real
+        from_records += record.get("speaker") is not None
+    source = speaker_source(name.lower(), rule, from_records, known, len(utterances))
+    shared = source.startswith("emobox rule") and rule is not None and rule.shared_speakers
+    if source == SPEAKERS_UNKNOWN:
+        why = rule.source if rule is not None else NO_SPEAKER_IN_KEYS.get(name.lower(), "no naming rule for this name")
+        log.info(f"emobox {name}: speakers unknown ({why}): each utterance is its own speaker, a dev split without "
+                 "a valid file is stratified by utterance, and speaker-level statistics are utterance-level")
+    elif shared:
+        log.info(f"emobox {name}: EmoBox's folds share speakers between train and test (speaker-dependent by "
+                 "design); a dev split without a valid file is stratified by utterance")
+    folds = [_fold(fold_dir, name, utterances, index, speakers_apart=source != SPEAKERS_UNKNOWN and not shared,
+                   dev_fraction=dev_fraction, seed=seed) for fold_dir in _fold_dirs(data)]
+    return Protocol(f"emobox:{name}", list(utterances.values()), folds, classes, main_metric="ua",
+                    speaker_source=source, speaker_dependent=shared)
+
+
+def _fold_dirs(data: Path) -> list[Path]:
+    fold_dirs = sorted((p for p in data.glob("fold_*") if p.is_dir()), key=lambda p: int(re.sub(r"\D", "", p.name) or 0))
     if not fold_dirs:
         raise SerbenchError(f"{data}: no fold_<k> folders")
-    folds = []
-    for fold_dir in fold_dirs:
-        k = fold_dir.name.removeprefix("fold_")
-        parts = {}
-        for split in ("train", "test", "valid"):
-            path = fold_dir / f"{name}_{split}_fold_{k}.jsonl"
-            if path.is_file():
-                parts[split] = []
-                for where, record in read_jsonl(path):
-                    if str(record["key"]) not in utterances:
-                        raise SerbenchError(f"{where}: key {record['key']} is not in {index.name}")
-                    parts[split].append(str(record["key"]))
-            elif split != "valid":
-                raise SerbenchError(f"{path}: missing")
-        train = parts["train"]
-        if "valid" in parts:
-            dev = parts["valid"]
-        else:
-            members = [utterances[i] for i in train]
-            known = all(not u.speaker.startswith("utt-") for u in members)
-            held = (speaker_disjoint_holdout if known else stratified_holdout)(members, dev_fraction, seed + int(k or 0))
-            dev = [i for i in train if i in held]
-            train = [i for i in train if i not in held]
-        folds.append(Fold(k, tuple(train), tuple(dev), tuple(parts["test"])))
-    return Protocol(f"emobox:{name}", list(utterances.values()), folds, classes, main_metric="ua")
+    return fold_dirs
+
+
+def _fold(fold_dir: Path, name: str, utterances: dict[str, Utterance], index: Path, speakers_apart: bool,
+          dev_fraction: float, seed: int) -> Fold:
+    """EmoBox's fold k as written: its train and test files, its valid file where there is one,
+    else a dev split from train (whole speakers when ``speakers_apart``)."""
+    k = fold_dir.name.removeprefix("fold_")
+    parts: dict[str, list[str]] = {}
+    for split in ("train", "test", "valid"):
+        path = fold_dir / f"{name}_{split}_fold_{k}.jsonl"
+        if path.is_file():
+            parts[split] = []
+            for where, record in read_jsonl(path):
+                if str(record["key"]) not in utterances:
+                    raise SerbenchError(f"{where}: key {record['key']} is not in {index.name}")
+                parts[split].append(str(record["key"]))
+        elif split != "valid":
+            raise SerbenchError(f"{path}: missing")
+    train = parts["train"]
+    if "valid" in parts:
+        dev = parts["valid"]
+    else:
+        members = [utterances[i] for i in train]
+        holdout = speaker_disjoint_holdout if speakers_apart else stratified_holdout
+        held = holdout(members, dev_fraction, seed + int(k or 0))
+        dev = [i for i in train if i in held]
+        train = [i for i in train if i not in held]
+    return Fold(k, tuple(train), tuple(dev), tuple(parts["test"]))
 
 
 @hookimpl
@@ -130,7 +225,7 @@ def register_protocols() -> list[Spec]:
                 Param("dev_fraction", float, 0.2, "dev share of train when a fold has no valid file", bounds="(0, 1)"),
                 Param("seed", int, 0, "seed of that dev split", bounds=">= 0"),
             ),
-            version="2",
+            version="3",
             citation="Ma et al., EmoBox, Interspeech 2024, arXiv:2406.07162",
             meta=ProtocolMeta(data_key="emobox"),
         )
