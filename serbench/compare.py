@@ -46,11 +46,14 @@ def _predictions(result: Result) -> pd.DataFrame:
 
 
 def _check_pairing(a: Result, b: Result, pa: pd.DataFrame, pb: pd.DataFrame) -> None:
-    """Refuse, naming the first mismatching protocol, job or utterance."""
-    ca, cb = a.data["config"], b.data["config"]
-    if ca["protocol"] != cb["protocol"] or a.data["classes"] != b.data["classes"]:
-        raise SerbenchError(f"{b.run_dir}: protocol {cb['protocol']} / classes {b.data['classes']} differ from "
-                            f"{a.run_dir} ({ca['protocol']} / {a.data['classes']}); a paired comparison needs the same task")
+    """Refuse, naming the first mismatching comparability part (protocol, corpus, classes, test
+    split, metric definitions), job or utterance."""
+    from serbench.results import comparability_difference, comparability_of
+
+    differs = comparability_difference(comparability_of(a), comparability_of(b))
+    if differs:
+        raise SerbenchError(f"serbench compare: {a.run_dir} and {b.run_dir} are not comparable: {differs}; a paired "
+                            "comparison needs one comparability key")
     ja, jb = (set(zip(p["fold"], p["seed"])) for p in (pa, pb))
     if ja != jb:
         only = sorted(ja ^ jb)[0]

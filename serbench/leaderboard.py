@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from tabulate import tabulate
 
 from serbench.errors import SerbenchError
+from serbench.ranking import clipped, groups, mixed_warning, ordered, user_overrides, versions
 
 if TYPE_CHECKING:  # results pulls in pandas and scipy: not needed to build the CLI
     from serbench.results import Result
@@ -19,12 +20,24 @@ CI_KINDS = ("t", "bootstrap")
 
 def cell(entry: dict, ci: str) -> str:
     """``73.87 ± 2.53``; the bootstrap interval may be asymmetric, so its half-width is half
-    its length. With one fold the t interval does not exist and the cell says so."""
-    interval = entry["ci95"] if ci == "t" else entry["ci95_bootstrap"]
+    its length. An interval that reaches past 0 or 100 is shown clipped, as its bounds
+    (``2.10 [0.00, 7.40]``: a ± would claim a score below 0). Without an interval the cell
+    says why (one fold; too few clusters)."""
+    interval = entry["ci95"] if ci == "t" else entry.get("ci95_bootstrap")
     mean = entry["mean"] * 100
     if interval is None:
-        return f"{mean:.2f} (1 fold)"
+        return f"{mean:.2f} ({_no_interval(entry, ci)})"
+    shown = clipped(interval)
+    if shown != list(interval):
+        return f"{mean:.2f} [{shown[0] * 100:.2f}, {shown[1] * 100:.2f}]"
     return f"{mean:.2f} ± {(interval[1] - interval[0]) * 50:.2f}"
+
+
+def _no_interval(entry: dict, ci: str) -> str:
+    if ci == "t":
+        return "1 fold"
+    record = entry.get("bootstrap") or entry.get("cluster") or {}
+    return f"no interval: {record['reason']}" if record.get("reason") else "no interval"
 
 
 def _check_ci(ci: str) -> None:
@@ -38,9 +51,7 @@ def settings(result: Result) -> str:
     run whose copy of the corpus differs from the protocol's published counts, on a
     speaker-dependent protocol and on a run whose speakers are unknown."""
     config = result.data["config"]
-    user = {f"{section}.{key}": value for section, values in config.get("overrides", {}).items()
-            if section != "executor" for key, value in values.items()}
-    shown = ", ".join(f"{k}={v}" for k, v in sorted(user.items()))
+    shown = user_overrides(result)
     if config.get("params", {}).get("train", {}).get("shuffle_labels"):
         shown = "CONTROL: shuffled training labels" + (f"; {shown}" if shown else "")
     if result.data.get("annotations", {}).get("corpus_differs"):
@@ -53,64 +64,98 @@ def settings(result: Result) -> str:
     return shown or "defaults"
 
 
-HEADERS = ["protocol", "upstream", "downstream", "pooling", "loss", "recipe", "settings", "seeds", "run"]
+HEADERS = ["protocol", "upstream", "downstream", "pooling", "loss", "recipe", "settings", "seeds", "versions", "run"]
+CLIPPED_NOTE = "an interval that reaches past 0 or 100 is clipped to that range and shown as [low, high]"
 
 
-def ordered(results: Sequence[Result]) -> list[Result]:
-    """Runs by protocol, best first on its main metric: the order of every table."""
-    return sorted(results, key=lambda r: (r.data["config"]["protocol"], -r.summary[r.data.get("main_metric", "ua")]["mean"]))
+def _row(r: Result, ci: str) -> list[str]:
+    """What the run is (every column of ``HEADERS``), then each metric's mean and interval."""
+    config = r.data["config"]
+    return ([config["protocol"], config["upstream"], config["downstream"], config["pooling"], config.get("loss", "?"),
+             (config.get("recipe") or {}).get("name", "?"), settings(r), ",".join(map(str, config["seeds"])),
+             versions(r), r.run_id]
+            + [cell(r.summary[m], ci) for m in COLUMNS])
 
 
 def rows(results: Sequence[Result], ci: str = "t") -> list[list[str]]:
-    """One row per run, best first within a protocol: what the run is (every column of
-    ``HEADERS``), then each metric's mean ± half-width."""
+    """One row per run, comparability group by group, best first within each
+    (:func:`serbench.ranking.ordered`)."""
     _check_ci(ci)
-    table = []
-    for r in ordered(results):
-        config = r.data["config"]
-        table.append(
-            [config["protocol"], config["upstream"], config["downstream"], config["pooling"], config.get("loss", "?"),
-             config.get("recipe", {}).get("name", "?"), settings(r), ",".join(map(str, config["seeds"])), r.run_id]
-            + [cell(r.summary[m], ci) for m in COLUMNS]
-        )
-    return table
+    return [_row(r, ci) for r in ordered(results)]
 
 
 def markdown(results: Sequence[Result], ci: str = "t") -> str:
-    """A GitHub-flavoured markdown table, one row per run, best first within a protocol."""
+    """GitHub-flavoured markdown: one table per comparability group, one row per run, best first.
+    One group: the table, its group named under it. Several: a warning line, then each group
+    under its own heading."""
+    _check_ci(ci)
     headers = HEADERS + [f"{name} (%)" for name in COLUMNS.values()]
     speakers = sorted({r.summary["ua"].get("speakers") for r in results} - {None})
     note = ("Student-t over folds" if ci == "t" else
             "speaker bootstrap, calibrated for few speakers" + (f"; {'/'.join(map(str, speakers))} speakers" if speakers else ""))
-    cells = [[str(c).replace("|", "\\|") for c in row] for row in rows(results, ci)]  # a '|' would split a cell
-    body = tabulate(cells, headers=headers, tablefmt="pipe", disable_numparse=True)
-    return f"{body}\n\nValues: mean over folds ± half-width of its 95% confidence interval ({note}).\n"
+    found = groups(results)
+    warning = mixed_warning(found)
+    parts = [f"{warning}\n"] if warning else []
+    for group in found:
+        cells = [[str(c).replace("|", "\\|") for c in _row(r, ci)] for r in group.results]  # a '|' would split a cell
+        body = tabulate(cells, headers=headers, tablefmt="pipe", disable_numparse=True)
+        title = group.heading.replace("|", "\\|")
+        parts.append(f"### {title}\n\n{body}\n" if warning else f"{body}\n\nComparable group: {title}.\n")
+    return ("\n".join(parts) + f"\nValues: mean over folds ± half-width of its 95% confidence interval ({note}); "
+            f"{CLIPPED_NOTE}. Rows are ranked within a comparability group only.\n")
+
+
+LATEX_SPECIAL = {"\\": "\\textbackslash{}", "&": "\\&", "%": "\\%", "$": "\\$", "#": "\\#", "_": "\\_",
+                 "{": "\\{", "}": "\\}", "~": "\\textasciitilde{}", "^": "\\textasciicircum{}"}
+
+
+def _latex_text(text: str) -> str:
+    """``text`` safe in LaTeX running text (a heading holds protocol and class names)."""
+    import re
+
+    return re.sub(r"[\\&%$#_{}~^]", lambda found: LATEX_SPECIAL[found.group()], text)
 
 
 def latex(results: Sequence[Result], ci: str = "t") -> str:
-    """The markdown table's rows as a LaTeX booktabs table, for a paper."""
+    """The markdown tables as LaTeX booktabs tables, for a paper: one per comparability group,
+    each under a ``\\paragraph`` naming its group when there are several."""
+    _check_ci(ci)
     headers = HEADERS + [f"{name} (\\%)" for name in COLUMNS.values()]
-    body = tabulate(rows(results, ci), headers=headers, tablefmt="latex_booktabs", disable_numparse=True)
     note = "Student-t over folds" if ci == "t" else "calibrated speaker bootstrap"
-    return f"% mean over folds ± half-width of its 95% interval ({note}); generated by serbench\n{body}\n"
+    found = groups(results)
+    warning = mixed_warning(found)
+    parts = [f"% mean over folds ± half-width of its 95% interval ({note}); {CLIPPED_NOTE}; generated by serbench"]
+    if warning:
+        parts.append(f"% {warning}\n\\textbf{{{_latex_text(warning)}}}\n")
+    for group in found:
+        body = tabulate([_row(r, ci) for r in group.results], headers=headers, tablefmt="latex_booktabs",
+                        disable_numparse=True)
+        title = _latex_text(group.heading)
+        parts.append(f"\\paragraph{{{title}}}\n{body}" if warning else f"% comparable group: {group.heading}\n{body}")
+    return "\n".join(parts) + "\n"
 
 
 def csv_table(results: Sequence[Result]) -> str:
-    """One line per run: what it is, then per metric the mean and both 95% intervals, in percent."""
+    """One line per run: what it is, then per metric the mean and both 95% intervals (clipped to
+    [0, 100]), in percent; then its rank within its comparability group, the group's key and
+    heading (rows of different keys are never one ranking)."""
     import csv
     import io
 
     out = io.StringIO()
     writer = csv.writer(out)
     metrics = [f"{m}_{part}" for m in COLUMNS for part in ("mean", "t_low", "t_high", "boot_low", "boot_high")]
-    writer.writerow(HEADERS + metrics + ["speakers"])
-    for row, r in zip(rows(results), ordered(results)):
-        values = []
-        for m in COLUMNS:
-            entry = r.summary[m]
-            t, boot = entry["ci95"] or [None, None], entry.get("ci95_bootstrap") or [None, None]
-            values += [f"{v * 100:.4f}" if v is not None else "" for v in (entry["mean"], *t, *boot)]
-        writer.writerow(row[: len(HEADERS)] + values + [r.summary["ua"].get("speakers", "")])
+    writer.writerow(HEADERS + metrics + ["speakers", "rank", "comparability", "group"])
+    for group in groups(results):
+        for rank, r in enumerate(group.results, start=1):
+            values = []
+            for m in COLUMNS:
+                entry = r.summary[m]
+                t, boot = clipped(entry["ci95"]) or [None, None], clipped(entry.get("ci95_bootstrap")) or [None, None]
+                values += [f"{v * 100:.4f}" if v is not None else "" for v in (entry["mean"], *t, *boot)]
+            speakers = r.summary["ua"].get("speakers")
+            writer.writerow(_row(r, "t")[: len(HEADERS)] + values
+                            + ["" if speakers is None else speakers, rank, group.key, group.heading])
     return out.getvalue()
 
 

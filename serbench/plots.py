@@ -10,8 +10,10 @@
 - ``per_fold``: each metric per fold (every seed a point, the fold's mean a bar);
 - ``curves``: each job's dev criterion per epoch (the early-stopping curve), best epoch marked.
 
-:func:`plot_systems` draws the suite-level forest plot: every run of a protocol on one axis,
-its main metric with both 95% intervals (the leaderboard site shows it per protocol).
+:func:`plot_systems` draws the suite-level forest plot: every run of one comparability group
+(:mod:`serbench.ranking`) on one axis, labelled so that two poolings or two override sets of
+a method are told apart, its main metric with both 95% intervals (the leaderboard site shows
+it per group). Every interval drawn is clipped to [0, 100].
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 
 from serbench.errors import SerbenchError
 from serbench.leaderboard import COLUMNS
+from serbench.ranking import clipped
 from serbench.results import Result, job_files, load_result
 from serbench.stats import summarize
 
@@ -112,7 +115,7 @@ def _per_class(plt, result: Result, records: list[dict]):
         entry = summarize(values) if values else {"mean": 0.0, "ci95": None}
         ax.bar(k, entry["mean"] * 100, color="#4c72b0")
         if entry["ci95"]:
-            lo, hi = entry["ci95"]
+            lo, hi = clipped(entry["ci95"])
             ax.errorbar(k, entry["mean"] * 100, yerr=[[(entry["mean"] - lo) * 100], [(hi - entry["mean"]) * 100]],
                         color="black", capsize=4)
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
@@ -128,7 +131,7 @@ def _forest(plt, result: Result, records: list[dict]):
         entry = result.summary[metric]
         for offset, key, color, label in ((-0.12, "ci95", "#4c72b0", "t over folds"),
                                           (0.12, "ci95_bootstrap", "#dd8452", "speaker bootstrap")):
-            interval = entry.get(key)
+            interval = clipped(entry.get(key))
             if interval:
                 ax.plot([interval[0] * 100, interval[1] * 100], [row + offset] * 2, color=color, lw=2,
                         label=label if row == 0 else None)
@@ -177,27 +180,32 @@ def _curves(plt, result: Result, records: list[dict]):
 
 
 def plot_systems(results: list[Result], path: Path) -> Path:
-    """A forest plot of several runs (one protocol): each run's main metric, mean over folds,
-    with its t and calibrated speaker-bootstrap 95% intervals, best first."""
-    from serbench.leaderboard import ordered
+    """A forest plot of several runs of one comparability group: each run's main metric, mean
+    over folds, with its t and calibrated speaker-bootstrap 95% intervals, best first. Runs of
+    several groups are refused: one axis would rank them against each other."""
+    from serbench.ranking import groups, system_label
 
+    found = groups(results)
+    if len(found) != 1:
+        raise SerbenchError(f"plot_systems: the {len(results)} runs span {len(found)} comparability groups "
+                            f"({'; '.join(g.heading for g in found)}); draw one plot per group")
+    (group,) = found
     plt = _pyplot()
-    runs = ordered(results)
-    metric = runs[0].data.get("main_metric", "ua")
-    figure, ax = plt.subplots(figsize=(7.0, 1.0 + 0.45 * len(runs)))
+    runs, metric = group.results, group.metric
+    figure, ax = plt.subplots(figsize=(9.0, 1.0 + 0.45 * len(runs)))
     for row, r in enumerate(runs):
         entry = r.summary[metric]
         for offset, key, color, label in ((-0.12, "ci95", "#4c72b0", "t over folds"),
                                           (0.12, "ci95_bootstrap", "#dd8452", "speaker bootstrap")):
-            if entry.get(key):
-                ax.plot([entry[key][0] * 100, entry[key][1] * 100], [row + offset] * 2, color=color, lw=2,
+            interval = clipped(entry.get(key))
+            if interval:
+                ax.plot([interval[0] * 100, interval[1] * 100], [row + offset] * 2, color=color, lw=2,
                         label=label if row == 0 else None)
             ax.plot(entry["mean"] * 100, row + offset, "o", color=color)
-    config = [r.data["config"] for r in runs]
-    ax.set_yticks(range(len(runs)), [f"{c['downstream']} / {c['upstream']}" for c in config])
+    ax.set_yticks(range(len(runs)), [system_label(r) for r in runs], fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel(f"{COLUMNS.get(metric, metric)} % (mean over folds, 95% intervals)")
-    ax.set_title(f"{config[0]['protocol']}: every system")
+    ax.set_xlabel(f"{COLUMNS.get(metric, metric)} % (mean over folds, 95% intervals, clipped to [0, 100])")
+    ax.set_title(group.heading, fontsize=8)
     ax.legend(fontsize=7, loc="lower right")
     figure.tight_layout()
     figure.savefig(path)

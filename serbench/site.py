@@ -1,26 +1,31 @@
 """A static leaderboard site: ``serbench leaderboard RUNS... --html DIR``.
 
-``DIR/index.html`` has one sortable table per protocol (click a column header; the script and
-styles are inline, nothing is fetched, so the page works opened from disk and offline): each
-measured run with what it is and every metric as mean and 95% interval, a mark on the runs
-not significantly different from the protocol's best (speaker-block paired permutation test,
-Holm-corrected, :mod:`serbench.compare`, where the runs are paired), and beside each run the
-reported rows of its method on the same protocol and test split only. ``DIR/runs/<run id>/``
-holds one page per run (configuration, environment, per-fold table, figures) with copies of
-its ``result.json`` and ``predictions.csv`` and its figures (:mod:`serbench.plots`).
+``DIR/index.html`` has one sortable table per comparability group (:mod:`serbench.ranking`:
+same protocol, corpus, classes, test split and metric definitions; click a column header; the
+script and styles are inline, nothing is fetched, so the page works opened from disk and
+offline): each measured run with what it is and every metric as mean and 95% interval
+(clipped to [0, 100]), a mark on the runs not significantly different from the group's best
+(speaker-block paired permutation test, Holm-corrected, :mod:`serbench.compare`, where the
+runs are paired), and beside each run the reported rows of its method on the same protocol
+and test split only. Results of several groups get a warning line, never one ranking.
+``DIR/runs/<run id>/`` holds one page per run (configuration, environment, per-fold table,
+figures) with copies of its ``result.json`` and ``predictions.csv`` and its figures
+(:mod:`serbench.plots`).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 from jinja2 import Environment
 
 from serbench.errors import SerbenchError
-from serbench.leaderboard import COLUMNS, ordered, reported_for, settings
+from serbench.leaderboard import COLUMNS, reported_for, settings
+from serbench.ranking import clipped, groups, mixed_warning, system_label, versions
 from serbench.results import Result
 
 STYLE = """
@@ -32,6 +37,7 @@ th.sorted-asc::after{content:" \\25B2"} th.sorted-desc::after{content:" \\25BC"}
 tr.reported td{color:#666;font-style:italic;background:#fafafa}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 .mark{color:#1a7f37;font-weight:bold}
+.warning{color:#9a3412;font-weight:bold}
 img{max-width:100%;border:1px solid #ddd;margin:4px}
 code,pre{background:#f6f8fa}
 """
@@ -63,25 +69,30 @@ INDEX = """<!doctype html>
 <body>
 <h1>{{ title }}</h1>
 <p>Each cell: mean over folds, and its 95% interval ({{ ci_note }}). <span class="mark">&#8776;best</span>:
-not significantly different from the protocol's best run (speaker-block paired permutation test,
-Holm-corrected, &alpha; = 0.05). Grey rows: numbers as published by a method's authors, on the same
-protocol and test split only, with what differs from the measured row. Click a column header to sort.</p>
+not significantly different from the best run of its table (speaker-block paired permutation test,
+Holm-corrected, &alpha; = 0.05). One table per comparability group (protocol, corpus digest, classes,
+test split, metric definitions): runs are ranked and marked within a table only. An interval that
+reaches past 0 or 100 is clipped to that range. Grey rows: numbers as published by a method's authors,
+on the same protocol and test split only, with what differs from the measured row. Click a column
+header to sort.</p>
+{% if warning %}<p class="warning">{{ warning }}</p>{% endif %}
 {% for section in sections %}
-<h2 id="{{ section.protocol }}">{{ section.protocol }}</h2>
-<table class="sortable" id="table-{{ section.protocol }}">
+<h2 id="{{ section.anchor }}">{{ section.heading }}</h2>
+<table class="sortable" id="table-{{ section.anchor }}">
 <thead><tr>{% for h in headers %}<th>{{ h }}</th>{% endfor %}</tr></thead>
 <tbody>
 {% for row in section.rows %}
 <tr class="{{ row.kind }}">
-<td><a href="{{ row.link }}">{{ row.downstream }}</a>{% if row.mark %} <span class="mark">&#8776;best</span>{% endif %}</td>
+<td title="{{ row.label }}"><a href="{{ row.link }}">{{ row.downstream }}</a>{% if row.mark %} <span class="mark">&#8776;best</span>{% endif %}</td>
 <td>{{ row.upstream }}</td><td>{{ row.pooling }}</td><td>{{ row.loss }}</td><td>{{ row.recipe }}</td>
-<td>{{ row.settings }}</td><td>{{ row.seeds }}</td><td><code>{{ row.run }}</code></td>
+<td>{{ row.settings }}</td><td>{{ row.seeds }}</td><td>{{ row.versions }}</td>
+<td>{% if row.run %}<a href="{{ row.link }}"><code>{{ row.run }}</code></a>{% endif %}</td>
 {% for m in row.metrics %}<td class="num" data-value="{{ m.value }}" title="{{ m.title }}">{{ m.text }}</td>{% endfor %}
 </tr>
 {% endfor %}
 </tbody></table>
 {% if section.note %}<p>{{ section.note }}</p>{% endif %}
-<img src="{{ section.figure }}" alt="forest plot of every system on {{ section.protocol }}">
+<img src="{{ section.figure }}" alt="forest plot of every system of {{ section.heading }}">
 {% endfor %}
 <script>{{ sort | safe }}</script>
 </body></html>
@@ -118,8 +129,17 @@ def _pct(x: float) -> str:
     return f"{x * 100:.2f}"
 
 
-def _interval(interval) -> str:
-    return "n/a (1 fold)" if interval is None else f"[{_pct(interval[0])}, {_pct(interval[1])}]"
+def _interval(interval, missing: str = "1 fold") -> str:
+    """``[lo, hi]`` in percent, clipped to [0, 100] (results written before intervals were
+    clipped at the source hold bounds outside it)."""
+    shown = clipped(interval)
+    return f"n/a ({missing})" if shown is None else f"[{_pct(shown[0])}, {_pct(shown[1])}]"
+
+
+def _missing(entry: dict, ci: str) -> str:
+    """Why an entry has no interval of kind ``ci``."""
+    record = entry.get("bootstrap") or entry.get("cluster") or {}
+    return "1 fold" if ci == "t" else record.get("reason") or "no interval"
 
 
 def _close_to_best(group: Sequence[Result], metric: str) -> tuple[set[str], str]:
@@ -144,19 +164,23 @@ def build(results: Sequence[Result], target: str | Path, reg, ci: str = "t") -> 
     target = Path(target)
     (target / "runs").mkdir(parents=True, exist_ok=True)
     env = Environment(autoescape=True)
-    headers = ["downstream", "upstream", "pooling", "loss", "recipe", "settings", "seeds", "run"] + [f"{n} (%)" for n in COLUMNS.values()]
+    headers = (["downstream", "upstream", "pooling", "loss", "recipe", "settings", "seeds", "versions", "run"]
+               + [f"{n} (%)" for n in COLUMNS.values()])
     sections = []
-    for protocol in dict.fromkeys(r.data["config"]["protocol"] for r in results):
-        group = [r for r in results if r.data["config"]["protocol"] == protocol]
-        main = group[0].data.get("main_metric", "ua")
-        close, unpaired = _close_to_best(group, main)
+    found = groups(results)
+    tables_of = Counter(g.comparability["protocol"] for g in found)  # a protocol's only table keeps #table-<protocol>
+    for group in found:
+        protocol = group.comparability["protocol"]
+        anchor = protocol if tables_of[protocol] == 1 else f"{protocol}-{group.key}"
+        close, unpaired = _close_to_best(group.results, group.metric)
         rows, notes = [], []
-        for r in ordered(group):
+        for r in group.results:
             config = r.data["config"]
             rows.append({"kind": "measured", "link": f"runs/{r.run_id}/index.html", "downstream": config["downstream"],
                          "mark": r.run_id in close, "upstream": config["upstream"], "pooling": config["pooling"],
                          "loss": config.get("loss"), "recipe": (config.get("recipe") or {}).get("name", ""),
                          "settings": settings(r), "seeds": ",".join(map(str, config["seeds"])), "run": r.run_id,
+                         "versions": versions(r), "label": system_label(r),
                          "metrics": [_metric_cell(r.summary[m], ci, r) for m in COLUMNS]})
             split, pairs, why = reported_for(r, reg)
             for row in _reported_rows(r, pairs):
@@ -165,20 +189,21 @@ def build(results: Sequence[Result], target: str | Path, reg, ci: str = "t") -> 
                 notes.append(f"{r.run_id}: {why}")
             _run_page(env, r, target / "runs" / r.run_id, plot_run)
         note = ("No reported row on this protocol and test split for: " + "; ".join(notes) + ".") if notes else ""
-        figure = plot_systems(group, target / f"forest-{protocol}.svg").name
-        sections.append({"protocol": protocol, "rows": rows, "note": " ".join(filter(None, [unpaired, note])),
-                         "figure": figure})
+        figure = plot_systems(group.results, target / f"forest-{group.key}.svg").name  # the key is hex: a safe name
+        sections.append({"anchor": anchor, "heading": group.heading, "rows": rows,
+                         "note": " ".join(filter(None, [unpaired, note])), "figure": figure})
     ci_note = "Student-t over folds" if ci == "t" else "calibrated speaker bootstrap"
     index = target / "index.html"
     index.write_text(env.from_string(INDEX).render(title="serbench leaderboard", style=STYLE, sort=SORT, headers=headers,
-                                                   sections=sections, ci_note=ci_note))
+                                                   sections=sections, ci_note=ci_note,
+                                                   warning=mixed_warning(found)))
     return index
 
 
 def _metric_cell(entry: dict, ci: str, r: Result) -> dict:
-    interval = entry["ci95"] if ci == "t" else entry["ci95_bootstrap"]
+    interval = entry["ci95"] if ci == "t" else entry.get("ci95_bootstrap")
     plugins = ", ".join(f"{k} v{v}" for k, v in r.data.get("plugins", {}).items())
-    return {"value": entry["mean"], "text": f"{_pct(entry['mean'])} {_interval(interval)}",
+    return {"value": entry["mean"], "text": f"{_pct(entry['mean'])} {_interval(interval, _missing(entry, ci))}",
             "title": f"plugins: {plugins}; encoder fingerprint {r.data.get('upstream_fingerprint', '?')}"}
 
 
@@ -197,7 +222,7 @@ def _reported_rows(r: Result, pairs: list[dict]) -> list[dict]:
         name = f"{config['downstream']} (reported{': ' + variant if variant else ''})"
         out.append({"kind": "reported", "link": f"runs/{r.run_id}/index.html", "downstream": name,
                     "mark": False, "upstream": differs, "pooling": "", "loss": "", "recipe": "paper", "settings": "",
-                    "seeds": "", "run": "", "metrics": [{"value": values.get(m, ""), "title": "as published",
+                    "seeds": "", "run": "", "versions": "", "label": "as published", "metrics": [{"value": values.get(m, ""), "title": "as published",
                                               "text": f"{values[m]:.2f}" if m in values else "–"} for m in COLUMNS]})
     return out
 
@@ -216,7 +241,8 @@ def _run_page(env: Environment, r: Result, folder: Path, plot_run) -> None:
         r=r, style=STYLE, sort=SORT, config=data["config"], figures=figures, metric_names=list(COLUMNS.values()),
         speakers=f", {speakers} speakers" if speakers else "",
         summary=[(name, {"mean": _pct(data["summary"][m]["mean"]), "t": _interval(data["summary"][m]["ci95"]),
-                         "boot": _interval(data["summary"][m].get("ci95_bootstrap"))}) for m, name in COLUMNS.items()],
+                         "boot": _interval(data["summary"][m].get("ci95_bootstrap"),
+                                           _missing(data["summary"][m], "bootstrap"))}) for m, name in COLUMNS.items()],
         folds=[{"fold": f["fold"], "seed": f["seed"], "n_test": f["n_test"], "best_epoch": f.get("best_epoch"),
                 "cells": [_pct(f["metrics"][m]) for m in COLUMNS]} for f in data["folds"]],
         plugins=json.dumps({"plugins": data.get("plugins"), "upstream_fingerprint": data.get("upstream_fingerprint")}, indent=2),
