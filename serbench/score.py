@@ -202,6 +202,8 @@ def score_file(path: str | Path, classes: list[str] | None = None) -> dict:
     notes = [f"classes from {source}: {', '.join(chosen)}", *table.notes]
     if not speakers["known"]:
         notes.append(_unknown_speakers_note(summary))
+    if speakers.get("speaker_dependent"):
+        notes.append("the run's protocol is speaker-dependent: the same speakers are in train and test")
     absent = [c for c in chosen if c not in set(frame["label"])]
     if absent:
         notes.append(f"no test utterance of {', '.join(absent)}: UA averages the other classes' recall")
