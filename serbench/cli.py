@@ -347,7 +347,9 @@ def cmd_data(args: argparse.Namespace, out: Console) -> int:
     for problem in report.problems:
         print(f"serbench: problem: {problem}", file=sys.stderr)
     if not report.ok:
-        print(f"serbench: error: {protocol.name}: the corpus differs from the published definition", file=sys.stderr)
+        mismatch = any(e is not None and e != f for _, e, f in report.rows)  # else only the problems above
+        print(f"serbench: error: {protocol.name}: " + ("the corpus differs from the published definition" if mismatch
+              else f"{len(report.problems)} problem(s) above: a run on this corpus would be refused"), file=sys.stderr)
         return 1
     out.print("corpus matches the protocol")
     return 0

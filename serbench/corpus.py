@@ -143,9 +143,8 @@ class Protocol:
         if not leaks:
             return ""
         fold, speakers = leaks[0]
-        tested = {self.utterances[i].speaker for i in next(f for f in self.folds if f.name == fold).test}
         return (f"protocol {self.name}: fold {fold}: speaker {speakers[0]!r} is in both train and test ({len(speakers)} "
-                f"of its {len(tested)} test speakers leak; {len(leaks)} of {len(self.folds)} folds leak): scores would "
+                f"of its {self._test_speakers(fold)} test speakers leak; {len(leaks)} of {len(self.folds)} folds leak): scores would "
                 "reward knowing the voice; regroup the folds by speaker, or declare the protocol speaker-dependent "
                 "(csv: -o protocol.speaker_dependent=true; a plugin: Protocol(..., speaker_dependent=True))")
 
@@ -157,7 +156,12 @@ class Protocol:
             return ""
         fold, speakers = shared[0]
         return (f"protocol {self.name}: fold {fold}: speaker {speakers[0]!r} is in both dev and test ({len(speakers)} "
-                f"speakers; {len(shared)} of {len(self.folds)} folds): model selection sees the test speakers")
+                f"of its {self._test_speakers(fold)} test speakers; {len(shared)} of {len(self.folds)} folds): model "
+                "selection sees the test speakers")
+
+    def _test_speakers(self, fold_name: str) -> int:
+        fold = next(f for f in self.folds if f.name == fold_name)
+        return len({self.utterances[i].speaker for i in fold.test})
 
     def check_usable(self) -> None:
         """Refuse what would yield a number that means nothing (a run calls this; ``serbench data

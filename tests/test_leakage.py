@@ -109,6 +109,8 @@ def test_data_check_reports_the_leak(tmp_path):
     assert any("speaker 's2' is in both train and test" in p for p in report.problems)
     done = run_cli("data", "check", "csv", "--data", str(data))
     assert done.returncode == 1 and "speaker 's2' is in both train and test" in done.stderr
+    assert "1 problem(s) above: a run on this corpus would be refused" in done.stderr  # no count differs
+    assert "note: speakers: corpus metadata" in done.stdout
     declared = check(load_protocol("csv", data, ["protocol.speaker_dependent=true"]))
     assert declared.ok and "declared speaker-dependent: 1 of 1 folds share speakers between train and test" in declared.notes
 
@@ -128,7 +130,7 @@ def test_the_leak_is_reported_even_when_another_problem_comes_first(tmp_path):
 def test_a_dev_speaker_in_test_is_warned_not_refused(tmp_path):
     data = _split_corpus(tmp_path, {"train": ["s1", "s2"], "dev": ["s3", "s4"], "test": ["s4", "s5"]})
     protocol = load_protocol("csv", data)
-    with pytest.warns(UserWarning, match=r"fold 1: speaker 's4' is in both dev and test \(1 speakers; 1 of 1 folds\)"):
+    with pytest.warns(UserWarning, match=r"fold 1: speaker 's4' is in both dev and test \(1 of its 2 test speakers; 1 of 1 folds\)"):
         protocol.check_usable()
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # data check says it once, as a note
