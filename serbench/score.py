@@ -74,7 +74,8 @@ def read_predictions(path: Path) -> Table:
         raise SerbenchError(f"{path}:1: column {twice[0]!r} appears twice in the header")
     missing = [c for c in REQUIRED if c not in header]
     if missing:
-        raise SerbenchError(f"{path}:1: no {missing[0]!r} column (the header has: {', '.join(header)}; "
+        shown = ", ".join(repr(c[:40]) for c in header[:8]) + (", ..." if len(header) > 8 else "")
+        raise SerbenchError(f"{path}:1: no {missing[0]!r} column (the header has: {shown}; "
                             f"required: {', '.join(REQUIRED)}; optional: {', '.join(OPTIONAL)}, prob_<class>)")
     has = {c: c in header for c in OPTIONAL}
     columns: dict[str, list] = {c: [] for c in ("fold", "seed", "utterance_id", "speaker", "label", "prediction")}
