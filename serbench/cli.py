@@ -171,19 +171,32 @@ def build_parser() -> argparse.ArgumentParser:
 def summary_table(result: Result, title: str | None = None) -> Table:
     table = Table(title=title or f"{result.run_id}  ({result.data['config']['protocol']}, "
                                  f"{len(result.data['folds'])} fold x seed jobs)")
-    speakers = result.summary["ua"].get("speakers")
-    boot = "95% CI (speaker bootstrap" + (f", {speakers} speakers)" if speakers else ")")
-    for column in ("metric", "mean %", "std", "95% CI (t, folds)", boot):
+    for column in ("metric", "mean %", "std", "95% CI (t, folds)", cluster_header(result.summary["ua"])):
         table.add_column(column, justify="right" if column != "metric" else "left")
 
-    def span(interval: list[float] | None) -> str:
-        return "n/a (1 fold)" if interval is None else f"[{interval[0] * 100:.2f}, {interval[1] * 100:.2f}]"
+    def span(interval: list[float] | None, why: str) -> str:
+        return why if interval is None else f"[{interval[0] * 100:.2f}, {interval[1] * 100:.2f}]"
 
     for metric, name in leaderboard.COLUMNS.items():
         entry = result.summary[metric]
+        cluster = entry.get("cluster") or {}
         table.add_row(name, f"{entry['mean'] * 100:.2f}", f"{entry['std'] * 100:.2f}",
-                      span(entry["ci95"]), span(entry["ci95_bootstrap"]))
+                      span(entry["ci95"], "n/a (1 fold)"),
+                      span(entry["ci95_bootstrap"], "none: " + str(cluster.get("reason") or "too few clusters")))
     return table
+
+
+def cluster_header(entry: dict) -> str:
+    """The cluster interval's column: the level resampled and how many clusters (results made
+    before it was recorded were a speaker bootstrap)."""
+    cluster = entry.get("cluster")
+    if not isinstance(cluster, dict):
+        speakers = entry.get("speakers")
+        return "95% CI (speaker bootstrap" + (f", {speakers} speakers)" if speakers else ")")
+    unit = str(cluster.get("unit"))
+    level = {"fold": "folds as clusters", "speaker": "speakers as clusters",
+             "utterance": "UTTERANCE-level: speakers unknown"}.get(unit, f"{unit}, crossed")
+    return f"95% CI ({level}, {cluster.get('clusters')})"
 
 
 def run_notes(result: Result) -> list[str]:
@@ -435,7 +448,7 @@ def cmd_compare(args: argparse.Namespace, out: Console) -> None:
     from serbench.compare import compare
 
     data = compare(args.runs, args.baseline, args.resamples)
-    table = Table("A", "B", "metric", "A - B (pp)", "95% CI (speaker bootstrap)", "p (permutation)", "p (Holm)",
+    table = Table("A", "B", "metric", "A - B (pp)", "95% CI (test inverted)", "p (permutation)", "p (Holm)",
                   title=f"{data['protocol']}: paired, {data['speakers']} speakers, {len(data['jobs'])} (fold, seed) jobs")
     for row in data["comparisons"]:
         for metric, name in leaderboard.COLUMNS.items():

@@ -22,7 +22,7 @@ import pandas as pd
 from serbench.atomic import write_json, write_text
 from serbench.errors import SerbenchError
 from serbench.metrics import METRICS
-from serbench.stats import speaker_bootstrap, speaker_counts, summarize
+from serbench.stats import clip, cluster_interval, speaker_counts, summarize
 from serbench.textfiles import read_json
 
 SCHEMA = "serbench.result/1"
@@ -121,20 +121,24 @@ def speaker_table(predictions: pd.DataFrame, classes: list[str]) -> SpeakerCount
 
 
 def summarize_run(
-    records: list[dict], predictions: pd.DataFrame, classes: list[str], resamples: int = 2000, seed: int = 0,
-    speakers_known: bool = True,
+    records: list[dict], predictions: pd.DataFrame, classes: list[str], speakers_known: bool = True,
 ) -> dict:
     """Per metric: mean / std / Student-t ci95 over folds (each fold averaged over seeds), and
-    the calibrated speaker bootstrap interval of the same mean, with the number of speakers."""
+    the cluster interval of the same mean (:func:`serbench.stats.cluster_interval`: the
+    resampled level, its number of clusters, and the reason when there is no interval), both
+    clipped to [0, 1], with the number of speakers."""
     table = speaker_table(predictions, classes)
-    boot = speaker_bootstrap(table.counts, table.fold_of_job, resamples, seed)
+    intervals, plan = cluster_interval(table.counts, table.fold_of_job, speakers_known)
     by_fold: dict[str, list[dict]] = {}
     for record in records:
         by_fold.setdefault(record["fold"], []).append(record["metrics"])
     summary = {}
     for metric in METRICS:
         per_fold = [float(np.mean([m[metric] for m in ms])) for ms in by_fold.values()]
-        summary[metric] = {**summarize(per_fold), "ci95_bootstrap": boot[metric], "speakers": len(table.speakers)}
+        entry = summarize(per_fold)
+        summary[metric] = {**entry, "ci95": clip(entry["ci95"]), "ci95_bootstrap": intervals[metric],
+                           "speakers": len(table.speakers) if speakers_known else None,
+                           "cluster": plan.record()}
     return summary
 
 

@@ -97,6 +97,40 @@ def test_a_planted_difference_is_detected():
     assert np.mean(np.array(ps) <= 0.05) >= 0.8
 
 
+def test_the_interval_excludes_zero_exactly_when_p_is_below_005():
+    """The interval inverts the test: over null and planted-difference corpora (exact and
+    random swaps), p >= 0.05 if and only if the interval holds 0, for every metric."""
+    rng = np.random.default_rng(4)
+    agree = total = rejected = 0
+    for k in range(120):
+        skill = (0.55, 0.55) if k % 2 else (0.60, 0.52)
+        speakers = 10 if k % 3 else 16  # 16 speakers: 10,000 random swap sets
+        a, b = _systems(rng, speakers=speakers, per_speaker=30, folds=5, skill=skill)
+        test = permutation_p(speaker_table(a, CLASSES), speaker_table(b, CLASSES), resamples=2000, seed=k)
+        for m in ("ua", "wa", "macro_f1"):
+            lo, hi = test["ci95"][m]
+            assert lo <= test["observed"][m] <= hi
+            agree += (test["p"][m] >= 0.05) == (lo <= 0.0 <= hi)
+            rejected += test["p"][m] < 0.05
+            total += 1
+    assert agree == total and 0 < rejected < total
+
+
+def test_the_interval_covers_a_planted_difference():
+    """A real difference (60% vs 52% skill): the inverted interval holds the difference in
+    expected UA between the systems in at least 93% of 200 corpora."""
+    rng = np.random.default_rng(5)
+    truth = np.mean([_fold_mean(a, METRICS["ua"]) - _fold_mean(b, METRICS["ua"])
+                     for a, b in (_systems(rng, speakers=10, per_speaker=30, folds=5, skill=(0.60, 0.52))
+                                  for _ in range(300))])
+    covered = 0
+    for k in range(200):
+        a, b = _systems(rng, speakers=10, per_speaker=30, folds=5, skill=(0.60, 0.52))
+        lo, hi = permutation_p(speaker_table(a, CLASSES), speaker_table(b, CLASSES), seed=k)["ci95"]["ua"]
+        covered += lo <= truth <= hi
+    assert covered / 200 >= 0.93
+
+
 def test_random_swaps_beyond_exact_enumeration():
     swaps, exact = swap_sets(20, 500, seed=0)
     assert not exact and swaps.shape == (501, 20) and not swaps[0].any()  # the observed set first

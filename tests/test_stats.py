@@ -1,10 +1,11 @@
-"""Confidence intervals against scipy, and the speaker bootstrap on a case of known spread."""
+"""Confidence intervals against scipy and hand computations: the t interval over folds and the
+cluster interval in each design (nested folds, one split, crossed, too few clusters)."""
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from serbench.stats import fold_statistic, speaker_bootstrap, speaker_counts, summarize
+from serbench.stats import clip, cluster_interval, design, speaker_counts, summarize
 
 
 @pytest.mark.parametrize("values", [[0.71, 0.74, 0.69, 0.77, 0.73], [0.5, 0.9], list(np.linspace(0.6, 0.8, 10))])
@@ -40,58 +41,98 @@ def _speakers_with_accuracies(accuracies, per_speaker=100):
     return np.array(y_true), np.array(y_pred), speakers
 
 
-def test_speaker_bootstrap_equals_the_t_interval_of_speaker_means():
-    # With equal utterances per speaker, WA is the mean of the speakers' accuracies: the
-    # calibrated bootstrap interval is then scipy's t interval over those S means.
+def test_folds_as_clusters_give_scipys_t_interval_over_folds():
+    # Speakers nested in five folds: the fold is the cluster, and the jackknife interval of the
+    # mean over folds is exactly scipy's t interval over the five fold values.
     rng = np.random.default_rng(0)
-    accuracies = np.round(rng.uniform(0.4, 1.0, 12), 2)
+    accuracies = np.round(rng.uniform(0.4, 0.9, 10), 2)
+    y_true, y_pred, speakers = _speakers_with_accuracies(accuracies)
+    counts, _ = _counts(y_true, y_pred, speakers, folds=np.repeat(np.arange(10) % 5, 100))
+    intervals, plan = cluster_interval(counts, np.arange(5))
+    per_fold = [accuracies[[f, f + 5]].mean() for f in range(5)]
+    expected = stats.t.interval(0.95, 4, loc=np.mean(per_fold), scale=stats.sem(per_fold))
+    assert (plan.unit, plan.clusters, plan.df) == ("fold", 5, 4.0)
+    assert intervals["wa"] == pytest.approx(list(expected))
+
+
+def test_speakers_as_clusters_in_one_split_give_the_t_interval_of_speaker_means():
+    # One test split, equal utterances per speaker: WA is the mean of the speakers' accuracies,
+    # and the delete-one-speaker jackknife interval is scipy's t interval over those S means.
+    accuracies = np.round(np.random.default_rng(0).uniform(0.4, 1.0, 12), 2)
     counts, folds = _counts(*_speakers_with_accuracies(accuracies))
-    lo, hi = speaker_bootstrap(counts, folds, resamples=20000, seed=1)["wa"]
+    intervals, plan = cluster_interval(counts, folds)
     expected = stats.t.interval(0.95, len(accuracies) - 1, loc=accuracies.mean(), scale=stats.sem(accuracies))
-    assert (lo + hi) / 2 == pytest.approx(accuracies.mean())  # centred on its own estimate
-    assert [lo, hi] == pytest.approx(list(expected), abs=0.01)
+    assert (plan.unit, plan.clusters, plan.df) == ("speaker", 12, 11.0)
+    assert intervals["wa"] == pytest.approx(list(expected))
 
 
-def test_speaker_bootstrap_is_wider_than_treating_utterances_as_independent():
+def test_unequal_speakers_lower_the_degrees_of_freedom_kish():
+    # One speaker holds half the split: Kish's effective number of clusters (sum n)^2 / sum n^2.
+    y_true, y_pred, speakers = _speakers_with_accuracies([0.6] * 6)
+    y_true, y_pred = np.concatenate([y_true, [0] * 500]), np.concatenate([y_pred, [0] * 250 + [1] * 250])
+    counts, folds = _counts(y_true, y_pred, speakers + ["spk0"] * 500)
+    plan = design(counts, folds)
+    sizes = np.array([600] + [100] * 5)
+    assert plan.df == pytest.approx(sizes.sum() ** 2 / (sizes ** 2).sum() - 1, abs=1e-3)
+
+
+def test_crossed_speakers_and_folds_add_both_components():
+    # Each speaker tested in every fold (speaker-dependent): variance = speaker jackknife +
+    # fold jackknife, computed here by hand for WA with equal cells.
+    rng = np.random.default_rng(3)
+    acc = np.round(rng.uniform(0.3, 0.9, (6, 5)), 2)  # [speaker, fold]
+    y_true, y_pred, speakers, folds = [], [], [], []
+    for s in range(6):
+        for f in range(5):
+            correct = int(round(acc[s, f] * 100))
+            y_true += [0] * 100
+            y_pred += [0] * correct + [1] * (100 - correct)
+            speakers += [f"spk{s}"] * 100
+            folds += [f] * 100
+    counts, fold_of_job = _counts(np.array(y_true), np.array(y_pred), speakers, folds=folds)
+    intervals, plan = cluster_interval(counts, fold_of_job)
+    drop_speaker = np.array([np.delete(acc, s, 0).mean() for s in range(6)])
+    drop_fold = np.array([np.delete(acc, f, 1).mean() for f in range(5)])
+    variance = 5 / 6 * ((drop_speaker - drop_speaker.mean()) ** 2).sum() + 4 / 5 * ((drop_fold - drop_fold.mean()) ** 2).sum()
+    half = stats.t.ppf(0.975, 4) * np.sqrt(variance)
+    assert plan.unit == "speaker x fold" and plan.clusters == 5
+    assert intervals["wa"] == pytest.approx([acc.mean() - half, acc.mean() + half])
+
+
+@pytest.mark.parametrize("folds", [None, np.arange(500) % 5])
+def test_one_speaker_gets_no_interval_and_a_reason(folds):
+    y_true, y_pred, speakers = _speakers_with_accuracies([0.7], per_speaker=500)
+    counts, fold_of_job = _counts(y_true, y_pred, speakers, folds=folds)
+    intervals, plan = cluster_interval(counts, fold_of_job)
+    assert intervals == {"ua": None, "wa": None, "macro_f1": None}
+    assert plan.reason and "fewer than 5" in plan.reason and "1 speaker" in plan.reason
+
+
+def test_four_folds_are_too_few_clusters():
+    y_true, y_pred, speakers = _speakers_with_accuracies([0.6, 0.7, 0.8, 0.9])
+    counts, _ = _counts(y_true, y_pred, speakers, folds=np.repeat(np.arange(4), 100))
+    intervals, plan = cluster_interval(counts, np.arange(4))
+    assert intervals["ua"] is None and plan.reason.startswith("4 folds")
+
+
+def test_unknown_speakers_are_labelled_utterance_level():
+    y_true, y_pred, _ = _speakers_with_accuracies([0.5, 0.9])
+    counts, folds = _counts(y_true, y_pred, [str(i) for i in range(len(y_true))])
+    intervals, plan = cluster_interval(counts, folds, speakers_known=False)
+    assert plan.unit == "utterance" and plan.clusters == 200 and intervals["wa"] is not None
+
+
+def test_intervals_are_clipped_to_the_unit_range():
+    # Near-perfect speakers: the t half-width overshoots 1; the interval stops there.
+    y_true, y_pred, speakers = _speakers_with_accuracies([1.0, 1.0, 0.7, 1.0, 1.0, 0.98])
+    intervals, _ = cluster_interval(*_counts(y_true, y_pred, speakers))
+    assert intervals["wa"][1] == 1.0 and intervals["wa"][0] < 0.95
+    assert clip([-0.02, 0.4]) == [0.0, 0.4] and clip(None) is None
+
+
+def test_speaker_level_is_wider_than_treating_utterances_as_independent():
     accuracies = [0.3, 0.9, 0.35, 0.95, 0.4, 0.85, 0.5, 0.8]
     y_true, y_pred, speakers = _speakers_with_accuracies(accuracies)
-    lo, hi = speaker_bootstrap(*_counts(y_true, y_pred, speakers), seed=0)["wa"]
-    lo_u, hi_u = speaker_bootstrap(*_counts(y_true, y_pred, [str(i) for i in range(len(y_true))]), seed=0)["wa"]
+    lo, hi = cluster_interval(*_counts(y_true, y_pred, speakers))[0]["wa"]
+    lo_u, hi_u = cluster_interval(*_counts(y_true, y_pred, [str(i) for i in range(len(y_true))]), False)[0]["wa"]
     assert (hi - lo) > 3 * (hi_u - lo_u)
-
-
-def test_speaker_bootstrap_is_seeded_and_no_spread_when_all_equal():
-    counts, folds = _counts(*_speakers_with_accuracies([0.8] * 6))
-    a = speaker_bootstrap(counts, folds, seed=3)
-    assert a == speaker_bootstrap(counts, folds, seed=3)
-    assert a["wa"] == pytest.approx([0.8, 0.8])
-
-
-def _simulated_corpus(rng, speakers=10, per_speaker=100, classes=4):
-    """Speakers differ in how well the system recognises them (a speaker effect on accuracy)."""
-    y_true = rng.integers(0, classes, (speakers, per_speaker))
-    accuracy = np.clip(0.6 + rng.normal(0, 0.12, (speakers, 1)), 0.05, 0.95)
-    correct = rng.random((speakers, per_speaker)) < accuracy
-    y_pred = np.where(correct, y_true, (y_true + rng.integers(1, classes, y_true.shape)) % classes)
-    return y_true.ravel(), y_pred.ravel(), np.repeat(np.arange(speakers), per_speaker)
-
-
-def test_speaker_bootstrap_holds_its_coverage_with_ten_speakers():
-    """400 corpora of 10 speakers x 100 utterances (IEMOCAP's count), five folds of 2 test
-    speakers each: the 95% interval of the mean UA over folds covers the population value
-    92-98.5% of the time (the percentile interval it replaces covered ~88%)."""
-    speakers = 10
-    rng = np.random.default_rng(7)
-    truth = []  # the population value: the same statistic on many folds of S/5 new speakers
-    for _ in range(400):
-        y_true, y_pred, spk = _simulated_corpus(rng, speakers)
-        counts, _ = _counts(y_true, y_pred, [str(s) for s in spk], 4, folds=spk % 5)
-        truth.append(fold_statistic(counts, np.arange(5))["ua"][0])
-    target = float(np.mean(truth))
-    covered = 0
-    for _ in range(400):
-        y_true, y_pred, spk = _simulated_corpus(rng, speakers)
-        counts, _ = _counts(y_true, y_pred, [str(s) for s in spk], 4, folds=spk % 5)
-        lo, hi = speaker_bootstrap(counts, np.arange(5), resamples=500, seed=int(rng.integers(1 << 30)))["ua"]
-        covered += lo <= target <= hi
-    assert 0.92 <= covered / 400 <= 0.985
