@@ -88,8 +88,14 @@ def test_emobox_split_files_on_the_reference_list(tmp_path, with_valid):
     assert protocol.classes == ["Neutral", "Happy", "Angry", "Sad"] and len(protocol.utterances) == 5531
     assert Counter(u.label for u in protocol.utterances.values())["Happy"] == COUNTS_MERGED["label:happy"]
     assert [f.name for f in protocol.folds] == ["1", "2", "3", "4", "5"]
-    for fold in protocol.folds:
+    assert protocol.speaker_source.startswith("emobox rule for iemocap") and not protocol.speaker_dependent
+    assert sorted({u.speaker for u in protocol.utterances.values()}) == [f"Ses0{s}{g}" for s in range(1, 6) for g in "FM"]
+    for k, fold in enumerate(protocol.folds, start=1):
         assert fold.dev and len(fold.train) + len(fold.dev) + len(fold.test) == 5531
+        speakers = {split: {protocol.utterances[i].speaker for i in getattr(fold, split)} for split in ("train", "dev", "test")}
+        assert speakers["test"] == {f"Ses0{k}F", f"Ses0{k}M"}  # EmoBox's fold k tests session k
+        assert not speakers["train"] & speakers["test"]
+        assert with_valid or not speakers["train"] & speakers["dev"]  # a carved-out dev takes whole speakers
     with pytest.raises(SerbenchError, match="audio file missing .*set -o protocol.audio_root"):
         load_protocol("emobox", data)
 
