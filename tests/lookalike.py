@@ -105,13 +105,13 @@ MSP_HEADER = ["FileName", "EmoClass", "EmoAct", "EmoVal", "EmoDom", "SpkrID", "G
 
 def write_msp_podcast(root: Path, rows: list[list[str]] | None = None) -> list[list[str]]:
     """An MSP-Podcast folder; by default every class, X and O rows, Unknown speakers and all
-    Split_Set values."""
+    Split_Set values; speakers disjoint between partitions, as in the corpus."""
     if rows is None:
         rows, n = [], 0
-        for split in ("Train", "Development", "Test1", "Test2"):
+        for part, split in enumerate(("Train", "Development", "Test1", "Test2")):
             for code in "ASHUFDCNXO":
                 for j in range(3):
-                    speaker = "Unknown" if j == 2 else str(100 + (n % 7))
+                    speaker = "Unknown" if j == 2 else str(100 * (part + 1) + (n % 7))
                     gender = "Unknown" if speaker == "Unknown" else ("Female" if n % 2 else "Male")
                     rows.append([f"MSP-PODCAST_{n:04d}_{j:04d}.wav", code, "4.2", "3.0", "5.5", speaker, gender, split])
                     n += 1

@@ -100,7 +100,8 @@ def make_protocol(data: Path | None, test_set: str, dev_fraction: float, seed: i
     else:
         dev = by_split.get("Development", [])
     fold = Fold(test_set, tuple(u.id for u in train), tuple(u.id for u in dev), tuple(u.id for u in test))
-    return Protocol("msp_podcast", train + dev + test, [fold], list(CODES.values()), main_metric="macro_f1")
+    return Protocol("msp_podcast", train + dev + test, [fold], list(CODES.values()), main_metric="macro_f1",
+                    speaker_source="labels_consensus.csv SpkrID (Unknown: one pseudo-speaker per utterance)")
 
 
 @hookimpl
