@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     board = sub.add_parser("leaderboard", help="markdown table from result files or run directories")
     board.add_argument("results", nargs="*", metavar="RESULT", help="result.json files or run directories")
-    board.add_argument("--reported", action="store_true", help="the papers' reported numbers from the plugins' metadata; with results: each result beside the reported rows of the same protocol and test split")
+    board.add_argument("--reported", action="store_true", help="the papers' reported numbers from the plugins' metadata; with results: each result beside the reported rows of the same variant, protocol and test split")
     board.add_argument("-o", "--output", help="write the table to this file instead of stdout")
     board.add_argument("--ci", default="t", choices=leaderboard.CI_KINDS, help="interval shown (default: t)")
     board.add_argument("--latex", metavar="FILE", help="also write the table as LaTeX (booktabs)")
@@ -283,12 +283,13 @@ def _print_method(meta: DownstreamMeta, citation: str, out: Console) -> None:
         out.print(f"pools with its own {meta.own_pooling} (takes no --pooling)")
     reported = meta.reported
     if reported:
-        table = Table("protocol", "test split", "encoder", "pooling", "metric", "reported (%)",
+        table = Table("protocol", "corpus", "test split", "variant", "encoder", "pooling", "metric", "reported (%)",
                       title=f"reported by {meta.paper or citation} (their setup; not measured here)")
         for row in reported:
             scale = leaderboard.UNITS.get(row.get("unit"), 1.0)
-            table.add_row(row["protocol"], row["split"], row["encoder"], row["pooling"], row["metric"],
-                          f"{row['value'] * scale:.2f}")
+            table.add_row(row["protocol"], leaderboard.corpus_label(row), leaderboard.split_label(row),
+                          leaderboard.settings_label(row.get("settings") or {}), row["encoder"], row["pooling"],
+                          row["metric"], f"{row['value'] * scale:.2f}")
         out.print(table)
 
 
