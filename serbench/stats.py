@@ -48,7 +48,7 @@ from scipy import stats as scipy_stats
 from serbench.metrics import METRICS, from_confusion
 
 MIN_CLUSTERS = 5  # fewer: the t quantile exceeds 3.2 and a jackknife of 4 values is no estimate of spread
-METHOD = "delete-one-cluster jackknife, estimate ± t(G-1) x SE (CV3)"
+METHOD = "delete-one-cluster jackknife (CV3), estimate ± t(df) x SE, df = effective clusters - 1"
 
 
 def summarize(values: Sequence[float]) -> dict:
