@@ -58,6 +58,82 @@ def test_another_hosts_claim_is_stale_only_after_its_lease(tmp_path):
     assert claims.is_stale(path, lease=60) and claims.take(tmp_path, "1", 0, lease=60) is not None
 
 
+def _sleeper():
+    """An unrelated live process on this host (not serbench): what a recycled pid looks like."""
+    return subprocess.Popen(["sleep", "600"])
+
+
+def _claim_of(tmp_path, owner: dict):
+    path = claims.claim_path(tmp_path, "1", 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(owner))
+    return path
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="process start times come from /proc")
+def test_a_claim_held_by_an_unrelated_live_process_is_taken_over_at_once(tmp_path, caplog):
+    """A recycled pid: the pid is alive, but /proc says it started at another time than the
+    claim records, so the claim is released on the first look (the README's bound: at once on
+    Linux), with a log line saying why."""
+    sleeper = _sleeper()
+    try:
+        start = claims.process_start(sleeper.pid)
+        assert start is not None and os.kill(sleeper.pid, 0) is None  # alive
+        path = _claim_of(tmp_path, {"host": socket.gethostname(), "pid": sleeper.pid, "process_start": start + 1,
+                                    "started": time.time()})
+        assert claims.stale_reason(path) == f"pid {sleeper.pid} is now another process (it started at another time)"
+        with caplog.at_level("INFO", logger="serbench"):
+            taken = claims.take(tmp_path, "1", 0)
+        assert taken is not None and json.loads(path.read_text())["pid"] == os.getpid()
+        assert any("taken over (pid" in r.getMessage() and str(path) in r.getMessage() for r in caplog.records)
+        # the same live process with its true start time holds the claim, however old the file
+        path.write_text(json.dumps({"host": socket.gethostname(), "pid": sleeper.pid, "process_start": start}))
+        os.utime(path, (0, 0))
+        assert not claims.is_stale(path) and claims.take(tmp_path, "1", 0) is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_a_live_foreign_pid_without_a_start_time_holds_a_claim_for_one_lease_only(tmp_path):
+    """Where the start time cannot be compared (a claim without one, or no /proc) the heartbeat
+    lease is the bound: an untouched claim is released after LEASE seconds, not never."""
+    sleeper = _sleeper()
+    try:
+        path = _claim_of(tmp_path, {"host": socket.gethostname(), "pid": sleeper.pid, "started": 0})
+        assert not claims.is_stale(path, lease=60) and claims.take(tmp_path, "1", 0, lease=60) is None
+        old = time.time() - 61
+        os.utime(path, (old, old))
+        assert claims.stale_reason(path, lease=60).startswith(f"its owner {socket.gethostname()}:{sleeper.pid} has not "
+                                                              "touched it for 61 s")
+        assert claims.take(tmp_path, "1", 0, lease=60) is not None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage", b"\x00\xff\xfe\x80binary", b"[1, 2]", b"null",
+                                     b'{"host": "vm", "pid": "12"}', b'{"pid": 99999999999999999999999}'])
+def test_a_corrupt_claim_is_stale_after_its_grace(tmp_path, content):
+    """Garbage, empty, binary or wrongly typed: never a traceback; held only for the GRACE
+    seconds a claim takes to be written, then taken over."""
+    path = claims.claim_path(tmp_path, "1", 0)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(content)
+    assert claims.read_owner(path) is None and not claims.is_stale(path)
+    old = time.time() - claims.GRACE - 1
+    os.utime(path, (old, old))
+    assert claims.stale_reason(path).startswith("not a readable claim")
+    assert claims.take(tmp_path, "1", 0) is not None and claims.read_owner(path)["pid"] == os.getpid()
+
+
+def test_a_released_claim_that_was_taken_over_is_left_to_its_new_owner(tmp_path):
+    mine = claims.take(tmp_path, "1", 0)
+    mine.path.write_text(json.dumps({"host": "elsewhere.invalid", "pid": 1, "started": 0}))  # taken over meanwhile
+    mine.release()
+    assert claims.read_owner(mine.path)["host"] == "elsewhere.invalid"
+
+
 def test_the_heartbeat_keeps_a_claim_fresh(tmp_path):
     claim = claims.take(tmp_path, "1", 0)
     old = time.time() - 1000
