@@ -228,6 +228,7 @@ def test_dataset_without_speakers_in_its_keys_is_unknown_and_uses_its_valid_file
     (fold,) = protocol.folds
     assert list(fold.dev) == [r["key"] for r in rows["dev"]] and list(fold.train) == [r["key"] for r in rows["train"]]
     assert "emobox meld: speakers unknown (keys are <dialogue>_<utterance>-<split>" in caplog.text
+    assert "data.seg.wrd.stm would name them but is not in" in caplog.text
 
 
 def test_record_fields_win_over_the_rule(tmp_path):
@@ -277,3 +278,43 @@ def test_key_off_the_naming_rule_names_the_line(tmp_path):
     data = write_dataset(tmp_path, "emodb", {"1": {"train": rows[:6], "test": rows[6:]}}, EMODB_MAP)
     with pytest.raises(SerbenchError, match=r"emodb\.jsonl:2: key 'emodb-x3a01Wa' does not follow emodb's naming"):
         load(tmp_path, data)
+
+
+def stm_line(key: str, speaker: str, emo: str) -> str:
+    """A line as EmoBox's data.seg.wrd.stm writes it."""
+    return f"{key} 1 {speaker} 0 1.5 <id={key},lang=en,spk={speaker},emotion={emo}> {emo}\n"
+
+
+def test_meld_takes_speakers_from_emobox_stm_file(tmp_path):
+    cast = ["Chandler", "Joey", "The-Interviewer"]
+    emos = ["neutral", "joy", "anger"]
+    rows = {split: [record("meld", f"dia{d}_utt{u}-{split}", emos[(d + u) % 3]) for d in range(2) for u in range(3)]
+            for split in ("train", "dev", "test")}
+    folds = {"1": {"train": rows["train"], "valid": rows["dev"], "test": rows["test"]}}
+    data = write_dataset(tmp_path, "meld", folds, {"neutral": "Neutral", "joy": "Happy", "anger": "Angry"})
+    lines = [stm_line(r["key"], cast[n % 3], r["emo"]) for split in rows for n, r in enumerate(rows[split])]
+    (data / "data.seg.wrd.stm").write_text("".join(lines))
+    protocol = load(tmp_path, data)
+    assert protocol.speaker_source == "emobox data.seg.wrd.stm for meld: its speaker column"
+    assert protocol.utterances["meld-dia0_utt1-test"].speaker == "Joey"  # 2nd test line
+    assert protocol.utterances["meld-dia1_utt2-dev"].speaker == "The-Interviewer"  # 6th dev line
+    assert {u.speaker for u in protocol.utterances.values()} == set(cast)
+    assert protocol.speaker_dependent  # MELD's characters are in train and test
+    protocol.check_usable()
+    (data / "data.seg.wrd.stm").write_text("".join(lines[1:]))
+    with pytest.raises(SerbenchError, match=r"meld\.jsonl:1: key 'meld-dia0_utt0-train' has no line in data\.seg\.wrd\.stm"):
+        load(tmp_path, data)
+
+
+def test_m3ed_stm_speakers_are_speaker_independent(tmp_path):
+    # M3ED's splits are whole TV series; a character (<series>_<name>) is in one split only.
+    rows = {split: [record("m3ed", f"{series}_1_{u}", ["Neutral", "Anger"][u % 2]) for u in range(4)]
+            for split, series in (("train", "anjia"), ("valid", "huanlesong"), ("test", "xiaohuanxi"))}
+    data = write_dataset(tmp_path, "m3ed", {"1": rows}, {"Neutral": "Neutral", "Anger": "Angry"})
+    (data / "data.seg.wrd.stm").write_text("".join(
+        stm_line(r["key"], f"{r['key'].split('-')[1].split('_')[0]}_{'AB'[n % 2]}", r["emo"])
+        for split in rows for n, r in enumerate(rows[split])))
+    protocol = load(tmp_path, data)
+    assert protocol.utterances["m3ed-xiaohuanxi_1_3"].speaker == "xiaohuanxi_B"
+    assert not protocol.speaker_dependent
+    protocol.check_usable()

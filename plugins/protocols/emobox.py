@@ -11,9 +11,10 @@ match label_map.json case-insensitively (EmoBox's emodb map says ``Neutral``, it
 
 Speakers (version 3): a record's own ``speaker`` / ``gender`` fields win; otherwise the
 dataset's naming rule in :mod:`emobox_speakers` reads them from the key (EmoBox's records
-carry none). A dataset without a rule gets one pseudo-speaker per utterance and
-``speaker_source`` ``unknown``, so its statistics are labelled utterance-level. A dataset whose
-EmoBox folds put one speaker in train and test is declared speaker-dependent.
+carry none), or, for meld, m3ed and emozionalmente, the speaker column of EmoBox's
+``data.seg.wrd.stm`` beside the JSON lines. A dataset with neither gets one pseudo-speaker per
+utterance and ``speaker_source`` ``unknown``, so its statistics are labelled utterance-level. A
+dataset whose EmoBox folds put one speaker in train and test is declared speaker-dependent.
 
 A fold without a valid file gets a dev split from its train part: whole speakers when they are
 known and the folds are speaker-independent, else a stratified share of utterances (logged).
@@ -36,7 +37,7 @@ from serbench.folds import (
     stratified_holdout,
 )
 from serbench.textfiles import read_json, read_text
-from serbench_plugins.protocols.emobox_speakers import NO_SPEAKER_IN_KEYS, RULES, SpeakerRule
+from serbench_plugins.protocols.emobox_speakers import NO_SPEAKER_IN_KEYS, RULES, STM_FILE, STM_SPEAKERS, SpeakerRule
 
 log = logging.getLogger("serbench")
 LABEL_FILES = ("label_map.json", "label_dict.json")  # EmoBox names emovo's map label_dict.json
@@ -85,10 +86,16 @@ class RecordReader:
     label_file: str
     audio_root: Path
     rule: SpeakerRule | None
+    stm_speakers: dict[str, str] | None = None  # key -> speaker, from EmoBox's data.seg.wrd.stm
 
     def speaker_and_gender(self, where: str, record: dict) -> tuple[str | None, str | None]:
         """The record's own speaker / gender, else what the dataset's naming rule reads from its key."""
         speaker, sex = record.get("speaker"), gender(record.get("gender"), where)
+        if speaker is None and self.stm_speakers is not None:
+            speaker = self.stm_speakers.get(str(record["key"]))
+            if speaker is None:
+                raise SerbenchError(f"{where}: key {record['key']!r} has no line in {STM_FILE}; is the stm file "
+                                    "from this copy of EmoBox?")
         if self.rule is not None and (speaker is None or sex is None):
             key = str(record["key"])
             found = self.rule.read(key.removeprefix(f"{self.dataset}-"))
@@ -131,13 +138,29 @@ def _duration(value, where: str) -> float | None:
     return float(value)
 
 
-def speaker_source(dataset: str, rule: SpeakerRule | None, from_records: int, known: int, total: int) -> str:
+def read_stm_speakers(path: Path) -> dict[str, str]:
+    """Key -> speaker from EmoBox's ``data.seg.wrd.stm`` (``<key> <channel> <speaker> ...``)."""
+    speakers = {}
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) < 3:
+            raise SerbenchError(f"{path}:{number}: expected '<key> <channel> <speaker> ...'")
+        speakers[fields[0]] = fields[2]
+    return speakers
+
+
+def speaker_source(dataset: str, rule: SpeakerRule | None, stm: bool, from_records: int, known: int,
+                   total: int) -> str:
     """Where the speaker ids came from, in words a result.json reader can check: ``unknown``
     as soon as one utterance has only a pseudo-speaker."""
     if known < total or not total:
         return SPEAKERS_UNKNOWN
-    if from_records == total or rule is None:
+    if from_records == total or (rule is None and not stm):
         return "corpus metadata"
+    if stm:
+        return f"emobox {STM_FILE} for {dataset}: its speaker column"
     return f"emobox rule for {dataset}: {rule.source}"
 
 
@@ -153,7 +176,9 @@ def make_protocol(data: Path | None, audio_root: str, dev_fraction: float, seed:
     classes = list(dict.fromkeys(labels.values()))
     root = Path(audio_root).expanduser() if audio_root else data
     rule = RULES.get(name.lower())
-    reader = RecordReader(name.lower(), labels, label_file.name, root, rule)
+    stm = name.lower() in STM_SPEAKERS and (data / STM_FILE).is_file()
+    reader = RecordReader(name.lower(), labels, label_file.name, root, rule,
+                          read_stm_speakers(data / STM_FILE) if stm else None)
     utterances: dict[str, Utterance] = {}
     known = from_records = 0
     for where, record in read_jsonl(index):
@@ -163,10 +188,13 @@ def make_protocol(data: Path | None, audio_root: str, dev_fraction: float, seed:
         utterances[utterance.id] = utterance
         known += real
         from_records += record.get("speaker") is not None
-    source = speaker_source(name.lower(), rule, from_records, known, len(utterances))
-    shared = source.startswith("emobox rule") and rule is not None and rule.shared_speakers
+    source = speaker_source(name.lower(), rule, stm, from_records, known, len(utterances))
+    shared = ((source.startswith("emobox rule") and rule is not None and rule.shared_speakers)
+              or (source.startswith(f"emobox {STM_FILE}") and STM_SPEAKERS[name.lower()]))
     if source == SPEAKERS_UNKNOWN:
         why = rule.source if rule is not None else NO_SPEAKER_IN_KEYS.get(name.lower(), "no naming rule for this name")
+        if name.lower() in STM_SPEAKERS and not stm:
+            why += f"; EmoBox's {STM_FILE} would name them but is not in {data}"
         log.info(f"emobox {name}: speakers unknown ({why}): each utterance is its own speaker, a dev split without "
                  "a valid file is stratified by utterance, and speaker-level statistics are utterance-level")
     elif shared:

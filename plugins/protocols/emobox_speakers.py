@@ -8,7 +8,9 @@ sometimes turned into ``-``); a key that does not follow it is refused, never gu
 
 Gender is given only where the corpus documents it (a letter in the name, a documented list of
 speakers, or one speaker). Datasets with no speaker in their file names have no speaker rule
-(the reason is in :data:`NO_SPEAKER_IN_KEYS`); their speakers stay unknown.
+(the reason is in :data:`NO_SPEAKER_IN_KEYS`); three of them take the speaker column of the
+``data.seg.wrd.stm`` file EmoBox ships beside the JSON lines (:data:`STM_SPEAKERS`), the others
+stay unknown.
 
 ``shared_speakers`` marks a dataset whose EmoBox folds put one speaker in both train and test
 (measured on EmoBox's fold files with the rule's speakers): the protocol declares it
@@ -137,12 +139,23 @@ RULES: dict[str, SpeakerRule] = {
                         {"M": MALE, "F": FEMALE}, shared_speakers=True),
 }
 
-# Datasets whose keys hold no speaker, and why (their speakers are unknown).
+# Datasets whose keys hold no speaker, and why (their speakers are unknown unless STM_SPEAKERS
+# lists them and EmoBox's data.seg.wrd.stm is in the data folder).
 NO_SPEAKER_IN_KEYS: dict[str, str] = {
-    "emozionalmente": "keys are recording timestamps; the speaker is only in the corpus's metadata.csv",
-    "m3ed": "keys are <series>_<episode>_<utterance>; the speaker is only in M3ED's annotation",
-    "meld": "keys are <dialogue>_<utterance>-<split>; the speaker is only in MELD's csv files",
+    "emozionalmente": "keys are recording timestamps; the speaker is in the corpus's metadata.csv",
+    "m3ed": "keys are <series>_<episode>_<utterance>; the speaker is in M3ED's annotation",
+    "meld": "keys are <dialogue>_<utterance>-<split>; the speaker is in MELD's csv files",
     "mer2023": "MER2023 publishes no speaker ids (keys are sample numbers)",
     "msppodcast": "keys are <podcast>_<segment>; a podcast is not a speaker (use the msp_podcast protocol)",
     "resd": "keys name a dialogue and its two emotions, not which actor speaks",
 }
+
+# EmoBox's data.seg.wrd.stm lines are "<key> <channel> <speaker> <start> <end> <tags> <label>".
+# Its speaker column is used for these datasets only, where it holds the corpus's own speakers
+# (MELD's character names, M3ED's <series>_<character>, Emozionalmente's hashed actor ids);
+# elsewhere it holds a group (mesd), the utterance itself (mer2023), the dialog's first actor
+# (iemocap) or a path cut at a space (jlcorpus). The value says whether EmoBox's folds share
+# speakers between train and test (measured on its files: MELD 69 of 100 test speakers,
+# Emozionalmente 315 of 329; M3ED's splits are whole TV series, so no character is shared).
+STM_SPEAKERS: dict[str, bool] = {"meld": True, "emozionalmente": True, "m3ed": False}
+STM_FILE = "data.seg.wrd.stm"
