@@ -39,9 +39,13 @@ def user_overrides(result: Result) -> str:
 
 
 def versions(result: Result) -> str:
-    """Each plugin's version, as ``superb 1, fbank 1, mean 1, ce 1`` (a bumped version can move
-    scores, so two versions of one plugin are two systems)."""
-    return ", ".join(f"{name} {version}" for name, version in (result.data.get("plugins") or {}).items())
+    """Each plugin's version, the system's own first, as ``superb 1, fbank 1, mean 1, ce 1,
+    synthetic 1`` (a bumped version can move scores, so two versions of one plugin are two
+    systems)."""
+    plugins, config = result.data.get("plugins") or {}, result.data["config"]
+    first = [config[kind] for kind in LABEL_KINDS if config.get(kind) in plugins]
+    names = list(dict.fromkeys(first + list(plugins)))
+    return ", ".join(f"{name} {plugins[name]}" for name in names)
 
 
 def system_label(result: Result) -> str:
