@@ -7,7 +7,8 @@ utterances; fields key, wav, emo, length, ...), ``label_map.json`` (raw emo -> c
 ``..._fold<k>.jsonl`` files and mer2023's extra ``test1``-``test3`` files are not read).
 Relative ``wav`` paths resolve against ``audio_root`` (default: the data folder). Raw labels
 match label_map.json case-insensitively (EmoBox's emodb map says ``Neutral``, its records
-``neutral``).
+``neutral``). Records that are stretches of a longer file (``start_time`` / ``end_time``: EmoBox's
+pavoque) are refused: reading the whole file for each would train on the wrong audio.
 
 Speakers (version 3): a record's own ``speaker`` / ``gender`` fields win; otherwise the
 dataset's naming rule in :mod:`emobox_speakers` reads them from the key (EmoBox's records
@@ -111,6 +112,10 @@ class RecordReader:
         for field in ("wav", "emo"):
             if field not in record:
                 raise SerbenchError(f"{where}: record {record['key']} has no {field!r} field")
+        if "start_time" in record or "end_time" in record:  # EmoBox's pavoque: segments of one long flac per style
+            raise SerbenchError(f"{where}: record {record['key']} is a segment (start_time/end_time) of "
+                                f"{record['wav']}; serbench reads whole files: cut each segment into its own file "
+                                "and list that instead")
         raw = str(record["emo"])
         if raw.casefold() not in self.labels:
             raise SerbenchError(f"{where}: label {raw!r} is not in {self.label_file} ({', '.join(sorted(self.labels))})")
