@@ -3,8 +3,10 @@
 An entry is keyed by the upstream's weights fingerprint, the layer selection and the dtype
 (one folder per combination, with a ``meta.json``) and by a hash of the audio file's bytes
 (one ``.npy`` per utterance, memory-mapped when read). A changed audio file has another hash,
-so its old entry is simply never read again. Entries are written atomically; one that fails
-to load or has the wrong shape is deleted and rebuilt. A file lock per folder makes two runs
+so its old entry is simply never read again. Entries are written atomically, each followed by
+a trailer holding a checksum of its bytes (:data:`TRAILER`; numpy reads the array and ignores
+it): an entry that is truncated, zero-filled, edited, unreadable or of the wrong shape is
+never served as a hit but reported with a warning naming it, deleted and rebuilt. A file lock per folder makes two runs
 sharing the cache take turns instead of extracting the same utterances twice (serbench.locks).
 """
 
@@ -12,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
+import logging
 import os
 import shutil
 from contextlib import AbstractContextManager
@@ -24,7 +28,11 @@ import numpy as np
 from serbench import locks
 from serbench.atomic import temporary, write_json
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: entries end with a checksum trailer
+TRAILER = b"serbench-blake2b:"  # then the 16-byte blake2b digest of the bytes before the trailer
+TRAILER_SIZE = len(TRAILER) + 16
+
+log = logging.getLogger("serbench")
 
 
 def human_bytes(n: float) -> str:
@@ -82,24 +90,53 @@ class FeatureCache:
     def path(self, content: str) -> Path:
         return self.dir / content[:2] / f"{content}.npy"
 
-    def load(self, content: str) -> np.ndarray | None:
-        """The entry, memory-mapped; None when absent or damaged (a damaged one is removed)."""
+    def load(self, content: str, label: str = "") -> np.ndarray | None:
+        """The entry, memory-mapped; None when absent or damaged (a damaged one is reported,
+        naming ``label``, the utterance it belongs to, and removed)."""
         path = self.path(content)
         if not path.exists():
             return None
-        try:
-            array = np.load(path, mmap_mode="r")
-        except (ValueError, OSError, EOFError):
-            array = None
-        ok = (
-            array is not None and array.ndim == 3 and array.shape[0] == len(self.key.layers)
-            and array.shape[2] == self.key.dim and array.dtype == np.dtype(self.key.dtype)
-        )
-        if not ok:
+        array, problem = self.read_array(path, mmap=True)
+        if array is not None:
+            layers, dim = len(self.key.layers), self.key.dim
+            if array.ndim != 3 or array.shape[0] != layers or array.shape[2] != dim:
+                problem = f"shape {array.shape}, expected ({layers} layers, frames, {dim} dims)"
+            elif array.dtype != np.dtype(self.key.dtype):
+                problem = f"dtype {array.dtype}, expected {self.key.dtype}"
+        if problem:
+            log.warning(f"feature cache entry {path}{f' (utterance {label})' if label else ''}: {problem}; "
+                        "computed again")
             with contextlib.suppress(OSError):  # a read-only cache keeps it; it is rebuilt elsewhere
                 path.unlink(missing_ok=True)
             return None
         return array
+
+    @staticmethod
+    def read_array(path: Path, mmap: bool = False) -> tuple[np.ndarray | None, str]:
+        """(array, '') when ``path`` holds the whole entry :meth:`write_array` wrote (its checksum
+        trailer agrees), else (None, what is wrong)."""
+        digest = hashlib.blake2b(digest_size=16)
+        try:
+            size = path.stat().st_size
+            with open(path, "rb") as handle:
+                left = size - TRAILER_SIZE
+                while left > 0:
+                    block = handle.read(min(left, 1 << 20))
+                    if not block:
+                        break
+                    digest.update(block)
+                    left -= len(block)
+                trailer = handle.read(TRAILER_SIZE)
+        except OSError as exc:
+            return None, f"unreadable ({exc.strerror or exc})"
+        if size < TRAILER_SIZE or trailer[: len(TRAILER)] != TRAILER:
+            return None, f"no checksum trailer ({size} bytes: truncated, overwritten or not written by serbench)"
+        if trailer[len(TRAILER):] != digest.digest():
+            return None, "checksum differs (damaged or zero-filled)"
+        try:
+            return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False), ""
+        except (ValueError, OSError, EOFError) as exc:
+            return None, f"not a readable array ({exc})"
 
     def store(self, content: str, array: np.ndarray) -> np.ndarray:
         path = self.path(content)
@@ -108,12 +145,17 @@ class FeatureCache:
 
     @staticmethod
     def write_array(path: Path, array: np.ndarray) -> None:
-        """Write ``array`` to ``path`` atomically (a reader sees the old file or the whole new one)."""
+        """Write ``array`` to ``path`` atomically (a reader sees the old file or the whole new one),
+        followed by the checksum trailer :meth:`read_array` checks."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        np.save(buffer, array, allow_pickle=False)
+        data = buffer.getvalue()
         fd, tmp = temporary(path, ".npy.tmp")
         try:
             with os.fdopen(fd, "wb") as handle:
-                np.save(handle, array)
+                handle.write(data)
+                handle.write(TRAILER + hashlib.blake2b(data, digest_size=16).digest())
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -190,9 +190,8 @@ def _vad(ws: Workspace, features: Mapping[str, np.ndarray], reporter: Reporter) 
 def _read_mask(path: Path | None, frames: int) -> np.ndarray | None:
     if path is None or not path.exists():
         return None
-    try:
-        mask = np.load(path)
-    except (ValueError, OSError, EOFError):
+    mask, _ = FeatureCache.read_array(path)  # checksummed like every cache entry
+    if mask is None:
         return None
     return mask if mask.dtype == bool and mask.shape == (frames,) else None
 

@@ -164,7 +164,7 @@ def extract(
     def take_hits(wanted: Sequence[Utterance]) -> list[Utterance]:
         missing = []
         for u in wanted:
-            found = cache.load(hashes[u.id]) if cache else None
+            found = cache.load(hashes[u.id], u.id) if cache else None
             if found is None:
                 missing.append(u)
             else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -62,6 +63,52 @@ def test_hit_miss_invalidation_and_corruption(tmp_path):
     assert (stats.hits, stats.misses) == (5, 1)
     for u in utts:
         np.testing.assert_array_equal(repaired[u.id], changed[u.id])
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[:-40])  # the array's last values and the trailer gone
+
+
+def _zero_fill(path):
+    data = bytearray(path.read_bytes())
+    data[128:-33] = bytes(len(data) - 161)  # header and trailer kept, the values zeroed
+    path.write_bytes(bytes(data))
+
+
+def _zero_file(path):
+    path.write_bytes(bytes(path.stat().st_size))
+
+
+def _wrong_shape(path):
+    FeatureCache.write_array(path, np.zeros((1, 3, 7), dtype=np.float16))  # a valid checksum, another dim
+
+
+def _no_trailer(path):
+    np.save(path, np.load(path))  # the same values as numpy writes them: nothing vouches for them
+
+
+@pytest.mark.parametrize("damage, problem", [
+    (_truncate, r"no checksum trailer"), (_zero_fill, r"checksum differs"), (_zero_file, r"no checksum trailer"),
+    (_wrong_shape, r"shape \(1, 3, 7\), expected \(1 layers, frames, 80 dims\)"), (_no_trailer, r"no checksum trailer")])
+def test_a_damaged_entry_is_reported_and_computed_again_never_served(tmp_path, caplog, damage, problem):
+    """Each damage keeps a file numpy may still load (a zero-filled array of the right shape
+    loads as zeros): only the checksum written with the entry tells it from a hit."""
+    utts = _corpus(tmp_path / "audio", n=3)
+    upstream = create("upstream", "fbank")
+    cache = _cache(tmp_path / "cache", upstream)
+    first, _ = extract(upstream, utts, CPU, (0,), cache)
+    first = {k: np.array(v) for k, v in first.items()}
+    entry = cache.path(audio_hash(utts[1].path))
+    damage(entry)
+    with caplog.at_level("WARNING", logger="serbench"):
+        again, stats = extract(upstream, utts, CPU, (0,), cache)
+    assert (stats.hits, stats.misses) == (2, 1)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and str(entry) in warned[0] and "(utterance u1)" in warned[0], warned
+    assert re.search(problem, warned[0]), warned[0]
+    for u in utts:  # every value as a fresh extraction gives it
+        np.testing.assert_array_equal(np.array(again[u.id]), first[u.id])
+    assert FeatureCache.read_array(entry)[1] == ""  # rebuilt whole, checksum and all
 
 
 def test_values_match_a_fresh_extraction_within_fp16(tmp_path):
