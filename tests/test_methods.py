@@ -88,3 +88,29 @@ def test_fuse_command_writes_a_run_that_the_leaderboard_reads(tmp_path):
         assert fused_fold["dev_score"] >= single - 1e-9
     board = run_cli("leaderboard", str(fused), str(a.run_dir))
     assert board.returncode == 0 and "fusion(" in board.stdout
+
+
+def test_label_smoothing_with_class_weights_weights_each_utterance_by_its_own_class():
+    """By hand: logits ln[1, 2, 1] give p = [1/4, 1/2, 1/4]; gamma 0.2 over K = 3 puts 0.8 on the true
+    class and 0.1 on each other one. Utterance 1 (class a): 0.8 ln4 + 0.1 ln2 + 0.1 ln4 = 1.9 ln2;
+    utterance 2 (class b): 0.8 ln2 + 0.1 ln4 + 0.1 ln4 = 1.2 ln2. Weighted by their own classes'
+    weights (1 and 3) and normalised by them, as weighted_ce is: (1.9 + 3 * 1.2) / 4 ln2 = 1.375 ln2.
+    torch's CrossEntropyLoss(weight=w, label_smoothing=...) weights each smoothed term by *that*
+    term's class (1.175 ln2 here), which moves the targets towards rare classes: not this loss."""
+    import math
+
+    import torch
+    from torch.nn import functional as F
+
+    from serbench_plugins.losses.classification import CrossEntropy
+
+    weights, logits, labels = [1.0, 3.0, 0.5], torch.log(torch.tensor([[1.0, 2, 1], [1, 2, 1]])), torch.tensor([0, 1])
+    loss = CrossEntropy(weights, smoothing=0.2)({"logits": logits}, {"labels": labels})
+    assert float(loss) == pytest.approx(1.375 * math.log(2), rel=1e-6)
+    torchs = F.cross_entropy(logits, labels, weight=torch.tensor(weights), label_smoothing=0.3)
+    assert float(torchs) == pytest.approx(1.175 * math.log(2), rel=1e-6) and float(torchs) != pytest.approx(float(loss))
+    # the two definitions agree where they must: no smoothing (weighted CE), or equal weights (torch's smoothing)
+    no_smoothing = CrossEntropy(weights, smoothing=0.0)({"logits": logits}, {"labels": labels})
+    assert float(no_smoothing) == pytest.approx(float(F.cross_entropy(logits, labels, weight=torch.tensor(weights))))
+    equal = CrossEntropy([2.0, 2.0, 2.0], smoothing=0.2)({"logits": logits}, {"labels": labels})
+    assert float(equal) == pytest.approx(float(F.cross_entropy(logits, labels, label_smoothing=0.3)))

@@ -18,8 +18,9 @@ def register_losses() -> list[Spec]:
         Spec(
             name="label_smoothing",
             factory="serbench_plugins.losses.classification:make_label_smoothing",
-            summary="cross-entropy with label smoothing over the other classes, optionally class-weighted",
-            version="2",
+            summary="cross-entropy with label smoothing over the other classes, optionally class-weighted "
+                    "(each utterance by its own class's weight)",
+            version="3",
             params=(
                 Param("smoothing", float, 0.1, "target mass moved from the true class to the others, evenly", bounds="[0, 1)"),
                 Param("weighted", bool, True, "class weights N / (C * n_c) as in weighted_ce"),
