@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("name")
     check.add_argument("-o", dest="overrides", action="append", default=[], metavar="KIND.KEY=VALUE",
                        help="a parameter of the plugin")
-    check.add_argument("--data", type=Path, help="a protocol's corpus")
+    check.add_argument("--data", help="a protocol's corpus")
 
     docs = sub.add_parser("docs", help="rebuild README.md's generated tables (commands, options, plugins, hooks)")
     docs.add_argument("--readme", type=Path, default=Path("README.md"), help="the file (default: %(default)s)")
@@ -174,7 +174,10 @@ def summary_table(result: Result, title: str | None = None) -> Table:
     for column in ("metric", "mean %", "std", "95% CI (t, folds)", cluster_header(result.summary["ua"])):
         table.add_column(column, justify="right" if column != "metric" else "left")
 
+    from serbench.stats import clip
+
     def span(interval: list[float] | None, why: str) -> str:
+        interval = clip(interval)  # results written before intervals were clipped
         return why if interval is None else f"[{interval[0] * 100:.2f}, {interval[1] * 100:.2f}]"
 
     for metric, name in leaderboard.COLUMNS.items():

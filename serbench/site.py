@@ -182,7 +182,7 @@ def build(results: Sequence[Result], target: str | Path, reg, ci: str = "t") -> 
                          "settings": settings(r), "seeds": ",".join(map(str, config["seeds"])), "run": r.run_id,
                          "versions": versions(r), "label": system_label(r),
                          "metrics": [_metric_cell(r.summary[m], ci, r) for m in COLUMNS]})
-            split, pairs, why = reported_for(r, reg)
+            split, pairs, why = reported_for(r, reg, among=results)
             for row in _reported_rows(r, pairs):
                 rows.append(row)
             if not pairs:
