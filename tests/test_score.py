@@ -204,7 +204,7 @@ GOOD = "fold,seed,utterance_id,speaker,label,prediction\n1,0,u1,s1,a,a\n1,0,u2,s
     ("utterance_id,label,prediction\n", "", "a header and no rows"),
     ("utterance_id,label,label,prediction\nu1,a,a,a\n", ":1:", "column 'label' appears twice"),
     ("utterance_id,label,prediction\nu1,a,a,extra\n", ":2:", "4 fields, the header has 3"),
-    ("utterance_id,label,prediction\nu1,a\x00b,a\n", ":2:", "NUL byte: a binary file"),
+    ("utterance_id,label,prediction\nu1,a\x00b,a\n", ":2:", "NUL"),
     ('{"predictions": [1, 2]}\n', ":1:", "no 'utterance_id' column"),
 ])
 def test_bad_rows_are_one_line_naming_the_file_and_line(content, where, fragment, tmp_path, capsys):
