@@ -145,3 +145,25 @@ def test_patch_groups_consecutive_frames_into_tokens():
     assert valid.tolist() == [[True, True, True], [True, True, False]]  # the 4th frame makes the 2nd token valid
     with pytest.raises(SerbenchError, match=r"downstream wap_la\.patch: 0 is out of range \(must be >= 1\)"):
         _wap_la((5, 5, 5, 5), patch=0)
+
+
+def test_bf16_training_runs_both_stages(tmp_path):
+    """``-o train.bf16=true``: the teacher's frames come out of autocast in bf16, the
+    prototypes stay float32 (their running means would lose precision in bf16)."""
+    result = serbench.run("tiny", "wap_la", protocol="synthetic", out=tmp_path, overrides=SMALL + ["train.bf16=true"])
+    assert result.data["config"]["params"]["train"]["bf16"] is True
+    state = torch.load(result.run_dir / "stages" / "fold-1_seed-0" / "1-adapter.pt", weights_only=True)
+    assert state["prototypes"].dtype == torch.float32 and torch.isfinite(state["prototypes"]).all()
+    assert np.isfinite(result.summary["ua"]["mean"])
+
+
+def test_prototype_update_in_bf16_matches_float32():
+    prototypes = torch.tensor([[0.0, 0.0], [10.0, 10.0]])
+    frames = torch.tensor([[1.0, 0.0], [9.0, 11.0], [0.0, 1.0]])
+    labels = torch.tensor([0, 1, 0])
+    expected = prototypes.clone()
+    update_prototypes(expected, frames, labels, eta=0.5)
+    got = prototypes.clone()
+    update_prototypes(got, frames.bfloat16(), labels, eta=0.5)  # hand values, exact in bf16
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, expected)

@@ -114,7 +114,9 @@ def assign(frames: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
 
 
 def update_prototypes(prototypes: torch.Tensor, frames: torch.Tensor, labels: torch.Tensor, eta: float) -> None:
-    """p_k <- p_k + eta (mean of its frames - p_k) for every prototype that got frames (Eq. 5)."""
+    """p_k <- p_k + eta (mean of its frames - p_k) for every prototype that got frames (Eq. 5).
+    The frames are summed in the prototypes' precision (float32 under ``train.bf16`` too)."""
+    frames = frames.to(prototypes.dtype)
     sums = torch.zeros_like(prototypes).index_add_(0, labels, frames)
     counts = torch.bincount(labels, minlength=prototypes.shape[0]).to(frames.dtype).unsqueeze(1)
     hit = counts.squeeze(1) > 0
@@ -173,7 +175,7 @@ class WapLa(nn.Module):
         masked = random_positions(mask, s["mask_ratio"], generator)
         student = self.adapter(x, mask, masked, self.mask_embedding)
         with torch.no_grad():
-            teacher = self.teacher(x, mask)
+            teacher = self.teacher(x, mask).float()  # bf16 under autocast; targets and prototypes in float32
             targets = assign(teacher[masked], self.prototypes)
             valid = teacher[mask]
             update_prototypes(self.prototypes, valid, assign(valid, self.prototypes), s["eta"])
