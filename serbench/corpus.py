@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from serbench.errors import SerbenchError
+from serbench.textfiles import line_break
 
 SPEAKERS_UNKNOWN = "unknown"  # Protocol.speaker_source when each utterance stands in for its own speaker
 SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")  # nothing a fold name makes can leave the run directory
@@ -29,6 +30,18 @@ def gender(value: object, where: str) -> str | None:
     if text.lower() not in GENDERS:
         raise SerbenchError(f"{where}: gender {text!r} is not one of F, M, female, male (or empty / unknown)")
     return GENDERS[text.lower()]
+
+
+def case_clash(labels) -> tuple[str, str] | None:
+    """The first two labels (in order) that differ only by case, or None. serbench refuses such
+    labels rather than merging them (no rule says which spelling names the class, and a typo
+    such as ``Ang`` beside ``ang`` is worth seeing): a corpus reader names both and their lines."""
+    first: dict[str, str] = {}
+    for label in labels:
+        seen = first.setdefault(label.casefold(), label)
+        if seen != label:
+            return seen, label
+    return None
 
 
 @dataclass(frozen=True)
@@ -103,6 +116,16 @@ class Protocol:
         self.required = required or {}
         self.speaker_source = speaker_source
         self.speaker_dependent = speaker_dependent
+        for u in utterances:  # a protocol's own reader names the file and line; this catches any other
+            for what in ("id", "label", "speaker", "session"):
+                problem = line_break(str(getattr(u, what) or ""))
+                if problem:
+                    raise SerbenchError(f"protocol {name}: utterance {u.id!r}: {what} {getattr(u, what)!r} holds "
+                                        f"{problem}; a name must fit on one line")
+        clash = case_clash(self.classes)
+        if clash:
+            raise SerbenchError(f"protocol {name}: classes {clash[0]!r} and {clash[1]!r} differ only by case; "
+                                "one emotion written two ways would be scored as two classes")
         unknown = Counter(u.label for u in utterances if u.label not in self.classes)
         if unknown:
             raise SerbenchError(f"protocol {name}: labels outside {self.classes}: {dict(unknown)}")

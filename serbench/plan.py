@@ -135,6 +135,12 @@ def worker_device(run_device: str, gpus: float, option: str) -> str:
 
 
 def _data_for(spec: Spec, data: str | Path | None) -> Path | None:
+    """The corpus location: ``--data``, else the saved or environment setting. An empty
+    ``--data ""`` is refused (a path of "" is the current directory to the OS, and falling back
+    to the saved location would run on a corpus the user did not name)."""
+    if isinstance(data, str) and not data.strip():
+        raise SerbenchError(f"--data {data!r}: an empty path; give the corpus's location, or leave --data out "
+                            "to use the saved one (serbench config get data.KEY)")
     key = spec.meta.data_key
     if not key:
         return Path(data) if data else None
@@ -214,6 +220,8 @@ def plan(
         not_applied["upstream.finetune"] = f"{specs['upstream'].name} has no trainable weights"
     merged = recipes.merge(recipe_values, overrides)
     check_keys(merged, {**params, "train": TRAIN_PARAMS, "cache": CACHE_PARAMS, "executor": runner_spec.params})
+    overrides = _effective(overrides, lambda given: _settings(specs, recipes.merge(recipe_values, given), given, meta))
+    merged = recipes.merge(recipe_values, overrides)
     if not seeds:
         raise SerbenchError("--seeds: give at least one seed, e.g. --seeds 0,1,2")
     twice = sorted({int(s) for s in seeds if list(seeds).count(s) > 1})
@@ -225,16 +233,11 @@ def plan(
         raise SerbenchError(f"--seeds: {max(int(s) for s in seeds)} is too large; seeds are integers below 2**32")
     resolved_device = resolve_device(device)
     location = _data_for(specs["protocol"], data)
+    settings = _settings(specs, merged, overrides, meta)
     config: dict[str, Any] = {  # a plugin's version is part of the run's identity: bumping it starts afresh
-        kind: {"name": spec.name, "version": spec.version, "params": spec.resolve(merged.get(kind, {}), f"-o {kind}")}
-        for kind, spec in specs.items()
+        kind: {"name": spec.name, "version": spec.version, "params": settings[kind]} for kind, spec in specs.items()
     }
-    for section, section_params in (("train", TRAIN_PARAMS), ("cache", CACHE_PARAMS)):
-        config[section] = Spec(section, dict, "", section_params).resolve(merged.get(section, {}), f"-o {section}")
-    if meta.upstream == "finetune":
-        config["upstream"]["params"]["finetune"] = True
-    if meta.spec_augment is not None and "spec_augment" not in overrides.get("upstream", {}):
-        config["upstream"]["params"]["spec_augment"] = meta.spec_augment
+    config["train"], config["cache"] = settings["train"], settings["cache"]
     config["protocol"]["data"] = str(location) if location else None
     config["seeds"] = [int(s) for s in seeds]
     config["device"] = str(resolved_device)
@@ -243,6 +246,37 @@ def plan(
     config["executor"] = {"name": runner_spec.name,
                           "params": runner_spec.resolve(overrides.get("executor", {}), "-o executor")}
     return Plan(config, specs, resolved_device, location, runner_spec)
+
+
+def _settings(specs: Mapping[str, Spec], merged: Mapping, user: Mapping, meta: DownstreamMeta) -> dict[str, dict]:
+    """Every section's parameters, resolved from the recipe's values and the user's ``merged``
+    over them (``user``: the user's own overrides), each checked against its Param."""
+    out = {kind: spec.resolve(merged.get(kind, {}), f"-o {kind}") for kind, spec in specs.items()}
+    for section, section_params in (("train", TRAIN_PARAMS), ("cache", CACHE_PARAMS)):
+        out[section] = Spec(section, dict, "", section_params).resolve(merged.get(section, {}), f"-o {section}")
+    if meta.upstream == "finetune":
+        out["upstream"]["finetune"] = True
+    if meta.spec_augment is not None and "spec_augment" not in user.get("upstream", {}):
+        out["upstream"]["spec_augment"] = meta.spec_augment
+    return out
+
+
+def _effective(overrides: Mapping[str, Mapping[str, Any]], settings_of) -> dict[str, dict[str, Any]]:
+    """The overrides that change the run, each as its parameter's type: ``-o train.lr=<default>``
+    (or the recipe's value) is dropped and ``train.lr=1e-3`` and ``0.001`` (or ``max_epochs=2``
+    and ``2.0``) become one value, so one run has one id however its command was spelt. The
+    executor's options are kept as given (where the jobs run is not part of the run's id)."""
+    full = settings_of(overrides)
+    kept: dict[str, dict[str, Any]] = {}
+    for section, values in overrides.items():
+        for name in values:
+            if section == "executor":
+                kept.setdefault(section, {})[name] = values[name]
+                continue
+            rest = {s: {k: v for k, v in vs.items() if (s, k) != (section, name)} for s, vs in overrides.items()}
+            if settings_of(rest) != full:
+                kept.setdefault(section, {})[name] = full[section][name]
+    return kept
 
 
 def _pooling_spec(reg: Registry, pooling: str | None, meta: DownstreamMeta, paper: Recipe | None, downstream: str) -> Spec:

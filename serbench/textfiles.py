@@ -56,18 +56,48 @@ def normalise(value: str | None) -> str:
     return (value or "").replace("\ufeff", "").strip()
 
 
+# What ends a line for some reader of a corpus's names (the csv module, str.splitlines, a
+# predictions file counted by its newlines), and NUL, which C libraries read as the end of a string.
+LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+def line_break(value: str) -> str:
+    """``''`` when ``value`` fits on one line; else what breaks it, as a user can search for it
+    (``'a line break (U+000A)'``, ``'a NUL character'``)."""
+    if "\x00" in value:
+        return "a NUL character"
+    found = next((c for c in value if c in LINE_BREAKS), "")
+    return f"a line break (U+{ord(found):04X})" if found else ""
+
+
+def check_one_line(value: str, where: str, what: str) -> None:
+    """Refuse a name or field holding a line break or NUL, naming ``where`` (``file:line``) and
+    ``what`` (the column): ids, labels and speakers are written one per line into a run's
+    predictions files and counted by their lines, so such a field would make a job that never
+    reads back as done."""
+    problem = line_break(value)
+    if problem:
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        raise SerbenchError(f"{where}: {what} {shown!r} holds {problem}; a field must fit on one line")
+
+
 def csv_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
     """The header and the rows of a CSV file, each row as ``(line number, {column: field})``
-    with every name and field normalised; a malformed row is refused naming its line."""
+    with every name and field normalised; a malformed row, or a field holding a line break or NUL
+    (a quoted field may span lines in CSV; no field of a corpus or a predictions file may), is
+    refused naming the line where its row starts."""
     path = Path(path)
     reader = csv.reader(io.StringIO(read_text(path), newline=""))  # only \n, \r\n, \r end a row
     try:
         header = [normalise(c) for c in next(reader, [])]
     except csv.Error as exc:
         raise SerbenchError(f"{path}:1: {exc}") from None
+    for name in header:
+        check_one_line(name, f"{path}:1", "column name")
 
     def rows() -> Iterator[tuple[int, dict[str, str]]]:
         while True:
+            start = reader.line_num + 1  # a quoted field can end the row lines later
             try:
                 fields = next(reader)
             except StopIteration:
@@ -77,7 +107,10 @@ def csv_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]
             if not any(f.strip() for f in fields):
                 continue  # a blank line
             if len(fields) > len(header):
-                raise SerbenchError(f"{path}:{reader.line_num}: {len(fields)} fields, the header has {len(header)}")
-            yield reader.line_num, {c: normalise(f) for c, f in zip(header, fields + [""] * (len(header) - len(fields)))}
+                raise SerbenchError(f"{path}:{start}: {len(fields)} fields, the header has {len(header)}")
+            record = {c: normalise(f) for c, f in zip(header, fields + [""] * (len(header) - len(fields)))}
+            for column, value in record.items():
+                check_one_line(value, f"{path}:{start}", column)
+            yield start, record
 
     return header, rows()

@@ -9,6 +9,9 @@ a speaker is refused unless ``speaker_dependent=true`` declares that design (the
 its tables then say so). ``gender`` is
 F or M (female / male, any case; empty: unknown); another value is refused naming its line
 (version 2: before, ``female`` counted as unknown and switched gender conditioning off).
+Labels that differ only by case (``A`` and ``a``) are refused naming both lines, never merged:
+no rule says which spelling is the class. A field holding a line break or NUL (possible in a
+quoted CSV field) is refused naming its line.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ def _scaled(value: str, lo: float, hi: float, where: str, column: str) -> float:
 
 
 def read_rows(path: Path, attribute_min: float, attribute_max: float) -> list[tuple[Utterance, dict]]:
-    rows, seen = [], {}
+    rows, seen, spelled = [], {}, {}  # spelled: case-folded label -> (label as first written, its line)
     header, records = csv_rows(path)
     missing = [c for c in ("path", "label") if c not in header]
     if missing:
@@ -57,6 +60,10 @@ def read_rows(path: Path, attribute_min: float, attribute_max: float) -> list[tu
         if uid in seen:
             raise SerbenchError(f"{where}: duplicate utterance {uid} (first on line {seen[uid]})")
         seen[uid] = line
+        first, first_line = spelled.setdefault(record["label"].casefold(), (record["label"], line))
+        if first != record["label"]:
+            raise SerbenchError(f"{where}: label {record['label']!r} differs from {first!r} (line {first_line}) only by "
+                                "case; write each class one way (serbench does not guess which is meant)")
         attributes = {
             k: _scaled(record[k], attribute_min, attribute_max, where, k)
             for k in ("valence", "arousal", "dominance") if record.get(k)
