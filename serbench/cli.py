@@ -282,6 +282,10 @@ def _print_method(meta: DownstreamMeta, citation: str, out: Console) -> None:
         if recipe.demo:
             out.print("  demo-sized variant on demo corpora: " + ", ".join(f"{k}={v}" for k, v in recipe.demo.items())
                       + f" ({recipe.demo_why})")
+        for choice, why in recipe.own_choices.items():
+            out.print(f"  the plugin's own choice (not the paper's): {choice}: {why}")
+        for key, splits in recipe.only_when_scored_on.items():
+            out.print(f"  {key} applies only to runs scored on {' or '.join(splits)}")
     if meta.own_pooling:
         out.print(f"pools with its own {meta.own_pooling} (takes no --pooling)")
     reported = meta.reported

@@ -214,10 +214,9 @@ def plan(
         raise SerbenchError(f"downstream {downstream} trains its encoder, and upstream {upstream} has no trainable "
                             "weights: use a transformers upstream (serbench list upstreams)")
     recipe_values = paper.nested(demo) if paper else {}
-    not_applied = {}
-    if recipe_values.get("upstream", {}).get("finetune") and not specs["upstream"].meta.trainable:
-        recipe_values["upstream"].pop("finetune")
-        not_applied["upstream.finetune"] = f"{specs['upstream'].name} has no trainable weights"
+    not_applied = recipes.set_aside(  # what this path cannot apply (a frozen encoder, another test split), and why
+        recipe_values, paper, overrides, upstream=specs["upstream"].name, trainable=specs["upstream"].meta.trainable,
+        trains_encoder=meta.upstream == "finetune", test_split=_test_split(specs["protocol"], overrides)) if paper else {}
     merged = recipes.merge(recipe_values, overrides)
     check_keys(merged, {**params, "train": TRAIN_PARAMS, "cache": CACHE_PARAMS, "executor": runner_spec.params})
     overrides = _effective(overrides, lambda given: _settings(specs, recipes.merge(recipe_values, given), given, meta))
@@ -242,7 +241,7 @@ def plan(
     config["seeds"] = [int(s) for s in seeds]
     config["device"] = str(resolved_device)
     config["overrides"] = {k: dict(v) for k, v in overrides.items()}
-    config["recipe"] = _recipe_record(chosen, paper, recipe_values, overrides, demo, not_applied)
+    config["recipe"] = recipes.record(chosen, paper, recipe_values, overrides, demo, not_applied, pooling, loss)
     config["executor"] = {"name": runner_spec.name,
                           "params": runner_spec.resolve(overrides.get("executor", {}), "-o executor")}
     return Plan(config, specs, resolved_device, location, runner_spec)
@@ -294,44 +293,11 @@ def _pooling_spec(reg: Registry, pooling: str | None, meta: DownstreamMeta, pape
     return Spec(name=f"own: {own}", factory=refuse, summary=f"{downstream}'s own pooling")
 
 
-def _recipe_record(chosen: str, paper: Recipe | None, values: Mapping, user: Mapping, demo: bool,
-                   not_applied: Mapping[str, str]) -> dict:
-    """What result.json says about the recipe: which one, from where, what it set (and
-    which of its values the user's ``-o`` replaced)."""
-    record: dict[str, Any] = {"name": chosen}
-    if paper is None:
-        return record
-    flat = {f"{section}.{k}": v for section, kv in values.items() for k, v in kv.items()}
-    user_keys = {f"{section}.{k}" for section, kv in user.items() for k in kv}
-    record.update(
-        source=paper.source,
-        values={k: v for k, v in flat.items() if k not in user_keys},
-        replaced_by_user=sorted(k for k in flat if k in user_keys),
-        pooling=paper.pooling,
-        loss=paper.loss,
-        suggested=dict(paper.suggested),
-        demo=dict(paper.demo) if demo else None,
-        demo_why=paper.demo_why if demo else None,
-        not_applied=dict(not_applied),
-    )
-    return record
+def _test_split(spec: Spec, overrides: Mapping) -> str:
+    """What the protocol scores on under the user's options (``Development``, ``test session``)."""
+    return spec.meta.test_split.format(**spec.resolve(overrides.get("protocol", {}), "-o protocol"))
 
 
 def describe_recipe(config: Mapping) -> str:
     """One log line: the recipe in force and what it set."""
-    record = config["recipe"]
-    if record["name"] == "shared":
-        return "recipe shared: the harness's frozen-encoder training (train.* defaults)"
-    values = ", ".join(f"{k}={v}" for k, v in record["values"].items()) or "nothing left to set"
-    line = f"recipe paper ({record['source']}): {values}"
-    if record.get("pooling") or record.get("loss"):
-        line += f"; pooling {config['pooling']['name']}, loss {config['loss']['name']}"
-    if record["replaced_by_user"]:
-        line += f"; replaced by -o: {', '.join(record['replaced_by_user'])}"
-    if record["demo"]:
-        line += f"; demo-sized variant for this protocol ({record['demo_why']})"
-    for key, why in record["not_applied"].items():
-        line += f"; {key} not applied: {why}"
-    if record["suggested"]:
-        line += "; the paper ran " + recipes.suggestion(record["suggested"])
-    return line
+    return recipes.describe(config)

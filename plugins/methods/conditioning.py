@@ -7,6 +7,10 @@ with linear f and g. Text: F(t) = Linear -> LayerNorm -> ReLU -> Dropout of the 
 embedding t, combined with gender as ``sum_third`` ((x + e + F(t)) / 3), ``mul``
 (x * e * F(t)) or ``cln`` (conditioning vector Linear(concat(e, F(t))) in a conditional layer
 norm). Text modes include the gender embedding, so they replace the gender mode.
+
+The plugin's own choice, not the paper's: conditional layer norm divides by the standard
+deviation sqrt(var + 1e-5), as layer norm does, where the paper's formula (as read here)
+divides by the variance.
 """
 
 from __future__ import annotations

@@ -10,7 +10,19 @@ vector (see :mod:`conditioning`), and a linear classifier. Loss ``weighted_ce`` 
 Choices where the paper is silent: conditioning acts on the pooled vector, 256 wide as the
 paper's (``hidden``; under ``std`` or ``attention`` pooling, which concatenate mean and
 standard deviation, the projection is 128 wide so that the pooled vector is 256); utterances of unknown gender get
-a third, learned embedding; dropout 0.1 before the classifier.
+a third, learned embedding; dropout 0.1 before the classifier. In training: AdamW with weight
+decay 0.01, gradient clipping at norm 5, a constant learning rate and LayerDrop off (the
+harness's, none from the paper); the text encoder is the English all-MiniLM-L6-v2, where the
+paper's is multilingual; conditional layer norm divides by the standard deviation, where the
+paper's formula divides by the variance. The recipe record (``own_choices``) and ``serbench
+list downstreams wavlm_cond`` name the same choices.
+
+Model selection as the paper reported: the best of every epoch's score on MSP-Podcast's
+Development, mean over seeds. When a run scores Development (``msp_podcast -o
+protocol.test_set=Development``), the paper recipe selects each seed's epoch there
+(``train.select_split=test``; optimistic, and the run log says so), and the summary is the
+mean over seeds; scored on another split, it selects on the fold's dev, which for Test1/Test2
+is Development itself.
 """
 
 from __future__ import annotations
