@@ -38,7 +38,7 @@ import pandas as pd
 
 from serbench.errors import SerbenchError
 from serbench.metrics import METRICS
-from serbench.results import Result, SpeakerCounts, load_runs, speaker_table
+from serbench.results import Result, SpeakerCounts, load_runs, read_run_predictions, speaker_table
 from serbench.stats import fold_statistic, job_statistic
 
 ALPHA = 0.05
@@ -47,10 +47,27 @@ EXACT_SPEAKERS = 14  # 2^14 = 16,384 swap sets: enumerated; more speakers: rando
 
 
 def _predictions(result: Result) -> pd.DataFrame:
+    """The run's predictions.csv, refused when it is not the file its run wrote."""
+    return read_run_predictions(result)
+
+
+def _cells_checked(frame: pd.DataFrame, result: Result) -> pd.DataFrame:
+    """``frame`` with every cell the test reads present and every seed an integer; else one error
+    naming the file and line (a result written before predictions carried a checksum can hold an
+    edited file: a truncated last row, a seed typed as a word)."""
     path = result.run_dir / "predictions.csv"
-    if not path.exists():
-        raise SerbenchError(f"{result.run_dir}: no predictions.csv (an unfinished run: serbench finish it first)")
-    return pd.read_csv(path, dtype={"fold": str, "speaker": str, "utterance_id": str})
+    for column in ("fold", "seed", "utterance_id", "speaker", "label", "prediction"):
+        empty = frame[column].isna() | (frame[column].astype(str).str.strip() == "")
+        if empty.any():
+            raise SerbenchError(f"{path}:{int(np.argmax(empty.to_numpy())) + 2}: empty {column} (a truncated or edited file; "
+                                f"rerun serbench finish {result.run_dir})")
+    seeds = pd.to_numeric(frame["seed"], errors="coerce")
+    bad = seeds.isna() | (seeds != seeds.round())
+    if bad.any():
+        row = int(np.argmax(bad.to_numpy()))
+        raise SerbenchError(f"{path}:{row + 2}: seed {str(frame['seed'].iloc[row])[:40]!r} is not an integer (an edited "
+                            f"file; rerun serbench finish {result.run_dir})")
+    return frame.assign(seed=seeds.astype(np.int64), fold=frame["fold"].astype(str))
 
 
 def _check_pairing(a: Result, b: Result, pa: pd.DataFrame, pb: pd.DataFrame) -> None:
@@ -135,7 +152,7 @@ def compare(run_dirs: Sequence[str | Path], baseline: str | Path | None = None, 
     """Every pair of runs (or each against ``baseline``): per metric, the difference A - B in
     the table's statistic, its 95% interval, the permutation p-value and Holm's adjustment."""
     results = load_runs(run_dirs, "compare")
-    frames = [_predictions(r) for r in results]
+    frames = [_cells_checked(_predictions(r), r) for r in results]
     for r, f in zip(results[1:], frames[1:]):
         _check_pairing(results[0], r, frames[0], f)
     scored = [speaker_table(_aligned(f, frames[0]), r.data["classes"]) for r, f in zip(results, frames)]

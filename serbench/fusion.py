@@ -19,12 +19,14 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
+from serbench import locks
 from serbench.atomic import write_json
 from serbench.errors import SerbenchError
 from serbench.metrics import METRICS, confusion, from_confusion, score
 from serbench.results import (
     Job,
     Result,
+    check_jobs,
     comparability_difference,
     comparability_of,
     dev_file,
@@ -94,12 +96,30 @@ def fuse(run_dirs: list[str | Path], out: str | Path) -> Result:
                            if Job(str(f["fold"]), int(f["seed"])) not in set(jobs)] for r in runs}
     left_out = {run: dropped for run, dropped in left_out.items() if dropped}
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
+    _refuse_if_taken(out)  # before the lock: a refused fuse leaves nothing in a folder it may not use
+    sources = _read_sources(runs, jobs, classes)  # every input read and checked before anything is written
+    with locks.exclusive(out / LOCK):  # a second fuse into --out waits here, then finds it taken
+        _refuse_if_taken(out)
+        return _write_fused(runs, jobs, sources, classes, metric, key, left_out, out)
+
+
+LOCK = ".fuse.lock"  # inside --out: held while a fuse writes there (serbench.locks)
+
+
+def _refuse_if_taken(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise SerbenchError(f"serbench fuse --out {out}: is a file, expected a new folder")
+    if out.exists() and any(not p.name.startswith(LOCK) for p in out.iterdir()):
         raise SerbenchError(f"serbench fuse --out {out}: already exists and is not empty (a run directory would be "
-                            "overwritten); give a new folder")
-    index = {c: k for k, c in enumerate(classes)}
-    columns = [f"prob_{c}" for c in classes]
-    weights_by_job = {}
+                            "overwritten, or another fuse wrote there); give a new folder")
+
+
+def _read_sources(runs: list[Result], jobs: list[Job], classes: list[str]) -> dict[Job, tuple[list, list]]:
+    """Each job's dev and test predictions of every run, indexed by utterance id; refused,
+    naming the file, when a job file is not the one its run wrote or the runs' splits differ."""
+    for r in runs:
+        check_jobs(r.run_dir, jobs)
+    sources = {}
     for fold, seed in jobs:
         dev, test = [], []
         for r in runs:
@@ -108,10 +128,25 @@ def fuse(run_dirs: list[str | Path], out: str | Path) -> Result:
                 raise SerbenchError(f"{path}: missing (runs made before dev predictions were kept cannot be fused)")
             dev.append(pd.read_csv(path, dtype={"fold": str, "speaker": str, "utterance_id": str}).set_index("utterance_id"))
             test.append(pd.read_csv(job_files(r.run_dir, fold, seed)[1], dtype={"fold": str, "speaker": str, "utterance_id": str}).set_index("utterance_id"))
-        dev_ids, test_ids = dev[0].index, test[0].index
-        for frame, ids in [(d, dev_ids) for d in dev] + [(t, test_ids) for t in test]:
+        for frame, ids in [(d, dev[0].index) for d in dev] + [(t, test[0].index) for t in test]:
             if set(frame.index) != set(ids):
                 raise SerbenchError(f"fold {fold}: the runs' dev or test utterances differ; fusion needs the same splits")
+        missing = [c for c in (f"prob_{c}" for c in classes) if c not in dev[0].columns]
+        if missing:
+            raise SerbenchError(f"{dev_file(runs[0].run_dir, fold, seed)}: no {missing[0]} column")
+        sources[Job(fold, seed)] = (dev, test)
+    return sources
+
+
+def _write_fused(runs: list[Result], jobs: list[Job], sources: dict, classes: list[str], metric: str, key: dict,
+                 left_out: dict, out: Path) -> Result:
+    first = runs[0].data
+    index = {c: k for k, c in enumerate(classes)}
+    columns = [f"prob_{c}" for c in classes]
+    weights_by_job = {}
+    for fold, seed in jobs:
+        dev, test = sources[Job(fold, seed)]
+        dev_ids, test_ids = dev[0].index, test[0].index
         dev_probs = np.stack([d.loc[dev_ids, columns].to_numpy() for d in dev])
         test_probs = np.stack([t.loc[test_ids, columns].to_numpy() for t in test])
         labels = dev[0].loc[dev_ids, "label"].map(index).to_numpy()

@@ -87,6 +87,10 @@ def load_plan(run_dir: Path, device: str = "auto", reg: Registry | None = None) 
         config = read_json(run_dir / "config.json", " (a damaged run directory: start it again)")
     except FileNotFoundError:
         raise SerbenchError(f"{run_dir}: no config.json (not a run directory)") from None
+    problem = _config_problem(config)
+    if problem:
+        raise SerbenchError(f"{run_dir / 'config.json'}: {problem} (not a run configuration serbench wrote: a damaged "
+                            "or hand-edited run directory; start the run again with serbench run)")
     own = (reg or registry()).get("downstream", config["downstream"]["name"]).meta.own_pooling
     rebuilt = plan(config["upstream"]["name"], config["downstream"]["name"], None if own else config["pooling"]["name"],
                    config["loss"]["name"], config["protocol"]["name"], config["protocol"]["data"], config["seeds"],
@@ -105,7 +109,62 @@ def load_plan(run_dir: Path, device: str = "auto", reg: Registry | None = None) 
         changed = sorted(k for k in then if json.dumps(now.get(k), sort_keys=True) != json.dumps(then[k], sort_keys=True))
         raise SerbenchError(f"{run_dir}: its config.json now resolves to run {rebuilt.run_id} "
                             f"(changed: {', '.join(changed) or 'the id'}); rerun it with serbench run")
+    check_config_file(run_dir, rebuilt.config)
     return rebuilt
+
+
+def _config_problem(config: Any) -> str:
+    """What keeps ``config`` from being a run's ``config.json`` ('' when nothing): the parts a
+    plan is rebuilt from, each of the type serbench wrote."""
+    if not isinstance(config, dict):
+        return f"a JSON {type(config).__name__}, expected an object"
+    for kind in ("upstream", "downstream", "pooling", "loss", "protocol", "recipe"):
+        part = config.get(kind)
+        if not isinstance(part, dict) or not isinstance(part.get("name"), str):
+            return f"{kind}.name missing or not text"
+    if not isinstance(config["protocol"].get("data"), (str, type(None))):
+        return "protocol.data is neither text nor null"
+    seeds = config.get("seeds")
+    if not isinstance(seeds, list) or not seeds or not all(type(s) is int for s in seeds):
+        return "seeds is not a list of integers"
+    overrides = config.get("overrides")
+    if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
+        return "overrides is not an object of sections"
+    if not isinstance(config.get("executor", {}), dict):
+        return "executor is not an object"
+    return ""
+
+
+def _differences(a: Any, b: Any, where: str = "") -> list[str]:
+    """The dotted keys at which two JSON values differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b), key=str)
+                for d in _differences(a.get(k), b.get(k), f"{where}.{k}" if where else str(k))]
+    return [] if a == b and type(a) is type(b) else [where or "(the whole file)"]
+
+
+def check_config_file(run_dir: Path, config: Mapping) -> None:
+    """Refuse, naming the file, a run directory whose ``config.json`` is not what its run
+    resolves to: serbench rebuilds a run from the names, overrides and recipe in it, so a value
+    edited elsewhere in the file (``train.lr``) would be ignored and then written over. Where the
+    run is done (device, executor) and the corpus's location may differ between invocations.
+    Nothing to check when there is no file yet."""
+    path = Path(run_dir) / "config.json"
+    try:
+        written = read_json(path, " (a damaged run directory: start it again)")
+    except FileNotFoundError:
+        return
+    problem = _config_problem(written)
+    if problem:
+        raise SerbenchError(f"{path}: {problem} (not a run configuration serbench wrote: a damaged or hand-edited "
+                            "run directory; start the run again with serbench run)")
+    now = json.loads(json.dumps(identity(config)))  # (JSON turns tuples into lists)
+    edited = _differences(identity(written), now)
+    if edited:
+        shown = ", ".join(edited[:3]) + (", ..." if len(edited) > 3 else "")
+        raise SerbenchError(f"{path}: {shown} differ from what the run resolves to (edited by hand?): serbench never "
+                            "reads settings from this file but its names, overrides and recipe; give a change as "
+                            "-o to serbench run (a new run id), or restore the file")
 
 
 def resolve_device(device: str) -> torch.device:

@@ -26,7 +26,7 @@ import numpy as np
 from serbench.errors import SerbenchError
 from serbench.leaderboard import COLUMNS
 from serbench.ranking import clipped
-from serbench.results import Result, job_files, load_result
+from serbench.results import Job, Result, check_jobs, job_files, load_result
 from serbench.stats import summarize
 
 FORMATS = ("svg", "png")
@@ -47,7 +47,10 @@ def _pyplot():
 def _records(result: Result) -> list[dict]:
     out = []
     for fold in result.data["folds"]:
-        path = job_files(result.run_dir, str(fold["fold"]), int(fold["seed"]))[0]
+        job = Job(str(fold["fold"]), int(fold["seed"]))
+        path = job_files(result.run_dir, *job)[0]
+        if path.exists():
+            check_jobs(result.run_dir, [job])  # an edited job file is refused, naming it
         out.append(json.loads(path.read_text()) if path.exists() else fold)
     return out
 

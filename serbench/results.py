@@ -2,12 +2,17 @@
 
 Each job writes its predictions and then its metrics file, both atomically; the metrics
 file's presence marks the job done, so a rerun skips it. The summary never depends on what
-is in memory: it reads the job files back.
+is in memory: it reads the job files back, and only files that are what was written: each
+job record carries the sha256 of its predictions files and a checksum of itself, and
+``result.json`` the sha256 of ``predictions.csv``. An edited or truncated job file is computed
+again by the next run and refused by ``finish``; an edited ``predictions.csv`` is refused by
+whatever reads it (compare, score).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 from collections.abc import Sequence
@@ -59,39 +64,118 @@ def dev_file(run_dir: Path, fold: str, seed: int) -> Path:
 
 
 def job_done(run_dir: Path, fold: str, seed: int) -> bool:
-    """Done only when the job's files are complete and agree: its record parses, and its test
-    and dev predictions hold ``n_test`` and ``n_dev`` rows (a truncated or edited file is redone)."""
-    metrics_file, predictions_file = job_files(run_dir, fold, seed)
+    """Done only when the job's files are complete and are the ones it wrote (see
+    :func:`job_problem`): a truncated or edited file is redone."""
+    return not job_problem(run_dir, fold, seed)
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def record_digest(record: dict) -> str:
+    """The checksum a job record carries of itself: every field but ``sha256``, as JSON reads
+    it back (so a record written and read again gives the same digest)."""
+    rest = json.loads(json.dumps({k: v for k, v in record.items() if k != "sha256"}))
+    return sha256_of(json.dumps(rest, sort_keys=True).encode())
+
+
+def job_problem(run_dir: Path, fold: str, seed: int) -> str:
+    """'' when the job's record and its test and dev predictions are exactly what the job wrote
+    (the record's own checksum, and the sha256 of each predictions file it recorded, agree);
+    else what is wrong, naming the file: ``not done`` when there is no record yet."""
+    metrics_file, predictions_file = job_files(Path(run_dir), fold, seed)
     try:
-        record = json.loads(metrics_file.read_text())
-        rows = (_data_rows(predictions_file), _data_rows(dev_file(run_dir, fold, seed)))
-    except (OSError, ValueError):
-        return False
-    return isinstance(record, dict) and rows == (record.get("n_test"), record.get("n_dev"))
-
-
-def _data_rows(path: Path) -> int:
-    """Lines after the header of a CSV serbench wrote (no field holds a line break)."""
-    data = path.read_bytes()
-    return max(data.count(b"\n") - 1, 0) if data.endswith(b"\n") else -1
+        text = metrics_file.read_bytes()
+    except FileNotFoundError:
+        return "not done"
+    except OSError as exc:
+        return f"{metrics_file}: unreadable ({exc.strerror})"
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return f"{metrics_file}: not a job record (not JSON: truncated or overwritten)"
+    if not isinstance(record, dict) or not isinstance(record.get("files"), dict) or "sha256" not in record:
+        return f"{metrics_file}: not a job record with checksums (written by an older serbench, or edited)"
+    if record["sha256"] != record_digest(record):
+        return f"{metrics_file}: edited since its job wrote it (its checksum differs)"
+    if (str(record.get("fold")), record.get("seed")) != (str(fold), seed):
+        return f"{metrics_file}: holds fold {record.get('fold')} seed {record.get('seed')}, not fold {fold} seed {seed}"
+    for path, key in ((predictions_file, "predictions"), (dev_file(Path(run_dir), fold, seed), "dev")):
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return f"{path}: missing (its job's record {metrics_file.name} lists it)"
+        if sha256_of(data) != record["files"].get(key):
+            return f"{path}: edited since its job wrote it (its sha256 differs from the one in {metrics_file.name})"
+    return ""
 
 
 def write_job(run_dir: Path, record: dict, predictions: pd.DataFrame, dev: pd.DataFrame) -> None:
+    """The job's dev and test predictions, then its record with their sha256 and its own
+    checksum: the record is written last, so its presence marks the job done."""
     metrics_file, predictions_file = job_files(run_dir, record["fold"], record["seed"])
-    write_text(dev_file(run_dir, record["fold"], record["seed"]), dev.to_csv(index=False, float_format="%.6f"))
-    write_text(predictions_file, predictions.to_csv(index=False, float_format="%.6f"))
-    write_json(metrics_file, record)
+    dev_text = dev.to_csv(index=False, float_format="%.6f")
+    test_text = predictions.to_csv(index=False, float_format="%.6f")
+    write_text(dev_file(run_dir, record["fold"], record["seed"]), dev_text)
+    write_text(predictions_file, test_text)
+    sealed = {**record, "files": {"predictions": sha256_of(test_text.encode("utf-8")),
+                                  "dev": sha256_of(dev_text.encode("utf-8"))}}
+    write_json(metrics_file, {**sealed, "sha256": record_digest(sealed)})
+
+
+def check_jobs(run_dir: Path, jobs: list[Job]) -> None:
+    """Refuse, naming the file, when a job's files are not the ones it wrote: a summary is
+    never made from an edited or truncated file."""
+    for fold, seed in jobs:
+        problem = job_problem(run_dir, fold, seed)
+        if problem == "not done":
+            problem = f"{job_files(Path(run_dir), fold, seed)[0]}: missing (fold {fold} seed {seed} is not done)"
+        if problem:
+            raise SerbenchError(f"{problem}; rerun the run (serbench run, or serbench job) to compute that job again")
 
 
 def read_records(run_dir: Path, jobs: list[Job]) -> list[dict]:
-    """The metrics records of ``jobs`` (each job's ``.json``)."""
+    """The metrics records of ``jobs`` (each job's ``.json``), each checked against its checksums."""
+    check_jobs(run_dir, jobs)
     return [json.loads(job_files(run_dir, fold, seed)[0].read_text()) for fold, seed in jobs]
 
 
 def read_jobs(run_dir: Path, jobs: list[Job]) -> tuple[list[dict], pd.DataFrame]:
+    records = read_records(run_dir, jobs)
     frames = [pd.read_csv(job_files(run_dir, fold, seed)[1], dtype={"fold": str, "speaker": str, "utterance_id": str})
               for fold, seed in jobs]
-    return read_records(run_dir, jobs), pd.concat(frames, ignore_index=True)
+    return records, pd.concat(frames, ignore_index=True)
+
+
+def read_run_predictions(result: Result) -> pd.DataFrame:
+    """A finished run's ``predictions.csv``, refused (naming it) when it is not the file
+    ``finish`` wrote: its sha256 differs from the one in ``result.json`` or, for a result that
+    predates it, its rows or classes disagree with the result's folds."""
+    path = result.run_dir / "predictions.csv"
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise SerbenchError(f"{result.run_dir}: no predictions.csv (an unfinished run: serbench finish it first)") from None
+    recorded = result.data.get("predictions_sha256")
+    fix = f"rerun serbench finish {result.run_dir} to write it again from the job files"
+    if recorded is not None and sha256_of(data) != recorded:
+        raise SerbenchError(f"{path}: edited since serbench wrote it (its sha256 differs from the one in result.json); {fix}")
+    try:
+        frame = pd.read_csv(io.BytesIO(data), dtype={"fold": str, "speaker": str, "utterance_id": str})
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SerbenchError(f"{path}: not a predictions table ({str(exc).splitlines()[0]}); {fix}") from None
+    missing = [c for c in PREDICTION_COLUMNS if c not in frame.columns]
+    if missing:
+        raise SerbenchError(f"{path}: no {missing[0]!r} column; {fix}")
+    expected = sum(int(f.get("n_test", -1)) for f in result.data.get("folds", []) if isinstance(f, dict))
+    if len(frame) != expected:
+        raise SerbenchError(f"{path}: {len(frame)} rows, but result.json's folds hold {expected} test predictions; {fix}")
+    classes = set(map(str, result.data.get("classes") or []))
+    strangers = sorted((set(frame["label"].astype(str)) | set(frame["prediction"].astype(str))) - classes)
+    if classes and strangers:
+        raise SerbenchError(f"{path}: class {strangers[0]!r} is not one of result.json's classes; {fix}")
+    return frame
 
 
 @dataclass
@@ -209,7 +293,11 @@ def overall(predictions: pd.DataFrame, classes: list[str]) -> dict:
 
 
 def write_result(run_dir: Path, data: dict, predictions: pd.DataFrame) -> Result:
-    write_text(run_dir / "predictions.csv", predictions.to_csv(index=False, float_format="%.6f"))
+    """``predictions.csv``, then ``result.json`` holding its sha256 (what
+    :func:`read_run_predictions` checks before anything is computed from it)."""
+    text = predictions.to_csv(index=False, float_format="%.6f")
+    write_text(run_dir / "predictions.csv", text)
+    data = {**data, "predictions_sha256": sha256_of(text.encode("utf-8"))}
     write_json(run_dir / "result.json", data)
     return Result(data, run_dir)
 

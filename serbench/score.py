@@ -22,7 +22,7 @@ import pandas as pd
 
 from serbench.errors import SerbenchError
 from serbench.metrics import METRICS, score
-from serbench.results import SCHEMA, overall, summarize_run
+from serbench.results import SCHEMA, overall, sha256_of, summarize_run
 from serbench.textfiles import csv_rows, read_json
 
 REQUIRED = ("utterance_id", "label", "prediction")
@@ -130,7 +130,14 @@ def _run_result(path: Path) -> dict | None:
         data = read_json(beside)
     except SerbenchError:  # not JSON: not a serbench result either
         return None
-    return data if isinstance(data, dict) and data.get("schema") == SCHEMA else None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        return None
+    recorded = data.get("predictions_sha256")
+    if recorded is not None and sha256_of(path.read_bytes()) != recorded:
+        raise SerbenchError(f"{path}: edited since its run wrote it (its sha256 differs from the one in {beside.name}): "
+                            "it would be scored as that run; rerun serbench finish on the run, or score a copy kept "
+                            "outside the run directory")
+    return data
 
 
 def choose_classes(path: Path, table: Table, given: list[str] | None, run: dict | None) -> tuple[list[str], str]:
