@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from serbench.errors import SerbenchError
+from serbench.specs import Param
 from serbench.stage_recipes import StageRecipe
 
 CHOICES = ("paper", "shared")
@@ -122,6 +123,7 @@ def set_aside(values: dict[str, dict[str, Any]], paper: Recipe, user: Mapping[st
     if values.get("upstream", {}).get("finetune") and not trainable:
         drop("upstream.finetune", f"{upstream} has no trainable weights")
     tuned = user.get("upstream", {}).get("finetune", values.get("upstream", {}).get("finetune", False))
+    tuned = Param("finetune", bool, False, "").coerce(tuned, "-o upstream.finetune")  # "false" as typed on the CLI
     if not (trains_encoder or tuned):
         for key, why in FINE_TUNING_ONLY.items():
             drop(key, why)
@@ -168,8 +170,10 @@ def describe(config: Mapping) -> str:
         return "recipe shared: the harness's frozen-encoder training (train.* defaults)"
     values = ", ".join(f"{k}={v}" for k, v in rec["values"].items()) or "nothing left to set"
     line = f"recipe paper ({rec['source']}): {values}"
-    if rec.get("pooling") or rec.get("loss"):
-        line += f"; pooling {config['pooling']['name']}, loss {config['loss']['name']}"
+    replaced = rec["replaced_by_user"]
+    if rec.get("pooling") or rec.get("loss") or {"pooling", "loss"} & set(replaced):
+        line += "; " + ", ".join(f"{kind} {config[kind]['name']}" + (" (the user's)" if kind in replaced else "")
+                                 for kind in ("pooling", "loss"))
     if rec["replaced_by_user"]:
         line += f"; replaced by the user: {', '.join(rec['replaced_by_user'])}"
     if rec["demo"]:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
+import torch
 
 from serbench.errors import SerbenchError
-from serbench.plan import plan
+from serbench.plan import describe_recipe, plan
 from serbench.recipes import Recipe
 from serbench.registry import registry
 from serbench.trainer import TRAIN_PARAMS
@@ -125,3 +127,112 @@ def test_reported_table_is_in_percent_with_split_encoder_and_pooling():
         assert column in header
     wavlm_row = next(line for line in done.stdout.splitlines() if "gender=sum " in line)
     assert "32.00 (from 0–1)" in wavlm_row and "Development" in wavlm_row and "| std " in wavlm_row
+
+
+def _toy_fold(n_dev: int = 12, n_test: int = 12):
+    """Random features of 4 classes, a class signal in dimension k: dev and test disjoint."""
+    from serbench.batching import FeatureBatcher
+    from serbench.corpus import Utterance
+    from serbench.trainer import FoldData
+
+    rng = np.random.default_rng(0)
+    classes = ["a", "b", "c", "d"]
+    utterances, features, splits = {}, {}, {"train": [], "dev": [], "test": []}
+    for split, n in (("train", 40), ("dev", n_dev), ("test", n_test)):
+        for k in range(n):
+            uid = f"{split}{k}"
+            utterances[uid] = Utterance(id=uid, path=None, label=classes[k % 4], speaker=f"{split}{k % 3}")
+            x = rng.normal(size=(1, 6, 8)).astype(np.float32)
+            x[0, :, k % 4] += 0.6  # weak signal: scores move from epoch to epoch
+            features[uid] = x
+            splits[split].append(uid)
+    batcher = FeatureBatcher(features, utterances, classes)
+    return FoldData(batcher, utterances, classes, splits["train"], splits["dev"], splits["test"])
+
+
+class _Head(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(8, 4)
+
+    def forward(self, batch):
+        mask = batch["mask"][:, :, None].float()
+        frames = batch["features"][:, -1]
+        return {"logits": self.linear((frames * mask).sum(1) / mask.sum(1))}
+
+
+@pytest.mark.parametrize("split", ["dev", "test"])
+def test_the_epoch_is_selected_on_the_split_train_select_split_names(split):
+    """Each epoch's selection score is the macro-F1 (scikit-learn) of that epoch's predictions on
+    the named split; the best epoch is the first maximum of those scores. (Before
+    train.select_split existed, every score was dev's: the 'test' case fails there.)"""
+    from sklearn.metrics import f1_score
+
+    from serbench.trainer import TRAIN_PARAMS, predict, train_fold
+
+    data = _toy_fold()
+    params = {**{p.name: p.default for p in TRAIN_PARAMS}, "max_epochs": 8, "patience": 8, "lr": 0.05,
+              "batch_size": 8, "select_split": split}
+    ids = data.test if split == "test" else data.dev
+    truth = [data.utterances[i].label for i in ids]
+    model, expected = _Head(), []
+
+    def on_epoch(epoch, score):
+        probs = predict(model, data, ids, torch.device("cpu"), 8)
+        expected.append(f1_score(truth, [data.classes[k] for k in probs.argmax(1)], average="macro",
+                                 labels=data.classes, zero_division=0))
+
+    torch.manual_seed(0)
+    outcome = train_fold(model, _xent, data, "macro_f1", params, 0, torch.device("cpu"), on_epoch=on_epoch)
+    assert outcome.dev_history == pytest.approx(expected)
+    assert outcome.best_epoch == int(np.argmax(expected)) + 1
+    assert len(set(np.round(expected, 6))) > 1  # the scores moved: the selection had something to choose
+
+
+def _xent(outputs, batch):
+    return torch.nn.functional.cross_entropy(outputs["logits"], batch["labels"])
+
+
+def test_wavlm_cond_selects_on_msp_podcast_development_when_the_run_scores_it(tmp_path):
+    """The paper reports Development at its best epoch (mean over seeds): scored on Development,
+    the paper recipe selects each seed's epoch there and evaluates all 20 epochs; scored on Test1,
+    selection stays on the fold's dev (Development itself) and the record says why."""
+    from lookalike import write_msp_podcast
+
+    write_msp_podcast(tmp_path)
+    development = plan("tiny", "wavlm_cond", protocol="msp_podcast", data=tmp_path, seeds=(0, 1),
+                       overrides=["protocol.test_set=Development"]).config
+    assert development["train"]["select_split"] == "test"
+    assert development["train"]["patience"] == development["train"]["max_epochs"] == 20
+    assert "train.select_split" not in development["recipe"]["not_applied"]
+    assert "epochs selected on the scored split itself" in describe_recipe(development)
+    test1 = plan("tiny", "wavlm_cond", protocol="msp_podcast", data=tmp_path).config
+    assert test1["train"]["select_split"] == "dev"
+    assert test1["recipe"]["not_applied"]["train.select_split"] == (
+        "meant for runs scored on Development; this run is scored on Test1")
+    # the user's choice wins and is recorded as replacing the paper's
+    own = plan("tiny", "wavlm_cond", protocol="msp_podcast", data=tmp_path,
+               overrides=["protocol.test_set=Development", "train.select_split=dev"]).config
+    assert own["train"]["select_split"] == "dev" and "train.select_split" in own["recipe"]["replaced_by_user"]
+
+
+def test_pooling_and_loss_given_by_the_user_are_recorded_as_theirs():
+    config = plan("tiny", "wavlm_cond", pooling="attention", loss="label_smoothing", protocol="synthetic").config
+    recipe = config["recipe"]
+    assert config["pooling"]["name"] == "attention" and recipe["pooling"] is None
+    assert recipe["replaced_by_user"] == ["pooling"]  # label_smoothing replaces no loss the paper named
+    assert "; pooling attention (the user's), loss label_smoothing;" in describe_recipe(config)
+    same = plan("tiny", "wavlm_cond", pooling="std", protocol="synthetic").config["recipe"]  # naming the paper's
+    assert same["pooling"] == "std" and "pooling" not in same["replaced_by_user"]
+
+
+def test_fine_tuning_settings_on_a_frozen_encoder_are_listed_as_not_applied():
+    frozen = plan("fbank", "wavlm_cond", pooling="std", protocol="synthetic").config
+    not_applied = frozen["recipe"]["not_applied"]
+    assert set(not_applied) >= {"upstream.finetune", "upstream.lr", "train.crop_seconds"}
+    assert "random crops apply to fine-tuning batches only" in not_applied["train.crop_seconds"]
+    assert frozen["train"]["crop_seconds"] == 0.0 and "train.crop_seconds" not in frozen["recipe"]["values"]
+    by_user = plan("tiny", "wavlm_cond", protocol="synthetic", overrides=["upstream.finetune=false"]).config
+    assert "train.crop_seconds" in by_user["recipe"]["not_applied"] and by_user["train"]["crop_seconds"] == 0.0
+    tuned = plan("tiny", "wavlm_cond", protocol="synthetic").config  # fine-tuned: the crops apply
+    assert tuned["train"]["crop_seconds"] == 5.0 and "train.crop_seconds" not in tuned["recipe"]["not_applied"]
