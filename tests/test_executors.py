@@ -183,6 +183,59 @@ def test_the_slurm_array_script_carries_every_option(tmp_path, monkeypatch):
     assert f"{tmp_path}/run/slurm/%A_%a" in script  # logs per task under the run directory
 
 
+def _fake_slurm(tmp_path, monkeypatch, scontrol: str = "#!/bin/sh\necho 'Slurmctld(primary) at ctl-1 is UP'\n"):
+    """sbatch (keeps the script it is given), srun and scontrol on PATH, as on a login node."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for name, text in (("sbatch", f'#!/bin/sh\ncp "$1" {tmp_path}/script.sh\necho "Submitted batch job 4242"\n'),
+                       ("srun", "#!/bin/sh\nexit 0\n"), ("scontrol", scontrol)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+
+@pytest.mark.parametrize("device, gpus_line", [("cpu", None), ("cuda", "#SBATCH --gpus-per-node=1")])
+def test_slurm_asks_for_a_gpu_only_for_a_cuda_run_by_default(device, gpus_line, tmp_path, monkeypatch):
+    """gpus=-1 (the default) follows the run's device: a CPU run's array asks for no GPU, a cuda
+    run's for one per task (and its tasks run on cuda)."""
+    pytest.importorskip("submitit", reason="the slurm executor needs pip install 'serbench[slurm]'")
+    from serbench.registry import registry
+    from serbench.results import Job
+
+    _fake_slurm(tmp_path, monkeypatch)
+    spec = registry().get("executor", "slurm")
+    params = spec.resolve({}, "-o executor")
+    assert params["gpus"] == -1
+    executor = spec.build(**params)
+    executor.submit(tmp_path / "run", [Job("1", 0)], device)
+    script = (tmp_path / "script.sh").read_text()
+    gpu_lines = [line for line in script.splitlines() if re.match(r"#SBATCH --(gpus|gres)", line)]
+    assert gpu_lines == ([gpus_line] if gpus_line else [])
+    assert executor.gpus_for(device) == (1 if gpus_line else 0)
+
+
+@pytest.mark.parametrize("scontrol, message", [
+    ("#!/bin/sh\nexec sleep 30\n", r"the Slurm controller \(ctl-7 in .*slurm\.conf\) did not answer scontrol ping within "
+                                     r"0\.5 s \(-o executor\.connect_timeout\)"),
+    ("#!/bin/sh\necho 'Slurmctld(primary) at ctl-7 is DOWN'\nexit 1\n",
+     r"the Slurm controller \(ctl-7 in .*\) is not reachable: scontrol ping says 'Slurmctld\(primary\) at ctl-7 is DOWN'"),
+])
+def test_an_unreachable_slurm_controller_is_refused_before_submitting(scontrol, message, tmp_path, monkeypatch):
+    pytest.importorskip("submitit", reason="the slurm executor needs pip install 'serbench[slurm]'")
+    from serbench.errors import SerbenchError
+    from serbench.registry import registry
+    from serbench.results import Job
+
+    _fake_slurm(tmp_path, monkeypatch, scontrol)
+    (tmp_path / "slurm.conf").write_text("ClusterName=lab\nSlurmctldHost=ctl-7  # the head node\n")
+    monkeypatch.setenv("SLURM_CONF", str(tmp_path / "slurm.conf"))
+    spec = registry().get("executor", "slurm")
+    executor = spec.build(**spec.resolve({"gpus": 0, "connect_timeout": 0.5}, "-o executor"))
+    with pytest.raises(SerbenchError, match=message):
+        executor.submit(tmp_path / "run", [Job("1", 0)], "cpu")
+    assert not (tmp_path / "script.sh").exists()  # nothing was submitted
+
+
 def test_a_cuda_run_without_gpus_per_task_is_refused():
     pytest.importorskip("submitit", reason="the slurm executor needs pip install 'serbench[slurm]'")
     from serbench.errors import SerbenchError

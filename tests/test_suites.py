@@ -52,7 +52,7 @@ def test_shipped_suites_expand(name):
     (TINY.replace('downstreams = ["superb"]\npooling', 'downstreams = ["superbb"]\npooling'),
      r"suite.toml:11: synthetic / fbank / superbb \(pooling std, .*unknown downstream 'superbb'"),
     (TINY.replace('pooling = "std"\n', ""), r"suite.toml:11: cell synthetic / fbank / superb .* already in the entry at line 5"),
-    (TINY.replace('"train.max_epochs=1"]\n\n', '"train.max_epoch=1"]\n\n', 1), r"suite.toml:5: .*-o train.max_epoch: unknown parameter"),
+    (TINY.replace('"train.max_epochs=1"]\n\n', '"train.max_epoch=1"]\n\n', 1), r"suite.toml:5: .*: overrides: train.max_epoch: unknown parameter"),
     (TINY.replace("seeds = [0]", "seeds = [0]\n[[matrix]]\nprotocol = 'x'", 1), r"suite.toml:4: unknown key 'protocol'"),
 ])
 def test_a_bad_suite_is_refused_with_its_file_and_line(tmp_path, text, message):
