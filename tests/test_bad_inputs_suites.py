@@ -166,8 +166,9 @@ def test_a_suite_at_the_limit_is_accepted_and_the_schema_keeps_the_shipped_suite
     assert [len(suites.load(root / f"{n}.toml").cells) for n in ("smoke", "seed-papers")] == [5, 4]
 
 
-def _silent_server() -> tuple[socket.socket, threading.Event]:
-    """A TCP server that accepts and never answers (a firewall's black hole, a wrong service)."""
+def _silent_server(greeting: bytes = b"") -> tuple[socket.socket, threading.Event]:
+    """A TCP server that accepts, sends ``greeting`` and then says nothing more (a firewall's
+    black hole, an intercepting proxy, a service that is not Ray)."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen()
@@ -178,9 +179,12 @@ def _silent_server() -> tuple[socket.socket, threading.Event]:
         held = []
         while not done.is_set():
             try:
-                held.append(server.accept()[0])
+                conn = server.accept()[0]
             except OSError:
                 continue
+            held.append(conn)
+            if greeting:
+                conn.sendall(greeting)
         for conn in held:
             conn.close()
 
@@ -218,6 +222,7 @@ def test_an_unreachable_ray_address_is_refused_naming_it(where, tmp_path, capsys
 def test_a_ray_address_that_never_answers_times_out_at_the_bound():
     """A server that accepts and stays silent: the probe gives up after connect_timeout (the test
     ends, however slow the machine, because the bound is the executor's, not the test's)."""
+    from serbench.errors import SerbenchError
     from serbench_plugins.executors.ray_cluster import RayExecutor, probe
 
     server, done = _silent_server()
@@ -225,9 +230,29 @@ def test_a_ray_address_that_never_answers_times_out_at_the_bound():
         address = "127.0.0.1:%d" % server.getsockname()[1]
         assert probe(address, 0.5) == "no answer within 0.5 s"
         executor = RayExecutor(address, 1.0, 0.0, 0, 0, connect_timeout=0.5)
-        with pytest.raises(Exception, match=re.escape(f"-o executor.address={address}: no Ray cluster reachable: "
+        with pytest.raises(SerbenchError, match=re.escape(f"-o executor.address={address}: no Ray cluster reachable: "
                                                       "no answer within 0.5 s")):
             executor._check_reachable()
+    finally:
+        done.set()
+        server.close()
+
+
+def test_an_http2_server_that_is_not_ray_is_refused_at_the_bound():
+    """An HTTP/2 peer that is not a Ray cluster (an intercepting proxy answers the handshake):
+    the handshake passes, ray.init in the child keeps retrying, and is stopped at connect_timeout."""
+    pytest.importorskip("ray", reason="the ray executor needs pip install 'serbench[ray]'")
+    from serbench.errors import SerbenchError
+    from serbench_plugins.executors.ray_cluster import RayExecutor, probe
+
+    settings = bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # an empty SETTINGS frame, as a gRPC server's first
+    server, done = _silent_server(settings)
+    try:
+        address = "127.0.0.1:%d" % server.getsockname()[1]
+        assert probe(address, 5) == ""
+        with pytest.raises(SerbenchError, match=re.escape(f"-o executor.address={address}: no Ray cluster answered "
+                                                          "within 5 s")):
+            RayExecutor(address, 1.0, 0.0, 0, 0, connect_timeout=5)._check_reachable()
     finally:
         done.set()
         server.close()

@@ -245,3 +245,19 @@ def test_a_cuda_run_without_gpus_per_task_is_refused():
     assert worker_device("cpu", 1, "-o executor.gpus") == "cuda"  # never a silent fall-back to the CPU
     with pytest.raises(SerbenchError, match="executor.gpus=0: the scheduler hides the GPUs"):
         worker_device("cuda", 0, "-o executor.gpus")
+
+
+@pytest.mark.slow
+def test_a_running_ray_clusters_address_passes_the_probe():
+    """The reference for the refusals in test_bad_inputs_suites.py: a real Ray GCS answers the
+    HTTP/2 handshake, and ray.init in the probing child connects to it."""
+    ray = pytest.importorskip("ray", reason="the ray executor needs pip install 'serbench[ray]'")
+    from serbench_plugins.executors.ray_cluster import RayExecutor, probe
+
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        address = ray.get_runtime_context().gcs_address
+        assert probe(address, 30) == ""
+        RayExecutor(address, 1.0, 0.0, 0, 0, connect_timeout=60)._check_reachable()  # raises if it cannot connect
+    finally:
+        ray.shutdown()
