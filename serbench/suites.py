@@ -286,6 +286,7 @@ def plans(suite: Suite, executor: str = "local", executor_options: tuple[str, ..
     check_executor(executor, executor_options)
     out = []
     for cell in suite.cells:
+        _check_data_location(suite, cell)
         try:
             out.append(plan(cell.upstream, cell.downstream, cell.pooling, cell.loss, cell.protocol, None, cell.seeds,
                             "auto", [*cell.overrides, *executor_options], recipe=cell.recipe, executor=executor))
@@ -297,6 +298,21 @@ def plans(suite: Suite, executor: str = "local", executor_options: tuple[str, ..
                     break
             raise SerbenchError(f"{suite.path}:{cell.line}: {cell.label}: {message}") from None
     return out
+
+
+def _check_data_location(suite: Suite, cell: Cell) -> None:
+    """A cell whose corpus has no saved location: say how to set one for ``serbench bench``,
+    which takes no ``--data`` (a suite runs on the corpora the user saved)."""
+    from serbench.registry import registry
+    from serbench.user_config import data_location, env_var
+
+    try:
+        key = registry().get("protocol", cell.protocol).meta.data_key
+    except SerbenchError:
+        return  # an unknown protocol: plan() names it, with the nearest one
+    if key and data_location(key, None) is None:
+        raise SerbenchError(f"{suite.path}:{cell.line}: {cell.label}: protocol {cell.protocol} needs the {key} corpus "
+                            f"and no location is saved: serbench config set data.{key} PATH, or set {env_var(key)}")
 
 
 def dry_run(suite: Suite, plans: list, out: Path) -> tuple[list[tuple[str, ...]], int, int]:

@@ -89,6 +89,10 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
         _bench(_matrix(CELL + 'overrides = ["train.max_epoch=1"]\n')),
         r"s\.toml:4: synthetic / fbank / superb .*: overrides: train\.max_epoch: unknown parameter \(did you mean "
         r"'train\.max_epochs'\?\)"),
+    "a corpus without a saved location": (
+        _bench(_matrix(CELL.replace('"synthetic"', '"iemocap_5fold"'))),
+        r"s\.toml:4: iemocap_5fold / fbank / superb: protocol iemocap_5fold needs the iemocap corpus and no location "
+        r"is saved: serbench config set data\.iemocap PATH, or set SERBENCH_DATA_IEMOCAP$"),  # bench has no --data
     # the grid is counted from the lists' lengths, never expanded first
     "100x100x100 grid": (
         _bench(_matrix("protocols = [{0}]\nupstreams = [{0}]\ndownstreams = [{0}]\n".format(
