@@ -7,6 +7,7 @@ paths or URLs), and is checked whole (schema, types, grid size) before a cell is
 from __future__ import annotations
 
 import re
+import shutil
 import socket
 import threading
 from collections.abc import Callable
@@ -260,3 +261,30 @@ def test_an_http2_server_that_is_not_ray_is_refused_at_the_bound():
     finally:
         done.set()
         server.close()
+
+
+@pytest.mark.parametrize("scontrol, message", [
+    (None, r"--executor slurm: no sbatch on PATH \(not a Slurm login node\?\)"),
+    (f"#!/bin/sh\nexec {shutil.which('sleep')} 30\n", r"--executor slurm: the Slurm controller \(see scontrol ping\) did not answer scontrol "
+                                   r"ping within 0\.5 s \(-o executor\.connect_timeout\)"),
+])
+def test_bench_on_slurm_without_a_reachable_controller_is_refused_before_any_cell(scontrol, message, tmp_path, capsys,
+                                                                                 monkeypatch):
+    """No sbatch, or a controller that never answers: refused when the executor is built, before
+    the suite's first cell, so nothing is written."""
+    pytest.importorskip("submitit", reason="the slurm executor needs pip install 'serbench[slurm]'")
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    if scontrol is not None:
+        for name, text in (("sbatch", "#!/bin/sh\nexit 1\n"), ("srun", "#!/bin/sh\nexit 0\n"), ("scontrol", scontrol)):
+            (tools / name).write_text(text)
+            (tools / name).chmod(0o755)
+    monkeypatch.setenv("PATH", str(tools))
+    monkeypatch.setenv("SLURM_CONF", str(tmp_path / "no-slurm.conf"))
+    argv = _bench(_matrix(CELL), "--executor", "slurm", "-o", "executor.connect_timeout=0.5")(tmp_path)
+    before = _snapshot(tmp_path)
+    code = main([*argv, "--out", str(tmp_path / "out"), "--leaderboard", str(tmp_path / "board.md")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert re.search(message, err[0]), err[0]
+    assert _snapshot(tmp_path) == before and not (tmp_path / "out").exists()

@@ -22,7 +22,8 @@ with ``-o executor.gpus=1``). Every option reaches the sbatch script, which a sh
 they come from the command line only (a suite that sets one is refused) and are checked here:
 ``partition`` and ``account`` must be Slurm names, ``setup`` (shell lines by design) may not
 hold a newline or another control character (``;`` separates its lines), and a run directory
-whose path holds one is refused. Before submitting, ``scontrol ping`` must answer within
+whose path holds one is refused. When the executor is built (before a run, or a suite's first
+cell, starts), ``sbatch`` must be on PATH and ``scontrol ping`` must answer within
 ``connect_timeout`` seconds, so an unreachable controller is an error naming it, never a wait.
 """
 
@@ -92,6 +93,11 @@ class SlurmExecutor:
         if cluster == "local" and not parallelism:
             parallelism = max(1, (os.cpu_count() or 1) // cpus)
         self.parallelism = parallelism
+        if cluster == "slurm":  # refused here, when the executor is built: before a run (or a suite's first) starts
+            if shutil.which("sbatch") is None or shutil.which("srun") is None:
+                raise SerbenchError("--executor slurm: no sbatch on PATH (not a Slurm login node?); "
+                                    "-o executor.cluster=local runs the same tasks on this machine")
+            self.ping()
 
     def gpus_for(self, device: str) -> int:
         """GPUs per task: as given, or (``gpus=-1``) one for a cuda run and none for a CPU run."""
@@ -128,10 +134,6 @@ class SlurmExecutor:
             executor = submitit.LocalExecutor(folder=folder)
             executor.update_parameters(timeout_min=self.time, gpus_per_node=gpus, setup=self.setup)
             return executor
-        if shutil.which("sbatch") is None or shutil.which("srun") is None:
-            raise SerbenchError("--executor slurm: no sbatch on PATH (not a Slurm login node?); "
-                                "-o executor.cluster=local runs the same tasks on this machine")
-        self.ping()
         executor = submitit.SlurmExecutor(folder=folder)
         params = {"time": self.time, "cpus_per_task": self.cpus, "job_name": f"serbench-{Path(run_dir).name}",
                   "setup": self.setup, "array_parallelism": self.parallelism or 256}  # submitit's default cap
