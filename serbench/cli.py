@@ -390,10 +390,11 @@ def cmd_fuse(args: argparse.Namespace, out: Console) -> None:
 
 def cmd_leaderboard(args: argparse.Namespace, out: Console) -> None:
     results, skipped = leaderboard.load_finished(args.results)
+    if args.results and not results:  # one line, naming a folder to look at
+        raise SerbenchError(f"serbench leaderboard: none of the {len(skipped)} folders given has a result.json (first: "
+                            f"{skipped[0]}; unfinished or failed runs: serbench status {skipped[0]})")
     for folder in skipped:
         print(f"serbench: skipped {folder}: no result.json (unfinished or failed: serbench status {folder})", file=sys.stderr)
-    if args.results and not results:
-        raise SerbenchError(f"serbench leaderboard: none of the {len(skipped)} run folders has a result.json yet")
     for option, path, render in (("--latex", args.latex, leaderboard.latex), ("--csv", args.csv, None)):
         if path:
             if not results:

@@ -51,6 +51,25 @@ def _predictions(result: Result) -> pd.DataFrame:
     return read_run_predictions(result)
 
 
+def _cells_checked(frame: pd.DataFrame, result: Result) -> pd.DataFrame:
+    """``frame`` with every cell the test reads present and every seed an integer; else one error
+    naming the file and line (a result written before predictions carried a checksum can hold an
+    edited file: a truncated last row, a seed typed as a word)."""
+    path = result.run_dir / "predictions.csv"
+    for column in ("fold", "seed", "utterance_id", "speaker", "label", "prediction"):
+        empty = frame[column].isna() | (frame[column].astype(str).str.strip() == "")
+        if empty.any():
+            raise SerbenchError(f"{path}:{int(np.argmax(empty.to_numpy())) + 2}: empty {column} (a truncated or edited file; "
+                                f"rerun serbench finish {result.run_dir})")
+    seeds = pd.to_numeric(frame["seed"], errors="coerce")
+    bad = seeds.isna() | (seeds != seeds.round())
+    if bad.any():
+        row = int(np.argmax(bad.to_numpy()))
+        raise SerbenchError(f"{path}:{row + 2}: seed {str(frame['seed'].iloc[row])[:40]!r} is not an integer (an edited "
+                            f"file; rerun serbench finish {result.run_dir})")
+    return frame.assign(seed=seeds.astype(np.int64), fold=frame["fold"].astype(str))
+
+
 def _check_pairing(a: Result, b: Result, pa: pd.DataFrame, pb: pd.DataFrame) -> None:
     """Refuse, naming the first mismatching comparability part (protocol, corpus, classes, test
     split, metric definitions), job or utterance."""
@@ -133,7 +152,7 @@ def compare(run_dirs: Sequence[str | Path], baseline: str | Path | None = None, 
     """Every pair of runs (or each against ``baseline``): per metric, the difference A - B in
     the table's statistic, its 95% interval, the permutation p-value and Holm's adjustment."""
     results = load_runs(run_dirs, "compare")
-    frames = [_predictions(r) for r in results]
+    frames = [_cells_checked(_predictions(r), r) for r in results]
     for r, f in zip(results[1:], frames[1:]):
         _check_pairing(results[0], r, frames[0], f)
     scored = [speaker_table(_aligned(f, frames[0]), r.data["classes"]) for r, f in zip(results, frames)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -97,12 +98,22 @@ def markdown(results: Sequence[Result], ci: str = "t") -> str:
     warning = mixed_warning(found)
     parts = [f"{warning}\n"] if warning else []
     for group in found:
-        cells = [[str(c).replace("|", "\\|") for c in _row(r, ci)] for r in group.results]  # a '|' would split a cell
+        cells = [[one_line(c).replace("|", "\\|") for c in _row(r, ci)] for r in group.results]  # a '|' splits a cell
         body = tabulate(cells, headers=headers, tablefmt="pipe", disable_numparse=True)
-        title = group.heading.replace("|", "\\|")
+        title = one_line(group.heading).replace("|", "\\|")
         parts.append(f"### {title}\n\n{body}\n" if warning else f"{body}\n\nComparable group: {title}.\n")
     return ("\n".join(parts) + f"\nValues: mean over folds ± half-width of its 95% confidence interval ({note}); "
             f"{CLIPPED_NOTE}. Rows are ranked within a comparability group only.\n")
+
+
+LINE_BREAKING = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def one_line(value: object) -> str:
+    """``value`` as text on one line: a line break or control character read from a result
+    (a run id, a class name) would end a markdown row or a LaTeX comment, and turn the rest of
+    the name into table rows or LaTeX commands."""
+    return LINE_BREAKING.sub(" ", str(value))
 
 
 LATEX_SPECIAL = {"\\": "\\textbackslash{}", "&": "\\&", "%": "\\%", "$": "\\$", "#": "\\#", "_": "\\_",
@@ -111,9 +122,7 @@ LATEX_SPECIAL = {"\\": "\\textbackslash{}", "&": "\\&", "%": "\\%", "$": "\\$", 
 
 def _latex_text(text: str) -> str:
     """``text`` safe in LaTeX running text (a heading holds protocol and class names)."""
-    import re
-
-    return re.sub(r"[\\&%$#_{}~^]", lambda found: LATEX_SPECIAL[found.group()], text)
+    return re.sub(r"[\\&%$#_{}~^]", lambda found: LATEX_SPECIAL[found.group()], one_line(text))
 
 
 def latex(results: Sequence[Result], ci: str = "t") -> str:
@@ -128,19 +137,23 @@ def latex(results: Sequence[Result], ci: str = "t") -> str:
     if warning:
         parts.append(f"% {warning}\n\\textbf{{{_latex_text(warning)}}}\n")
     for group in found:
-        body = tabulate([_row(r, ci) for r in group.results], headers=headers, tablefmt="latex_booktabs",
-                        disable_numparse=True)
+        body = tabulate([[one_line(c) for c in _row(r, ci)] for r in group.results], headers=headers,
+                        tablefmt="latex_booktabs", disable_numparse=True)  # tabulate escapes LaTeX's special characters
         title = _latex_text(group.heading)
-        parts.append(f"\\paragraph{{{title}}}\n{body}" if warning else f"% comparable group: {group.heading}\n{body}")
+        parts.append(f"\\paragraph{{{title}}}\n{body}" if warning else f"% comparable group: {one_line(group.heading)}\n{body}")
     return "\n".join(parts) + "\n"
 
 
 def csv_table(results: Sequence[Result]) -> str:
     """One line per run: what it is, then per metric the mean and both 95% intervals (clipped to
     [0, 100]), in percent; then its rank within its comparability group, the group's key and
-    heading (rows of different keys are never one ranking)."""
+    heading (rows of different keys are never one ranking). A text cell a spreadsheet would run
+    as a formula (a name beginning with ``=``, ``+``, ``-``, ``@``) is written as text
+    (:func:`serbench.spreadsheet.spreadsheet_safe`); numbers stay numbers."""
     import csv
     import io
+
+    from serbench.spreadsheet import safe_row
 
     out = io.StringIO()
     writer = csv.writer(out)
@@ -154,8 +167,8 @@ def csv_table(results: Sequence[Result]) -> str:
                 t, boot = clipped(entry["ci95"]) or [None, None], clipped(entry.get("ci95_bootstrap")) or [None, None]
                 values += [f"{v * 100:.4f}" if v is not None else "" for v in (entry["mean"], *t, *boot)]
             speakers = r.summary["ua"].get("speakers")
-            writer.writerow(_row(r, "t")[: len(HEADERS)] + values
-                            + ["" if speakers is None else speakers, rank, group.key, group.heading])
+            writer.writerow(safe_row(_row(r, "t")[: len(HEADERS)] + values
+                                     + ["" if speakers is None else speakers, rank, group.key, group.heading]))
     return out.getvalue()
 
 
@@ -168,7 +181,11 @@ def load_finished(paths: Sequence[str]) -> tuple[list[Result], list[str]]:
 
     results, skipped = [], []
     for path in paths:
-        if Path(path).is_dir() and not (Path(path) / "result.json").exists():
+        given = Path(path)
+        for where in (given, given / "result.json"):
+            if where.is_symlink() and not where.exists():  # a loop, or a link whose target is gone
+                raise SerbenchError(f"{where}: a symbolic link that leads to no file (a loop, or its target is gone)")
+        if given.is_dir() and not (given / "result.json").exists():
             skipped.append(str(path))
         else:
             results.append(load_result(path))

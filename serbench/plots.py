@@ -26,7 +26,9 @@ import numpy as np
 from serbench.errors import SerbenchError
 from serbench.leaderboard import COLUMNS
 from serbench.ranking import clipped
+from serbench.result_fields import missing_parts
 from serbench.results import Job, Result, check_jobs, job_files, load_result
+from serbench.safe_paths import inside
 from serbench.stats import summarize
 
 FORMATS = ("svg", "png")
@@ -55,15 +57,23 @@ def _records(result: Result) -> list[dict]:
     return out
 
 
-def plot_run(run_dir: str | Path, formats: tuple[str, ...] = FORMATS) -> list[Path]:
-    """Write every figure of the run into ``RUN_DIR/figures``; the files written."""
+def plot_run(run_dir: str | Path, formats: tuple[str, ...] = FORMATS, into: Path | None = None) -> list[Path]:
+    """Write every figure of the run into ``RUN_DIR/figures`` (or the folder ``into``: the
+    site draws into itself and leaves the run folder as it was); the files written, each
+    checked to stay in that folder (:func:`serbench.safe_paths.inside`)."""
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise SerbenchError(f"--format {bad[0]}: expected one of {', '.join(FORMATS)}")
+    if not formats:
+        raise SerbenchError(f"--format: give at least one of {', '.join(FORMATS)}")
     plt = _pyplot()
     result = load_result(run_dir)
+    missing = missing_parts(result.data, ("folds", "classes"))
+    if missing:
+        raise SerbenchError(f"{result.run_dir / 'result.json'}: {missing}, so no figure can be drawn (rerun serbench "
+                            "finish on its run)")
     records = _records(result)
-    target = result.run_dir / "figures"
+    target = into if into is not None else inside(result.run_dir, "figures")
     target.mkdir(exist_ok=True)
     written = []
     for name, draw in (("confusion", _confusion), ("per_class_recall", _per_class), ("forest", _forest),
@@ -72,7 +82,7 @@ def plot_run(run_dir: str | Path, formats: tuple[str, ...] = FORMATS) -> list[Pa
         figure.suptitle(f"{result.run_id}", fontsize=8, y=0.995)
         figure.tight_layout()
         for fmt in formats:
-            path = target / f"{name}.{fmt}"
+            path = inside(target, f"{name}.{fmt}")
             figure.savefig(path, dpi=120)
             written.append(path)
         plt.close(figure)

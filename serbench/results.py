@@ -54,7 +54,10 @@ def failure_path(run_dir: Path, fold: str, seed: int) -> Path:
 
 
 def job_files(run_dir: Path, fold: str, seed: int) -> tuple[Path, Path]:
-    stem = run_dir / "folds" / job_stem(fold, seed)
+    """A job's record and test predictions; a fold name that could leave ``folds/`` is refused."""
+    from serbench.safe_paths import checked_name
+
+    stem = Path(run_dir) / "folds" / job_stem(checked_name(fold, "fold", str(run_dir)), seed)
     return stem.with_suffix(".json"), stem.with_suffix(".csv")
 
 
@@ -323,6 +326,8 @@ def load_result(path: str | Path) -> Result:
     file = path / "result.json" if path.is_dir() else path
     if not file.exists():
         raise SerbenchError(f"{file}: no such result file (expected result.json or a run directory)")
+    if not file.is_file() and not file.is_dir():  # a FIFO or device would be read forever
+        raise SerbenchError(f"{file}: not a regular file (expected result.json or a run directory)")
     data = read_json(file)
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         found = data.get("schema") if isinstance(data, dict) else type(data).__name__
@@ -345,14 +350,14 @@ def _result_problem(data: dict) -> str:
     if "pooling" not in config:  # None for a fusion of runs
         return "config.pooling missing"
     if not isinstance(config.get("seeds"), list):
-        return "config.seeds missing"
+        return "config.seeds missing" if "seeds" not in config else f"config.seeds is {config['seeds']!r:.60}, not a list of seeds"
     summary = data.get("summary")
     if not isinstance(summary, dict):
         return "no summary"
     for metric in METRICS:
         entry = summary.get(metric)
         if not isinstance(entry, dict):
-            return f"summary.{metric} missing"
+            return f"summary.{metric} missing" if entry is None else f"summary.{metric} is {entry!r:.60}, not a mapping"
         mean = entry.get("mean")
         if not isinstance(mean, (int, float)) or not 0.0 <= mean <= 1.0:  # NaN fails both comparisons
             return f"summary.{metric}.mean is {mean!r}, not a proportion in [0, 1]"
@@ -361,7 +366,9 @@ def _result_problem(data: dict) -> str:
             if bounds is not None and (not isinstance(bounds, list) or len(bounds) != 2
                                        or not all(isinstance(b, (int, float)) and math.isfinite(b) for b in bounds)):
                 return f"summary.{metric}.{interval} is {bounds!r}, not two finite numbers"
-    return ""
+    from serbench.result_fields import fields_problem  # run id, folds, plugins...: what tables and figures read
+
+    return fields_problem(data)
 
 
 METRIC_DEFINITIONS = "serbench.metrics/1"  # UA, WA, macro-F1 as serbench.metrics defines them; bump on a change

@@ -10,13 +10,16 @@ runs are paired), and beside each run the reported rows of its method on the sam
 and test split only. Results of several groups get a warning line, never one ranking.
 ``DIR/runs/<run id>/`` holds one page per run (configuration, environment, per-fold table,
 figures) with copies of its ``result.json`` and ``predictions.csv`` and its figures
-(:mod:`serbench.plots`).
+(:mod:`serbench.plots`, drawn into the site: the run folders given are only read).
+
+A run id is text read from a result, so its folder is :func:`serbench.safe_paths.file_name`
+of it (two copies of one run get two folders), and every file is written through
+:func:`serbench.safe_paths.inside`: nothing lands outside ``DIR``.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +30,7 @@ from serbench.errors import SerbenchError
 from serbench.leaderboard import COLUMNS, reported_for, settings
 from serbench.ranking import clipped, groups, mixed_warning, system_label, versions
 from serbench.results import Result
+from serbench.safe_paths import copy_inside, file_name, inside, unique_file_names, write_text_inside
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222}
@@ -161,8 +165,11 @@ def build(results: Sequence[Result], target: str | Path, reg, ci: str = "t") -> 
     """Write the site into ``target``; the index page."""
     from serbench.plots import plot_run, plot_systems
 
+    _check_inputs(results)
     target = Path(target)
-    (target / "runs").mkdir(parents=True, exist_ok=True)
+    target.mkdir(parents=True, exist_ok=True)
+    inside(target, "runs").mkdir(exist_ok=True)
+    folders = dict(zip(map(id, results), unique_file_names([r.run_id for r in results])))  # never a run id as a path
     env = Environment(autoescape=True)
     headers = (["downstream", "upstream", "pooling", "loss", "recipe", "settings", "seeds", "versions", "run"]
                + [f"{n} (%)" for n in COLUMNS.values()])
@@ -176,28 +183,41 @@ def build(results: Sequence[Result], target: str | Path, reg, ci: str = "t") -> 
         rows, notes = [], []
         for r in group.results:
             config = r.data["config"]
-            rows.append({"kind": "measured", "link": f"runs/{r.run_id}/index.html", "downstream": config["downstream"],
+            link = f"runs/{folders[id(r)]}/index.html"
+            rows.append({"kind": "measured", "link": link, "downstream": config["downstream"],
                          "mark": r.run_id in close, "upstream": config["upstream"], "pooling": config["pooling"],
                          "loss": config.get("loss"), "recipe": (config.get("recipe") or {}).get("name", ""),
                          "settings": settings(r), "seeds": ",".join(map(str, config["seeds"])), "run": r.run_id,
                          "versions": versions(r), "label": system_label(r),
                          "metrics": [_metric_cell(r.summary[m], ci, r) for m in COLUMNS]})
             split, pairs, why = reported_for(r, reg, among=results)
-            for row in _reported_rows(r, pairs):
+            for row in _reported_rows(r, pairs, link):
                 rows.append(row)
             if not pairs:
                 notes.append(f"{r.run_id}: {why}")
-            _run_page(env, r, target / "runs" / r.run_id, plot_run)
+            _run_page(env, r, target, f"runs/{folders[id(r)]}", plot_run)
         note = ("No reported row on this protocol and test split for: " + "; ".join(notes) + ".") if notes else ""
-        figure = plot_systems(group.results, target / f"forest-{group.key}.svg").name  # the key is hex: a safe name
+        figure = plot_systems(group.results, inside(target, f"forest-{file_name(group.key)}.svg")).name
         sections.append({"anchor": anchor, "heading": group.heading, "rows": rows,
                          "note": " ".join(filter(None, [unpaired, note])), "figure": figure})
     ci_note = "Student-t over folds" if ci == "t" else "calibrated speaker bootstrap"
-    index = target / "index.html"
-    index.write_text(env.from_string(INDEX).render(title="serbench leaderboard", style=STYLE, sort=SORT, headers=headers,
-                                                   sections=sections, ci_note=ci_note,
-                                                   warning=mixed_warning(found)))
-    return index
+    page = env.from_string(INDEX).render(title="serbench leaderboard", style=STYLE, sort=SORT, headers=headers,
+                                         sections=sections, ci_note=ci_note, warning=mixed_warning(found))
+    return write_text_inside(target, "index.html", page)
+
+
+def _check_inputs(results: Sequence[Result]) -> None:
+    """Refuse, before anything is written, a result a run page cannot show (no folds or classes)
+    or whose ``predictions.csv`` is not the file its run wrote (it would be published)."""
+    from serbench.result_fields import missing_parts
+    from serbench.results import read_run_predictions
+
+    for r in results:
+        missing = missing_parts(r.data, ("folds", "classes"))
+        if missing:
+            raise SerbenchError(f"{r.run_dir / 'result.json'}: {missing}, so its run page cannot be made (rerun "
+                                "serbench finish on its run)")
+        read_run_predictions(r)
 
 
 def _metric_cell(entry: dict, ci: str, r: Result) -> dict:
@@ -207,8 +227,10 @@ def _metric_cell(entry: dict, ci: str, r: Result) -> dict:
             "title": f"plugins: {plugins}; encoder fingerprint {r.data.get('upstream_fingerprint', '?')}"}
 
 
-def _reported_rows(r: Result, pairs: list[dict]) -> list[dict]:
-    """One grey row per reported variant, its metrics in the measured row's columns."""
+def _reported_rows(r: Result, pairs: list[dict], link: str | None = None) -> list[dict]:
+    """One grey row per reported variant, its metrics in the measured row's columns, linking
+    to its run's page (``link``; by default the folder of the run id made safe)."""
+    link = link or f"runs/{file_name(r.run_id)}/index.html"
     from serbench.leaderboard import UNITS
 
     config = r.data["config"]
@@ -220,21 +242,20 @@ def _reported_rows(r: Result, pairs: list[dict]) -> list[dict]:
     for (variant, setup), values in by_variant.items():
         differs = f"reported with {setup} (measured: {config['upstream']}, {config['pooling']})"
         name = f"{config['downstream']} (reported{': ' + variant if variant else ''})"
-        out.append({"kind": "reported", "link": f"runs/{r.run_id}/index.html", "downstream": name,
+        out.append({"kind": "reported", "link": link, "downstream": name,
                     "mark": False, "upstream": differs, "pooling": "", "loss": "", "recipe": "paper", "settings": "",
                     "seeds": "", "run": "", "versions": "", "label": "as published", "metrics": [{"value": values.get(m, ""), "title": "as published",
                                               "text": f"{values[m]:.2f}" if m in values else "–"} for m in COLUMNS]})
     return out
 
 
-def _run_page(env: Environment, r: Result, folder: Path, plot_run) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
+def _run_page(env: Environment, r: Result, target: Path, folder: str, plot_run) -> None:
+    """The run's page in ``target/folder`` (a name :func:`build` made safe), with copies of its
+    files (checked by :func:`_check_inputs`) and its figures."""
+    inside(target, folder).mkdir(parents=True, exist_ok=True)
     for name in ("result.json", "predictions.csv"):
-        shutil.copyfile(r.run_dir / name, folder / name)
-    figures = []
-    for path in plot_run(r.run_dir, ("svg",)):
-        shutil.copyfile(path, folder / path.name)
-        figures.append(path.name)
+        copy_inside(target, r.run_dir / name, f"{folder}/{name}")
+    figures = [path.name for path in plot_run(r.run_dir, ("svg",), into=inside(target, folder))]
     data = r.data
     speakers = data["summary"]["ua"].get("speakers")
     page = env.from_string(RUN).render(
@@ -247,4 +268,4 @@ def _run_page(env: Environment, r: Result, folder: Path, plot_run) -> None:
                 "cells": [_pct(f["metrics"][m]) for m in COLUMNS]} for f in data["folds"]],
         plugins=json.dumps({"plugins": data.get("plugins"), "upstream_fingerprint": data.get("upstream_fingerprint")}, indent=2),
         config_json=json.dumps(data["config"], indent=2), environment=json.dumps(data.get("environment", {}), indent=2))
-    (folder / "index.html").write_text(page)
+    write_text_inside(target, f"{folder}/index.html", page)
