@@ -234,9 +234,11 @@ def check_executor(spec: Any, params: dict, name: str) -> list[Check]:
     from serbench.execute import run
 
     checks: list[Check] = []
-    executor = spec.build(**params)
+    executor = None
 
     def interface():
+        nonlocal executor
+        executor = spec.build(**params)  # an executor may refuse when built (slurm: no sbatch, no controller)
         slots = executor.slots(5)
         if not isinstance(slots, int) or isinstance(slots, bool) or not 1 <= slots <= 5:
             return False, f"slots(5) returned {slots!r}, expected an int in 1..5"
