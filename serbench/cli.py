@@ -395,6 +395,10 @@ def cmd_leaderboard(args: argparse.Namespace, out: Console) -> None:
                             f"{skipped[0]}; unfinished or failed runs: serbench status {skipped[0]})")
     for folder in skipped:
         print(f"serbench: skipped {folder}: no result.json (unfinished or failed: serbench status {folder})", file=sys.stderr)
+    if args.html and results:  # refused before --latex or --csv writes anything
+        from serbench.site import check_inputs
+
+        check_inputs(results)
     for option, path, render in (("--latex", args.latex, leaderboard.latex), ("--csv", args.csv, None)):
         if path:
             if not results:

@@ -165,7 +165,7 @@ def build(results: Sequence[Result], target: str | Path, reg, ci: str = "t") -> 
     """Write the site into ``target``; the index page."""
     from serbench.plots import plot_run, plot_systems
 
-    _check_inputs(results)
+    check_inputs(results)
     target = Path(target)
     target.mkdir(parents=True, exist_ok=True)
     inside(target, "runs").mkdir(exist_ok=True)
@@ -206,7 +206,7 @@ def build(results: Sequence[Result], target: str | Path, reg, ci: str = "t") -> 
     return write_text_inside(target, "index.html", page)
 
 
-def _check_inputs(results: Sequence[Result]) -> None:
+def check_inputs(results: Sequence[Result]) -> None:
     """Refuse, before anything is written, a result a run page cannot show (no folds or classes)
     or whose ``predictions.csv`` is not the file its run wrote (it would be published)."""
     from serbench.result_fields import missing_parts
@@ -251,7 +251,7 @@ def _reported_rows(r: Result, pairs: list[dict], link: str | None = None) -> lis
 
 def _run_page(env: Environment, r: Result, target: Path, folder: str, plot_run) -> None:
     """The run's page in ``target/folder`` (a name :func:`build` made safe), with copies of its
-    files (checked by :func:`_check_inputs`) and its figures."""
+    files (checked by :func:`check_inputs`) and its figures."""
     inside(target, folder).mkdir(parents=True, exist_ok=True)
     for name in ("result.json", "predictions.csv"):
         copy_inside(target, r.run_dir / name, f"{folder}/{name}")

@@ -214,6 +214,10 @@ CASES: dict[str, tuple[Callable[[Path, Path], list[str]], str]] = {
     "leaderboard --html: predictions edited": (
         _command("leaderboard", lambda r: _replace(r / PREDICTIONS, ",angry,", ",sad,"), "--html", "ROOT/out/site"),
         r"a/.*/predictions\.csv: edited since serbench wrote it"),
+    "leaderboard --csv --html: predictions edited, so no CSV either": (
+        _command("leaderboard", lambda r: _replace(r / PREDICTIONS, ",angry,", ",sad,"), "--csv", "ROOT/out/t.csv",
+                 "--html", "ROOT/out/site"),
+        r"a/.*/predictions\.csv: edited since serbench wrote it"),
     "leaderboard --html: predictions missing": (
         _command("leaderboard", lambda r: (r / PREDICTIONS).unlink(), "--html", "ROOT/out/site"),
         r"a/.*: no predictions\.csv"),
