@@ -236,3 +236,85 @@ def test_fine_tuning_settings_on_a_frozen_encoder_are_listed_as_not_applied():
     assert "train.crop_seconds" in by_user["recipe"]["not_applied"] and by_user["train"]["crop_seconds"] == 0.0
     tuned = plan("tiny", "wavlm_cond", protocol="synthetic").config  # fine-tuned: the crops apply
     assert tuned["train"]["crop_seconds"] == 5.0 and "train.crop_seconds" not in tuned["recipe"]["not_applied"]
+
+
+# Each method's training as its paper describes it, typed here from the papers' descriptions (the
+# reference the recorded recipe is checked against), and the choices the plugin names as its own
+# with the value they take in the run.
+PAPER_TABLES = {
+    "sap_gap": {  # Hyeon et al. 2024: one stage, the encoder fine-tuned with the head
+        "paper": {"upstream.finetune": True, "upstream.lr": 3e-5, "train.lr": 3e-5, "train.batch_size": 64,
+                  "train.max_epochs": 30, "train.patience": 5, "train.select_on": "loss", "train.select_split": "dev",
+                  "train.schedule": "cosine", "train.warmup_ratio": 0.1, "train.max_seconds": 19.0},
+        "own": {"optimiser AdamW": None, "weight decay 0.01": ("train.weight_decay", 0.01),
+                "gradient clipping 5": ("train.grad_clip", 5.0)},
+        "protocol": ("iemocap_loso10", []),
+    },
+    "wavlm_cond": {  # Diatlova et al. 2024: one stage; best of every epoch on Development
+        "paper": {"upstream.finetune": True, "upstream.lr": 1e-5, "train.lr": 1e-5, "train.batch_size": 32,
+                  "train.max_epochs": 20, "train.patience": 20, "train.select_split": "test", "train.crop_seconds": 5.0},
+        "own": {"optimiser AdamW": None, "weight decay 0.01": ("train.weight_decay", 0.01),
+                "gradient clipping 5": ("train.grad_clip", 5.0), "constant learning rate": ("train.schedule", "constant")},
+        "protocol": ("msp_podcast", ["protocol.test_set=Development"]),
+    },
+}
+
+
+def _value(config: dict, key: str):
+    section, _, name = key.partition(".")
+    return config[section][name] if section == "train" else config[section]["params"][name]
+
+
+@pytest.mark.parametrize("method", sorted(PAPER_TABLES))
+def test_recorded_recipe_under_the_papers_protocol_is_the_papers_table(method, tmp_path):
+    """Planned as the paper ran it: every stage value is the paper's, the optimiser and the other
+    open choices are recorded as the plugin's own, nothing is set aside."""
+    from lookalike import write_msp_podcast
+
+    table = PAPER_TABLES[method]
+    write_msp_podcast(tmp_path)
+    protocol, options = table["protocol"]
+    config = plan("tiny", method, protocol=protocol, data=tmp_path, overrides=options).config
+    assert config["recipe"]["not_applied"] == {} and config["recipe"]["replaced_by_user"] == []
+    for key, value in table["paper"].items():
+        assert _value(config, key) == value, key
+    assert config["train"]["warmup_ratio"] == table["paper"].get("train.warmup_ratio", 0.0)
+    for choice, setting in table["own"].items():
+        assert choice in config["recipe"]["own_choices"], choice
+        assert "not taken from the paper" in config["recipe"]["own_choices"][choice]
+        if setting:
+            assert _value(config, setting[0]) == setting[1], choice
+
+
+@pytest.mark.parametrize("method", sorted(PAPER_TABLES))
+def test_a_tiny_run_records_the_papers_table_with_its_demo_variant(method, tmp_path):
+    """A real run on the demo corpus: result.json's recipe is the paper's table with the named
+    demo values on top (and the test split's selection set aside), and run.log says so on the
+    line after the run's id."""
+    table = PAPER_TABLES[method]
+    done = run_cli("run", "--upstream", "tiny", "--downstream", method, "--protocol", "synthetic", "--out", str(tmp_path),
+                   "-o", "protocol.per_class=1", "-o", "train.max_epochs=1")  # one epoch: the user's, recorded so
+    assert done.returncode == 0, done.stderr
+    run_dir = next(p.parent for p in tmp_path.glob("*/result.json"))
+    config = json.loads((run_dir / "config.json").read_text())
+    assert json.loads((run_dir / "result.json").read_text())["config"]["recipe"] == config["recipe"]
+    recipe = config["recipe"]
+    assert recipe["replaced_by_user"] == ["train.max_epochs"] and config["train"]["max_epochs"] == 1
+    demo = recipe["demo"]
+    assert demo and recipe["demo_why"]
+    for key, value in table["paper"].items():
+        if key in recipe["not_applied"]:  # the demo corpus is scored on test sessions, not Development
+            assert key == "train.select_split" and _value(config, key) == "dev"
+            continue
+        if key in recipe["replaced_by_user"]:
+            assert key not in recipe["values"]
+            continue
+        expected = demo.get(key, value)
+        assert _value(config, key) == expected, key
+        assert recipe["values"].get(key, TRAIN_DEFAULTS.get(key.partition(".")[2])) == expected, key  # or the harness's
+    assert set(demo) <= set(table["paper"]) | {"downstream.heads"}  # a demo changes only named settings
+    log = (run_dir / "run.log").read_text().splitlines()
+    assert "] run " in log[0] or log[0].split(" ", 2)[-1].startswith("run ")
+    assert "recipe paper (" in log[1]
+    folds = [json.loads(p.read_text()) for p in (run_dir / "folds").glob("fold-*_seed-0.json")]
+    assert folds and all(f["epochs_run"] <= config["train"]["max_epochs"] for f in folds)
