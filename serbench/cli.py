@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from serbench import leaderboard, recipes, user_config
+from serbench import leaderboard, recipes, stage_recipes, user_config
 from serbench.atomic import write_json, write_text
 from serbench.corpus import SPEAKERS_UNKNOWN
 from serbench.errors import SerbenchError, did_you_mean
@@ -260,7 +260,7 @@ def cmd_list(args: argparse.Namespace, out: Console) -> None:
             table.add_row(p.name, p.type.__name__, repr(p.default), escape(p.doc + choices))
         out.print(table if spec.params else "no parameters")
         if check_kind(args.kind) == "downstream":
-            _print_method(spec.meta, spec.citation, out)
+            _print_method(spec.meta, spec.citation, out, {f"downstream.{p.name}": p.default for p in spec.params})
         return
     kinds = [check_kind(args.kind)] if args.kind else list(KINDS)
     table = Table("kind", "name", "plugin", "version", "summary")
@@ -271,8 +271,9 @@ def cmd_list(args: argparse.Namespace, out: Console) -> None:
     out.print(table)
 
 
-def _print_method(meta: DownstreamMeta, citation: str, out: Console) -> None:
-    """A downstream's paper: its recipe, its own pooling, its reported numbers."""
+def _print_method(meta: DownstreamMeta, citation: str, out: Console, defaults: dict | None = None) -> None:
+    """A downstream's paper: its recipe (stage by stage), its own pooling, its reported numbers.
+    ``defaults``: the downstream's parameter defaults as ``downstream.NAME`` keys."""
     recipe = meta.recipe
     if recipe is not None:
         out.print(f"recipe paper (default; --recipe shared for the harness's): {recipe.describe()}")
@@ -286,6 +287,8 @@ def _print_method(meta: DownstreamMeta, citation: str, out: Console) -> None:
             out.print(f"  the plugin's own choice (not the paper's): {choice}: {why}")
         for key, splits in recipe.only_when_scored_on.items():
             out.print(f"  {key} applies only to runs scored on {' or '.join(splits)}")
+        for line in stage_recipes.listing(recipe.stages, {**(defaults or {}), **recipe.overrides}):
+            out.print("  " + escape(line))
     if meta.own_pooling:
         out.print(f"pools with its own {meta.own_pooling} (takes no --pooling)")
     reported = meta.reported

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from serbench import finetune, recipes
+from serbench import finetune, recipes, stage_recipes
 from serbench.corpus import Protocol
 from serbench.errors import SerbenchError
 from serbench.features import CACHE_PARAMS
@@ -301,6 +301,8 @@ def plan(
     config["device"] = str(resolved_device)
     config["overrides"] = {k: dict(v) for k, v in overrides.items()}
     config["recipe"] = recipes.record(chosen, paper, recipe_values, overrides, demo, not_applied, pooling, loss)
+    if paper and paper.stages:  # each stage's optimiser, lr, schedule, epochs, batch, stopping, and from where
+        config["recipe"]["stages"] = stage_recipes.resolve(paper.stages, config, overrides, paper.demo if demo else {})
     config["executor"] = {"name": runner_spec.name,
                           "params": runner_spec.resolve(overrides.get("executor", {}), "-o executor")}
     return Plan(config, specs, resolved_device, location, runner_spec)
@@ -358,5 +360,8 @@ def _test_split(spec: Spec, overrides: Mapping) -> str:
 
 
 def describe_recipe(config: Mapping) -> str:
-    """One log line: the recipe in force and what it set."""
-    return recipes.describe(config)
+    """One log line: the recipe in force and what it set, then each stage's recipe."""
+    line = recipes.describe(config)
+    if config["recipe"].get("stages"):
+        line += "; stages: " + stage_recipes.describe(config["recipe"]["stages"])
+    return line

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from serbench import DownstreamMeta, Param, Spec, hookimpl
 from serbench.recipes import Recipe
+from serbench.stage_recipes import StageRecipe
 
 # IEMOCAP has one release; the paper states no test-split size, so serbench's own check of the
 # copy against the protocol's published counts (annotations.corpus_differs) guards the pairing.
@@ -35,6 +36,37 @@ REPORTED = [  # IEMOCAP 5-fold leave-one-session-out; UAR / WAR in percent
     for metric, value in zip(("ua", "wa"), values)
 ]
 
+# The paper states Adam at lr 1e-4 for encoder and heads and batch 64; it gives no epochs,
+# schedule, stopping rule, gradient clipping or layer widths for any stage: those are this plugin's.
+_OWN_STOP = "none: every epoch runs, the last weights go on (no dev selection inside a stage)"
+STAGES = (
+    StageRecipe("multitask", optimiser="Adam", lr="downstream.stage_lr", schedule="constant",
+                epochs="downstream.stage1_epochs", batch="downstream.stage_batch_size", stopping=_OWN_STOP,
+                runs_if="downstream.multitask", paper=("optimiser", "lr", "batch"),
+                notes="no gradient clipping in stages 1 and 2; BiLSTM {downstream.lstm_hidden} per direction and "
+                      "LinearP {downstream.hidden} wide: the plugin's choices"),
+    StageRecipe("pseudo_labels", optimiser="none (k-means, no gradient step)", lr=None,
+                schedule="none", epochs=None, batch="downstream.stage_batch_size",
+                stopping="k-means: 50 Lloyd iterations at most, or a relative inertia change <= 1e-6",
+                runs_if="downstream.pseudo_labels", paper=(),
+                notes="scales {downstream.scales} on layer {downstream.layer} (the paper's); at most "
+                      "{downstream.kmeans_frames} frames, seeded k-means++: the plugin's choices"),
+    StageRecipe("masked_prediction", optimiser="Adam", lr="downstream.stage_lr", schedule="constant",
+                epochs="downstream.stage2_epochs", batch="downstream.stage_batch_size", stopping=_OWN_STOP,
+                runs_if="downstream.pseudo_labels", paper=("optimiser", "lr", "batch"),
+                notes="span masks mask_prob {downstream.mask_prob}, length {downstream.mask_length} (HuBERT's); "
+                      "no gradient clipping: the plugin's choice"),
+    StageRecipe("supervised", optimiser="AdamW, weight decay {train.weight_decay} (0: Adam)", lr="train.lr",
+                encoder_lr="upstream.lr", schedule="{train.schedule}", epochs="train.max_epochs",
+                batch="train.batch_size",
+                stopping="patience {train.patience} epochs on the dev {train.select_on}; the best-on-dev epoch's "
+                         "weights are kept",
+                paper=("optimiser", "lr", "encoder_lr", "batch"),
+                notes="epochs, patience, schedule, gradient clipping at {train.grad_clip} and the dev carve-out of "
+                      "the training sessions (protocol.dev_fraction of their utterances, stratified) that selects "
+                      "the epoch are the plugin's choices (the harness's defaults)"),
+)
+
 RECIPE = Recipe(
     overrides={"train.lr": 1e-4, "upstream.lr": 1e-4, "train.weight_decay": 0.0, "train.batch_size": 64},
     loss="am_softmax",
@@ -46,6 +78,7 @@ RECIPE = Recipe(
     demo_why="a demo fine-tunes a small random encoder on a tenth of IEMOCAP's frames: one epoch per stage, "
              "k-means at 8/16/32, BiLSTM and LinearP 32 wide (a 256-wide BiLSTM is sequential work a CPU "
              "does slowly), 3 final epochs, the heads at the harness's lr 1e-3",
+    stages=STAGES,
 )
 
 
