@@ -35,7 +35,7 @@ from serbench.features import (
     select_layers,
 )
 from serbench.finetune import UPSTREAM_PARAMS
-from serbench.job import Workspace, claim_and_run
+from serbench.job import Workspace, check_build, claim_and_run
 from serbench.metrics import METRICS
 from serbench.plan import Plan, check_config_file, describe_recipe, identity, load_plan, plan
 from serbench.progress import Reporter
@@ -56,8 +56,9 @@ class Shard(NamedTuple):
 
 
 def prepare(the_plan: Plan, run_dir: Path) -> Workspace:
-    """Everything that can fail on bad input (the corpus, stage declarations, layers), before
-    the run directory exists."""
+    """Everything that can fail on bad input (the corpus and its audio headers, the method's
+    needs, layers, the model and loss a job will build, stage declarations), before the run
+    directory exists."""
     config, specs = the_plan.config, the_plan.specs
     protocol = the_plan.protocol()
     protocol.check_usable()
@@ -71,8 +72,10 @@ def prepare(the_plan: Plan, run_dir: Path) -> Workspace:
     upstream = specs["upstream"].build(**upstream_params)
     layers = select_layers(host["layers"], upstream.num_layers, specs["upstream"].name)
     frozen_frontend = host["finetune"] and host["freeze_frontend"] and host["cache_frontend"]
-    return Workspace(the_plan, run_dir, protocol, upstream, upstream_params, host, layers, vad_level,
-                     frontend_cache={} if frozen_frontend else None)
+    ws = Workspace(the_plan, run_dir, protocol, upstream, upstream_params, host, layers, vad_level,
+                   frontend_cache={} if frozen_frontend else None)
+    check_build(ws)
+    return ws
 
 
 def _unversioned(config: Mapping) -> str:
@@ -341,6 +344,15 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
             raise SerbenchError(f"--out {out}: is a file, expected a folder for run directories")
         run_dir = Path(out) / the_plan.run_id
         ws = prepare(the_plan, run_dir)
+        # every refusal before the run directory is created: a refused run leaves nothing behind
+        jobs = _all_jobs(ws)
+        wanted = None if only is None else [Job(str(f), int(s)) for f, s in only]
+        unknown = [job for job in (wanted or ()) if job not in jobs]
+        if unknown:
+            raise SerbenchError(f"{run_dir}: no job {unknown[0]} (folds {', '.join(dict.fromkeys(j.fold for j in jobs))}; "
+                                f"seeds {the_plan.config['seeds']})")
+        pending = [job for job in jobs if not job_done(run_dir, *job) and (wanted is None or job in wanted)]
+        executor = None if in_process or not pending else the_plan.executor.build(**the_plan.config["executor"]["params"])
         reporter.log_to(run_dir / "run.log")
         jobs = open_run(ws)
         reporter.info(f"run {the_plan.run_id} -> {run_dir}")
@@ -352,18 +364,11 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
             reporter.info(f"WARNING: this copy of the corpus differs from {ws.protocol.name} as published "
                           f"({'; '.join(differences[:3])}{'; ...' if len(differences) > 3 else ''}): the result is "
                           "marked and not put beside papers' numbers (serbench data check lists every difference)")
-        wanted = None if only is None else [Job(str(f), int(s)) for f, s in only]
-        unknown = [job for job in (wanted or ()) if job not in jobs]
-        if unknown:
-            raise SerbenchError(f"{run_dir}: no job {unknown[0]} (folds {', '.join(dict.fromkeys(j.fold for j in jobs))}; "
-                                f"seeds {the_plan.config['seeds']})")
-        pending = [job for job in jobs if not job_done(run_dir, *job) and (wanted is None or job in wanted)]
         if len(pending) < len(jobs):
             reporter.info(f"resuming: {len(jobs) - len(pending)} of {len(jobs)} jobs already done")
         stats, features_s, failed = CacheStats(), 0.0, {}
         with reporter.session():
             if pending:
-                executor = None if in_process else the_plan.executor.build(**the_plan.config["executor"]["params"])
                 if executor is None or getattr(executor, "in_process", False):
                     t0 = time.perf_counter()
                     stats = load_inputs(ws, pending, reporter)

@@ -25,7 +25,7 @@ import torch
 from serbench import claims, conformance, finetune, heap, stages
 from serbench.atomic import write_json
 from serbench.batching import AudioBatcher, FeatureBatcher
-from serbench.corpus import Protocol
+from serbench.corpus import Fold, Protocol
 from serbench.downstream import DownstreamContext
 from serbench.errors import SerbenchError
 from serbench.metrics import METRICS, score
@@ -131,18 +131,12 @@ def _check_first_batch(model: torch.nn.Module, loss, data: FoldData, specs: Mapp
     conformance.check_loss(loss(out, batch), loss, specs["loss"].name)
 
 
-def run_job(ws: Workspace, job: Job, reporter: Reporter) -> None:
-    """One (fold, seed): build, train, test once, write the job's files."""
-    the_plan, protocol, layers, features, run_dir = ws.plan, ws.protocol, ws.layers, ws.features, ws.run_dir
-    config, specs = the_plan.config, the_plan.specs
-    fold, seed = {f.name: f for f in protocol.folds}[job.fold], job.seed
-    upstream = ws.encoder()
-    train = config["train"]
-    t0 = time.perf_counter()
-    _seed_everything(seed)
+def build_head(ws: Workspace, fold: Fold, upstream: Upstream) -> tuple[torch.nn.Module, Any]:
+    """The downstream model (with its pooling) and the loss of one fold, as the plan configures them."""
+    config, specs, protocol = ws.plan.config, ws.plan.specs, ws.protocol
     pooling_spec, pooling_params = specs["pooling"], config["pooling"]["params"]
     context = DownstreamContext(
-        num_layers=len(layers),
+        num_layers=len(ws.layers),
         dim=upstream.dim,
         frame_rate=upstream.frame_rate,
         classes=tuple(protocol.classes),
@@ -152,6 +146,31 @@ def run_job(ws: Workspace, job: Job, reporter: Reporter) -> None:
     )
     model = specs["downstream"].build(context, **config["downstream"]["params"])
     loss = specs["loss"].build(protocol.classes, protocol.label_counts(fold.train), **config["loss"]["params"])
+    return model, loss
+
+
+def check_build(ws: Workspace) -> None:
+    """Build the first fold's model and loss once, and read its stage declarations, so that a
+    combination of parameters a plugin refuses (wavlm_cond's gender with text conditioning), a
+    missing extra or a stage that would read test data is refused before the run directory
+    exists, not by every job after the features were extracted. Every job seeds itself before
+    it builds, so this build changes no result."""
+    model, _ = build_head(ws, ws.protocol.folds[0], ws.upstream)
+    declared = getattr(model, "stages", None)
+    if declared is not None:
+        stages.check(declared(), ws.plan.specs["downstream"].name)
+
+
+def run_job(ws: Workspace, job: Job, reporter: Reporter) -> None:
+    """One (fold, seed): build, train, test once, write the job's files."""
+    the_plan, protocol, layers, features, run_dir = ws.plan, ws.protocol, ws.layers, ws.features, ws.run_dir
+    config, specs = the_plan.config, the_plan.specs
+    fold, seed = {f.name: f for f in protocol.folds}[job.fold], job.seed
+    upstream = ws.encoder()
+    train = config["train"]
+    t0 = time.perf_counter()
+    _seed_everything(seed)
+    model, loss = build_head(ws, fold, upstream)
     groups = None
     if features is None:  # fine-tuning: the encoder is part of the model
         tuning = config["upstream"]["params"]
