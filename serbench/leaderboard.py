@@ -397,6 +397,19 @@ def test_size(result: Result) -> int | None:
     return sum(sizes.values())  # type: ignore[arg-type]
 
 
+def checkpoint_differs(row: dict, result: Result) -> str:
+    """'' when the run's encoder is the checkpoint the row names (``checkpoint``: a Hugging Face
+    repo id, matched against the start of the run's ``upstream_fingerprint``); else what
+    differs, to be shown beside the row. A row whose paper leaves it ``unclear`` says so."""
+    named = row.get("checkpoint")
+    if not named:
+        return ""
+    if named.startswith("unclear"):
+        return "the paper's checkpoint is unclear"
+    used = str(result.data.get("upstream_fingerprint") or "").split("@")[0] or result.data["config"]["upstream"]
+    return "" if used == named else f"another checkpoint ({used}; the paper's: {named})"
+
+
 def reported_for(result: Result, reg, among: Sequence[Result] = ()) -> tuple[str | None, list[dict], str]:
     """(the run's test split, the reported rows it pairs with, why there are none): see
     :func:`pairing`."""
@@ -427,8 +440,10 @@ def beside_reported(results: Sequence[Result], reg, ci: str = "t") -> str:
                 reasons.append(reason)
             value = (f"not comparable [{reasons.index(reason) + 1}]" if reason
                      else f"{row['value'] * UNITS[row['unit']]:.2f}")
-            table.append([method, protocol, found.split, COLUMNS.get(row["metric"], row["metric"]), measured,
-                          cell(r.summary[row["metric"]], ci), row.get("variant", ""), f"{row['encoder']}, {row['pooling']}",
+            differs = checkpoint_differs(row, r)
+            table.append([method, protocol, found.split, COLUMNS.get(row["metric"], row["metric"]),
+                          measured + (f"; {differs}" if differs else ""), cell(r.summary[row["metric"]], ci),
+                          row.get("variant", ""), f"{row['encoder']}, {row['pooling']}",
                           f"{corpus_label(row)}; {split_label(row)}", value])
     headers = ["downstream", "protocol", "test split", "metric", "measured with", "measured (%)", "reported variant",
                "reported with", "reported on", "reported (%)"]

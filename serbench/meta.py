@@ -69,7 +69,8 @@ class DownstreamMeta(_Meta):
         "the paper's training recipe, a serbench.recipes.Recipe", Recipe))
     reported: tuple = field(default=(), metadata=_key(
         "the paper's numbers: rows with protocol, split, metric, value, ci95, unit, encoder, pooling, corpus, release "
-        "and n_test (None: the paper does not say) and settings (the run values that define the row's variant)",
+        "and n_test (None: the paper does not say), settings (the run values that define the row's variant) and "
+        "checkpoint (the Hugging Face id of the paper's encoder, or 'unclear: <evidence>'; a run on another is marked)",
         (tuple, list)))
 
 

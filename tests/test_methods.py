@@ -114,3 +114,24 @@ def test_label_smoothing_with_class_weights_weights_each_utterance_by_its_own_cl
     assert float(no_smoothing) == pytest.approx(float(F.cross_entropy(logits, labels, weight=torch.tensor(weights))))
     equal = CrossEntropy([2.0, 2.0, 2.0], smoothing=0.2)({"logits": logits}, {"labels": labels})
     assert float(equal) == pytest.approx(float(F.cross_entropy(logits, labels, label_smoothing=0.3)))
+
+
+@pytest.mark.parametrize("method", ["sap_gap", "wavlm_cond"])
+def test_reported_rows_name_their_checkpoint_and_a_run_on_another_is_marked(method, tmp_path):
+    from serbench.leaderboard import checkpoint_differs
+    from serbench.registry import registry
+    from serbench.results import Result
+
+    rows = registry().get("downstream", method).meta.reported
+    assert {row["checkpoint"] for row in rows} == {"microsoft/wavlm-large"}  # WavLM Large: one release
+    row = rows[0]
+    same = Result({"config": {"upstream": "wavlm_large"}, "upstream_fingerprint": "microsoft/wavlm-large@c1423ed"},
+                  tmp_path)
+    assert checkpoint_differs(row, same) == ""
+    tiny = Result({"config": {"upstream": "tiny"}, "upstream_fingerprint": "tiny:seed0"}, tmp_path)
+    assert checkpoint_differs(row, tiny) == "another checkpoint (tiny:seed0; the paper's: microsoft/wavlm-large)"
+    base = Result({"config": {"upstream": "wavlm_base_plus"}, "upstream_fingerprint": "microsoft/wavlm-base-plus@4c0"},
+                  tmp_path)
+    assert "another checkpoint (microsoft/wavlm-base-plus;" in checkpoint_differs(row, base)
+    assert checkpoint_differs({**row, "checkpoint": "unclear: the paper says HuBERT-large-960"}, same) == (
+        "the paper's checkpoint is unclear")

@@ -10,6 +10,9 @@ from serbench.recipes import Recipe
 CITATION = "Hyeon, Oh & Choi, Enhancing SER through Segmental Average Pooling of SSL features, Interspeech 2024"
 
 _ROW = {"protocol": "iemocap_loso10", "split": "test speaker", "encoder": "WavLM Large, fine-tuned", "unit": "%",
+        # the paper names WavLM Large, which was released once (WavLM-Large.pt in microsoft/unilm, the
+        # same weights as the Hub's microsoft/wavlm-large, serbench's wavlm_large)
+        "checkpoint": "microsoft/wavlm-large",
         # one release; no test-split size stated: the protocol's published counts check the copy
         "corpus": "IEMOCAP", "release": "full release (its only one)", "n_test": None}
 

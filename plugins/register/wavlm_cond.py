@@ -16,7 +16,10 @@ CITATION = "Diatlova, Udalov, Shutov & Spirin, Adapting WavLM for Speech Emotion
 # release it used nor how many Development utterances it scored (no paper text or note in this
 # repository says), so a measured run is shown beside these rows as not comparable until it does.
 _DEV = {"protocol": "msp_podcast", "metric": "macro_f1", "split": "Development", "ci95": None, "unit": "fraction",
-        "encoder": "WavLM Large, fine-tuned", "corpus": "MSP-Podcast", "release": None, "n_test": None}
+        "encoder": "WavLM Large, fine-tuned", "corpus": "MSP-Podcast", "release": None, "n_test": None,
+        # the paper names WavLM Large, which was released once (WavLM-Large.pt in microsoft/unilm, the same
+        # weights as the Hub's microsoft/wavlm-large, serbench's wavlm_large)
+        "checkpoint": "microsoft/wavlm-large"}
 
 
 def _single(pooling: str, gender: str = "none", text: str = "none") -> dict:
