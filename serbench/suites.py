@@ -44,6 +44,7 @@ ENTRY_KEYS = ("protocols", "upstreams", "downstreams", "pooling", "loss", "recip
 RECIPES = ("paper", "shared")
 MAX_CELLS = 1000  # runs in one suite: above it, split the suite (each cell is a whole run of folds x seeds)
 MAX_SEEDS = 100  # seeds of one entry
+MAX_BYTES = 1_000_000  # a suite is a small file: a larger one is refused before it is parsed
 MAX_SEED = 2**32  # seeds are integers in [0, 2**32), as on the command line
 PLUGIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}")  # hf:org/model@rev at most; no space or control
 EXECUTOR_ONLY_ON_THE_COMMAND_LINE = (
@@ -201,6 +202,8 @@ def load(path: str | Path) -> Suite:
     Everything is checked, and the number of cells computed, before any cell is made."""
     path = Path(path)
     try:
+        if path.is_file() and path.stat().st_size > MAX_BYTES:
+            raise SerbenchError(f"{path}: {path.stat().st_size} bytes, above the limit of {MAX_BYTES} for a suite file")
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise SerbenchError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})") from None

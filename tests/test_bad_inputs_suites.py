@@ -100,6 +100,9 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
             ", ".join(f'"p{k}"' for k in range(100))))),
         rf"s\.toml: 1000000 cells, above the limit of {suites.MAX_CELLS} runs per suite \(line 4: 100 protocols x 100 "
         r"upstreams x 100 downstreams\)"),
+    "suite file too large": (_bench(_matrix(CELL) + "#" * suites.MAX_BYTES + "\n"),
+                             rf"s\.toml: {len(_matrix(CELL)) + suites.MAX_BYTES + 1} bytes, above the limit of "
+                             rf"{suites.MAX_BYTES} for a suite file"),
     "too many seeds": (_bench(_matrix(CELL + f"seeds = {list(range(suites.MAX_SEEDS + 1))}\n")),
                        rf"s\.toml:4: seeds: {suites.MAX_SEEDS + 1} seeds, above the limit of {suites.MAX_SEEDS}"),
     # the command line's executor options: the error names the option, not the suite
