@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import traceback
 import warnings
@@ -231,10 +232,11 @@ def cmd_run(args: argparse.Namespace, out: Console) -> None:
         run_dir = Path(args.out) / the_plan.run_id
         jobs = open_run(prepare(the_plan, run_dir))
         print(f"prepared {run_dir}: {len(jobs)} jobs; run them anywhere that sees this directory and the cache:")
-        print(f"  serbench job {run_dir} --shard I/N      # frozen features, shard I of N (optional: jobs extract their own)")
+        quoted = shlex.quote(str(run_dir))  # a line to paste into a shell: --out may hold spaces or $
+        print(f"  serbench job {quoted} --shard I/N      # frozen features, shard I of N (optional: jobs extract their own)")
         for job in jobs:
-            print(f"  serbench job {run_dir} --fold {job.fold} --seed {job.seed}")
-        print(f"  serbench finish {run_dir}")
+            print(f"  serbench job {quoted} --fold {job.fold} --seed {job.seed}")
+        print(f"  serbench finish {quoted}")
         return
     result = execute(the_plan, args.out, Reporter(quiet=args.quiet))
     out.print(summary_table(result))
