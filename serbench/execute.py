@@ -398,8 +398,9 @@ def _summarise(ws: Workspace, jobs: list[Job], stats: CacheStats, started: float
     config, specs, run_dir = ws.plan.config, ws.plan.specs, ws.run_dir
     missing = [job for job in jobs if not job_done(run_dir, *job)]
     if missing:
-        raise SerbenchError(f"{run_dir}: {len(missing)} of {len(jobs)} jobs not done (first: {missing[0]}: "
-                            f"{job_problem(run_dir, *missing[0])}); "
+        why = job_problem(run_dir, *missing[0])  # an edited or truncated job file is named
+        why = "" if why == "not done" else f": {why}"
+        raise SerbenchError(f"{run_dir}: {len(missing)} of {len(jobs)} jobs not done (first: {missing[0]}{why}); "
                             "run them (serbench run, or serbench job) first")
     no_speech = None
     if ws.vad_level is not None:  # utterances without a speech frame, over every job's
