@@ -410,6 +410,18 @@ def checkpoint_differs(row: dict, result: Result) -> str:
     return "" if used == named else f"another checkpoint ({used}; the paper's: {named})"
 
 
+def training_share(row: dict, result: Result) -> str:
+    """Beside a measured cell, for a row whose paper trained on a stated split
+    (``train_split``): the share of the training sessions' utterances the run trained on, the
+    rest held out as dev for model selection (counted from the run's folds)."""
+    folds = result.data.get("folds") or []
+    trained, held = sum(f.get("n_train", 0) for f in folds), sum(f.get("n_dev", 0) for f in folds)
+    if not row.get("train_split") or not held or not trained:
+        return ""
+    return (f"; trained on {100 * trained / (trained + held):.0f}% of the training speakers' utterances "
+            f"({100 * held / (trained + held):.0f}% held out as dev; the paper: {row['train_split']})")
+
+
 def reported_for(result: Result, reg, among: Sequence[Result] = ()) -> tuple[str | None, list[dict], str]:
     """(the run's test split, the reported rows it pairs with, why there are none): see
     :func:`pairing`."""
@@ -442,7 +454,8 @@ def beside_reported(results: Sequence[Result], reg, ci: str = "t") -> str:
                      else f"{row['value'] * UNITS[row['unit']]:.2f}")
             differs = checkpoint_differs(row, r)
             table.append([method, protocol, found.split, COLUMNS.get(row["metric"], row["metric"]),
-                          measured + (f"; {differs}" if differs else ""), cell(r.summary[row["metric"]], ci),
+                          measured + (f"; {differs}" if differs else "") + training_share(row, r),
+                          cell(r.summary[row["metric"]], ci),
                           row.get("variant", ""), f"{row['encoder']}, {row['pooling']}",
                           f"{corpus_label(row)}; {split_label(row)}", value])
     headers = ["downstream", "protocol", "test split", "metric", "measured with", "measured (%)", "reported variant",

@@ -70,7 +70,8 @@ class DownstreamMeta(_Meta):
     reported: tuple = field(default=(), metadata=_key(
         "the paper's numbers: rows with protocol, split, metric, value, ci95, unit, encoder, pooling, corpus, release "
         "and n_test (None: the paper does not say), settings (the run values that define the row's variant) and "
-        "checkpoint (the Hugging Face id of the paper's encoder, or 'unclear: <evidence>'; a run on another is marked)",
+        "checkpoint (the Hugging Face id of the paper's encoder, or 'unclear: <evidence>'; a run on another is marked), "
+        "train_split (what the paper trained on, when a run's dev carve-out trains on less: the share is shown)",
         (tuple, list)))
 
 

@@ -97,3 +97,75 @@ def test_pseudo_label_stage_labels_the_frames_the_masked_stage_trains_on():
         for uid, frames in zip(chunk, head._frames(model, batcher(chunk))):
             for kept, again in zip(head._targets[uid], head.labels_for(frames)):
                 assert torch.equal(kept, again)
+
+
+def _tiny_stage(spec_augment: bool, apply_spec_augment: bool):
+    """A gmp_atl head on a tiny encoder whose checkpoint config sets ``apply_spec_augment``,
+    prepared with ``upstream.spec_augment``; a stage input over fold 1's training split."""
+    from serbench import finetune
+    from serbench.batching import AudioBatcher
+    from serbench.downstream import DownstreamContext
+    from serbench.stages import GuardedBatcher, StageInput
+
+    protocol = create("protocol", "synthetic", None, per_class=1)
+    fold = protocol.folds[0]
+    upstream = create("upstream", "tiny")
+    upstream.model.config.apply_spec_augment = apply_spec_augment
+    finetune.prepare(upstream, freeze_frontend=True, gradient_checkpointing=False, spec_augment=spec_augment)
+    context = DownstreamContext(upstream.num_layers, upstream.dim, upstream.frame_rate, tuple(protocol.classes),
+                                lambda d: None, tuple(protocol.label_counts(fold.train)))
+    head = create("downstream", "gmp_atl", context, scales=(4,), lstm_hidden=8, hidden=8, stage_batch_size=8,
+                  stage1_epochs=1)
+    model = finetune.FineTuneModel(upstream, head, range(upstream.num_layers), frontend_cache={})
+    batcher = GuardedBatcher(AudioBatcher(protocol.utterances, protocol.classes, 0.0, 0), fold.train, True, "s")
+    return head, model, StageInput(tuple(fold.train), batcher, torch.device("cpu"), 0, model)
+
+
+def test_spec_augment_on_a_checkpoint_that_disables_it_is_refused_before_the_stages():
+    import pytest
+
+    from serbench.errors import SerbenchError
+
+    head, model, stage = _tiny_stage(spec_augment=True, apply_spec_augment=False)
+    # why: transformers ignores explicit masks when the checkpoint's config turns SpecAugment off
+    batch = stage.batcher(list(stage.ids[:2]))
+    model.eval()
+    with torch.no_grad():
+        lengths = model.upstream.model._get_feat_extract_output_lengths(batch["wav_lengths"])
+        masks = torch.ones(len(lengths), int(lengths.max()), dtype=torch.bool)
+        plain = model.encode(batch).hidden_states[-1]
+        masked = model.encode(batch, mask_time_indices=masks).hidden_states[-1]
+    torch.testing.assert_close(plain, masked)  # every frame "masked", nothing changed
+    with pytest.raises(SerbenchError, match=r"apply_spec_augment=false.*ignore the masked-prediction stage's masks"):
+        head.train_multitask(stage)  # refused at the first stage, before any training
+    # the method's default (spec_augment=false) turns the explicit masks on: they act
+    head, model, stage = _tiny_stage(spec_augment=False, apply_spec_augment=False)
+    model.eval()
+    with torch.no_grad():
+        assert not torch.allclose(model.encode(batch).hidden_states[-1],
+                                  model.encode(batch, mask_time_indices=masks).hidden_states[-1])
+    head.train_multitask(stage)
+
+
+def test_reported_rows_name_the_footnotes_checkpoint_and_the_training_share_is_shown(tmp_path):
+    from serbench.leaderboard import checkpoint_differs, training_share
+    from serbench.registry import registry
+    from serbench.results import Result
+
+    rows = registry().get("downstream", "gmp_atl").meta.reported
+    assert {row["checkpoint"] for row in rows} == {"facebook/hubert-base-ls960"}
+    same = Result({"config": {"upstream": "hubert_base"}, "upstream_fingerprint": "facebook/hubert-base-ls960@dba3bb0"},
+                  tmp_path)
+    assert checkpoint_differs(rows[0], same) == ""
+    large = Result({"config": {"upstream": "hubert_large"}, "upstream_fingerprint": "facebook/hubert-large-ll60k@ff022d"},
+                   tmp_path)
+    assert checkpoint_differs(rows[0], large).startswith("another checkpoint (facebook/hubert-large-ll60k;")
+    # the synthetic corpus's folds: 4 training sessions, 20% of their utterances per label held out as dev
+    protocol = create("protocol", "synthetic", None)
+    folds = [{"n_train": len(f.train), "n_dev": len(f.dev)} for f in protocol.folds]
+    # by hand: 4 sessions x 2 speakers x 4 labels x 16 = 512; round(0.2 x 128) = 26 per label as dev, 104 in all
+    assert folds[0] == {"n_train": 408, "n_dev": 104}
+    ran = Result({"config": {"upstream": "tiny"}, "folds": folds}, tmp_path)
+    note = training_share(rows[0], ran)
+    assert note.startswith("; trained on 80% of the training speakers' utterances (20% held out as dev; the paper: ")
+    assert training_share({k: v for k, v in rows[0].items() if k != "train_split"}, ran) == ""

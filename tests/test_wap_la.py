@@ -228,3 +228,18 @@ def test_recorded_stage_recipe_is_the_papers_or_named_and_is_what_ran(tmp_path, 
     assert len(jobs) == 5 and all(job["epochs_run"] == 2 for job in jobs)  # patience 100: no early stop
     first = (result.run_dir / "run.log").read_text().splitlines()
     assert any("stages: adapter: optimiser Adam (no weight decay) (paper), lr 0.0001 (paper)" in line for line in first[:3])
+
+
+def test_reported_rows_say_the_checkpoint_is_unclear_with_both_candidates(tmp_path):
+    from serbench.leaderboard import checkpoint_differs
+    from serbench.registry import registry
+    from serbench.results import Result
+
+    rows = registry().get("downstream", "wap_la").meta.reported
+    for row in rows:
+        assert row["checkpoint"].startswith("unclear: 'HuBERT-large-960'")
+        assert "facebook/hubert-large-ls960-ft" in row["checkpoint"] and "facebook/hubert-large-ll60k" in row["checkpoint"]
+        assert "no dev carve-out" in row["train_split"]
+    run = Result({"config": {"upstream": "hubert_large"}, "upstream_fingerprint": "facebook/hubert-large-ll60k@ff022d"},
+                 tmp_path)
+    assert checkpoint_differs(rows[0], run) == "the paper's checkpoint is unclear"

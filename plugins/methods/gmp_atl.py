@@ -31,7 +31,15 @@ and LinearP with a cosine classifier; stages read whole utterances (no crops), s
 labels stay aligned, in length-bucketed batches; masking follows HuBERT: spans of
 ``mask_length`` = 10 frames with ``mask_prob`` = 0.8 in transformers' span formula (about
 half of the frames masked); transformers' own random SpecAugment is off in every stage
-(``upstream.spec_augment=false``), so stage 2's masks are the only masking.
+(``upstream.spec_augment=false``), so stage 2's masks are the only masking; with
+``-o upstream.spec_augment=true`` on a checkpoint whose config has ``apply_spec_augment=false``
+the stages are refused (transformers would drop stage 2's masks). Stage settings where the paper
+is silent, all this plugin's: 10 epochs per stage, no early stopping and no gradient clipping
+inside stages 1 and 2 (a constant lr), BiLSTM and LinearP 256 wide; the final stage's epochs,
+patience, schedule and clipping are the harness's defaults (``serbench list downstreams
+gmp_atl`` shows each stage's table). Like every serbench method with model selection, the final
+stage selects its epoch on the protocol's dev carve-out of the training sessions, so it trains
+on 80% of their utterances by default (IEMOCAP's ``dev_fraction`` 0.2).
 """
 
 from __future__ import annotations
@@ -113,12 +121,22 @@ class GmpAtl(nn.Module):
                        Stage("masked_prediction", ("train",), False, self.train_masked_prediction)]
         return stages
 
-    @staticmethod
-    def _tuned(stage: StageInput):
-        """The fine-tuning model (serbench.finetune.FineTuneModel): ``.encode(batch)`` runs its encoder."""
+    def _tuned(self, stage: StageInput):
+        """The fine-tuning model (serbench.finetune.FineTuneModel): ``.encode(batch)`` runs its
+        encoder. Checked before the first stage: a checkpoint whose config turns SpecAugment off
+        (``apply_spec_augment=false``) under ``-o upstream.spec_augment=true`` (the checkpoint's
+        own masking kept as it is) would make transformers ignore stage 2's explicit masks, so
+        the encoder would be retrained to predict labels of frames it sees: refused, not
+        silently run. With ``spec_augment=false`` (this method's default) serbench turns the
+        random masking off and the explicit masks on (serbench.finetune.prepare)."""
         upstream = getattr(stage.model, "upstream", None)
         if upstream is None or not hasattr(upstream, "model"):
             raise SerbenchError("gmp_atl trains the encoder: it needs a transformers upstream (hubert_base, hf:...)")
+        if self.pseudo_labels and not getattr(upstream.model.config, "apply_spec_augment", True):
+            raise SerbenchError("gmp_atl: -o upstream.spec_augment=true keeps this checkpoint's own SpecAugment, which its "
+                                "config turns off (apply_spec_augment=false): transformers would then ignore the "
+                                "masked-prediction stage's masks; leave upstream.spec_augment at false (this method's "
+                                "default), or run pseudo_labels=false")
         return stage.model
 
     def _epochs(self, stage: StageInput, epochs: int, step) -> None:

@@ -11,7 +11,10 @@ from serbench.stage_recipes import StageRecipe
 # copy against the protocol's published counts (annotations.corpus_differs) guards the pairing.
 _ROW = {"protocol": "iemocap_5fold", "split": "test session", "encoder": "HuBERT Base (ls960), fine-tuned",
         "pooling": "BiLSTM + mean", "unit": "%", "corpus": "IEMOCAP", "release": "full release (its only one)",
-        "n_test": None}
+        "n_test": None,
+        # the paper's footnote names it: pre-trained on LibriSpeech 960 h, not fine-tuned for ASR
+        "checkpoint": "facebook/hubert-base-ls960",
+        "train_split": "the four training sessions (no dev carve-out is described)"}
 
 _FULL = {"downstream.multitask": True, "downstream.pseudo_labels": True}
 _WITHOUT_GMPS = {"downstream.multitask": False, "downstream.pseudo_labels": False}  # the layer is then unused

@@ -9,8 +9,15 @@ from serbench.recipes import Recipe
 from serbench.stage_recipes import StageRecipe
 
 _ROW = {"protocol": "iemocap_5fold", "split": "test session", "pooling": "sap_stat", "unit": "%",
-        # the paper names "HuBERT-large-960"; serbench's hubert_large is the ll60k checkpoint
         "encoder": "HuBERT Large ('HuBERT-large-960' in the paper), frozen",
+        # The paper says "HuBERT-large-960" and no more. No HuBERT Large was pre-trained on
+        # LibriSpeech 960 h: the released Large checkpoints are the Libri-Light 60k h one and that
+        # one fine-tuned for ASR on LibriSpeech 960 h. The name fits the fine-tuned one best, the
+        # usual "frozen SSL encoder" reading fits the other: unclear, both named.
+        "checkpoint": "unclear: 'HuBERT-large-960' is facebook/hubert-large-ls960-ft (Libri-Light 60k h, "
+                      "fine-tuned for ASR on LibriSpeech 960 h) or facebook/hubert-large-ll60k (pre-trained only; "
+                      "no HuBERT Large was pre-trained on LibriSpeech 960 h)",
+        "train_split": "all four training sessions (no dev carve-out), 100 epochs",
         # one release; no test-split size stated: the protocol's published counts check the copy
         "corpus": "IEMOCAP", "release": "full release (its only one)", "n_test": None,
         "caveat": "the paper describes 5-fold leave-one-session-out, but one passage says improvised dialogues only"}
