@@ -23,8 +23,8 @@ import torch
 from serbench import claims, needs
 from serbench.atomic import write_json
 from serbench.audio import check_readable, load_audio
-from serbench.cache import CacheKey, FeatureCache, audio_hash
-from serbench.corpus import Protocol
+from serbench.cache import CacheKey, FeatureCache, audio_hash, human_bytes
+from serbench.corpus import Protocol, Utterance
 from serbench.errors import ContractError, SerbenchError
 from serbench.features import (
     CacheStats,
@@ -292,21 +292,37 @@ def _all_jobs(ws: Workspace) -> list[Job]:
     return [Job(fold.name, seed) for fold in ws.protocol.folds for seed in ws.plan.config["seeds"]]
 
 
-def _missing_features(ws: Workspace, jobs: Sequence[Job]) -> int:
-    """How many utterances of ``jobs`` have no cache entry (0 without a cache or when fine-tuning)."""
+def _missing_features(ws: Workspace, jobs: Sequence[Job]) -> list[Utterance]:
+    """The utterances of ``jobs`` that have no cache entry (none without a cache or when fine-tuning)."""
     cache = None if ws.tuning else _cache(ws)
     if cache is None:
-        return 0
+        return []
     wanted = {job.fold for job in jobs}
-    needed = {i for f in ws.protocol.folds if f.name in wanted for i in f.train + f.dev + f.test}
-    return sum(not cache.path(audio_hash(ws.protocol.utterances[i].path)).exists() for i in needed)
+    needed = sorted({i for f in ws.protocol.folds if f.name in wanted for i in f.train + f.dev + f.test})
+    return [ws.protocol.utterances[i] for i in needed if not cache.path(audio_hash(ws.protocol.utterances[i].path)).exists()]
+
+
+def _check_budget(ws: Workspace, jobs: Sequence[Job]) -> None:
+    """Refuse, before the run directory exists, a run whose new features would grow the cache
+    past ``cache.budget_gb`` (extraction checks it again, as it goes, for shards and workers):
+    the estimate needs only the audio headers and which utterances the cache lacks."""
+    missing = _missing_features(ws, jobs)
+    if not missing:
+        return
+    dtype, budget = ws.plan.config["cache"]["dtype"], ws.plan.config["cache"]["budget_gb"] * 1e9
+    size = estimate_bytes([num_samples(u) for u in missing], ws.upstream, len(ws.layers), np.dtype(dtype).itemsize)
+    if size > budget:
+        raise SerbenchError(f"the feature cache would grow by about {human_bytes(size)} ({len(missing)} utterances, "
+                            f"{len(ws.layers)} layers x {ws.upstream.dim} dims, {dtype}), over the budget of "
+                            f"{human_bytes(budget)}: keep fewer layers with -o upstream.layers=[...], or raise "
+                            "-o cache.budget_gb=N")
 
 
 def dispatch(ws: Workspace, executor, pending: Sequence[Job], reporter: Reporter) -> dict:
     """Through an executor that runs several units at once: extraction shards first (when
     features are missing from the cache), then the jobs; the units that failed, with their errors."""
     device = str(ws.plan.device)
-    missing = _missing_features(ws, pending)
+    missing = len(_missing_features(ws, pending))
     if missing:
         count = max(1, min(executor.slots(len(pending)), missing))
         reporter.info(f"features: {missing} utterances to extract, in {count} shards ({type(executor).__name__})")
@@ -353,6 +369,7 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
                                 f"seeds {the_plan.config['seeds']})")
         pending = [job for job in jobs if not job_done(run_dir, *job) and (wanted is None or job in wanted)]
         executor = None if in_process or not pending else the_plan.executor.build(**the_plan.config["executor"]["params"])
+        _check_budget(ws, pending)
         reporter.log_to(run_dir / "run.log")
         jobs = open_run(ws)
         reporter.info(f"run {the_plan.run_id} -> {run_dir}")

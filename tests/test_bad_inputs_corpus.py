@@ -84,6 +84,8 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "wavlm_cond gender with text": (lambda r: [*RUN[:-1], "wavlm_cond", *SYNTHETIC[len(RUN):], "-o", "downstream.gender=sum",
                                                "-o", "downstream.text=mul"],
                                     r"downstream wavlm_cond: text modes already combine the gender embedding"),
+    "cache budget": (lambda r: [*_csv(lambda t: t)(r), "-o", "cache.budget_gb=0"],  # (an empty cache: see below)
+                     r"the feature cache would grow by about .* over the budget of 0 B"),
 }
 
 
@@ -97,9 +99,11 @@ def _argv(case: str, given: Path, runs: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_a_bad_corpus_or_run_input_gets_one_line_exit_2_and_nothing_written(case, tmp_path, capsys, monkeypatch):
+def test_a_bad_corpus_or_run_input_gets_one_line_exit_2_and_nothing_written(case, tmp_path, capsys, monkeypatch,
+                                                                          tmp_path_factory):
     given, runs = tmp_path / "given", tmp_path / "runs"
     given.mkdir()
+    monkeypatch.setenv("SERBENCH_CACHE", str(tmp_path_factory.mktemp("empty-cache")))  # no feature is a hit
     monkeypatch.chdir(given)  # a path of "" would be this folder
     argv = _argv(case, given, runs)
     before = _snapshot(tmp_path)
