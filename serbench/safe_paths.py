@@ -39,16 +39,17 @@ def file_name(name: object) -> str:
 
 def unique_file_names(names: list[object]) -> list[str]:
     """One distinct :func:`file_name` per entry, in order: a name given twice (two copies of
-    one run) gets ``-2``, ``-3``... so that no entry's files overwrite another's."""
+    one run), or differing only in case (one file on macOS and Windows), gets ``-2``, ``-3``...
+    so that no entry's files overwrite another's."""
     taken: set[str] = set()
     out = []
     for name in names:
         base = candidate = file_name(name)
         count = 1
-        while candidate in taken:
+        while candidate.casefold() in taken:
             count += 1
             candidate = f"{base}-{count}"
-        taken.add(candidate)
+        taken.add(candidate.casefold())
         out.append(candidate)
     return out
 

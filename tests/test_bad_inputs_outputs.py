@@ -363,7 +363,7 @@ def test_file_names_from_data():
     for name in names:
         assert re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}", name), name
     assert len(set(names)) == len(hostile)  # different names, different files
-    assert unique_file_names(["r", "r", "r-2"]) == ["r", "r-2", "r-2-2"]
+    assert unique_file_names(["r", "r", "r-2", "R"]) == ["r", "r-2", "r-2-2", "R-3"]
 
 
 def test_writes_stay_inside_their_folder(tmp_path):
