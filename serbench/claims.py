@@ -207,9 +207,13 @@ def status(run_dir: Path) -> list[tuple[str, int, str, str]]:
         jobs = read_json(listing)
     except FileNotFoundError:
         raise SerbenchError(f"{listing}: not found (not a run directory, or one started before serbench listed its jobs)") from None
+    if not isinstance(jobs, list) or not all(isinstance(job, dict) and isinstance(job.get("fold"), str)
+                                             and type(job.get("seed")) is int for job in jobs):
+        raise SerbenchError(f"{listing}: not a list of {{\"fold\": name, \"seed\": integer}} jobs (a damaged run "
+                            "directory: serbench run or serbench job rewrites it)")
     rows = []
     for job in jobs:
-        fold, seed = str(job["fold"]), int(job["seed"])
+        fold, seed = job["fold"], job["seed"]
         path = claim_path(run_dir, fold, seed)
         owner = read_owner(path) if path.exists() else None
         since = owner.get("started") if owner else None

@@ -112,6 +112,11 @@ CASES: dict[str, tuple[int, Callable[[Path], Path], Damage, Callable[[Path, Path
                                        lambda a, b: ["job", str(a)], r"config\.json: seeds is not a list of integers"),
     "finish: config.json not JSON": (0, lambda r: r / "config.json", lambda p: p.write_text("{oops"),
                                      lambda a, b: ["finish", str(a)], r"config\.json:1: not valid JSON"),
+    # jobs.json, which status reads
+    "status: jobs.json of the wrong shape": (0, lambda r: r / "jobs.json", lambda p: p.write_text('[{"fold": 1}]'),
+                                             lambda a, b: ["status", str(a)], r"jobs\.json: not a list of"),
+    "status: jobs.json binary": (0, lambda r: r / "jobs.json", lambda p: p.write_bytes(b"\xff\xfe\x00"),
+                                 lambda a, b: ["status", str(a)], r"jobs\.json:1: byte 0xff is not UTF-8"),
 }
 
 
