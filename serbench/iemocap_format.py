@@ -15,7 +15,7 @@ from pathlib import Path
 
 from serbench.corpus import Utterance
 from serbench.errors import SerbenchError
-from serbench.textfiles import read_text
+from serbench.textfiles import numbered_lines, read_text
 
 UTTERANCE_LINE = re.compile(
     r"^\[(?P<start>\d+(?:\.\d+)?) - (?P<end>\d+(?:\.\d+)?)\]\t(?P<id>Ses\d\d[FM]_\S+)\t(?P<label>\w+)\t"
@@ -60,7 +60,7 @@ def speaker_of(utterance_id: str) -> tuple[str, str]:
 def read_evaluations(path: Path) -> list[Evaluation]:
     rows = []
     text = read_text(path, errors="replace")  # a byte-order mark is not part of the first line
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in numbered_lines(text):
         if not line.startswith("["):
             continue
         where = f"{path}:{number}"
@@ -80,7 +80,7 @@ def read_transcripts(path: Path) -> dict[str, str]:
     if not path.exists():
         return {}
     found = {}
-    for line in read_text(path, errors="replace").splitlines():
+    for _, line in numbered_lines(read_text(path, errors="replace")):
         match = TRANSCRIPT_LINE.match(line.strip())
         if match:
             found[match["id"]] = match["text"].strip()

@@ -51,6 +51,16 @@ def read_json(path: Path, fix: str = "") -> Any:
         raise SerbenchError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}){fix}") from None
 
 
+def numbered_lines(text: str) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` as an editor counts them: only ``\n``, ``\r\n`` and ``\r`` end a
+    line (``str.splitlines`` also splits at form feeds, ``\x1c``-``\x1e``, U+0085, U+2028 and
+    U+2029, which a JSON string may hold raw, and every later line number would be off)."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines[-1] == "":
+        lines.pop()  # a final newline ends the last line; it starts no new one
+    yield from enumerate(lines, start=1)
+
+
 def normalise(value: str | None) -> str:
     """A field as a name: surrounding whitespace and stray byte-order marks removed."""
     return (value or "").replace("\ufeff", "").strip()

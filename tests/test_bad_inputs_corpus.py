@@ -210,3 +210,22 @@ def test_a_wav_written_through_a_pipe_is_not_called_truncated(tmp_path):
     raw[data + 4:data + 8] = struct.pack("<I", 0xFFFFFFFF)
     (tmp_path / "piped.wav").write_bytes(bytes(raw))
     assert np.allclose(load_audio(tmp_path / "piped.wav"), load_audio(tmp_path / "a.wav"))
+
+
+def test_iemocap_line_numbers_count_lines_as_an_editor_does(tmp_path):
+    """A form feed inside an annotator's line (``str.splitlines`` breaks there) does not shift the
+    line a later problem is reported at: line 7 is the dialog's second utterance line."""
+    from serbench.plan import load_protocol
+
+    from lookalike import write_iemocap
+
+    ids = [f"Ses0{s}{g}_impro01_{g}00{k}" for s in range(1, 6) for g in "FM" for k in range(2)]
+    write_iemocap(tmp_path, [(i, "neu") for i in ids])
+    path = tmp_path / "Session1" / "dialog" / "EmoEvaluation" / "Ses01F_impro01.txt"
+    lines = path.read_text().split("\n")
+    assert lines[6].split("\t")[1] == "Ses01F_impro01_F001"  # line 7, as counted by hand
+    lines[3] = lines[3].replace("Neutral", "Neu\x0ctral")
+    lines[6] = lines[6].replace("\tneu\t", "\tzzz\t")
+    path.write_text("\n".join(lines))
+    with pytest.raises(SerbenchError, match=r"Ses01F_impro01\.txt:7: unknown label code 'zzz'"):
+        load_protocol("iemocap_5fold", tmp_path)
