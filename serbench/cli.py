@@ -227,9 +227,9 @@ def cmd_run(args: argparse.Namespace, out: Console) -> None:
     the_plan = plan(args.upstream, args.downstream, args.pooling, args.loss, args.protocol, args.data,
                     args.seeds, args.device, args.overrides, recipe=args.recipe, executor=args.executor)
     if args.prepare:
-        from serbench.execute import open_run, prepare
+        from serbench.execute import open_run, prepare, runs_folder
 
-        run_dir = Path(args.out) / the_plan.run_id
+        run_dir = runs_folder(args.out) / the_plan.run_id
         jobs = open_run(prepare(the_plan, run_dir))
         print(f"prepared {run_dir}: {len(jobs)} jobs; run them anywhere that sees this directory and the cache:")
         quoted = shlex.quote(str(run_dir))  # a line to paste into a shell: --out may hold spaces or $

@@ -347,6 +347,16 @@ def _wait_for_held(run_dir: Path, jobs: Sequence[Job]) -> None:
         time.sleep(claims.POLL)
 
 
+def runs_folder(out: str | Path) -> Path:
+    """``--out``, the folder that holds run directories; an empty ``--out ""`` is refused (the
+    OS reads it as the current directory, where runs would land unasked), as is a file."""
+    if isinstance(out, str) and not out.strip():
+        raise SerbenchError(f"--out {out!r}: an empty path; give the folder for run directories (default: runs)")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise SerbenchError(f"--out {out}: is a file, expected a folder for run directories")
+    return Path(out)
+
+
 def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None = None,
             only: Sequence[tuple[str, int]] | None = None, summarise: bool = True,
             in_process: bool = False) -> Result | None:
@@ -356,9 +366,7 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
     started = time.perf_counter()
     reporter = reporter or Reporter(quiet=True)
     try:  # the reporter's handlers are removed however this ends (a refusal included)
-        if Path(out).exists() and not Path(out).is_dir():
-            raise SerbenchError(f"--out {out}: is a file, expected a folder for run directories")
-        run_dir = Path(out) / the_plan.run_id
+        run_dir = runs_folder(out) / the_plan.run_id
         ws = prepare(the_plan, run_dir)
         # every refusal before the run directory is created: a refused run leaves nothing behind
         jobs = _all_jobs(ws)

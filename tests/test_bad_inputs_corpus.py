@@ -76,6 +76,8 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "--data ' ' (splits)": (lambda r: ["splits", "csv", "--data", " "], r"--data ' ': an empty path"),
     "--data '' (data check)": (lambda r: ["data", "check", "csv", "--data", ""], r"--data '': an empty path"),
     "--data '' (check-plugin)": (lambda r: ["check-plugin", "protocol", "csv", "--data", ""], r"--data '': an empty path"),
+    "--out ''": (lambda r: [*SYNTHETIC, "--out", ""], r"--out '': an empty path; give the folder for run directories"),
+    "--out '' --prepare": (lambda r: [*SYNTHETIC, "--prepare", "--out", ""], r"--out '': an empty path"),
     # truncated audio, refused naming the file before the run directory exists (item 5)
     "truncated wav": (_truncated_wav, r"wav/0\.wav: truncated audio: its header declares 1600 bytes of samples and the "
                                       r"file holds 600"),
@@ -93,7 +95,7 @@ def _argv(case: str, given: Path, runs: Path) -> list[str]:
     argv = CASES[case][0](given)
     if case == "classes A and a given":
         argv += ["-o", "protocol.classes=('A','a','b','c','d')"]
-    if argv[0] == "run":
+    if argv[0] == "run" and "--out" not in argv:
         argv += ["--out", str(runs)]
     return argv
 
