@@ -181,6 +181,31 @@ def test_a_corrupt_claim_never_breaks_status_or_a_run(finished, tmp_path, capsys
     assert "taken over (not a readable claim" in (a / "run.log").read_text()
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="process start times come from /proc")
+def test_a_job_claimed_by_a_recycled_pid_is_run_not_waited_for(finished, tmp_path):
+    """The claim names a live process on this host that is not its writer (a `sleep`: same pid
+    as a dead owner's, another start time): the run takes the claim over at once and finishes
+    with the untouched run's result, where it used to wait forever."""
+    from serbench import claims
+
+    a, _ = _copy(finished, tmp_path)
+    for suffix in (".json", ".csv", ".dev.csv"):
+        _job(a, suffix, "3").unlink()
+    sleeper = subprocess.Popen(["sleep", "600"])
+    try:
+        owner = {**claims.owner_record(), "pid": sleeper.pid, "process_start": claims.process_start(sleeper.pid) - 1}
+        claim = claims.claim_path(a, "3", 0)
+        claim.parent.mkdir(exist_ok=True)
+        claim.write_text(json.dumps(owner))
+        assert main([*RUN, "--out", str(a.parent)]) == 0
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert not claim.exists()
+    assert (a / "predictions.csv").read_bytes() == (finished[0] / "predictions.csv").read_bytes()
+    assert f"taken over (pid {sleeper.pid} is now another process" in (a / "run.log").read_text()
+
+
 def test_two_concurrent_fuses_into_one_out_never_mix(finished, tmp_path):
     """Two `serbench fuse` processes into one --out: one writes the fusion, the other waits for
     its lock and is refused in one line; the output equals a fusion made alone."""
