@@ -82,7 +82,8 @@ def _resolve_value(value: Any, config: Mapping) -> tuple[Any, list[str]]:
 
 
 def resolve(stages: Sequence[StageRecipe], config: Mapping, user: Mapping, demo: Mapping) -> list[dict]:
-    """The stages that run under ``config``, each field as ``{"value", "from"}``. ``user`` is
+    """The stages that run under ``config``, each field as ``{"value", "from"}`` (and ``"key"``,
+    the ``-o`` key, for a value read from one). ``user`` is
     the ``-o`` overrides as ``{section: {name: value}}``; ``demo`` the demo variant's
     overrides in force (``{}`` off a demo corpus)."""
     table = []
@@ -96,6 +97,8 @@ def resolve(stages: Sequence[StageRecipe], config: Mapping, user: Mapping, demo:
                 continue
             value, keys = _resolve_value(raw, config)
             row[field] = {"value": value, "from": _origin(keys, field, stage, user, demo)}
+            if isinstance(raw, str) and KEY.match(raw):
+                row[field]["key"] = raw  # the -o key that sets it
         if stage.notes:
             row["notes"] = _resolve_value(stage.notes, config)[0]
         table.append(row)

@@ -11,8 +11,69 @@ SMALL = ["protocol.per_class=1", "train.max_epochs=1", "downstream.stage1_epochs
          "downstream.scales=[4, 8]", "downstream.lstm_hidden=8", "downstream.hidden=8", "downstream.stage_batch_size=8"]
 
 
-def test_stages_see_only_the_training_fold_and_pseudo_labels_are_made(tmp_path, stage_feed):
+# Pan et al.'s table, by hand from the source line the plugin cites: Adam (AdamW without weight
+# decay) at lr 1e-4 for encoder and heads, batch 64. The paper gives no epochs, schedule or
+# stopping rule: those fields must be marked as the plugin's own (or the demo's, or the user's).
+PAPER = {"multitask": {"optimiser": "Adam", "lr": 1e-4, "batch": 64},
+         "masked_prediction": {"optimiser": "Adam", "lr": 1e-4, "batch": 64},
+         "supervised": {"optimiser": "weight decay 0.0", "lr": 1e-4, "encoder_lr": 1e-4, "batch": 64}}
+
+
+def check_stage_table(record: dict, params: dict, paper: dict) -> None:
+    """Every recorded field is the paper's value, or the demo's or the user's value in force
+    (read back from the run's parameters), or a field the paper does not give."""
+    for row in record["stages"]:
+        stage = row["stage"]
+        for field in ("optimiser", "lr", "encoder_lr", "schedule", "epochs", "batch", "stopping"):
+            if field not in row:
+                continue
+            entry = row[field]
+            if entry["from"] == "paper":
+                expected = paper[stage][field]
+                assert expected in entry["value"] if isinstance(expected, str) else entry["value"] == expected
+            elif entry["from"] in ("demo", "user") and "key" in entry:
+                section, _, name = entry["key"].partition(".")
+                assert params[section][name] == entry["value"], (stage, field)
+                if entry["from"] == "demo":
+                    assert record["demo"][entry["key"]] == entry["value"], (stage, field)
+            elif entry["from"] == "plugin":
+                assert field not in paper.get(stage, {}), (stage, field)
+
+
+def _optimisers(monkeypatch) -> list[tuple]:
+    """(class, learning rate of each parameter group, weight decay) of every optimiser built."""
+    built = []
+    for name in ("Adam", "AdamW"):
+        cls = getattr(torch.optim, name)
+
+        def spy(params, *args, _cls=cls, **kwargs):
+            optimiser = _cls(params, *args, **kwargs)
+            groups = optimiser.param_groups
+            built.append((_cls.__name__, tuple(g["lr"] for g in groups), groups[0]["weight_decay"]))
+            return optimiser
+
+        monkeypatch.setattr(torch.optim, name, spy)
+    return built
+
+
+def test_stages_see_only_the_training_fold_pseudo_labels_are_made_and_the_recipe_is_recorded(
+        tmp_path, stage_feed, monkeypatch):
+    built = _optimisers(monkeypatch)
     result = serbench.run("tiny", "gmp_atl", protocol="synthetic", out=tmp_path, overrides=SMALL)
+    config = result.data["config"]
+    record, params = config["recipe"], config["params"]
+    assert [row["stage"] for row in record["stages"]] == ["multitask", "pseudo_labels", "masked_prediction", "supervised"]
+    check_stage_table(record, params, PAPER)
+    stages = {row["stage"]: row for row in record["stages"]}
+    assert stages["multitask"]["batch"] == {"value": 8, "from": "user", "key": "downstream.stage_batch_size"}
+    assert stages["multitask"]["schedule"] == {"value": "constant", "from": "plugin"}
+    assert stages["masked_prediction"]["lr"] == {"value": 1e-4, "from": "paper", "key": "downstream.stage_lr"}
+    assert stages["supervised"]["epochs"] == {"value": 1, "from": "user", "key": "train.max_epochs"}
+    assert "no gradient clipping" in stages["multitask"]["notes"]
+    # what ran, per fold: Adam for stages 1 and 2 at the stage lr, then AdamW without weight decay,
+    # heads at train.lr and the encoder at upstream.lr
+    final = ("AdamW", (params["train"]["lr"], params["upstream"]["lr"]), 0.0)
+    assert built == [("Adam", (1e-4,), 0), ("Adam", (1e-4,), 0), final] * 5
     assert result.data["config"]["loss"] == "am_softmax"
     assert result.data["config"]["params"]["upstream"]["finetune"] is True
     protocol = create("protocol", "synthetic", None, per_class=1)

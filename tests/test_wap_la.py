@@ -214,10 +214,10 @@ def test_recorded_stage_recipe_is_the_papers_or_named_and_is_what_ran(tmp_path, 
             else:  # the plugin's own: a field the paper does not give, never a paper value relabelled
                 assert origin == "plugin" and field not in PAPER[stage], (stage, field)
     # the values in force are the recorded ones: -o, then the demo variant, then the paper's
-    assert stages["adapter"]["epochs"] == {"value": 1, "from": "demo"}  # -o gave the demo's value: not the user's
-    assert stages["adapter"]["batch"] == {"value": 8, "from": "user"}
-    assert stages["supervised"]["lr"] == {"value": 1e-3, "from": "demo"}
-    assert stages["supervised"]["epochs"] == {"value": 2, "from": "user"}
+    assert stages["adapter"]["epochs"] == {"value": 1, "from": "demo", "key": "downstream.adapter_epochs"}  # -o gave the demo's value: not the user's
+    assert stages["adapter"]["batch"] == {"value": 8, "from": "user", "key": "downstream.adapter_batch_size"}
+    assert stages["supervised"]["lr"] == {"value": 1e-3, "from": "demo", "key": "train.lr"}
+    assert stages["supervised"]["epochs"] == {"value": 2, "from": "user", "key": "train.max_epochs"}
     assert stages["supervised"]["schedule"] == {"value": "cosine", "from": "plugin"}
     assert "patience 100 epochs" in stages["supervised"]["stopping"]["value"]
     assert "fine-tunes the student adapter, not the EMA teacher" in stages["supervised"]["notes"]
