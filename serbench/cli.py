@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
 def summary_table(result: Result, title: str | None = None) -> Table:
     table = Table(title=title or f"{result.run_id}  ({result.data['config']['protocol']}, "
                                  f"{len(result.data['folds'])} fold x seed jobs)")
-    for column in ("metric", "mean %", "std", "95% CI (t, folds)", cluster_header(result.summary["ua"])):
+    for column in ("metric", "mean %", "std", "95% CI (t, folds)", leaderboard.cluster_header(result.summary["ua"])):
         table.add_column(column, justify="right" if column != "metric" else "left")
 
     from serbench.stats import clip
@@ -188,19 +188,6 @@ def summary_table(result: Result, title: str | None = None) -> Table:
                       span(entry["ci95"], "n/a (1 fold)"),
                       span(entry["ci95_bootstrap"], "none: " + str(cluster.get("reason") or "too few clusters")))
     return table
-
-
-def cluster_header(entry: dict) -> str:
-    """The cluster interval's column: the level resampled and how many clusters (results made
-    before it was recorded were a speaker bootstrap)."""
-    cluster = entry.get("cluster")
-    if not isinstance(cluster, dict):
-        speakers = entry.get("speakers")
-        return "95% CI (speaker bootstrap" + (f", {speakers} speakers)" if speakers else ")")
-    unit = str(cluster.get("unit"))
-    level = {"fold": "folds as clusters", "speaker": "speakers as clusters",
-             "utterance": "UTTERANCE-level: speakers unknown"}.get(unit, f"{unit}, crossed")
-    return f"95% CI ({level}, {cluster.get('clusters')})"
 
 
 def run_notes(result: Result) -> list[str]:

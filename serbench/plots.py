@@ -6,7 +6,7 @@
   (rows: reference label, columns: predicted label; each cell also gives its count);
 - ``per_class_recall``: each class's recall, mean over folds with its 95% t interval;
 - ``forest``: UA, WA and macro-F1, each mean with both 95% intervals (t over folds, and the
-  calibrated speaker bootstrap), on one axis;
+  cluster interval: folds or speakers as clusters), on one axis;
 - ``per_fold``: each metric per fold (every seed a point, the fold's mean a bar);
 - ``curves``: each job's dev criterion per epoch (the early-stopping curve), best epoch marked.
 
@@ -143,7 +143,7 @@ def _forest(plt, result: Result, records: list[dict]):
     for row, (metric, name) in enumerate(COLUMNS.items()):
         entry = result.summary[metric]
         for offset, key, color, label in ((-0.12, "ci95", "#4c72b0", "t over folds"),
-                                          (0.12, "ci95_bootstrap", "#dd8452", "speaker bootstrap")):
+                                          (0.12, "ci95_bootstrap", "#dd8452", "cluster interval")):
             interval = clipped(entry.get(key))
             if interval:
                 ax.plot([interval[0] * 100, interval[1] * 100], [row + offset] * 2, color=color, lw=2,
@@ -194,7 +194,7 @@ def _curves(plt, result: Result, records: list[dict]):
 
 def plot_systems(results: list[Result], path: Path) -> Path:
     """A forest plot of several runs of one comparability group: each run's main metric, mean
-    over folds, with its t and calibrated speaker-bootstrap 95% intervals, best first. Runs of
+    over folds, with its t and cluster 95% intervals, best first. Runs of
     several groups are refused: one axis would rank them against each other."""
     from serbench.ranking import groups, system_label
 
@@ -209,7 +209,7 @@ def plot_systems(results: list[Result], path: Path) -> Path:
     for row, r in enumerate(runs):
         entry = r.summary[metric]
         for offset, key, color, label in ((-0.12, "ci95", "#4c72b0", "t over folds"),
-                                          (0.12, "ci95_bootstrap", "#dd8452", "speaker bootstrap")):
+                                          (0.12, "ci95_bootstrap", "#dd8452", "cluster interval")):
             interval = clipped(entry.get(key))
             if interval:
                 ax.plot([interval[0] * 100, interval[1] * 100], [row + offset] * 2, color=color, lw=2,

@@ -27,7 +27,7 @@ from pathlib import Path
 from jinja2 import Environment
 
 from serbench.errors import SerbenchError
-from serbench.leaderboard import COLUMNS, reported_for, settings
+from serbench.leaderboard import COLUMNS, cluster_header, reported_for, settings
 from serbench.ranking import clipped, groups, mixed_warning, system_label, versions
 from serbench.results import Result
 from serbench.safe_paths import copy_inside, file_name, inside, unique_file_names, write_text_inside
@@ -110,7 +110,7 @@ RUN = """<!doctype html>
 <p>{{ config.downstream }} on {{ config.upstream }}, {{ config.protocol }}; files: <a href="result.json">result.json</a>,
 <a href="predictions.csv">predictions.csv</a></p>
 <h2>Summary</h2>
-<table><thead><tr><th>metric</th><th>mean %</th><th>95% CI (t, folds)</th><th>95% CI (speaker bootstrap{{ speakers }})</th></tr></thead>
+<table><thead><tr><th>metric</th><th>mean %</th><th>95% CI (t, folds)</th><th>95% CI ({{ cluster }})</th></tr></thead>
 <tbody>{% for name, e in summary %}<tr><td>{{ name }}</td><td class="num">{{ e.mean }}</td><td>{{ e.t }}</td><td>{{ e.boot }}</td></tr>{% endfor %}</tbody></table>
 <h2>Figures</h2>
 {% for f in figures %}<img src="{{ f }}" alt="{{ f }}">{% endfor %}
@@ -200,7 +200,7 @@ def build(results: Sequence[Result], target: str | Path, reg, ci: str = "t") -> 
         figure = plot_systems(group.results, inside(target, f"forest-{file_name(group.key)}.svg")).name
         sections.append({"anchor": anchor, "heading": group.heading, "rows": rows,
                          "note": " ".join(filter(None, [unpaired, note])), "figure": figure})
-    ci_note = "Student-t over folds" if ci == "t" else "calibrated speaker bootstrap"
+    ci_note = "Student-t over folds" if ci == "t" else "cluster interval (folds or speakers as clusters)"
     page = env.from_string(INDEX).render(title="serbench leaderboard", style=STYLE, sort=SORT, headers=headers,
                                          sections=sections, ci_note=ci_note, warning=mixed_warning(found))
     return write_text_inside(target, "index.html", page)
@@ -257,10 +257,9 @@ def _run_page(env: Environment, r: Result, target: Path, folder: str, plot_run) 
         copy_inside(target, r.run_dir / name, f"{folder}/{name}")
     figures = [path.name for path in plot_run(r.run_dir, ("svg",), into=inside(target, folder))]
     data = r.data
-    speakers = data["summary"]["ua"].get("speakers")
     page = env.from_string(RUN).render(
         r=r, style=STYLE, sort=SORT, config=data["config"], figures=figures, metric_names=list(COLUMNS.values()),
-        speakers=f", {speakers} speakers" if speakers else "",
+        cluster=cluster_header(data["summary"]["ua"]).removeprefix("95% CI (").removesuffix(")"),
         summary=[(name, {"mean": _pct(data["summary"][m]["mean"]), "t": _interval(data["summary"][m]["ci95"]),
                          "boot": _interval(data["summary"][m].get("ci95_bootstrap"),
                                            _missing(data["summary"][m], "bootstrap"))}) for m, name in COLUMNS.items()],
