@@ -109,7 +109,8 @@ def test_embedded_corpus_does_not_leak(cli_run, tmp_path):
     assert done.returncode == 0, done.stderr
     assert f"skipped {tmp_path / 'unfinished'}: no result.json" in done.stderr
     control = next(line for line in done.stdout.splitlines() if result.run_id in line)
-    assert "CONTROL: shuffled training labels" in control and "train.shuffle_labels=true" in control
+    # (the override is recorded as its parameter's type, a bool, however it was typed: issue 22)
+    assert "CONTROL: shuffled training labels" in control and "train.shuffle_labels=True" in control
     real = next(line for line in done.stdout.splitlines() if cli_run[1].name in line)
     assert "CONTROL" not in real and "| defaults " in real
 
