@@ -234,12 +234,12 @@ def test_iemocap_line_numbers_count_lines_as_an_editor_does(tmp_path):
 
 
 def test_an_emobox_key_whose_json_holds_an_escaped_newline_is_refused(tmp_path):
-    """JSON lines cannot hold a raw line break, but ``"key": "a\\nb"`` decodes to one: the protocol refuses it."""
+    """JSON lines cannot hold a raw line break, but ``"key": "a\\nb"`` decodes to one: refused with file:line."""
     from test_emobox_speakers import load, record, write_dataset
 
     rows = [record("mer2023", f"s{n:02d}", "happy" if n % 2 else "sad") for n in range(8)]
     rows[0] = record("mer2023", "s\n00", "sad", wav="downloads/mer2023/s00.wav")
     data = write_dataset(tmp_path, "mer2023", {"1": {"train": rows[:6], "test": rows[6:]}}, {"happy": "Happy", "sad": "Sad"})
     assert '"mer2023-s\\n00"' in (data / "mer2023.jsonl").read_text()  # escaped on its line, as JSON must
-    with pytest.raises(SerbenchError, match=r"utterance 'mer2023-s\\n00': id .* holds a line break \(U\+000A\)"):
+    with pytest.raises(SerbenchError, match=r"mer2023\.jsonl:1: key 'mer2023-s\\n00' holds a line break \(U\+000A\)"):
         load(tmp_path, data)

@@ -37,7 +37,7 @@ from serbench.folds import (
     speaker_disjoint_holdout,
     stratified_holdout,
 )
-from serbench.textfiles import read_json, read_text
+from serbench.textfiles import check_one_line, numbered_lines, read_json, read_text
 from serbench_plugins.protocols.emobox_speakers import NO_SPEAKER_IN_KEYS, RULES, STM_FILE, STM_SPEAKERS, SpeakerRule
 
 log = logging.getLogger("serbench")
@@ -47,7 +47,7 @@ LABEL_FILES = ("label_map.json", "label_dict.json")  # EmoBox names emovo's map 
 def read_jsonl(path: Path) -> list[tuple[str, dict]]:
     """(``file:line``, record) pairs; a line that is not a JSON object names itself."""
     records = []
-    for number, line in enumerate(read_text(path).splitlines(), start=1):
+    for number, line in numbered_lines(read_text(path)):
         if not line.strip():
             continue
         try:
@@ -56,6 +56,9 @@ def read_jsonl(path: Path) -> list[tuple[str, dict]]:
             raise SerbenchError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
         if not isinstance(record, dict) or "key" not in record:
             raise SerbenchError(f"{path}:{number}: expected an object with a 'key' field")
+        for field in ("key", "emo", "speaker", "gender"):  # a JSON "\n" decodes to a line break
+            if isinstance(record.get(field), str):
+                check_one_line(record[field], f"{path}:{number}", field)
         records.append((f"{path}:{number}", record))
     return records
 
