@@ -459,6 +459,8 @@ def beside_reported(results: Sequence[Result], reg, ci: str = "t") -> str:
             continue
         recipe = (config.get("recipe") or {}).get("name", "")
         measured = ", ".join([config["upstream"], config["pooling"] or "fused"] + ([f"recipe {recipe}"] if recipe else []))
+        if ((config.get("params") or {}).get("train") or {}).get("select_split") == "test":
+            measured += ", epoch selected on the scored split (optimistic)"
         shown = [(row, "") for row in found.pairs] + found.not_comparable
         for row, reason in shown:
             if reason and reason not in reasons:

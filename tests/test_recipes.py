@@ -320,3 +320,38 @@ def test_a_tiny_run_records_the_papers_table_with_its_demo_variant(method, tmp_p
     assert "recipe paper (" in log[1]
     folds = [json.loads(p.read_text()) for p in (run_dir / "folds").glob("fold-*_seed-0.json")]
     assert folds and all(f["epochs_run"] <= config["train"]["max_epochs"] for f in folds)
+
+
+def test_a_wavlm_cond_run_scored_on_development_selects_there_and_says_so(tmp_path):
+    """End to end on an MSP-Podcast-like folder scored on Development: each epoch's selection
+    score is that epoch's macro-F1 on Development (the test split), and the table beside the
+    paper's rows says the epoch was selected on the scored split."""
+    import pandas as pd
+    from sklearn.metrics import f1_score
+
+    from serbench.leaderboard import beside_reported
+    from serbench.results import load_result
+
+    from lookalike import write_msp_podcast
+
+    rows = [[f"MSP-PODCAST_{k * 100 + n:04d}.wav", "ASHUFDCN"[n % 8], "4.2", "3.0", "5.5", str(100 + 10 * k + n % 6),
+             ("Female", "Male")[n % 6 % 2], split]
+            for k, split in enumerate(("Train", "Development", "Test1")) for n in range(24)]
+    write_msp_podcast(tmp_path / "msp", rows)
+    done = run_cli("run", "--upstream", "fbank", "--downstream", "wavlm_cond", "--protocol", "msp_podcast",
+                   "--data", str(tmp_path / "msp"), "-o", "protocol.test_set=Development", "-o", "train.max_epochs=2",
+                   "--out", str(tmp_path / "runs"))
+    assert done.returncode == 0, done.stderr
+    assert "epochs selected on the scored split itself" in done.stderr
+    (run_dir,) = [p.parent for p in (tmp_path / "runs").glob("*/result.json")]
+    record = json.loads((run_dir / "folds" / "fold-Development_seed-0.json").read_text())
+    predictions = pd.read_csv(run_dir / "predictions.csv")
+    assert predictions["label"].nunique() == 8  # every class in Development: macro-F1 over all eight
+    best = f1_score(predictions["label"], predictions["prediction"], average="macro",
+                    labels=sorted(set(predictions["label"])), zero_division=0)
+    # the selected epoch's score is the best Development score, and it is what the test predictions score
+    assert record["dev_history"][record["best_epoch"] - 1] == pytest.approx(max(record["dev_history"]))
+    assert record["metrics"]["macro_f1"] == pytest.approx(max(record["dev_history"]), abs=1e-9)
+    assert best == pytest.approx(record["metrics"]["macro_f1"], abs=1e-9)
+    table = beside_reported([load_result(run_dir)], registry())
+    assert "epoch selected on the scored split (optimistic)" in table
