@@ -45,10 +45,22 @@ def audio_info(path: str | Path):
     """soundfile's header information (frames, sample rate, channels); a missing, unreadable or
     truncated file (a WAV or AIFF header declaring more samples than the file holds, or a FLAC
     file whose last frame cannot be reached) names itself, so that a damaged copy is refused
-    before a run starts rather than read as shorter audio."""
+    before a run starts rather than read as shorter audio. A header is read once per process (a
+    long recording listed as thousands of segments is checked once), again when the file changes."""
     path = Path(path)
     if not path.is_file():
         raise SerbenchError(f"{path}: audio file not found")
+    stat = path.stat()
+    key = (os.fspath(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _INFOS:
+        _INFOS[key] = _checked_info(path)
+    return _INFOS[key]
+
+
+_INFOS: dict[tuple[str, int, int], object] = {}  # (path, size, mtime_ns) -> header, for this process
+
+
+def _checked_info(path: Path):
     info = None
     try:
         declared = sample_bytes(path)
@@ -73,12 +85,42 @@ def audio_info(path: str | Path):
     return info
 
 
-def check_readable(paths) -> None:
-    """Every file's header readable and at least one sample long (a run checks this before its
-    run directory exists; a header costs microseconds beside hashing or decoding the audio)."""
-    for path in paths:
-        if audio_info(path).frames == 0:
-            raise SerbenchError(f"{path}: audio file has no samples")
+def segment_frames(start: float, end: float, rate: int) -> tuple[int, int]:
+    """The frames [first, stop) of the stretch ``start``-``end`` seconds of a file sampled at
+    ``rate``: ``int(seconds * rate)`` at both ends, EmoBox's rule (its ``read_wav``), so that a
+    segment holds the samples EmoBox's own loader reads and adjacent segments tile the file."""
+    return int(start * rate), int(end * rate)
+
+
+def _span(utterance):
+    """(first frame, stop frame, header) of an utterance's audio in its file; a segment reaching
+    past the file's last sample is refused naming the file and the line that listed it: reading
+    it would yield shorter audio than the corpus says, or none."""
+    info = audio_info(utterance.path)
+    if utterance.segment is None:
+        return 0, info.frames, info
+    first, stop = segment_frames(*utterance.segment, info.samplerate)
+    if stop > info.frames:
+        raise SerbenchError(f"{utterance.where}: segment {utterance.start}-{utterance.end} s ends past the file's "
+                            f"end ({info.frames / info.samplerate:.3f} s); check its times")
+    return first, stop, info
+
+
+def utterance_frames(utterance) -> tuple[int, int]:
+    """(frames, sample rate) of an utterance's audio as stored: the whole file's, or its
+    segment's (``end - start`` seconds)."""
+    first, stop, info = _span(utterance)
+    return stop - first, info.samplerate
+
+
+def check_readable(utterances) -> None:
+    """Every utterance's file header readable and its audio (the file, or its segment) at least
+    one sample long and inside the file (a run checks this before its run directory exists; a
+    header costs microseconds beside hashing or decoding the audio)."""
+    for utterance in utterances:
+        if utterance_frames(utterance)[0] == 0:
+            raise SerbenchError(f"{utterance.where if utterance.segment else utterance.path}: audio "
+                                f"{'segment' if utterance.segment else 'file'} has no samples")
 
 
 def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -86,15 +128,32 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     rates resampled with a polyphase filter. A missing or unreadable file names itself."""
     path = Path(path)
     audio_info(path)  # a truncated WAV or AIFF would otherwise be read as shorter audio
+    return _read(path, sample_rate)
+
+
+def load_utterance(utterance, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """An utterance's audio as :func:`load_audio` gives it: the whole file, or only its
+    segment's frames (read with soundfile's start/stop, so a long recording is never decoded
+    whole for each of its utterances)."""
+    if utterance.segment is None:
+        return load_audio(utterance.path, sample_rate)
+    first, stop, _ = _span(utterance)
+    return _read(Path(utterance.path), sample_rate, first, stop, utterance.where)
+
+
+def _read(path: Path, sample_rate: int, start: int = 0, stop: int | None = None, name: str = "") -> np.ndarray:
+    """Frames [start, stop) of ``path``, mono float32 at ``sample_rate``; errors name ``name``
+    (default: the file)."""
+    name = name or str(path)
     try:
-        wav, rate = sf.read(path, dtype="float32", always_2d=True)
+        wav, rate = sf.read(path, start=start, stop=stop, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as exc:
-        raise SerbenchError(f"{path}: cannot read audio ({exc})") from None
+        raise SerbenchError(f"{name}: cannot read audio ({exc})") from None
     wav = wav.mean(axis=1)
     if wav.size == 0:
-        raise SerbenchError(f"{path}: audio file has no samples")
+        raise SerbenchError(f"{name}: audio {'segment' if stop is not None else 'file'} has no samples")
     if not np.isfinite(wav).all():
-        raise SerbenchError(f"{path}: audio has non-finite samples (NaN or infinity)")
+        raise SerbenchError(f"{name}: audio has non-finite samples (NaN or infinity)")
     if rate != sample_rate:
         g = gcd(rate, sample_rate)
         wav = resample_poly(wav, sample_rate // g, rate // g).astype(np.float32)

@@ -12,7 +12,7 @@ from typing import Annotated, TypedDict
 import numpy as np
 import torch
 
-from serbench.audio import audio_info, load_audio
+from serbench.audio import load_utterance, utterance_frames
 from serbench.corpus import Utterance
 
 ATTRIBUTES = ("valence", "arousal", "dominance")
@@ -145,12 +145,12 @@ class AudioBatcher:
         """Samples per utterance after truncation (crops only shorten training batches further)."""
         for i in ids:
             if i not in self._sizes:
-                info = audio_info(self.utterances[i].path)
-                self._sizes[i] = int(round(info.frames * self.sample_rate / info.samplerate))
+                frames, rate = utterance_frames(self.utterances[i])
+                self._sizes[i] = int(round(frames * self.sample_rate / rate))
         return [min(self._sizes[i], self.max_samples or self._sizes[i]) for i in ids]
 
     def __call__(self, ids: Sequence[str], labels: Mapping[str, str] | None = None, train: bool = False) -> Batch:
-        wavs = [load_audio(self.utterances[i].path) for i in ids]
+        wavs = [load_utterance(self.utterances[i]) for i in ids]
         if self.max_samples:
             wavs = [w[: self.max_samples] for w in wavs]
         whole = [True] * len(wavs)

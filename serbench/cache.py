@@ -2,7 +2,8 @@
 
 An entry is keyed by the upstream's weights fingerprint, the layer selection and the dtype
 (one folder per combination, with a ``meta.json``) and by a hash of the audio file's bytes
-(one ``.npy`` per utterance, memory-mapped when read). A changed audio file has another hash,
+(and of the segment's times for an utterance that is a stretch of a longer file: :func:`utterance_hash`;
+one ``.npy`` per utterance, memory-mapped when read). A changed audio file has another hash,
 so its old entry is simply never read again. Entries are written atomically, each followed by
 a trailer holding a checksum of its bytes (:data:`TRAILER`; numpy reads the array and ignores
 it): an entry that is truncated, zero-filled, edited, unreadable or of the wrong shape is
@@ -58,6 +59,18 @@ def audio_hash(path: Path) -> str:
                 digest.update(block)
         _HASHES[key] = digest.hexdigest()
     return _HASHES[key]
+
+
+def utterance_hash(utterance) -> str:
+    """The cache identity of an utterance's audio: :func:`audio_hash` of its file for a whole
+    file (unchanged, so existing entries stay hits), else a hash of the file's hash and the
+    segment's start and end, so that each stretch of a long recording is extracted, cached and
+    checked as its own audio."""
+    whole = audio_hash(utterance.path)
+    if utterance.segment is None:
+        return whole
+    start, end = utterance.segment
+    return hashlib.blake2b(json.dumps([whole, start, end]).encode(), digest_size=16).hexdigest()
 
 
 @dataclass(frozen=True)

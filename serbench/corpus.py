@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import warnings
 from collections import Counter
@@ -46,7 +47,14 @@ def case_clash(labels) -> tuple[str, str] | None:
 
 @dataclass(frozen=True)
 class Utterance:
-    """One labelled utterance. ``attributes`` holds dimensional labels scaled to [0, 1]."""
+    """One labelled utterance. ``attributes`` holds dimensional labels scaled to [0, 1].
+
+    ``start`` / ``end`` (seconds, both or neither) make the utterance a stretch of ``path``
+    rather than the whole file (EmoBox's pavoque lists segments of one long recording per
+    speaking style): its audio is read, hashed and cached as that stretch alone
+    (:func:`serbench.audio.load_utterance`, :func:`serbench.cache.utterance_hash`). ``origin``
+    (``file:line`` where the protocol read it, or '') is how an error about its audio names the
+    line to fix; it is no part of the corpus's digest."""
 
     id: str
     path: Path
@@ -57,6 +65,33 @@ class Utterance:
     attributes: dict[str, float] = field(default_factory=dict)
     transcript: str | None = None
     duration: float | None = None
+    start: float | None = None
+    end: float | None = None
+    origin: str = ""
+
+    def __post_init__(self) -> None:
+        if self.start is None and self.end is None:
+            return
+        where = self.origin or f"utterance {self.id!r}"
+        if self.start is None or self.end is None:
+            raise SerbenchError(f"{where}: a segment needs both a start and an end time (got start {self.start!r}, "
+                                f"end {self.end!r})")
+        for what, value in (("start", self.start), ("end", self.end)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise SerbenchError(f"{where}: segment {what} time {value!r} is not a number of seconds")
+        if not 0 <= self.start < self.end:
+            raise SerbenchError(f"{where}: segment {self.start!r}-{self.end!r} s: the start must be >= 0 and before "
+                                "the end")
+
+    @property
+    def segment(self) -> tuple[float, float] | None:
+        """(start, end) in seconds when the utterance is a stretch of its file, else None."""
+        return None if self.start is None else (float(self.start), float(self.end))
+
+    @property
+    def where(self) -> str:
+        """How an error about this utterance's audio names it: its file, and its line when known."""
+        return f"{self.path} (utterance {self.id}{', listed at ' + self.origin if self.origin else ''})"
 
 
 @dataclass(frozen=True)
@@ -229,13 +264,15 @@ class Protocol:
 
     def digest(self) -> str:
         """What a run's results depend on in the corpus: every utterance's id, label, speaker,
-        gender, session, attributes and transcript, and every fold's membership (not the audio
+        gender, session, attributes, transcript and segment (when it is one), and every fold's membership (not the audio
         bytes: the feature cache keys on those, and a resumed run checks them)."""
         digest = hashlib.sha256()
         for uid in sorted(self.utterances):
             u = self.utterances[uid]
-            digest.update(json.dumps([uid, u.label, u.speaker, u.gender, u.session, sorted(u.attributes.items()),
-                                      u.transcript]).encode())
+            fields = [uid, u.label, u.speaker, u.gender, u.session, sorted(u.attributes.items()), u.transcript]
+            if u.segment is not None:  # only then: a corpus of whole files keeps the digest (and run ids) it had
+                fields.append(list(u.segment))
+            digest.update(json.dumps(fields).encode())
         for fold in self.folds:
             digest.update(json.dumps([fold.name, sorted(fold.train), sorted(fold.dev), sorted(fold.test)]).encode())
         return digest.hexdigest()[:16]

@@ -6,7 +6,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 
-from serbench.audio import audio_info
+from serbench.audio import utterance_frames
 from serbench.corpus import Protocol
 from serbench.errors import SerbenchError
 
@@ -43,15 +43,15 @@ def check(protocol: Protocol) -> Report:
     report.notes.extend(speaker_notes(protocol))
     for u in protocol.utterances.values():
         try:
-            info = audio_info(u.path)
+            frames, rate = utterance_frames(u)  # a segment's, for an utterance that is a stretch of its file
         except SerbenchError as exc:
             report.problems.append(str(exc))
             continue
-        if info.frames == 0:
+        if frames == 0:
             report.problems.append(f"{u.path}: no samples")
             continue
-        report.sample_rates[info.samplerate] += 1
-        report.seconds.append(info.frames / info.samplerate)
+        report.sample_rates[rate] += 1
+        report.seconds.append(frames / rate)
     return report
 
 

@@ -22,8 +22,8 @@ import torch
 
 from serbench import claims, needs
 from serbench.atomic import write_json
-from serbench.audio import check_readable, load_audio
-from serbench.cache import CacheKey, FeatureCache, audio_hash, human_bytes
+from serbench.audio import check_readable, load_utterance
+from serbench.cache import CacheKey, FeatureCache, human_bytes, utterance_hash
 from serbench.corpus import Protocol, Utterance
 from serbench.errors import ContractError, SerbenchError
 from serbench.features import (
@@ -63,7 +63,7 @@ def prepare(the_plan: Plan, run_dir: Path) -> Workspace:
     protocol = the_plan.protocol()
     protocol.check_usable()
     used = sorted({i for f in protocol.folds for i in f.train + f.dev + f.test})
-    check_readable(protocol.utterances[i].path for i in used)
+    check_readable(protocol.utterances[i] for i in used)
     wanted = needs.declared(specs, config)
     needs.check(protocol, wanted, specs)
     vad_level = needs.vad_aggressiveness(specs, config) if "vad" in wanted else None
@@ -177,10 +177,10 @@ def _vad(ws: Workspace, features: Mapping[str, np.ndarray], reporter: Reporter) 
     masks = {}
     with reporter.task("voice activity (webrtcvad)", len(features)) as advance:
         for uid, array in features.items():
-            path = folder / f"{audio_hash(ws.protocol.utterances[uid].path)}-{array.shape[1]}.npy" if folder else None
+            path = folder / f"{utterance_hash(ws.protocol.utterances[uid])}-{array.shape[1]}.npy" if folder else None
             mask = _read_mask(path, array.shape[1])
             if mask is None:
-                mask = speech_frames(load_audio(ws.protocol.utterances[uid].path), ws.upstream.frame_rate,
+                mask = speech_frames(load_utterance(ws.protocol.utterances[uid]), ws.upstream.frame_rate,
                                      array.shape[1], ws.vad_level)
                 if path is not None:
                     FeatureCache.write_array(path, mask)
@@ -299,7 +299,7 @@ def _missing_features(ws: Workspace, jobs: Sequence[Job]) -> list[Utterance]:
         return []
     wanted = {job.fold for job in jobs}
     needed = sorted({i for f in ws.protocol.folds if f.name in wanted for i in f.train + f.dev + f.test})
-    return [ws.protocol.utterances[i] for i in needed if not cache.path(audio_hash(ws.protocol.utterances[i].path)).exists()]
+    return [ws.protocol.utterances[i] for i in needed if not cache.path(utterance_hash(ws.protocol.utterances[i])).exists()]
 
 
 def _check_budget(ws: Workspace, jobs: Sequence[Job]) -> None:
@@ -471,7 +471,7 @@ def _check_corpus(run_dir: Path, protocol: Protocol) -> None:
     computes anyway; a copy of the corpus elsewhere is the same corpus."""
     record = run_dir / "corpus.json"
     digest = protocol.digest()
-    audio = {uid: audio_hash(u.path)[:16] for uid, u in sorted(protocol.utterances.items())}
+    audio = {uid: utterance_hash(u)[:16] for uid, u in sorted(protocol.utterances.items())}
     previous = read_json(record, " (a damaged run directory: use another --out)") if record.exists() else None
     if previous is not None:
         changed = [uid for uid, h in previous.get("audio", audio).items() if audio.get(uid) != h]

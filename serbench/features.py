@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from serbench.audio import audio_info, load_audio
-from serbench.cache import FeatureCache, audio_hash, human_bytes
+from serbench.audio import load_utterance, utterance_frames
+from serbench.cache import FeatureCache, human_bytes, utterance_hash
 from serbench.conformance import check_upstream
 from serbench.corpus import Utterance
 from serbench.errors import SerbenchError
@@ -62,8 +62,8 @@ def select_layers(layers: Sequence[int], available: int, name: str) -> tuple[int
 
 
 def num_samples(utterance: Utterance) -> int:
-    info = audio_info(utterance.path)
-    return int(round(info.frames * 16_000 / info.samplerate))
+    frames, rate = utterance_frames(utterance)
+    return int(round(frames * 16_000 / rate))
 
 
 def length_batches(lengths: Sequence[int], max_samples: int, max_items: int = 64) -> list[list[int]]:
@@ -88,7 +88,7 @@ def estimate_bytes(samples: Sequence[int], upstream: Upstream, layers: int, item
 
 
 def _load_batch(utterances, batch):
-    return [load_audio(utterances[i].path) for i in batch]
+    return [load_utterance(utterances[i]) for i in batch]
 
 
 def _forward_batches(upstream, utterances, lengths, device, layers, batch_seconds, on_batch, name=""):
@@ -156,7 +156,7 @@ def extract(
     upstream's registered name) is how an output that breaks the contract is blamed."""
     stats = CacheStats()
     features: dict[str, np.ndarray] = {}
-    hashes = {u.id: audio_hash(u.path) for u in utterances} if cache else {}
+    hashes = {u.id: utterance_hash(u) for u in utterances} if cache else {}
     # one lock per set of utterances: a second process on the same set waits and finds the
     # first's entries; disjoint sets (extraction shards) go side by side
     lock_name = hashlib.sha256(" ".join(sorted(hashes.values())).encode()).hexdigest()[:16]

@@ -220,7 +220,7 @@ def check_protocol(protocol: Any, name: str) -> list[Check]:
     _run(checks, "usable folds (two classes or more, no empty split, every class trained on, names that can "
                  "name files)", protocol.check_usable)
     _run(checks, "every audio file readable",
-         lambda: check_readable(u.path for u in protocol.utterances.values()))
+         lambda: check_readable(protocol.utterances.values()))
     return checks
 
 

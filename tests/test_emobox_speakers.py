@@ -319,11 +319,3 @@ def test_m3ed_stm_speakers_are_speaker_independent(tmp_path):
     assert not protocol.speaker_dependent
     protocol.check_usable()
 
-
-def test_segments_of_a_long_file_are_refused(tmp_path):
-    # EmoBox's pavoque lists stretches of one flac per style; reading the whole file per utterance would be wrong.
-    rows = [record("pavoque", f"poker_n00{n}-poker", "poker", start_time=4.46 * n, end_time=4.46 * (n + 1))
-            for n in range(10, 14)]
-    data = write_dataset(tmp_path, "pavoque", {"1": {"train": rows[:3], "test": rows[3:]}}, {"poker": "Poker"})
-    with pytest.raises(SerbenchError, match=r"pavoque\.jsonl:1: record pavoque-poker_n0010-poker is a segment"):
-        load(tmp_path, data)

@@ -7,8 +7,11 @@ utterances; fields key, wav, emo, length, ...), ``label_map.json`` (raw emo -> c
 ``..._fold<k>.jsonl`` files and mer2023's extra ``test1``-``test3`` files are not read).
 Relative ``wav`` paths resolve against ``audio_root`` (default: the data folder). Raw labels
 match label_map.json case-insensitively (EmoBox's emodb map says ``Neutral``, its records
-``neutral``). Records that are stretches of a longer file (``start_time`` / ``end_time``: EmoBox's
-pavoque) are refused: reading the whole file for each would train on the wrong audio.
+``neutral``). A record with ``start_time`` / ``end_time`` (seconds; EmoBox's pavoque lists
+stretches of one long flac per speaking style) is that segment of its file (version 4): only its
+frames are read (``int(seconds * rate)`` at both ends, as EmoBox's ``read_wav``) and cached as
+its own audio; times that are not numbers, reversed, or past the file's end are refused with the
+file and line.
 
 Speakers (version 3): a record's own ``speaker`` / ``gender`` fields win; otherwise the
 dataset's naming rule in :mod:`emobox_speakers` reads them from the key (EmoBox's records
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,10 +119,6 @@ class RecordReader:
         for field in ("wav", "emo"):
             if field not in record:
                 raise SerbenchError(f"{where}: record {record['key']} has no {field!r} field")
-        if "start_time" in record or "end_time" in record:  # EmoBox's pavoque: segments of one long flac per style
-            raise SerbenchError(f"{where}: record {record['key']} is a segment (start_time/end_time) of "
-                                f"{record['wav']}; serbench reads whole files: cut each segment into its own file "
-                                "and list that instead")
         raw = str(record["emo"])
         if raw.casefold() not in self.labels:
             raise SerbenchError(f"{where}: label {raw!r} is not in {self.label_file} ({', '.join(sorted(self.labels))})")
@@ -134,6 +134,8 @@ class RecordReader:
             speaker=speaker if speaker is not None else f"utt-{record['key']}",
             gender=sex,
             duration=_duration(record.get("length"), where),
+            **_segment(record, where),
+            origin=where,
         )
         return utterance, speaker is not None
 
@@ -144,6 +146,24 @@ def _duration(value, where: str) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
         raise SerbenchError(f"{where}: length {value!r} is not a duration in seconds")
     return float(value)
+
+
+def _segment(record: dict, where: str) -> dict[str, float]:
+    """``start`` / ``end`` of a record that is a stretch of its file (EmoBox's pavoque), else
+    nothing: both times or neither, numbers of seconds, the start before the end."""
+    if "start_time" not in record and "end_time" not in record:
+        return {}
+    times = {}
+    for field, name in (("start_time", "start"), ("end_time", "end")):
+        value = record.get(field)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise SerbenchError(f"{where}: {field} {value!r} is not a number of seconds (a segment needs both "
+                                "start_time and end_time)")
+        times[name] = float(value)
+    if not 0 <= times["start"] < times["end"]:
+        raise SerbenchError(f"{where}: start_time {times['start']!r} and end_time {times['end']!r}: a segment "
+                            "starts at 0 or later and ends after it starts")
+    return times
 
 
 def read_stm_speakers(path: Path) -> dict[str, str]:
@@ -261,7 +281,7 @@ def register_protocols() -> list[Spec]:
                 Param("dev_fraction", float, 0.2, "dev share of train when a fold has no valid file", bounds="(0, 1)"),
                 Param("seed", int, 0, "seed of that dev split", bounds=">= 0"),
             ),
-            version="3",
+            version="4",
             citation="Ma et al., EmoBox, Interspeech 2024, arXiv:2406.07162",
             meta=ProtocolMeta(data_key="emobox"),
         )
