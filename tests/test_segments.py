@@ -22,6 +22,7 @@ from test_emobox_speakers import load, record, write_dataset
 
 import serbench
 from serbench.audio import check_readable, load_utterance, utterance_frames
+from serbench.batching import AudioBatcher
 from serbench.cache import FeatureCache, audio_hash, scan, utterance_hash
 from serbench.corpus import Fold, Protocol, Utterance
 from serbench.datacheck import check as data_check
@@ -76,6 +77,19 @@ def test_segments_have_their_own_cache_keys_and_whole_files_keep_theirs(tmp_path
     keys = [utterance_hash(segment(tmp_path / "long.flac", f"u{n}", *times)) for n, times in enumerate(SEGMENTS)]
     assert len(set(keys)) == 3 and by_bytes not in keys
     assert utterance_hash(segment(tmp_path / "long.flac", "again", *SEGMENTS[1])) == keys[1]  # times, not ids
+
+
+def test_fine_tuning_batches_hold_each_segment_alone(tmp_path):
+    whole = long_file(tmp_path / "studio.flac", rate=44100)[:, 0]
+    utterances = {f"u{n}": segment(tmp_path / "studio.flac", f"u{n}", *times) for n, times in enumerate(SEGMENTS)}
+    batcher = AudioBatcher(utterances, ["ang"], crop_seconds=0, seed=0)
+    batch = batcher(list(utterances))
+    for row, (start, end) in enumerate(SEGMENTS):
+        expected = resample_poly(whole[int(start * 44100): int(end * 44100)], 160, 441)
+        assert batch["wav_lengths"][row] == expected.size
+        np.testing.assert_allclose(batch["wavs"][row, : expected.size].numpy(), expected, rtol=0, atol=1e-6)
+    assert batcher.lengths(list(utterances)) == [round((int(e * 44100) - int(s * 44100)) * 16000 / 44100)
+                                                 for s, e in SEGMENTS]
 
 
 # The corpus below, digested by Protocol.digest before utterances could be segments (commit de2a882).
