@@ -209,7 +209,8 @@ def test_pavoque_times_not_numbers_or_reversed_name_the_line(tmp_path, fields, p
 FAST = ["train.max_epochs=3", "train.batch_size=4", "downstream.hidden=16"]
 
 
-def test_pavoque_runs_end_to_end_with_each_segment_cached_as_its_own_audio(tmp_path):
+def test_pavoque_runs_end_to_end_with_each_segment_cached_as_its_own_audio(tmp_path, monkeypatch):
+    monkeypatch.setenv("SERBENCH_CACHE", str(tmp_path / "cache"))  # its own cache: one fbank entry, 24 misses
     data = write_pavoque(tmp_path / "corpus")
     result = serbench.run("fbank", "superb", protocol="emobox", data=data, out=tmp_path / "runs",
                           overrides=FAST + [f"protocol.audio_root={tmp_path / 'corpus'}"])
