@@ -157,6 +157,16 @@ def _snapshot(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+def refused_in_one_line(argv: list[str], message: str, capsys, case: str = "") -> None:
+    """``serbench ARGV`` exits 2 with one error line (no traceback) that matches ``message``."""
+    capsys.readouterr()
+    code = main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2, (case, err)
+    assert len(err) == 1 and err[0].startswith("serbench: error: "), err  # one line, no traceback
+    assert re.search(message, err[0]), err[0]
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_a_bad_input_gets_one_line_exit_2_and_nothing_written(case, tmp_path, capsys, monkeypatch):
     make, message = CASES[case]
@@ -170,12 +180,7 @@ def test_a_bad_input_gets_one_line_exit_2_and_nothing_written(case, tmp_path, ca
     if argv[0] == "run" and "--out" not in argv:
         argv += ["--out", str(runs)]
     before = _snapshot(tmp_path)
-    capsys.readouterr()
-    code = main(argv)
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2, (case, err)
-    assert len(err) == 1 and err[0].startswith("serbench: error: "), err  # one line, no traceback
-    assert re.search(message, err[0]), err[0]
+    refused_in_one_line(argv, message, capsys, case)
     assert _snapshot(tmp_path) == before  # nothing given was changed, nothing written anywhere
     assert not runs.exists() or not any(runs.iterdir())  # a refused run leaves no run folder
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from test_bad_inputs import RUN, _corpus, _csv, _snapshot
+from test_bad_inputs import RUN, _corpus, _csv, _snapshot, refused_in_one_line
 
 from serbench.audio import audio_info, load_audio
 from serbench.cli import main
@@ -109,12 +109,7 @@ def test_a_bad_corpus_or_run_input_gets_one_line_exit_2_and_nothing_written(case
     monkeypatch.chdir(given)  # a path of "" would be this folder
     argv = _argv(case, given, runs)
     before = _snapshot(tmp_path)
-    capsys.readouterr()
-    code = main(argv)
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2, (case, err)
-    assert len(err) == 1 and err[0].startswith("serbench: error: "), err  # one line, no traceback
-    assert re.search(CASES[case][1], err[0]), err[0]
+    refused_in_one_line(argv, CASES[case][1], capsys, case)
     assert _snapshot(tmp_path) == before  # nothing given was changed, nothing written anywhere
     assert not runs.exists()  # a refused run creates no run folder, not even --out
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_bad_inputs import SYNTHETIC, _snapshot
+from test_bad_inputs import SYNTHETIC, _snapshot, refused_in_one_line
 
 from serbench.cli import main
 
@@ -231,12 +231,7 @@ def test_a_bad_output_input_gets_one_line_exit_2_and_nothing_written(case, finis
     given.mkdir()
     argv = make(given, finished)
     before = _snapshot(tmp_path)
-    capsys.readouterr()
-    code = main(argv)
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2, (case, err)
-    assert len(err) == 1 and err[0].startswith("serbench: error: "), err  # one line, no traceback
-    assert re.search(message, err[0]), err[0]
+    refused_in_one_line(argv, message, capsys, case)
     after = _snapshot(tmp_path)
     changed = {name for name in before.keys() | after.keys() if before.get(name) != after.get(name)}
     # nothing given was changed, nothing written anywhere; finish works in its run folder, whose log notes the refusal

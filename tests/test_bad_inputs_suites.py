@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_bad_inputs import _snapshot
+from test_bad_inputs import _snapshot, refused_in_one_line
 
 from serbench import suites
 from serbench.cli import main
@@ -135,12 +135,7 @@ def test_a_bad_suite_or_executor_option_gets_one_line_exit_2_and_runs_nothing(ca
     out = tmp_path / "out"
     argv += ["--out", str(out / "runs"), "--leaderboard", str(out / "board.md")]
     before = _snapshot(tmp_path)
-    capsys.readouterr()
-    code = main(argv)
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2, (case, err)
-    assert len(err) == 1 and err[0].startswith("serbench: error: "), err  # one line, no traceback
-    assert re.search(message, err[0]), err[0]
+    refused_in_one_line(argv, message, capsys, case)
     assert not (given / PWNED).exists()  # no shell line from the suite ran
     assert _snapshot(tmp_path) == before  # nothing given changed, nothing written, not even the output folder
     assert not out.exists()
