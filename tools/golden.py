@@ -23,8 +23,12 @@ import json
 import subprocess
 import sys
 import tempfile
-import tomllib
 from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ("-o", "protocol.per_class=2", "-o", "train.max_epochs=3", "--seeds", "0")
