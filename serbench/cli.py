@@ -149,6 +149,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--leaderboard", help="where the table goes (default: leaderboards/NAME.md)")
     bench.add_argument("--html", metavar="DIR", help="also write the suite's static site into DIR (see leaderboard --html)")
 
+    pred = sub.add_parser("predict", help="class probabilities of new audio from a finished run's saved models")
+    pred.add_argument("run_dir", metavar="RUN_DIR")
+    pred.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files or folders (searched for .wav, .flac, ...)")
+    pred.add_argument("--fold", help="only this fold's models (default: average every saved model)")
+    pred.add_argument("--seed", type=int, help="only this seed's models")
+    pred.add_argument("--max-seconds", type=float, default=30.0,
+                      help="split longer recordings at pauses found by webrtcvad (0: never; default: 30)")
+    pred.add_argument("--device", default="cpu", help="where features are extracted: cpu or cuda[:N] (default: cpu)")
+    pred.add_argument("--out", metavar="DIR", help="where files.csv and segments.csv go (default: RUN_DIR/predict)")
+
     status = sub.add_parser("status", help="a run's jobs: done, running (by whom), stale, failed (why), pending")
     status.add_argument("run_dir", metavar="RUN_DIR")
 
@@ -613,6 +623,12 @@ def cmd_check_plugin(args, out: Console) -> int:
     return 1 if failed else 0
 
 
+def cmd_predict(args, out: Console) -> None:
+    from serbench.predict import command
+
+    command(args, out)
+
+
 def cmd_docs(args, out: Console) -> int:
     from serbench.docs import update
 
@@ -629,7 +645,7 @@ def cmd_docs(args, out: Console) -> int:
 COMMANDS = {"run": cmd_run, "docs": cmd_docs, "check-plugin": cmd_check_plugin, "list": cmd_list, "plugins": cmd_plugins, "splits": cmd_splits,
             "data": cmd_data, "fuse": cmd_fuse, "leaderboard": cmd_leaderboard, "cache": cmd_cache, "config": cmd_config,
             "status": cmd_status, "job": cmd_job, "finish": cmd_finish, "compare": cmd_compare, "plot": cmd_plot,
-            "bench": cmd_bench, "score": cmd_score}
+            "bench": cmd_bench, "score": cmd_score, "predict": cmd_predict}
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
