@@ -9,7 +9,8 @@ a file the run tested are therefore the run's own, to float tolerance.
 
 Choices of this command (named, not a paper's): the models' probabilities are averaged with
 equal weight (``--fold`` / ``--seed`` keep one or some); a recording longer than
-``--max-seconds`` (default 30 s) is split into speech segments found by webrtcvad (pauses of
+``--max-seconds`` (default 30 s) is split into speech segments found by webrtcvad (at
+aggressiveness ``SEGMENT_AGGRESSIVENESS``; pauses of
 at least ``MIN_PAUSE`` seconds split, stretches shorter than ``MIN_SEGMENT`` are dropped, a
 stretch longer than ``--max-seconds`` is cut into equal parts; a recording without speech is
 cut into equal parts of at most ``--max-seconds``), and the file's probabilities are the
@@ -44,6 +45,7 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aif", ".aiff")  # what soundfile re
 VAD_STEP = 0.01  # seconds per webrtcvad decision (serbench.vad.STEP at 16 kHz)
 MIN_PAUSE = 0.3  # a pause this long between speech stretches splits a long recording
 MIN_SEGMENT = 0.25  # speech stretches shorter than this are dropped
+SEGMENT_AGGRESSIVENESS = 1  # webrtcvad's for splitting: lenient, so quiet speech stays in (the run's own VAD setting is for its masks)
 UNSUPPORTED_NEEDS = ("gender", "transcript")
 BATCH = 16
 
@@ -97,7 +99,7 @@ def _even_parts(start: float, end: float, longest: float) -> list[tuple[float, f
     return [(start + k * step, start + (k + 1) * step) for k in range(parts)]
 
 
-def segments(file: Path, max_seconds: float, aggressiveness: int = 3) -> list[Segment]:
+def segments(file: Path, max_seconds: float, aggressiveness: int = SEGMENT_AGGRESSIVENESS) -> list[Segment]:
     """The whole file when it lasts at most ``max_seconds`` (0: always whole), else its speech
     segments (see the module docstring)."""
     info = audio_info(file)
@@ -259,7 +261,7 @@ def predict(run_dir: str | Path, inputs: Sequence[str], fold: str | None = None,
         rate = audio_info(file).samplerate
         if rate != pre["sample_rate"]:
             notes.append(f"{file}: {rate} Hz, resampled to {pre['sample_rate']} Hz (polyphase, as the run's loader does)")
-    parts = [s for file in files for s in segments(file, max_seconds, pre["vad_aggressiveness"] or 3)]
+    parts = [s for file in files for s in segments(file, max_seconds)]
     utterances = [Utterance(s.id, s.file, "", "", start=s.start, end=s.end, origin=s.id) for s in parts]
     features, _ = extract(upstream, utterances, torch.device(device), tuple(up["layers"]), None,
                           dtype=pre["feature_dtype"], name=up["name"])

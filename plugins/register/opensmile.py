@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from serbench import Spec, UpstreamMeta, hookimpl
 
-_EXTRA = "extra serbench[opensmile]; openSMILE's licence: research/non-commercial use only"
+_LICENCE = "openSMILE: research/non-commercial licence; extra serbench[opensmile]"
 
 
 @hookimpl
@@ -15,7 +15,7 @@ def register_upstreams() -> list[Spec]:
         Spec(
             name="egemaps",
             factory="serbench_plugins.upstreams.opensmile_features:make_egemaps",
-            summary=f"eGeMAPSv02 functionals (88 per utterance) by openSMILE ({_EXTRA})",
+            summary=f"eGeMAPSv02 functionals, 88 per utterance ({_LICENCE})",
             version="1",
             citation="Eyben et al., The Geneva Minimalistic Acoustic Parameter Set (GeMAPS), IEEE TAC 2016, "
                      "doi:10.1109/TAFFC.2015.2457417; openSMILE: Eyben et al., ACM MM 2010",
@@ -24,7 +24,7 @@ def register_upstreams() -> list[Spec]:
         Spec(
             name="compare_2016",
             factory="serbench_plugins.upstreams.opensmile_features:make_compare_2016",
-            summary=f"ComParE 2016 functionals (6,373 per utterance) by openSMILE ({_EXTRA}); -o cache.dtype=float32",
+            summary=f"ComParE 2016 functionals, 6,373 per utterance ({_LICENCE}); -o cache.dtype=float32",
             version="1",
             citation="Schuller et al., The INTERSPEECH 2016 ComParE Challenge, Interspeech 2016, "
                      "doi:10.21437/Interspeech.2016-129; openSMILE: Eyben et al., ACM MM 2010",
