@@ -173,16 +173,23 @@ def load_model(run_dir: Path, fold: str, seed: int, reg: Registry, upstream) -> 
     description, state = saved_model.load(run_dir, fold, seed)
     where = saved_model.model_files(run_dir, fold, seed)[0]
     down = _spec(reg, "downstream", description["downstream"], where)
-    pool = _spec(reg, "pooling", description["pooling"], where)
-    lacking = [n for spec, kind in ((down, "downstream"), (pool, "pooling"))
-               for n in _needs(spec, description[kind]["params"]) if n in UNSUPPORTED_NEEDS]
+    own = down.meta.own_pooling  # a method that pools by itself (sap_gap): no pooling plugin to rebuild
+    pool = None if own else _spec(reg, "pooling", description["pooling"], where)
+    parts = ((down, "downstream"),) + ((pool, "pooling"),) if pool else ((down, "downstream"),)
+    lacking = [n for spec, kind in parts for n in _needs(spec, description[kind]["params"]) if n in UNSUPPORTED_NEEDS]
     if lacking:
         raise SerbenchError(f"{where}: downstream {down.name} needs the {lacking[0]} of each utterance, which a bare "
                             "recording does not carry: serbench predict cannot run it")
     pooling_params = description["pooling"]["params"]
+
+    def make_pooling(dim: int):
+        if pool is None:
+            raise SerbenchError(f"downstream {down.name} pools with its own {own}")
+        return pool.build(dim, **pooling_params)
+
     context = DownstreamContext(
         num_layers=len(description["upstream"]["layers"]), dim=upstream.dim, frame_rate=upstream.frame_rate,
-        classes=tuple(description["classes"]), make_pooling=lambda dim: pool.build(dim, **pooling_params),
+        classes=tuple(description["classes"]), make_pooling=make_pooling,
         train_counts=tuple(description["train_counts"]), loss=description["loss"]["name"])
     torch.manual_seed(seed)  # only initial weights, all replaced by the saved ones
     model = down.build(context, **description["downstream"]["params"])

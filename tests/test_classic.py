@@ -21,6 +21,8 @@ from sklearn.svm import LinearSVC
 
 from serbench.downstream import DownstreamContext
 from serbench.errors import SerbenchError
+from serbench.plan import load_plan
+from serbench.predict import predict
 from serbench.registry import create, registry
 
 from conftest import run_cli
@@ -177,6 +179,13 @@ def test_egemaps_svm_runs_on_synthetic_and_scores_its_own_predictions(tmp_path):
     assert "C " in (run_dir / "run.log").read_text() and "chosen on dev" in (run_dir / "run.log").read_text()
     saved = json.loads((run_dir / "models" / "fold-1_seed-0.json").read_text())
     assert saved["fit"]["C"] in saved["fit"]["grid"] and saved["upstream"]["fingerprint"].startswith("opensmile-")
+    # serbench predict on fold 1's test files gives the run's own probabilities
+    paths = {u.id: str(u.path) for u in load_plan(run_dir, "cpu").protocol().utterances.values()}
+    rows = frame[frame["fold"] == "1"]
+    probs = [c for c in frame.columns if c.startswith("prob_")]
+    got = predict(run_dir, [paths[i] for i in rows["utterance_id"]], fold="1", seed=0).files.set_index("file")
+    np.testing.assert_allclose(got.loc[[paths[i] for i in rows["utterance_id"]], probs].to_numpy(), rows[probs].to_numpy(),
+                               atol=2e-5)
 
 
 def test_a_classic_head_refuses_fine_tuning_before_the_run_directory_exists(tmp_path):

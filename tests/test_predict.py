@@ -47,6 +47,12 @@ def logreg_run(tmp_path_factory) -> Path:
     return _run(tmp_path_factory, "logreg")
 
 
+@pytest.fixture(scope="module")
+def sap_gap_run(tmp_path_factory) -> Path:
+    """A method whose pooling reads webrtcvad speech masks: predict computes them as the run did."""
+    return _run(tmp_path_factory, "sap_gap")
+
+
 def _paths(run_dir: Path) -> dict[str, Path]:
     return {u.id: Path(u.path) for u in load_plan(run_dir, "cpu").protocol().utterances.values()}
 
@@ -55,7 +61,7 @@ def _by_file(prediction) -> pd.DataFrame:
     return prediction.files.set_index("file")[PROBS]
 
 
-@pytest.mark.parametrize("which", ["superb_run", "logreg_run"])
+@pytest.mark.parametrize("which", ["superb_run", "logreg_run", "sap_gap_run"])
 def test_predict_gives_the_runs_own_test_probabilities(which, request):
     run_dir = request.getfixturevalue(which)
     paths = _paths(run_dir)
@@ -194,3 +200,11 @@ def test_a_fine_tuning_run_says_its_models_are_not_saved(tmp_path, capsys):
     assert result.run_id == run_dir.name and not (run_dir / "models").exists()
     wav = str(_paths(run_dir)[sorted(_paths(run_dir))[0]])
     _refused([str(run_dir), wav], capsys, "fine-tuning run", "not saved")
+
+
+def test_a_method_that_needs_gender_is_refused(tmp_path, capsys):
+    result = serbench.run(upstream="fbank", downstream="wavlm_cond", protocol="synthetic", out=tmp_path, device="cpu",
+                          overrides=["protocol.per_class=1", "train.max_epochs=1", "downstream.gender=sum"])
+    run_dir = Path(result.run_dir)
+    wav = str(_paths(run_dir)[sorted(_paths(run_dir))[0]])
+    _refused([str(run_dir), wav], capsys, "wavlm_cond needs the gender", "fold-1_seed-0.json")
