@@ -13,6 +13,7 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+import soundfile as sf
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
@@ -20,7 +21,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
 from serbench.downstream import DownstreamContext
-from serbench.errors import SerbenchError
+from serbench.errors import ContractError, SerbenchError
 from serbench.plan import load_plan
 from serbench.predict import predict
 from serbench.registry import create, registry
@@ -64,6 +65,24 @@ def test_egemaps_matches_opensmile_called_directly():
     assert direct.shape == (1, 88)
     ours = create("upstream", "egemaps")(padded, lengths).hidden_states[0, 1, 0].numpy()
     np.testing.assert_allclose(ours, direct.to_numpy()[0].astype(np.float32), rtol=1e-6)
+
+
+def test_compare_2016_energies_need_float32_features_and_get_them(tmp_path):
+    """ComParE's energies pass float16's range on loud audio: a float16 cache is refused naming
+    the option, a float32 one keeps them."""
+    pytest.importorskip("opensmile")
+    from serbench.corpus import Utterance
+    from serbench.features import extract
+
+    padded, lengths = _wavs(sizes=(32000,))
+    path = tmp_path / "loud.wav"
+    sf.write(path, padded[0].numpy() * 3, 16000, subtype="FLOAT")
+    upstream = create("upstream", "compare_2016")
+    utterance = Utterance("loud", path, "x", "s")
+    with pytest.raises(ContractError, match=r"float16's range .*-o cache.dtype=float32"):
+        extract(upstream, [utterance], torch.device("cpu"), (0,), None, dtype="float16", name="compare_2016")
+    features, _ = extract(upstream, [utterance], torch.device("cpu"), (0,), None, dtype="float32", name="compare_2016")
+    assert features["loud"].shape == (1, 1, 6373) and np.abs(features["loud"]).max() > 65504
 
 
 @pytest.mark.parametrize("name", ["egemaps", "compare_2016"])
