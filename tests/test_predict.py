@@ -208,3 +208,19 @@ def test_a_method_that_needs_gender_is_refused(tmp_path, capsys):
     run_dir = Path(result.run_dir)
     wav = str(_paths(run_dir)[sorted(_paths(run_dir))[0]])
     _refused([str(run_dir), wav], capsys, "wavlm_cond needs the gender", "fold-1_seed-0.json")
+
+
+def test_a_folder_gives_every_audio_file_under_it(superb_run, tmp_path):
+    written = pd.read_csv(superb_run / "predictions.csv", dtype={"fold": str})
+    rows = written[(written["fold"] == "5") & (written["seed"] == 0)].iloc[:3]
+    paths = _paths(superb_run)
+    (tmp_path / "in" / "deeper").mkdir(parents=True)
+    targets = [tmp_path / "in" / "a.wav", tmp_path / "in" / "deeper" / "b.wav", tmp_path / "in" / "c.flac"]
+    for uid, target in zip(rows["utterance_id"], targets):
+        audio, rate = sf.read(paths[uid], dtype="float32")
+        sf.write(target, audio, rate, subtype="FLOAT" if target.suffix == ".wav" else "PCM_24")
+    (tmp_path / "in" / "notes.txt").write_text("not audio: skipped by its suffix")
+    got = predict(superb_run, [str(tmp_path / "in")], fold="5", seed=0).files
+    assert list(got["file"]) == sorted(str(t) for t in targets)
+    wav_rows = got.set_index("file").loc[[str(targets[0]), str(targets[1])], PROBS].to_numpy()
+    np.testing.assert_allclose(wav_rows, rows[PROBS].to_numpy()[:2], atol=2e-5)
