@@ -12,8 +12,8 @@ The plugin's own choices (no paper fixes them for serbench's protocols):
 
 - the features: one hidden state (``layer``, default the last kept one) pooled over frames
   by the run's pooling, mean by default (an openSMILE upstream gives one vector per
-  utterance, which any pooling returns unchanged); only poolings without trained weights
-  are accepted.
+  utterance, which mean pooling returns unchanged); only poolings without trained weights
+  (``mean``, ``std``) are accepted.
 - standardisation: zero mean, unit variance fitted on the training split alone (a constant
   feature keeps scale 1, as scikit-learn's ``StandardScaler`` does).
 - class weights ``balanced`` (inverse class frequency in training), for imbalanced corpora.
