@@ -18,6 +18,7 @@ from serbench.api.errors import SerbenchError
 from serbench.api.specs import KINDS
 from serbench.cli.data import cmd_cache, cmd_config, cmd_data, cmd_splits
 from serbench.cli.plugins import cmd_check_plugin, cmd_list, cmd_plugins
+from serbench.cli.predicting import cmd_predict
 from serbench.cli.results import cmd_compare, cmd_fuse, cmd_leaderboard, cmd_plot, cmd_score
 from serbench.cli.running import cmd_bench, cmd_finish, cmd_job, cmd_run, cmd_status
 from serbench.report import leaderboard
@@ -141,6 +142,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--leaderboard", help="where the table goes (default: leaderboards/NAME.md)")
     bench.add_argument("--html", metavar="DIR", help="also write the suite's static site into DIR (see leaderboard --html)")
 
+    pred = sub.add_parser("predict", help="class probabilities of new audio from a finished run's saved models")
+    pred.add_argument("run_dir", metavar="RUN_DIR")
+    pred.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files or folders (searched for .wav, .flac, ...)")
+    pred.add_argument("--fold", help="only this fold's models (default: average every saved model)")
+    pred.add_argument("--seed", type=int, help="only this seed's models")
+    pred.add_argument("--max-seconds", type=float, default=30.0,
+                      help="split longer recordings at pauses found by webrtcvad (0: never; default: 30)")
+    pred.add_argument("--device", default="cpu", help="where features are extracted: cpu or cuda[:N] (default: cpu)")
+    pred.add_argument("--out", metavar="DIR", help="where files.csv and segments.csv go (default: RUN_DIR/predict)")
+
     status = sub.add_parser("status", help="a run's jobs: done, running (by whom), stale, failed (why), pending")
     status.add_argument("run_dir", metavar="RUN_DIR")
 
@@ -164,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS = {"run": cmd_run, "check-plugin": cmd_check_plugin, "list": cmd_list, "plugins": cmd_plugins, "splits": cmd_splits,
             "data": cmd_data, "fuse": cmd_fuse, "leaderboard": cmd_leaderboard, "cache": cmd_cache, "config": cmd_config,
             "status": cmd_status, "job": cmd_job, "finish": cmd_finish, "compare": cmd_compare, "plot": cmd_plot,
-            "bench": cmd_bench, "score": cmd_score}
+            "bench": cmd_bench, "score": cmd_score, "predict": cmd_predict}
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:

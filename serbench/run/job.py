@@ -31,7 +31,7 @@ from serbench.api.upstream import Upstream
 from serbench.report import claims
 from serbench.report.metrics import METRICS, score
 from serbench.report.results import Job, failure_path, job_done, job_stem, write_job
-from serbench.run import conformance, finetune, heap, stages
+from serbench.run import closed_form, conformance, finetune, heap, saved_model, stages
 from serbench.run.batching import AudioBatcher, FeatureBatcher
 from serbench.run.plan import Plan
 from serbench.run.trainer import FoldData, train_fold
@@ -157,6 +157,7 @@ def check_build(ws: Workspace) -> None:
     exists, not by every job after the features were extracted. Every job seeds itself before
     it builds, so this build changes no result."""
     model, _ = build_head(ws, ws.protocol.folds[0], ws.upstream)
+    closed_form.check(model, ws.tuning, ws.plan.specs["downstream"].name)
     declared = getattr(model, "stages", None)
     if declared is not None:
         stages.check(declared(), ws.plan.specs["downstream"].name)
@@ -191,11 +192,19 @@ def run_job(ws: Workspace, job: Job, reporter: Reporter) -> None:
                           seed, run_dir / "stages" / job_stem(fold.name, seed), specs["downstream"].name, reporter.info,
                           reporter.task, bf16=train["bf16"])
     _check_first_batch(model, loss, data, specs, the_plan.device)
-    with reporter.task(f"fold {fold.name} seed {seed} (epochs)", train["max_epochs"], announce=False) as advance:
-        outcome = train_fold(
-            model, loss, data, protocol.main_metric, train, seed, the_plan.device,
-            on_epoch=lambda epoch, dev: advance(1), groups=groups,
-        )
+    if closed_form.is_closed_form(model):  # scikit-learn heads: fitted once, C chosen on dev
+        outcome, fit = closed_form.fit_fold(model, data, protocol.main_metric, train, seed, the_plan.device)
+        reporter.info(f"fold {fold.name} seed {seed}: C {fit['C']:g} chosen on dev ({fit['dev_score'] * 100:.2f}); "
+                      f"{fit['unconverged']} of {len(fit['grid'])} fits stopped at max_iter")
+    else:
+        with reporter.task(f"fold {fold.name} seed {seed} (epochs)", train["max_epochs"], announce=False) as advance:
+            outcome = train_fold(
+                model, loss, data, protocol.main_metric, train, seed, the_plan.device,
+                on_epoch=lambda epoch, dev: advance(1), groups=groups,
+            )
+        fit = {"best_epoch": outcome.best_epoch, "epochs_run": outcome.epochs_run}
+    if features is not None:  # serbench predict reads it; a fine-tuned encoder is not saved (see saved_model)
+        saved_model.save(ws, fold, seed, upstream, model, fit)
     frame = _predictions_frame(protocol, fold.name, seed, fold.test, outcome.test_probs)
     dev_frame = _predictions_frame(protocol, fold.name, seed, fold.dev, outcome.dev_probs)
     y_true = np.array([protocol.classes.index(label) for label in frame["label"]])
