@@ -128,7 +128,15 @@ class Protocol:
     each utterance is its own pseudo-speaker: speaker-level statistics are then utterance-level
     and labelled so). ``speaker_dependent`` declares a protocol whose folds put one speaker in
     both train and test by design; any other protocol with such a fold is refused.
+
+    ``corpora`` (set by a protocol that combines corpora, such as ``cross_corpus``) names each
+    one as ``role:name=protocol[part]#digest``; the result's comparability key then carries them.
+    ``notes`` is what the protocol wants recorded in ``result.json`` under
+    ``annotations.protocol`` (counts of dropped utterances, say).
     """
+
+    corpora: tuple[str, ...] = ()
+    notes: dict = {}
 
     def __init__(
         self,
