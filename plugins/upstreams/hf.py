@@ -154,8 +154,9 @@ def _digest(files: tuple) -> str:
     return digest.hexdigest()[:16]
 
 
-def locate(target: str) -> tuple[Path, str]:
-    """(local folder, fingerprint) for a repo id in the local cache or a directory."""
+def locate(target: str, scheme: str = "hf") -> tuple[Path, str]:
+    """(local folder, fingerprint) for a repo id in the local cache or a directory; ``scheme``
+    is the upstream prefix the how-to-get-them message suggests for a folder."""
     path = Path(target).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -173,7 +174,7 @@ def locate(target: str) -> tuple[Path, str]:
         raise SerbenchError(
             f"weights for {target} are not in the local Hugging Face cache ({home}); serbench never downloads "
             f"at run time. Where there is a network, run: hf download {target} "
-            f"(or: huggingface-cli download {target}); or pass --upstream hf:/path/to/checkpoint"
+            f"(or: huggingface-cli download {target}); or pass --upstream {scheme}:/path/to/checkpoint"
         ) from None
     return folder, f"{target}@{folder.name}"
 
