@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from serbench.checkpoints import locate
 from serbench.errors import SerbenchError
 from serbench.upstream import Upstream, UpstreamOutput
 
@@ -106,8 +107,6 @@ def load(target: str) -> WhisperUpstream:
     """A Whisper checkpoint (repo id in the local cache, or a folder): its encoder alone."""
     from transformers import WhisperConfig, WhisperModel
     from transformers.utils import logging as transformers_logging
-
-    from serbench_plugins.upstreams.hf import locate
 
     transformers_logging.disable_progress_bar()
     folder, fingerprint = locate(target, scheme="whisper")
