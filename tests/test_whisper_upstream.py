@@ -91,3 +91,16 @@ def test_a_wav2vec2_checkpoint_is_not_taken_for_whisper(tmp_path):
     folder = save_checkpoint(tmp_path / "w2v", "wav2vec2_layer")
     with pytest.raises(SerbenchError, match=r"a wav2vec2 checkpoint, not Whisper"):
         create("upstream", f"whisper:{folder}")
+
+
+def test_fine_tuning_trains_the_layers_and_keeps_the_frozen_frontend():
+    from serbench import finetune
+
+    upstream = create("upstream", "tiny_whisper")
+    finetune.prepare(upstream, freeze_frontend=True, gradient_checkpointing=True)
+    assert getattr(upstream.model, "is_activation_checkpointing", None) or upstream.model.is_gradient_checkpointing
+    out = upstream(torch.randn(2, 8000) * 0.1, torch.tensor([8000, 4000]))
+    mask = (torch.arange(out.hidden_states.shape[2])[None] < out.lengths[:, None]).float()
+    (out.hidden_states[-1] * mask[..., None]).sum().backward()
+    assert all(p.grad is None for p in upstream.frontend_parameters())
+    assert upstream.model.layers[0].fc1.weight.grad.abs().sum() > 0

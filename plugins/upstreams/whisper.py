@@ -17,6 +17,11 @@ floor, as in Whisper's feature extractor), so an utterance's features never depe
 batch-mates. Hidden states: the convolutional front-end with positions, then every layer (the
 last after the final layer norm): ``encoder_layers + 1`` states for the weighted sum.
 
+Fine-tuning (``-o upstream.finetune=true``) trains the encoder; ``freeze_frontend`` freezes its
+two convolutions, ``gradient_checkpointing`` uses transformers' own. LayerDrop is off (a
+skipped layer would return fewer hidden states), and ``upstream.spec_augment`` has no effect:
+SpecAugment lives in WhisperModel, not in its encoder.
+
 Weights come from the local Hugging Face cache or a directory (never downloaded at run time);
 the log-mel settings from the checkpoint's ``preprocessor_config.json`` (else 16 kHz with the
 model's mel-bin count).
@@ -43,7 +48,8 @@ class WhisperUpstream(Upstream):
 
     def __init__(self, encoder: nn.Module, extractor, fingerprint: str):
         super().__init__()
-        self.encoder = encoder
+        encoder.layerdrop = 0.0  # a skipped layer would return fewer hidden states (see serbench.finetune.prepare)
+        self.model = encoder  # named as in the hf upstream: fine-tuning finds it there (checkpointing, freezing)
         self.extractor = extractor
         self._fingerprint = fingerprint
         config = encoder.config
@@ -58,14 +64,14 @@ class WhisperUpstream(Upstream):
 
     def frontend_parameters(self) -> list[nn.Parameter]:
         """The two convolutions, frozen by default when fine-tuning."""
-        return list(self.encoder.conv1.parameters()) + list(self.encoder.conv2.parameters())
+        return list(self.model.conv1.parameters()) + list(self.model.conv2.parameters())
 
     def log_mel(self, windows: list[torch.Tensor]) -> torch.Tensor:
         """Whisper's log-mel input [W, mels, 3000] for waveform windows of at most 30 s."""
         arrays = [w.detach().float().cpu().numpy().astype(np.float32) for w in windows]
         features = self.extractor(arrays, sampling_rate=self.sample_rate, return_tensors="pt",
                                   padding="max_length").input_features
-        parameter = next(self.encoder.parameters())
+        parameter = next(self.model.parameters())
         return features.to(device=parameter.device, dtype=parameter.dtype)
 
     def forward(self, wavs: torch.Tensor, lengths: torch.Tensor) -> UpstreamOutput:
@@ -75,7 +81,7 @@ class WhisperUpstream(Upstream):
                 piece = wavs[row, start : min(int(n), start + self.window)]
                 windows.append(piece)
                 owners.append((row, self.frames(piece.shape[-1])))
-        out = self.encoder(self.log_mel(windows), output_hidden_states=True)
+        out = self.model(self.log_mel(windows), output_hidden_states=True)
         states = torch.stack(out.hidden_states)  # [layers, W, 1500, D]
         per_row: list[list[torch.Tensor]] = [[] for _ in range(len(wavs))]
         for k, (row, count) in enumerate(owners):
