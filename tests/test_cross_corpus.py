@@ -13,6 +13,7 @@ import soundfile as sf
 
 from serbench.errors import SerbenchError
 from serbench.plan import load_protocol
+from serbench.ranking import heading
 from serbench.results import comparability
 from serbench_plugins.protocols.emobox_track2 import candidates
 
@@ -126,6 +127,7 @@ def test_the_comparability_key_carries_the_corpora_and_leaves_others_unchanged()
     one = comparability("cross_corpus", "abc", ["a", "b"], None, "m", ["train:a=x#1", "test:b=y#2"])
     other = comparability("cross_corpus", "abc", ["a", "b"], None, "m", ["train:a=x#1", "test:c=y#3"])
     assert one["corpora"] == ["train:a=x#1", "test:b=y#2"] and one["key"] != other["key"]
+    assert "train:a test:b" in heading(one) and "train:a test:c" in heading(other)  # a leaderboard group names them
 
 
 def test_emobox_balanced_file_names_find_their_records():

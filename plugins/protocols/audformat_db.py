@@ -18,7 +18,7 @@ in it through audb), read here with the ``audformat`` library (``pip install 'se
   or, when that is empty and the database has no split ``dev``, whole speakers (a
   ``dev_fraction`` of train; stratified utterances when speakers are unknown). With
   ``folds=loso`` (``auto`` without split ids): leave one speaker out, dev as above from the
-  other speakers. Utterances in no chosen split are not read.
+  other speakers. Utterances in no chosen split are left out of the run.
 - **Audio**: the database's files relative to its folder (a file that would resolve outside it
   is refused), whole files or the segments of a segmented table (an open end runs to the end
   of the file).
@@ -269,6 +269,9 @@ def make_protocol(data: Path | None, **params) -> Protocol:
     if left_out:
         protocol.notes = {"left_out": dict(sorted(left_out.items()))}
     return protocol
+
+
+make_protocol.__doc__ = __doc__  # what serbench list protocols NAME shows
 
 
 @hookimpl

@@ -149,6 +149,9 @@ def make_protocol(data: Path | None, drop_unmapped: bool, dev_fraction: float, s
     return result
 
 
+make_protocol.__doc__ = __doc__  # what serbench list protocols NAME shows
+
+
 @hookimpl
 def register_protocols() -> list[Spec]:
     return [

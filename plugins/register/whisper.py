@@ -19,6 +19,10 @@ CITATION = "Radford et al., Robust Speech Recognition via Large-Scale Weak Super
 
 
 def _load(repo: str):
+    """Whisper's encoder from the local Hugging Face cache (never downloaded at run time; the
+    error says how to get the weights). Its 30-s input padding is kept, and its output is
+    cropped to the frames of the real audio (ceil(samples / 320) at 50 Hz), so pooling never
+    sees the padding; longer audio is encoded in 30-s windows (serbench_plugins.upstreams.whisper)."""
     from serbench_plugins.upstreams.whisper import load
 
     return load(repo)
