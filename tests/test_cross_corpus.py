@@ -222,3 +222,16 @@ def test_the_readme_example_reads(tmp_path):
     (fold,) = protocol.folds
     assert len(fold.test) == 8 and len(fold.train) + len(fold.dev) == 12
     assert protocol.name == "cross_corpus:a->b"
+
+
+def test_the_readme_emobox_track2_example_is_a_valid_experiment(tmp_path):
+    from pathlib import Path
+
+    from serbench_plugins.protocols.cross_corpus_spec import read_spec
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = next(b for b in readme.split("```toml\n")[1:] if "balanced = true" in b.split("```")[0]).split("```")[0]
+    (tmp_path / "track2.toml").write_text(block)
+    spec = read_spec(tmp_path / "track2.toml")
+    assert [e.name for e in spec.train] == ["iemocap"] and spec.test.name == "savee" and spec.test.balanced
+    assert spec.classes == ("angry", "happy", "neutral", "sad")
