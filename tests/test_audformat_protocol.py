@@ -132,7 +132,7 @@ def test_segments_and_bad_databases(tmp_path):
     with pytest.raises(SerbenchError, match=r"leave-one-speaker-out folds need a speaker"):
         load_protocol("audformat", root)
     with pytest.raises(SerbenchError, match=r"no table 'emo' \(tables: emotion\)"):
-        load_protocol("audformat", root, {"table": "emo"})
+        load_protocol("audformat", root, {"tables": ["emo"]})
     with pytest.raises(SerbenchError, match=r"db.yaml: missing"):
         load_protocol("audformat", tmp_path)
 
@@ -166,3 +166,17 @@ def test_audformat_run_end_to_end(tmp_path):
         rows = list(csv.DictReader(f))
     assert Counter(r["speaker"] for r in rows) == {"s4": 4} and {r["fold"] for r in rows} == {"test"}
     assert {r["utterance_id"]: r["label"] for r in rows} == {f"wav/s4_{k}.wav": ["anger", "neutral"][k % 2] for k in range(4)}
+
+
+def test_a_file_labelled_in_two_tables_is_refused_until_the_tables_are_chosen(tmp_path):
+    labels = build_database(tmp_path / "db")
+    db = audformat.Database.load(str(tmp_path / "db"))
+    db["emotion.all"] = audformat.Table(audformat.filewise_index(sorted(labels)))
+    db["emotion.all"]["emotion"] = audformat.Column(scheme_id="emotion")
+    db["emotion.all"]["emotion"].set([labels[f] for f in sorted(labels)])
+    db.save(str(tmp_path / "db"))
+    with pytest.raises(SerbenchError, match=r"file 'wav/s\d_\d.wav': utterance .* is labelled in table 'emotion\.\w+' too; "
+                                            r"choose the label tables with -o protocol.tables"):
+        load_protocol("audformat", tmp_path / "db")
+    protocol = load_protocol("audformat", tmp_path / "db", {"tables": ["emotion.all"]})
+    assert [f.name for f in protocol.folds] == list(SPEAKERS) and len(protocol.utterances) == 16  # no split id: loso

@@ -3,8 +3,9 @@
 audformat is audEERING's format for annotated audio (emodb, crema-d and many more are published
 in it through audb), read here with the ``audformat`` library (``pip install 'serbench[audformat]'``).
 
-- **Labels**: the column ``column`` (default ``emotion``) of the table ``table``, or of every
-  filewise or segmented table that has such a column when ``table`` is empty. With ``raters``
+- **Labels**: the column ``column`` (default ``emotion``) of the tables ``tables``, or of every
+  filewise or segmented table that has such a column when ``tables`` is empty (a file labelled
+  in two of them is refused, naming both: choose the tables). With ``raters``
   (rater columns, e.g. ``["r1", "r2", "r3"]``) the label is instead the majority of those
   columns' non-empty votes; a tie is refused naming the file, unless ``rater_ties=drop``
   (then such utterances are left out and counted in the result's ``annotations.protocol``).
@@ -47,7 +48,7 @@ FOLDS = ("auto", "splits", "loso")
 class AudformatOptions:
     """The protocol's parameters (see the module docstring)."""
 
-    table: str
+    tables: tuple[str, ...]
     column: str
     raters: tuple[str, ...]
     rater_ties: str
@@ -77,16 +78,17 @@ def _load(data: Path):
 
 def _label_tables(db, options: AudformatOptions) -> list[str]:
     tables = list(db.tables)
-    if options.table:
-        if options.table not in tables:
-            raise SerbenchError(f"{db.root}: no table {options.table!r} (tables: {', '.join(tables)})")
-        chosen = [options.table]
+    if options.tables:
+        absent = [t for t in options.tables if t not in tables]
+        if absent:
+            raise SerbenchError(f"{db.root}: no table {absent[0]!r} (tables: {', '.join(tables)})")
+        chosen = list(options.tables)
     else:
         wanted = options.raters or (options.column,)
         chosen = [t for t in tables if all(c in db[t].columns for c in wanted)]
         if not chosen:
             raise SerbenchError(f"{db.root}: no table has column(s) {', '.join(wanted)} (tables: {', '.join(tables)}); "
-                                "set -o protocol.table=... and protocol.column=... (or protocol.raters=[...])")
+                                "set -o protocol.tables=[...] and protocol.column=... (or protocol.raters=[...])")
     for t in chosen:
         for c in options.raters or (options.column,):
             if c not in db[t].columns:
@@ -182,7 +184,8 @@ def read_utterances(db, options: AudformatOptions) -> tuple[list[Utterance], dic
             segment = _segment(start, end, path)
             uid = str(file) if not segment else f"{file}@{segment['start']:.3f}-{segment['end']:.3f}"
             if uid in seen:
-                raise SerbenchError(f"{where}: utterance {uid!r} is labelled in table {seen[uid]!r} too")
+                raise SerbenchError(f"{where}: utterance {uid!r} is labelled in table {seen[uid]!r} too; choose "
+                                    "the label tables with -o protocol.tables=[...]")
             seen[uid] = t
             speaker = speakers.get(str(file))
             left_out["no speaker"] += speaker is None
@@ -283,7 +286,8 @@ def register_protocols() -> list[Spec]:
             summary="a local audformat database (tables, splits, speaker/gender schemes, rater columns); "
                     "needs pip install 'serbench[audformat]'",
             params=(
-                Param("table", str, "", "table holding the emotion (default: every table with the column)"),
+                Param("tables", tuple, (), "tables holding the emotion (default: every table with the column)",
+                      item=str),
                 Param("column", str, "emotion", "column holding the emotion label"),
                 Param("raters", tuple, (), "rater columns: the label is their majority vote (instead of column)",
                       item=str),
