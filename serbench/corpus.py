@@ -8,8 +8,10 @@ import math
 import re
 import warnings
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 from serbench.errors import SerbenchError
 from serbench.textfiles import line_break
@@ -135,8 +137,8 @@ class Protocol:
     ``annotations.protocol`` (counts of dropped utterances, say).
     """
 
-    corpora: tuple[str, ...] = ()
-    notes: dict = {}
+    corpora: tuple[str, ...] = ()  # class defaults (read-only) for a subclass that skips this __init__
+    notes: Mapping = MappingProxyType({})
 
     def __init__(
         self,
@@ -159,6 +161,7 @@ class Protocol:
         self.required = required or {}
         self.speaker_source = speaker_source
         self.speaker_dependent = speaker_dependent
+        self.corpora, self.notes = (), {}  # set after construction by a protocol that has any
         for u in utterances:  # a protocol's own reader names the file and line; this catches any other
             for what in ("id", "label", "speaker", "session"):
                 problem = line_break(str(getattr(u, what) or ""))
