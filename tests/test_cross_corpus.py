@@ -199,6 +199,7 @@ def test_cross_corpus_run_end_to_end(corpora, tmp_path):
     key = result["comparability"]
     assert [c.partition("=")[0] for c in key["corpora"]] == ["train:a", "test:b"]
     assert result["annotations"]["protocol"] == {"dropped_unmapped": {"b": {"fear": 9}}}
+    assert "dropped unmapped (b: fear 9): left out of the run" in done.stdout + done.stderr
     with open(run_dir / "predictions.csv") as f:
         rows = list(csv.DictReader(f))
     assert sorted(r["utterance_id"] for r in rows) == sorted(f"b:{r['path']}" for r in b if r["label"] != "fear")
