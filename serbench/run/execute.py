@@ -447,7 +447,8 @@ def _summarise(ws: Workspace, jobs: list[Job], stats: CacheStats, started: float
         },
         plugins={spec.name: spec.version for spec in specs.values()},
         comparability=comparability(config["protocol"]["name"], ws.protocol.digest(), ws.protocol.classes,
-                                    specs["protocol"].meta.test_split.format(**config["protocol"]["params"]) or None),
+                                    specs["protocol"].meta.test_split.format(**config["protocol"]["params"]) or None,
+                                    corpora=ws.protocol.corpora),
         upstream_fingerprint=ws.upstream.fingerprint(),
         environment={
             "python": platform.python_version(),
@@ -458,7 +459,8 @@ def _summarise(ws: Workspace, jobs: list[Job], stats: CacheStats, started: float
         },
         cache=stats.__dict__,
         annotations=({"vad_no_speech": no_speech} if ws.vad_level is not None else {})
-        | ({"corpus_differs": differs} if (differs := ws.protocol.published_differences()) else {}),
+        | ({"corpus_differs": differs} if (differs := ws.protocol.published_differences()) else {})
+        | ({"protocol": ws.protocol.notes} if ws.protocol.notes else {}),
         timing={"total_s": round(time.perf_counter() - started, 3), "features_s": round(features_s, 3)},
     )
     data = result.data
