@@ -25,9 +25,9 @@ _LAZY = {"available": "serbench.registry", "create": "serbench.registry", "Resul
          # what a plugin author needs: ``from serbench import hookimpl, Spec, Param`` (and a kind's Meta)
          "hookimpl": "serbench.hookspecs", "Spec": "serbench.specs", "Param": "serbench.specs",
          **{kind: "serbench.meta" for kind in ("UpstreamMeta", "DownstreamMeta", "PoolingMeta", "LossMeta",
-                                               "ProtocolMeta", "ExecutorMeta")}}
+                                               "ProtocolMeta", "ExecutorMeta", "PerturbationMeta")}}
 
-__all__ = ["SerbenchError", "DownstreamMeta", "ExecutorMeta", "LossMeta", "Param", "PoolingMeta", "ProtocolMeta", "Result",
+__all__ = ["SerbenchError", "DownstreamMeta", "ExecutorMeta", "LossMeta", "Param", "PerturbationMeta", "PoolingMeta", "ProtocolMeta", "Result",
            "Spec", "UpstreamMeta", "available", "compare", "create", "hookimpl", "load_result",
            "run", "__version__"]
 
