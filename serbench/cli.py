@@ -24,6 +24,7 @@ from serbench.errors import SerbenchError, did_you_mean
 from serbench.meta import DownstreamMeta
 from serbench.progress import Reporter
 from serbench.registry import check_kind, registry
+from serbench.robustness_report import robustness_table
 from serbench.specs import KINDS
 
 if TYPE_CHECKING:
@@ -71,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-o", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a parameter: upstream.*, downstream.*, pooling.*, loss.*, protocol.*, train.*")
     run.add_argument("--quiet", action="store_true", help="print only the final table")
+    run.add_argument("--perturb", action="append", default=[], metavar="NAME[:KEY=VALUE,...]",
+                     help="also score each job's model on this perturbed copy of the test set (repeatable; serbench "
+                          "list perturbations; -o robustness.max_drop=, robustness.min_unchanged=)")
 
     lst = sub.add_parser("list", help="list plugins of one kind, or one plugin's parameters")
     lst.add_argument("kind", nargs="?", help=f"one of {', '.join(k + 's' for k in KINDS)}")
@@ -212,7 +216,8 @@ def cmd_run(args: argparse.Namespace, out: Console) -> None:
     from serbench.plan import plan
 
     the_plan = plan(args.upstream, args.downstream, args.pooling, args.loss, args.protocol, args.data,
-                    args.seeds, args.device, args.overrides, recipe=args.recipe, executor=args.executor)
+                    args.seeds, args.device, args.overrides, recipe=args.recipe, executor=args.executor,
+                    perturbations=args.perturb)
     if args.prepare:
         from serbench.execute import open_run, prepare, runs_folder
 
@@ -227,6 +232,8 @@ def cmd_run(args: argparse.Namespace, out: Console) -> None:
         return
     result = execute(the_plan, args.out, Reporter(quiet=args.quiet))
     out.print(summary_table(result))
+    if "robustness" in result.data:
+        out.print(robustness_table(result))
     for note in run_notes(result):
         out.print(f"note: {escape(note)}")
     out.print(f"result: {result.run_dir / 'result.json'}")
@@ -485,6 +492,8 @@ def cmd_finish(args: argparse.Namespace, out: Console) -> None:
     run_dir = Path(args.run_dir)
     result = execute(load_plan(run_dir, "cpu"), run_dir.parent, Reporter(quiet=True), only=[])
     out.print(summary_table(result))
+    if "robustness" in result.data:
+        out.print(robustness_table(result))
     for note in run_notes(result):
         out.print(f"note: {escape(note)}")
     out.print(f"result: {result.run_dir / 'result.json'}")

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from serbench import claims, needs
+from serbench import claims, needs, perturbed_features, robustness
 from serbench.atomic import write_json
 from serbench.audio import check_readable, load_utterance
 from serbench.cache import CacheKey, FeatureCache, human_bytes, utterance_hash
@@ -135,6 +135,8 @@ def load_inputs(ws: Workspace, jobs: Sequence[Job], reporter: Reporter, shard: S
     if ws.vad_level is not None:
         ws.vad_masks = _vad(ws, features, reporter)
     ws.features = keep_on_device(features, ws.plan.device)
+    if shard is None:  # perturbed copies (--perturb, train.augment): each job's own folds
+        perturbed_features.load(ws, jobs, _cache_key(ws) if ws.plan.config["cache"]["enabled"] else None, reporter)
     return stats
 
 
@@ -459,6 +461,8 @@ def _summarise(ws: Workspace, jobs: list[Job], stats: CacheStats, started: float
         annotations=({"vad_no_speech": no_speech} if ws.vad_level is not None else {})
         | ({"corpus_differs": differs} if (differs := ws.protocol.published_differences()) else {}),
         timing={"total_s": round(time.perf_counter() - started, 3), "features_s": round(features_s, 3)},
+        **({"robustness": robustness.section(run_dir, jobs, ws.protocol.classes, ws.protocol.speakers_known, config)}
+           if config.get("perturb") else {}),
     )
     data = result.data
     reporter.info("done: " + ", ".join(f"{m} {data['summary'][m]['mean'] * 100:.2f}" for m in METRICS))
@@ -498,6 +502,7 @@ def run(
     quiet: bool = True,
     recipe: str | None = None,
     executor: str = "local",
+    perturbations: Sequence[str] = (),
 ) -> Result:
     """Run ``downstream`` on ``upstream`` under ``protocol``; returns the written result.
 
@@ -505,5 +510,5 @@ def run(
     is ``"paper"`` (the default for a method that declares one) or ``"shared"``; ``executor``
     names where the jobs run (``-o executor.workers=2`` style keys go in ``overrides``)."""
     the_plan = plan(upstream, downstream, pooling, loss, protocol, data, seeds, device, overrides, recipe=recipe,
-                    executor=executor)
+                    executor=executor, perturbations=perturbations)
     return execute(the_plan, out, Reporter(quiet=quiet))
