@@ -37,10 +37,10 @@ def add_at_snr(wav: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
 
 
 class AdditiveNoise:
-    """Noise added at ``snr`` dB: ``kind`` white or pink, or from the audio files in ``folder``."""
+    """Noise added at ``snr`` dB: ``color`` white or pink, or from the audio files in ``folder``."""
 
-    def __init__(self, snr: float = 10.0, kind: str = "white", folder: str = ""):
-        self.snr, self.kind = snr, kind
+    def __init__(self, snr: float = 10.0, color: str = "white", folder: str = ""):
+        self.snr, self.color = snr, color
         self.folder = AudioFolder(folder, "noise.folder") if folder else None
 
     def fingerprint(self) -> str:
@@ -52,7 +52,7 @@ class AdditiveNoise:
             repeated = np.tile(source, int(np.ceil((size + source.size) / source.size)))
             start = int(rng.integers(source.size))
             return repeated[start : start + size].astype(np.float64)
-        return rng.standard_normal(size) if self.kind == "white" else pink(size, rng)
+        return rng.standard_normal(size) if self.color == "white" else pink(size, rng)
 
     def __call__(self, wav: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return add_at_snr(wav, self.noise(wav.size, rng), self.snr)

@@ -17,7 +17,7 @@ def register_perturbations() -> list[Spec]:
             summary="additive noise at an SNR (dB): generated white or pink noise, or a folder of noise recordings",
             params=(
                 Param("snr", float, 10.0, "signal-to-noise ratio in dB (mean power over the whole utterance)"),
-                Param("kind", str, "white", "generated noise colour (ignored with a folder)", ("white", "pink")),
+                Param("color", str, "white", "generated noise colour (ignored with a folder)", ("white", "pink")),
                 Param("folder", str, "", _FOLDER),
             ),
         ),
