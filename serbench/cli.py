@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("plugins", help="installed plugins as JSON, with load errors")
 
     check = sub.add_parser("check-plugin", help="run one plugin through the conformance checks on small random inputs")
-    check.add_argument("kind", help="upstream, downstream, pooling, loss or protocol")
+    check.add_argument("kind", help="upstream, downstream, pooling, loss, protocol, executor or perturbation")
     check.add_argument("name")
     check.add_argument("-o", dest="overrides", action="append", default=[], metavar="KIND.KEY=VALUE",
                        help="a parameter of the plugin")

@@ -246,3 +246,18 @@ def test_a_synthetic_run_with_perturb_reports_what_its_files_hold(tmp_path):
     again = run("fbank", "superb", protocol="synthetic", device="cpu", out=tmp_path, seeds=(0, 1),
                 overrides=["protocol.per_class=2", "train.max_epochs=2"], perturbations=["noise:snr=5"])
     assert again.data["robustness"]["conditions"] == section["conditions"]
+
+
+def test_check_plugin_names_a_perturbation_with_randomness_of_its_own():
+    from serbench.plugin_check import check_perturbation
+
+    def own_noise(wav, rng):
+        return wav + np.random.standard_normal(wav.size).astype(np.float32)  # not the generator serbench seeds
+
+    def shorter(wav, rng):
+        return wav[:-1]
+
+    failed = {c.name for c in check_perturbation(own_noise, "own") if not c.passed}
+    assert failed == {"deterministic given the generator"}
+    assert "same length" in {c.name for c in check_perturbation(shorter, "short") if not c.passed}
+    assert all(c.passed for c in check_perturbation(create("perturbation", "reverb"), "reverb"))
