@@ -46,13 +46,14 @@ def commands() -> str:
 
 
 def options() -> str:
+    from serbench import trainer
+    from serbench.augment import AUGMENT_PARAMS
     from serbench.features import CACHE_PARAMS
     from serbench.finetune import UPSTREAM_PARAMS
-    from serbench.plan import TRAIN_PARAMS
     from serbench.robustness import ROBUSTNESS_PARAMS
 
-    rows = (_params("upstream", UPSTREAM_PARAMS) + _params("train", TRAIN_PARAMS) + _params("cache", CACHE_PARAMS)
-            + _params("robustness", ROBUSTNESS_PARAMS))
+    rows = (_params("upstream", UPSTREAM_PARAMS) + _params("train", trainer.TRAIN_PARAMS + AUGMENT_PARAMS)
+            + _params("cache", CACHE_PARAMS) + _params("robustness", ROBUSTNESS_PARAMS))
     return _table(["option", "type", "default", "allowed", "what it does"], rows)
 
 
