@@ -142,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     scoring.add_argument("--classes", help="comma-separated class order (default: a run's, else the sorted labels "
                                            "and predictions); also names a class never predicted")
     scoring.add_argument("--json", metavar="FILE", help="also write every file's scores as a JSON list, in order")
+    scoring.add_argument("--clean", metavar="PREDICTIONS.csv", help="the files hold perturbed predictions (a condition "
+                         "column, e.g. a run's predictions_perturbed.csv): compare each condition with these clean ones")
 
     bench = sub.add_parser("bench", help="run a benchmark suite (benchmarks/NAME.toml) and write its leaderboard")
     bench.add_argument("suite", metavar="SUITE.toml")
@@ -503,7 +505,18 @@ def cmd_score(args: argparse.Namespace, out: Console) -> None:
     from serbench.results import Result
     from serbench.score import parse_classes, score_files
 
-    scored = score_files(args.files, parse_classes(args.classes) if args.classes is not None else None)
+    classes = parse_classes(args.classes) if args.classes is not None else None
+    if args.clean:
+        from serbench.score_robustness import score_robustness
+
+        scored = [score_robustness(path, args.clean, classes) for path in args.files]
+        for entry in scored:
+            out.print(robustness_table(Result({"robustness": entry}, Path(entry["file"]).parent)))
+        if args.json:
+            write_json(args.json, scored)
+            out.print(f"wrote {args.json}")
+        return
+    scored = score_files(args.files, classes)
     for entry in scored:
         title = f"{entry['file']}  ({len(entry['folds'])} fold x seed jobs, {len(entry['classes'])} classes)"
         out.print(summary_table(Result({"run_id": entry["file"], **entry}, Path(entry["file"]).parent), title))

@@ -159,52 +159,58 @@ def paired_cluster_interval(clean: np.ndarray, perturbed: np.ndarray, fold_of_jo
     return out, plan.record()
 
 
-def _per_fold(records: list[dict], metrics_of: Callable[[dict], dict]) -> dict[str, list[float]]:
+def _per_fold(records: list[dict]) -> dict[str, dict[str, float]]:
+    """Per metric, each fold's mean over its seeds (the table's per-fold values)."""
     by_fold: dict[str, list[dict]] = {}
     for record in records:
-        by_fold.setdefault(record["fold"], []).append(metrics_of(record))
-    return {m: [float(np.mean([x[m] for x in ms])) for ms in by_fold.values()] for m in METRICS}
+        by_fold.setdefault(str(record["fold"]), []).append(record["metrics"])
+    return {m: {fold: float(np.mean([x[m] for x in ms])) for fold, ms in by_fold.items()} for m in METRICS}
 
 
 def section(run_dir: Path, jobs: list[Job], classes: list[str], speakers_known: bool, config: dict) -> dict:
     """The result's ``robustness`` section (see the module docstring); writes ``predictions_perturbed.csv``."""
-    from serbench.results import speaker_table
-
     records, clean = read_jobs(run_dir, jobs)
     perturbed = _read_job_frames(run_dir, records)
     text = perturbed.to_csv(index=False, float_format="%.6f")
     write_text(Path(run_dir) / PREDICTIONS, text)
     thresholds = config.get("robustness") or {p.name: p.default for p in ROBUSTNESS_PARAMS}
-    clean_folds = _per_fold(records, lambda r: r["metrics"])
-    clean_table = speaker_table(clean, classes)
     out = {}
     for entry in config["perturb"]:
         key = entry["key"]
-        rows = perturbed[perturbed["condition"] == key].drop(columns="condition")
-        rows = rows.set_index(["fold", "seed", "utterance_id"]).loc[
-            pd.MultiIndex.from_frame(clean[["fold", "seed", "utterance_id"]])].reset_index()[clean.columns]
+        rows = paired_rows(clean, perturbed[perturbed["condition"] == key].drop(columns="condition"))
         condition_records = [{"fold": r["fold"], "metrics": r["robustness"]["conditions"][key]} for r in records]
-        summary = summarize_run(condition_records, rows, classes, speakers_known)
-        table = speaker_table(rows, classes)
-        if table.speakers != clean_table.speakers or table.jobs != clean_table.jobs:
-            raise SerbenchError(f"{run_dir / PREDICTIONS}: condition {key} does not pair with the clean predictions")
-        intervals, cluster = paired_cluster_interval(clean_table.counts, table.counts, clean_table.fold_of_job,
-                                                     speakers_known)
-        perturbed_folds = _per_fold(condition_records, lambda r: r["metrics"])
-        difference = {}
-        for m in METRICS:
-            entry_t = summarize([p - c for p, c in zip(perturbed_folds[m], clean_folds[m])])
-            difference[m] = {**entry_t, "ci95_bootstrap": intervals[m], "cluster": cluster}
-        unchanged = unchanged_share(clean, rows)
-        drop = -difference["ua"]["mean"]
-        out[key] = {
-            "perturbation": entry,
-            "summary": summary,
-            "difference": difference,
-            "unchanged": unchanged,
-            "rule": {"drop_ua": drop, "max_drop": thresholds["max_drop"], "unchanged": unchanged,
-                     "min_unchanged": thresholds["min_unchanged"],
-                     "passed": bool(drop <= thresholds["max_drop"] + 1e-12 and unchanged >= thresholds["min_unchanged"])},
-        }
+        out[key] = {"perturbation": entry,
+                    **condition(clean, records, rows, condition_records, classes, speakers_known, thresholds)}
     return {"conditions": out, "rule": RULE, "predictions": PREDICTIONS,
             "predictions_sha256": sha256_of(text.encode("utf-8"))}
+
+
+def paired_rows(clean: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` (one condition's predictions) in the order of ``clean``'s, with its columns."""
+    return rows.set_index(["fold", "seed", "utterance_id"]).loc[
+        pd.MultiIndex.from_frame(clean[["fold", "seed", "utterance_id"]])].reset_index()[list(clean.columns)]
+
+
+def condition(clean: pd.DataFrame, clean_records: list[dict], rows: pd.DataFrame, records: list[dict],
+              classes: list[str], speakers_known: bool, thresholds: dict) -> dict:
+    """One condition's entry from its predictions ``rows`` (paired with ``clean`` row by row) and
+    the per-job metrics of both (``records``: ``fold`` and ``metrics``): summary, difference to
+    clean, unchanged share and the robustness rule. ``serbench score --clean`` computes the same."""
+    from serbench.results import speaker_table
+
+    clean_table, table = speaker_table(clean, classes), speaker_table(rows, classes)
+    if table.speakers != clean_table.speakers or table.jobs != clean_table.jobs:
+        raise SerbenchError("a condition's predictions do not pair with the clean predictions (other speakers or jobs)")
+    summary = summarize_run(records, rows, classes, speakers_known)
+    intervals, cluster = paired_cluster_interval(clean_table.counts, table.counts, clean_table.fold_of_job, speakers_known)
+    clean_folds, perturbed_folds = _per_fold(clean_records), _per_fold(records)
+    difference = {}
+    for m in METRICS:
+        entry = summarize([perturbed_folds[m][fold] - value for fold, value in clean_folds[m].items()])
+        difference[m] = {**entry, "ci95_bootstrap": intervals[m], "cluster": cluster}
+    unchanged = unchanged_share(clean, rows)
+    drop = -difference["ua"]["mean"]
+    passed = drop <= thresholds["max_drop"] + 1e-12 and unchanged >= thresholds["min_unchanged"]
+    return {"summary": summary, "difference": difference, "unchanged": unchanged,
+            "rule": {"drop_ua": drop, "max_drop": thresholds["max_drop"], "unchanged": unchanged,
+                     "min_unchanged": thresholds["min_unchanged"], "passed": bool(passed)}}

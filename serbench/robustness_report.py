@@ -26,7 +26,7 @@ def robustness_table(result) -> Table:
     for key, entry in section["conditions"].items():
         diff, rule = entry["difference"]["ua"], entry["rule"]
         verdict = "pass" if rule["passed"] else "FAIL"
-        table.add_row(escape(entry["perturbation"].get("label", key)), f"{entry['summary']['ua']['mean'] * 100:.2f}", f"{entry['summary']['wa']['mean'] * 100:.2f}",
+        table.add_row(escape((entry.get("perturbation") or {}).get("label", key)), f"{entry['summary']['ua']['mean'] * 100:.2f}", f"{entry['summary']['wa']['mean'] * 100:.2f}",
                       f"{diff['mean'] * 100:+.2f}", _span(diff["ci95"], "n/a (1 fold)"),
                       _span(diff.get("ci95_bootstrap"), "none: " + str(cluster.get("reason") or "too few clusters")),
                       f"{entry['unchanged'] * 100:.1f}",

@@ -242,6 +242,17 @@ def test_a_synthetic_run_with_perturb_reports_what_its_files_hold(tmp_path):
     rule = entry["rule"]
     assert rule["passed"] == (rule["drop_ua"] <= 0.05 and rule["unchanged"] >= 0.5)
     assert hashlib.sha256((result.run_dir / "predictions_perturbed.csv").read_bytes()).hexdigest() == section["predictions_sha256"]
+    # serbench score --clean recomputes the section from the two files alone
+    from serbench.score_robustness import score_robustness
+
+    scored = score_robustness(result.run_dir / "predictions_perturbed.csv", result.run_dir / "predictions.csv")
+    assert scored["conditions"][key] == {k: v for k, v in entry.items() if k != "perturbation"}
+    cut = tmp_path / "cut.csv"
+    perturbed.iloc[:-1].to_csv(cut, index=False)
+    with pytest.raises(SerbenchError, match=r"cut.csv: condition .* does not pair with .*predictions.csv"):
+        score_robustness(cut, result.run_dir / "predictions.csv")
+    with pytest.raises(SerbenchError, match=r"predictions.csv:1: no 'condition' column"):
+        score_robustness(result.run_dir / "predictions.csv", result.run_dir / "predictions.csv")
     # the same run again is read back: every job done, the same section
     again = run("fbank", "superb", protocol="synthetic", device="cpu", out=tmp_path, seeds=(0, 1),
                 overrides=["protocol.per_class=2", "train.max_epochs=2"], perturbations=["noise:snr=5"])
