@@ -253,6 +253,14 @@ def test_a_synthetic_run_with_perturb_reports_what_its_files_hold(tmp_path):
         score_robustness(cut, result.run_dir / "predictions.csv")
     with pytest.raises(SerbenchError, match=r"predictions.csv:1: no 'condition' column"):
         score_robustness(result.run_dir / "predictions.csv", result.run_dir / "predictions.csv")
+    # a hand-edited section is refused where the result is read, naming the part
+    from serbench.results import load_result
+
+    edited = json.loads((result.run_dir / "result.json").read_text())
+    edited["robustness"]["conditions"][key]["unchanged"] = 1.5
+    (tmp_path / "edited.json").write_text(json.dumps(edited))
+    with pytest.raises(SerbenchError, match=r"edited.json: robustness.conditions\[.*\].unchanged is 1.5, not a share"):
+        load_result(tmp_path / "edited.json")
     # the same run again is read back: every job done, the same section
     again = run("fbank", "superb", protocol="synthetic", device="cpu", out=tmp_path, seeds=(0, 1),
                 overrides=["protocol.per_class=2", "train.max_epochs=2"], perturbations=["noise:snr=5"])
@@ -272,3 +280,32 @@ def test_check_plugin_names_a_perturbation_with_randomness_of_its_own():
     assert failed == {"deterministic given the generator"}
     assert "same length" in {c.name for c in check_perturbation(shorter, "short") if not c.passed}
     assert all(c.passed for c in check_perturbation(create("perturbation", "reverb"), "reverb"))
+
+
+def test_perturbed_and_augmented_audio_batches_for_fine_tuning(tmp_path):
+    """Fine-tuning reads audio: the perturbed batcher hands the encoder perturbed waveforms and
+    marks them not whole (the front-end cache holds clean audio); augmentation perturbs training
+    batches only, by the epoch's copy; the inner batcher reads clean audio again afterwards."""
+    from serbench.augment import AugmentedAudio, copy_of
+    from serbench.batching import AudioBatcher
+    from serbench.cache import utterance_hash
+    from serbench.corpus import Utterance
+    from serbench.robustness import PerturbedAudio
+
+    wav = _speechlike(0.5)
+    sf.write(tmp_path / "a.wav", wav, RATE)
+    utterances = {f"u{k}": Utterance(id=f"u{k}", path=tmp_path / "a.wav", speaker="s", label="a") for k in range(4)}
+    inner = AudioBatcher(utterances, ["a"], 0.0, 0)
+    clean = inner(["u0"])["wavs"][0].numpy()
+    gain = Perturber(parse("gain:db=20"))
+    batch = PerturbedAudio(inner, gain)(["u0"])
+    assert np.allclose(batch["wavs"][0].numpy(), clean * 10, rtol=1e-5) and batch["whole"] == [False]
+    assert np.array_equal(inner(["u0"])["wavs"][0].numpy(), clean)  # restored
+    augmented = AugmentedAudio(inner, gain, copies=1)
+    for epoch in (1, 2):
+        augmented.set_epoch(epoch)
+        rows = augmented(list(utterances), train=True)["wavs"].numpy()
+        for row, uid in zip(rows, utterances):
+            expected = gain.apply(clean, utterance_hash(utterances[uid]), 1) if copy_of(uid, epoch, 1) else clean
+            assert np.allclose(row, expected, rtol=1e-6)
+        assert np.array_equal(augmented(["u0"])["wavs"][0].numpy(), clean)  # evaluation: clean
