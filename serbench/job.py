@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from serbench import augment, claims, conformance, finetune, heap, robustness, stages
+from serbench import augment, claims, conformance, finetune, heap, robustness_eval, stages
 from serbench.atomic import write_json
 from serbench.batching import AudioBatcher, FeatureBatcher
 from serbench.corpus import Fold, Protocol
@@ -218,7 +218,7 @@ def run_job(ws: Workspace, job: Job, reporter: Reporter) -> None:
         "torch_threads": torch.get_num_threads(),  # CPU float reductions, so a score, can depend on it
     }
     if the_plan.config.get("perturb"):  # each condition's copy of the test set, through the same model
-        robustness.evaluate_job(ws, model, data, fold.test,
+        robustness_eval.evaluate_job(ws, model, data, fold.test,
                                 lambda probs: _predictions_frame(protocol, fold.name, seed, fold.test, probs), record)
     if ws.vad_masks is not None:  # the result's vad_no_speech annotation counts these over every job
         record["vad_no_speech"] = sorted(i for i in fold.train + fold.dev + fold.test if not ws.vad_masks[i].any())

@@ -290,7 +290,7 @@ def test_perturbed_and_augmented_audio_batches_for_fine_tuning(tmp_path):
     from serbench.batching import AudioBatcher
     from serbench.cache import utterance_hash
     from serbench.corpus import Utterance
-    from serbench.robustness import PerturbedAudio
+    from serbench.robustness_eval import PerturbedAudio
 
     wav = _speechlike(0.5)
     sf.write(tmp_path / "a.wav", wav, RATE)
