@@ -338,6 +338,8 @@ def _perturbation_settings(config: dict, thresholds: dict, perturbations: Sequen
     train = config["train"]
     if train["augment"]:
         train["augment"] = perturb.parse(train["augment"], "-o train.augment", reg).key
+        if "augment" in config["overrides"].get("train", {}):  # one spelling, one run id
+            config["overrides"]["train"]["augment"] = train["augment"]
     elif "augment_copies" in overrides.get("train", {}):
         raise SerbenchError("-o train.augment_copies: set -o train.augment=NAME:k=v too (augmentation is off)")
     else:

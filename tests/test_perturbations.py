@@ -309,3 +309,56 @@ def test_perturbed_and_augmented_audio_batches_for_fine_tuning(tmp_path):
             expected = gain.apply(clean, utterance_hash(utterances[uid]), 1) if copy_of(uid, epoch, 1) else clean
             assert np.allclose(row, expected, rtol=1e-6)
         assert np.array_equal(augmented(["u0"])["wavs"][0].numpy(), clean)  # evaluation: clean
+
+
+def test_the_paired_fold_interval_is_the_t_interval_of_the_per_fold_differences():
+    """With speakers nested in folds the cluster is the fold, and the jackknife interval of the
+    difference of fold means equals Student's t interval over the per-fold differences (scipy,
+    each fold's UA by scikit-learn)."""
+    from scipy import stats as scipy_stats
+
+    from serbench.results import speaker_table
+    from serbench.robustness import paired_cluster_interval
+
+    rng = np.random.default_rng(8)
+    classes = ["a", "b", "c"]
+    rows = []
+    for fold in range(6):
+        for speaker in (f"s{fold}x", f"s{fold}y"):
+            for k in range(20):
+                label = classes[k % 3]
+                clean = label if rng.random() < 0.7 else classes[rng.integers(3)]
+                noisy = clean if rng.random() < 0.6 else classes[rng.integers(3)]
+                rows.append((str(fold), 0, f"{speaker}-{k}", speaker, label, clean, noisy))
+    frame = pd.DataFrame(rows, columns=["fold", "seed", "utterance_id", "speaker", "label", "prediction", "noisy"])
+    perturbed = frame.drop(columns="prediction").rename(columns={"noisy": "prediction"})
+    clean = frame.drop(columns="noisy")
+    a, b = speaker_table(clean, classes), speaker_table(perturbed, classes)
+    intervals, cluster = paired_cluster_interval(a.counts, b.counts, a.fold_of_job)
+    assert cluster["unit"] == "fold" and cluster["clusters"] == 6
+    diffs = [balanced_accuracy_score(g["label"], g["noisy"]) - balanced_accuracy_score(g["label"], g["prediction"])
+             for _, g in frame.groupby("fold")]
+    low, high = scipy_stats.t.interval(0.95, len(diffs) - 1, loc=np.mean(diffs), scale=scipy_stats.sem(diffs))
+    assert intervals["ua"] == pytest.approx([low, high])
+
+
+def test_augmentation_settings_are_canonical_and_checked():
+    from serbench.plan import plan
+
+    one = plan("fbank", "superb", protocol="synthetic", device="cpu", overrides=["train.augment=noise:snr=10"])
+    two = plan("fbank", "superb", protocol="synthetic", device="cpu", overrides=["train.augment=noise: snr=10.0 ,color=white"])
+    assert one.config["train"]["augment"] == two.config["train"]["augment"] == "noise:color=white,folder=,seed=0,snr=10.0"
+    assert one.config["train"]["augment_copies"] == 2 and one.run_id == two.run_id
+    with pytest.raises(SerbenchError, match="-o train.augment_copies: set -o train.augment"):
+        plan("fbank", "superb", protocol="synthetic", device="cpu", overrides=["train.augment_copies=3"])
+    with pytest.raises(SerbenchError, match="-o train.augment: unknown perturbation 'nois'"):
+        plan("fbank", "superb", protocol="synthetic", device="cpu", overrides=["train.augment=nois:snr=10"])
+
+
+def test_a_bad_perturb_option_is_one_line_and_exit_2(tmp_path):
+    from conftest import run_cli
+
+    done = run_cli("run", "--upstream", "fbank", "--downstream", "superb", "--protocol", "synthetic", "--device", "cpu",
+                   "--out", str(tmp_path), "--perturb", "noise:snr=loud")
+    assert done.returncode == 2 and not list(tmp_path.iterdir())
+    assert done.stderr.strip().count("\n") == 0 and "--perturb noise.snr: expected float, got 'loud'" in done.stderr
