@@ -36,7 +36,7 @@ def load(ws, jobs: Sequence, key: CacheKey | None, reporter: Reporter) -> None:
 def _extract(ws, ids: list[str], perturber: Perturber, copy: int, key: CacheKey | None, reporter: Reporter,
              label: str) -> dict:
     config = ws.plan.config
-    tag = perturber.fingerprint + (f"/copy{copy}" if copy else "")
+    tag = f"{perturber.condition.key}#{perturber.fingerprint}" + (f" copy {copy}" if copy else "")  # shown by cache ls
     cache = FeatureCache(cache_dir(), replace(key, perturbation=tag)) if key is not None else None
     name = ws.plan.specs["upstream"].name
     with reporter.task(f"features ({name}, {label})", len(ids)) as advance:
