@@ -219,9 +219,10 @@ def test_augmentation_trains_on_the_epochs_copy_and_evaluates_on_clean():
 
 
 @pytest.mark.slow
-def test_a_synthetic_run_with_perturb_reports_what_its_files_hold(tmp_path):
+def test_a_synthetic_run_with_perturb_reports_what_its_files_hold(tmp_path, monkeypatch):
     from serbench.execute import run
 
+    monkeypatch.setenv("SERBENCH_CACHE", str(tmp_path / "cache"))  # the session's cache stays as other tests expect it
     result = run("fbank", "superb", protocol="synthetic", device="cpu", out=tmp_path, seeds=(0, 1),
                  overrides=["protocol.per_class=2", "train.max_epochs=2"], perturbations=["noise:snr=5"])
     section = result.data["robustness"]
