@@ -55,7 +55,7 @@ class AugmentedFeatures:
     def __init__(self, clean: FeatureBatcher, copies: Sequence[Mapping], train: Sequence[str]):
         self.clean, self.copies, self.train = clean, list(copies), list(train)
         self.lengths = clean.lengths
-        self.epoch_batcher = clean
+        self.set_epoch(1)  # a method's stages train without epochs from the trainer: they see epoch 1's copies
 
     def set_epoch(self, epoch: int) -> None:
         features = dict(self.clean.features)
@@ -71,7 +71,8 @@ class AugmentedFeatures:
 
 
 class AugmentedAudio:
-    """Fine-tuning: training waveforms are the epoch's copy, perturbed on the fly."""
+    """Fine-tuning: training waveforms are the epoch's copy, perturbed on the fly (epoch 1's in
+    a method's stages, which the trainer's epochs do not reach)."""
 
     def __init__(self, inner, perturb: Perturber, copies: int):
         self.inner, self.perturb, self.copies = inner, perturb, copies
