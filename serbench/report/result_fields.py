@@ -137,6 +137,12 @@ def fields_problem(data: dict) -> str:
         problem = folds_problem(data["folds"])
         if problem:
             return problem
+    if "robustness" in data:  # serbench run --perturb
+        from serbench.report.robustness_report import robustness_problem
+
+        problem = robustness_problem(data["robustness"])
+        if problem:
+            return problem
     if data.get("overall") is not None and isinstance(classes, list):
         return overall_problem(data["overall"], classes)
     return ""
