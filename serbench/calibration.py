@@ -227,7 +227,7 @@ def summarize(frame: pd.DataFrame, probs: np.ndarray, classes: list[str], speake
             for m in CALIBRATION_METRICS} | {"cluster": plan.record(), "bins": BINS}
 
 
-def temperature_scaled(run_dir: Path, frame: pd.DataFrame, probs: np.ndarray, classes: list[str],
+def temperature_scaled(frame: pd.DataFrame, probs: np.ndarray, classes: list[str],
                        speakers_known: bool, dev_path: Callable[[str, int], Path]) -> dict:
     """The test predictions' calibration after each job's temperature, fitted on that job's dev
     predictions (``dev_path(fold, seed)``) only; the temperatures are recorded per job."""

@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--executor", default="local", help="where the jobs run (serbench list executors; -o executor.KEY=VALUE)")
     run.add_argument("--out", default="runs", help="where run directories go (default: runs/)")
     run.add_argument("-o", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a parameter: upstream.*, downstream.*, pooling.*, loss.*, protocol.*, train.*")
+                     help="override a parameter: upstream.*, downstream.*, pooling.*, loss.*, protocol.*, train.*, report.*")
     run.add_argument("--quiet", action="store_true", help="print only the final table")
 
     lst = sub.add_parser("list", help="list plugins of one kind, or one plugin's parameters")
@@ -187,6 +187,13 @@ def summary_table(result: Result, title: str | None = None) -> Table:
         table.add_row(name, f"{entry['mean'] * 100:.2f}", f"{entry['std'] * 100:.2f}",
                       span(entry["ci95"], "n/a (1 fold)"),
                       span(entry["ci95_bootstrap"], "none: " + str(cluster.get("reason") or "too few clusters")))
+    from serbench.beyond import table_rows
+
+    extra = table_rows(result.data)
+    if extra:
+        table.add_section()
+    for row in extra:
+        table.add_row(*map(escape, row))
     return table
 
 

@@ -48,9 +48,11 @@ def commands() -> str:
 def options() -> str:
     from serbench.features import CACHE_PARAMS
     from serbench.finetune import UPSTREAM_PARAMS
+    from serbench.report_options import REPORT_PARAMS
     from serbench.trainer import TRAIN_PARAMS
 
-    rows = _params("upstream", UPSTREAM_PARAMS) + _params("train", TRAIN_PARAMS) + _params("cache", CACHE_PARAMS)
+    rows = (_params("upstream", UPSTREAM_PARAMS) + _params("train", TRAIN_PARAMS) + _params("cache", CACHE_PARAMS)
+            + _params("report", REPORT_PARAMS))
     return _table(["option", "type", "default", "allowed", "what it does"], rows)
 
 

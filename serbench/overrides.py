@@ -9,7 +9,7 @@ from typing import Any
 from serbench.errors import SerbenchError, did_you_mean
 from serbench.specs import Param
 
-SECTIONS = ("upstream", "downstream", "pooling", "loss", "protocol", "train", "cache", "executor")
+SECTIONS = ("upstream", "downstream", "pooling", "loss", "protocol", "train", "cache", "executor", "report")
 
 
 def parse_value(text: str) -> Any:

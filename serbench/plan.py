@@ -26,6 +26,7 @@ from serbench.meta import DownstreamMeta
 from serbench.overrides import check_keys, parse_overrides
 from serbench.recipes import Recipe
 from serbench.registry import Registry, registry
+from serbench.report_options import REPORT_PARAMS
 from serbench.specs import Spec
 from serbench.textfiles import read_json
 from serbench.trainer import TRAIN_PARAMS
@@ -71,9 +72,10 @@ class Plan:
 
 def identity(config: Mapping) -> dict:
     """What a run's id hashes: its configuration without where it runs (device, executor and
-    its options) and without the corpus's location."""
-    out = {k: v for k, v in config.items() if k not in ("device", "executor")}
-    out["overrides"] = {k: v for k, v in config["overrides"].items() if k != "executor"}
+    its options), without how its predictions are scored (``report``) and without the corpus's
+    location."""
+    out = {k: v for k, v in config.items() if k not in ("device", "executor", "report")}
+    out["overrides"] = {k: v for k, v in config["overrides"].items() if k not in ("executor", "report")}
     out["protocol"] = {k: v for k, v in config["protocol"].items() if k != "data"}
     return out
 
@@ -268,7 +270,8 @@ def plan(
     specs["upstream"] = replace(specs["upstream"], params=specs["upstream"].params + finetune.UPSTREAM_PARAMS)
     params = {kind: spec.params for kind, spec in specs.items()}
     runner_spec = reg.get("executor", executor)  # where the jobs run: not part of the run's identity
-    check_keys(overrides, {**params, "train": TRAIN_PARAMS, "cache": CACHE_PARAMS, "executor": runner_spec.params})
+    check_keys(overrides, {**params, "train": TRAIN_PARAMS, "cache": CACHE_PARAMS, "report": REPORT_PARAMS,
+                           "executor": runner_spec.params})
     if meta.upstream == "finetune" and not specs["upstream"].meta.trainable:
         raise SerbenchError(f"downstream {downstream} trains its encoder, and upstream {upstream} has no trainable "
                             "weights: use a transformers upstream (serbench list upstreams)")
@@ -277,7 +280,8 @@ def plan(
         recipe_values, paper, overrides, upstream=specs["upstream"].name, trainable=specs["upstream"].meta.trainable,
         trains_encoder=meta.upstream == "finetune", test_split=_test_split(specs["protocol"], overrides)) if paper else {}
     merged = recipes.merge(recipe_values, overrides)
-    check_keys(merged, {**params, "train": TRAIN_PARAMS, "cache": CACHE_PARAMS, "executor": runner_spec.params})
+    check_keys(merged, {**params, "train": TRAIN_PARAMS, "cache": CACHE_PARAMS, "report": REPORT_PARAMS,
+                        "executor": runner_spec.params})
     overrides = _effective(overrides, lambda given: _settings(specs, recipes.merge(recipe_values, given), given, meta))
     merged = recipes.merge(recipe_values, overrides)
     if not seeds:
@@ -296,6 +300,7 @@ def plan(
         kind: {"name": spec.name, "version": spec.version, "params": settings[kind]} for kind, spec in specs.items()
     }
     config["train"], config["cache"] = settings["train"], settings["cache"]
+    config["report"] = settings["report"]  # how the predictions are scored: not part of the run id
     config["protocol"]["data"] = str(location) if location else None
     config["seeds"] = [int(s) for s in seeds]
     config["device"] = str(resolved_device)
@@ -312,7 +317,7 @@ def _settings(specs: Mapping[str, Spec], merged: Mapping, user: Mapping, meta: D
     """Every section's parameters, resolved from the recipe's values and the user's ``merged``
     over them (``user``: the user's own overrides), each checked against its Param."""
     out = {kind: spec.resolve(merged.get(kind, {}), f"-o {kind}") for kind, spec in specs.items()}
-    for section, section_params in (("train", TRAIN_PARAMS), ("cache", CACHE_PARAMS)):
+    for section, section_params in (("train", TRAIN_PARAMS), ("cache", CACHE_PARAMS), ("report", REPORT_PARAMS)):
         out[section] = Spec(section, dict, "", section_params).resolve(merged.get(section, {}), f"-o {section}")
     if meta.upstream == "finetune":
         out["upstream"]["finetune"] = True
