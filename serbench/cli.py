@@ -187,7 +187,7 @@ def summary_table(result: Result, title: str | None = None) -> Table:
         table.add_row(name, f"{entry['mean'] * 100:.2f}", f"{entry['std'] * 100:.2f}",
                       span(entry["ci95"], "n/a (1 fold)"),
                       span(entry["ci95_bootstrap"], "none: " + str(cluster.get("reason") or "too few clusters")))
-    from serbench.beyond import table_rows
+    from serbench.beyond_table import table_rows
 
     extra = table_rows(result.data)
     if extra:
