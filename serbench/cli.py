@@ -138,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     scoring.add_argument("--classes", help="comma-separated class order (default: a run's, else the sorted labels "
                                            "and predictions); also names a class never predicted")
     scoring.add_argument("--json", metavar="FILE", help="also write every file's scores as a JSON list, in order")
+    scoring.add_argument("--fairness-threshold", type=float, metavar="X",
+                         help="fairness flag: largest |UA of one sex - UA of all| (default: the run's, else 0.075, "
+                              "audEERING's); needs a gender column")
 
     bench = sub.add_parser("bench", help="run a benchmark suite (benchmarks/NAME.toml) and write its leaderboard")
     bench.add_argument("suite", metavar="SUITE.toml")
@@ -501,7 +504,8 @@ def cmd_score(args: argparse.Namespace, out: Console) -> None:
     from serbench.results import Result
     from serbench.score import parse_classes, score_files
 
-    scored = score_files(args.files, parse_classes(args.classes) if args.classes is not None else None)
+    scored = score_files(args.files, parse_classes(args.classes) if args.classes is not None else None,
+                         args.fairness_threshold)
     for entry in scored:
         title = f"{entry['file']}  ({len(entry['folds'])} fold x seed jobs, {len(entry['classes'])} classes)"
         out.print(summary_table(Result({"run_id": entry["file"], **entry}, Path(entry["file"]).parent), title))
