@@ -106,14 +106,27 @@ def by_gender(frame: pd.DataFrame, classes: list[str], speakers_known: bool, ove
         return None
     job_index, speaker_index, y_true, y_pred, fold_of_job, speakers = _indices(frame, classes)
     s, j, k = len(speakers), int(job_index.max()) + 1, len(classes)
-    whole_counts = speaker_counts(job_index, speaker_index, y_true, y_pred, s, j, k)
-    whole = design(whole_counts, fold_of_job, speakers_known)
     counts = {}
     for g in GENDERS:
         mask = (genders == g).to_numpy()
         counts[g] = speaker_counts(job_index[mask], speaker_index[mask], y_true[mask], y_pred[mask], s, j, k)
-    present = [g for g in GENDERS if counts[g].sum() > 0]
-    folds = int(fold_of_job.max()) + 1
+    out = compare_groups(counts, fold_of_job, speakers_known)
+    unknown = int((~genders.isin(GENDERS)).sum())
+    if unknown:
+        out["unknown_gender_utterances"] = unknown
+    out["fairness"] = fairness(out["groups"], overall, threshold)
+    return out
+
+
+def compare_groups(counts: dict[str, np.ndarray], fold_of_job: np.ndarray, speakers_known: bool = True) -> dict:
+    """From each group's ``[S, J, K, K]`` confusion counts (the same speakers and jobs axes;
+    a speaker's rows of another group are zero): each group's metrics with intervals, and
+    ``F - M`` with its interval when both are present, clustered as the whole
+    (``sum(counts.values())``) is."""
+    whole_counts = sum(counts.values())
+    whole = design(whole_counts, fold_of_job, speakers_known)
+    s, folds = whole_counts.shape[0], int(np.max(fold_of_job)) + 1
+    present = [g for g in counts if counts[g].sum() > 0]
     out: dict = {"column": "gender", "design": whole.record(), "groups": {}}
     for g in present:
         plan = _group_design(counts[g], fold_of_job, whole)
@@ -124,14 +137,12 @@ def by_gender(frame: pd.DataFrame, classes: list[str], speakers_known: bool, ove
         kept = counts[g].sum(axis=(1, 2, 3)) > 0
         kept_folds = (counts[g].sum(axis=(0, 2, 3)) @ np.eye(folds)[fold_of_job]) > 0
         estimate = {m: float(v[0]) for m, v in statistic().items()}
-        variance = jackknife(statistic, plan, s, folds, kept, kept_folds) if not plan.reason else dict.fromkeys(METRICS, np.nan)
+        variance = (jackknife(statistic, plan, s, folds, kept, kept_folds) if not plan.reason
+                    else dict.fromkeys(METRICS, np.nan))
         out["groups"][g] = {
             "utterances": int(counts[g].sum()), "speakers": int(kept.sum()), "cluster": plan.record(),
             **{m: {"mean": estimate[m], "ci95": interval(estimate[m], variance[m], plan, 0.0, 1.0)} for m in METRICS}}
-    unknown = int((~genders.isin(GENDERS)).sum())
-    if unknown:
-        out["unknown_gender_utterances"] = unknown
-    if len(present) == 2:
+    if all(g in present for g in GENDERS):
         def difference(weights=None, fold_weights=None):
             a = fold_statistic(counts["F"], fold_of_job, weights, fold_weights)
             b = fold_statistic(counts["M"], fold_of_job, weights, fold_weights)
@@ -143,7 +154,6 @@ def by_gender(frame: pd.DataFrame, classes: list[str], speakers_known: bool, ove
         out["difference"] = {"groups": DIFFERENCE, "cluster": whole.record(),
                              **{m: {"mean": estimate[m], "ci95": interval(estimate[m], variance[m], whole, -1.0, 1.0)}
                                 for m in METRICS}}
-    out["fairness"] = fairness(out["groups"], overall, threshold)
     return out
 
 
