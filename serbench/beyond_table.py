@@ -77,3 +77,77 @@ def fairness_cell(data: Mapping, ci: str = "t") -> str:
     entry = difference["ua"]
     shown = f"{entry['mean'] * 100:+.2f} " + _percent(entry["ci95"], "(no interval)")
     return f"{shown} {fairness_mark(data)}".strip()
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _entry_problem(entry: object, where: str) -> str:
+    """A ``{"mean": number, "ci95": [low, high] | null}`` entry."""
+    if not isinstance(entry, dict) or not _number(entry.get("mean")):
+        return f"{where} is not a mapping with a numeric mean"
+    ci = entry.get("ci95")
+    if ci is not None and (not isinstance(ci, list) or len(ci) != 2 or not all(_number(v) for v in ci)):
+        return f"{where}.ci95 is not null or a [low, high] pair of numbers"
+    return ""
+
+
+def _cluster_problem(section: dict, where: str) -> str:
+    cluster = section.get("cluster")
+    if not isinstance(cluster, dict) or not (cluster.get("reason") is None or isinstance(cluster["reason"], str)):
+        return f"{where}.cluster is not a mapping with a text or null reason"
+    return ""
+
+
+def beyond_problem(data: Mapping, metrics: tuple[str, ...] = ("ua", "wa", "macro_f1")) -> str:
+    """What a table would stumble on in a result's ``groups`` and ``calibration`` sections
+    ('' when nothing, or when a result predates them)."""
+    found = data.get("groups")
+    if found is not None:
+        if not isinstance(found, dict):
+            return "groups is not a mapping"
+        gender = found.get("gender")
+        if gender is not None:
+            if not isinstance(gender, dict) or not isinstance(gender.get("groups"), dict):
+                return "groups.gender is not a mapping with a groups mapping"
+            parts = [(f"groups.gender.groups.{g}", e) for g, e in gender["groups"].items()]
+            if gender.get("difference") is not None:
+                parts.append(("groups.gender.difference", gender["difference"]))
+            for where, part in parts:
+                if not isinstance(part, dict):
+                    return f"{where} is not a mapping"
+                problem = _cluster_problem(part, where) or next(
+                    (p for m in metrics if (p := _entry_problem(part.get(m), f"{where}.{m}"))), "")
+                if problem:
+                    return problem
+                if "utterances" in part and not _number(part["utterances"]):
+                    return f"{where}.utterances is not a number"
+            fair = gender.get("fairness")
+            if (not isinstance(fair, dict) or fair.get("passed") not in (True, False, None)
+                    or not _number(fair.get("threshold")) or not isinstance(fair.get("checks"), list)
+                    or not all(isinstance(c, dict) and _number(c.get("difference_to_all")) for c in fair["checks"])):
+                return "groups.gender.fairness is not a mapping with passed, a numeric threshold and checks"
+        speaker = found.get("speaker")
+        if speaker is not None:
+            spread = speaker.get("spread") if isinstance(speaker, dict) else None
+            if (not isinstance(spread, dict) or not isinstance(speaker.get("speakers"), dict)
+                    or not all(isinstance(spread.get(m), dict) and all(_number(spread[m].get(k)) for k in
+                                                                       ("min", "max", "std")) for m in metrics)):
+                return "groups.speaker is not a mapping with speakers and a numeric spread per metric"
+    scored = data.get("calibration")
+    if scored is not None:
+        if not isinstance(scored, dict):
+            return "calibration is not a mapping"
+        problem = _cluster_problem(scored, "calibration") or next(
+            (p for m in ("ece", "classwise_ece", "brier", "nll") if (p := _entry_problem(scored.get(m), f"calibration.{m}"))), "")
+        if problem:
+            return problem
+        scaled = scored.get("temperature_scaling")
+        if scaled is not None and not isinstance(scaled, dict):
+            return "calibration.temperature_scaling is not a mapping"
+        if isinstance(scaled, dict) and scaled.get("enabled") and "ece" in scaled:
+            problem = next((p for m in ("ece", "nll") if (p := _entry_problem(scaled.get(m), f"calibration.temperature_scaling.{m}"))), "")
+            if problem:
+                return problem
+    return ""

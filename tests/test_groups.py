@@ -192,3 +192,18 @@ def test_the_difference_interval_covers_the_true_difference(simulated, index):
     for metric, got in rows[index]["metrics"].items():
         assert got["joint"] >= 0.92, (metric, got)
         assert got["width"] <= got["separate_width"] + 1e-9, (metric, got)
+
+
+def test_a_damaged_groups_or_calibration_section_is_named():
+    from serbench.beyond_table import beyond_problem, fairness_cell, table_rows
+
+    frame = predictions()
+    data = {"groups": groups.summarize(frame, CLASSES, True, overall_of(frame))}
+    assert beyond_problem(data) == ""
+    assert table_rows(data)[2][0] == "UA F - M" and fairness_cell(data).endswith(("pass", "FAIL"))
+    data["groups"]["gender"]["fairness"] = "x"
+    assert beyond_problem(data) == "groups.gender.fairness is not a mapping with passed, a numeric threshold and checks"
+    data["groups"]["gender"]["groups"]["F"]["ua"]["ci95"] = [0.1]
+    assert beyond_problem(data) == "groups.gender.groups.F.ua.ci95 is not null or a [low, high] pair of numbers"
+    assert beyond_problem({"calibration": {"cluster": {}, "ece": {"mean": "0.1"}}}) == (
+        "calibration.ece is not a mapping with a numeric mean")
