@@ -177,15 +177,26 @@ def by_speaker(frame: pd.DataFrame, classes: list[str]) -> dict:
     """Each metric per speaker (the table's statistic over the speaker's utterances) with its
     within-speaker interval (:data:`SPEAKER_INTERVAL`), and the spread of the main metrics
     over speakers."""
+    as_utterances = frame.assign(speaker=frame["utterance_id"].astype(str))
+    job_index, utterance_index, y_true, y_pred, fold_of_job, utterances = _indices(as_utterances, classes)
+    counts = speaker_counts(job_index, utterance_index, y_true, y_pred, len(utterances), int(job_index.max()) + 1,
+                            len(classes))  # [U, J, K, K]: utterances are the clusters within a speaker
+    speaker_of = dict(zip(frame["utterance_id"].astype(str), frame["speaker"].astype(str)))
+    rows_of: dict[str, list[int]] = {}
+    for u, name in enumerate(utterances):
+        rows_of.setdefault(speaker_of[name], []).append(u)
+    genders = gender_column(frame)
+    gender_of = ({} if genders is None else
+                 genders.groupby(frame["speaker"].astype(str)).agg(lambda g: "".join(sorted(set(g) & set(GENDERS)))))
     out = {}
-    for speaker, part in frame.groupby(frame["speaker"].astype(str), sort=True):
-        as_utterances = part.assign(speaker=part["utterance_id"].astype(str))
-        job_index, speaker_index, y_true, y_pred, fold_of_job, utterances = _indices(as_utterances, classes)
-        counts = speaker_counts(job_index, speaker_index, y_true, y_pred, len(utterances), int(job_index.max()) + 1,
-                                len(classes))
-        estimate = fold_statistic(counts, fold_of_job)
-        intervals, plan = cluster_interval(counts, fold_of_job, speakers_known=False)
-        out[speaker] = {"utterances": len(utterances), "gender": _one_gender(part),
+    for speaker in sorted(rows_of):
+        part = counts[rows_of[speaker]]
+        jobs = part.sum(axis=(0, 2, 3)) > 0
+        folds = np.unique(fold_of_job[jobs], return_inverse=True)[1]  # the folds that tested this speaker
+        part = part[:, jobs]
+        estimate = fold_statistic(part, folds)
+        intervals, plan = cluster_interval(part, folds, speakers_known=False)
+        out[speaker] = {"utterances": len(rows_of[speaker]), "gender": gender_of.get(speaker) if gender_of.get(speaker) in GENDERS else None,
                         **{m: {"mean": float(estimate[m][0]), "ci95": clip(intervals[m])} for m in METRICS},
                         "reason": plan.reason}
     spread = {}
@@ -195,14 +206,6 @@ def by_speaker(frame: pd.DataFrame, classes: list[str]) -> dict:
         spread[m] = {"min": values[worst], "worst": worst, "max": values[best], "best": best,
                      "std": float(np.std(list(values.values()), ddof=1)) if len(values) > 1 else 0.0}
     return {"interval": SPEAKER_INTERVAL, "speakers": out, "spread": spread}
-
-
-def _one_gender(part: pd.DataFrame) -> str | None:
-    genders = gender_column(part)
-    if genders is None:
-        return None
-    known = sorted(set(genders) & set(GENDERS))
-    return known[0] if len(known) == 1 else None
 
 
 def summarize(frame: pd.DataFrame, classes: list[str], speakers_known: bool, overall: dict,
