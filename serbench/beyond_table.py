@@ -151,3 +151,16 @@ def beyond_problem(data: Mapping, metrics: tuple[str, ...] = ("ua", "wa", "macro
             if problem:
                 return problem
     return ""
+
+
+FAIRNESS_CSV = ["ua_f_minus_m", "ua_f_minus_m_low", "ua_f_minus_m_high", "fairness"]
+
+
+def fairness_values(data: Mapping) -> list[str]:
+    """The leaderboard CSV's fairness cells, in percent points (empty when no gender is known)."""
+    gender = (data.get("groups") or {}).get("gender") or {}
+    entry = (gender.get("difference") or {}).get("ua")
+    if not entry:
+        return ["", "", "", ""]
+    low, high = entry["ci95"] or ["", ""]
+    return [f"{entry['mean'] * 100:.4f}"] + [f"{v * 100:.4f}" if v != "" else "" for v in (low, high)] + [fairness_mark(data)]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from tabulate import tabulate
 
-from serbench.beyond_table import FAIRNESS_COLUMN, fairness_cell
+from serbench.beyond_table import FAIRNESS_COLUMN, FAIRNESS_CSV, fairness_cell, fairness_values
 from serbench.errors import SerbenchError
 from serbench.ranking import clipped, groups, mixed_warning, ordered, user_overrides, versions
 
@@ -174,7 +174,7 @@ def csv_table(results: Sequence[Result]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     metrics = [f"{m}_{part}" for m in COLUMNS for part in ("mean", "t_low", "t_high", "boot_low", "boot_high")]
-    writer.writerow(HEADERS + metrics + ["speakers", "rank", "comparability", "group"])
+    writer.writerow(HEADERS + metrics + ["speakers", "rank", "comparability", "group"] + FAIRNESS_CSV)
     for group in groups(results):
         for rank, r in enumerate(group.results, start=1):
             values = []
@@ -184,7 +184,8 @@ def csv_table(results: Sequence[Result]) -> str:
                 values += [f"{v * 100:.4f}" if v is not None else "" for v in (entry["mean"], *t, *boot)]
             speakers = r.summary["ua"].get("speakers")
             writer.writerow(safe_row(_row(r, "t")[: len(HEADERS)] + values
-                                     + ["" if speakers is None else speakers, rank, group.key, group.heading]))
+                                     + ["" if speakers is None else speakers, rank, group.key, group.heading]
+                                     + fairness_values(r.data)))
     return out.getvalue()
 
 
