@@ -220,6 +220,9 @@ def score_file(path: str | Path, classes: list[str] | None = None, fairness_thre
     temperature scaling needs a run's dev predictions and is reported by runs only). The
     fairness threshold is ``fairness_threshold``, else the run's own, else audEERING's."""
     path = Path(path)
+    if fairness_threshold is not None and not 0.0 <= fairness_threshold <= 1.0:  # (NaN fails too)
+        raise SerbenchError(f"--fairness-threshold {fairness_threshold}: expected a difference of proportions in [0, 1] "
+                            f"(audEERING's is {FAIRNESS_THRESHOLD})")
     table = read_predictions(path)
     run = _run_result(path)
     chosen, source = choose_classes(path, table, classes, run)

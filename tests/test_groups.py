@@ -207,3 +207,23 @@ def test_a_damaged_groups_or_calibration_section_is_named():
     assert beyond_problem(data) == "groups.gender.groups.F.ua.ci95 is not null or a [low, high] pair of numbers"
     assert beyond_problem({"calibration": {"cluster": {}, "ece": {"mean": "0.1"}}}) == (
         "calibration.ece is not a mapping with a numeric mean")
+
+
+def test_report_options_are_checked_recorded_and_not_part_of_the_run_id(tmp_path):
+    from serbench.plan import plan
+
+    small = ["protocol.per_class=2"]
+    base = plan("fbank", "superb", protocol="synthetic", overrides=small)
+    tuned = plan("fbank", "superb", protocol="synthetic",
+                 overrides=small + ["report.fairness_threshold=0.1", "report.temperature_scaling=true"])
+    assert tuned.config["report"] == {"fairness_threshold": 0.1, "temperature_scaling": True}
+    assert base.config["report"] == {"fairness_threshold": 0.075, "temperature_scaling": False}
+    assert tuned.run_id == base.run_id  # rescoring, not retraining
+    with pytest.raises(SerbenchError, match=r"report\.fairness_threshold"):
+        plan("fbank", "superb", protocol="synthetic", overrides=small + ["report.fairness_threshold=2"])
+    with pytest.raises(SerbenchError, match=r"-o report\.fairness: unknown parameter"):
+        plan("fbank", "superb", protocol="synthetic", overrides=small + ["report.fairness=2"])
+    frame = predictions(seeds=1)
+    frame.to_csv(tmp_path / "p.csv", index=False)
+    with pytest.raises(SerbenchError, match=r"--fairness-threshold 1\.5: expected a difference of proportions in \[0, 1\]"):
+        score_file(tmp_path / "p.csv", fairness_threshold=1.5)
