@@ -22,6 +22,8 @@ def score_beyond(predictions: pd.DataFrame, classes: list[str], speakers_known: 
     ``prob_<class>`` columns. ``dev_path`` (a run's ``folds/*.dev.csv``) is needed only for
     ``report.temperature_scaling``."""
     options = {**DEFAULTS, **(report or {})}
+    if not classes or "prediction" not in predictions.columns:  # not a categorical result: nothing here applies
+        return {"groups": None, "calibration": None}
     out = {"groups": groups.summarize(predictions, classes, speakers_known, summary, options["fairness_threshold"])}
     if not all(c in predictions.columns for c in calibration.prob_columns(classes)):
         out["calibration"] = None
