@@ -10,9 +10,9 @@ import pytest
 from scipy import stats as scipy_stats
 from sklearn.metrics import brier_score_loss, log_loss
 
-from serbench import calibration
-from serbench.errors import SerbenchError
-from serbench.reliability import reliability_bins
+from serbench.api.errors import SerbenchError
+from serbench.report import calibration
+from serbench.report.reliability import reliability_bins
 
 CLASSES = ["neutral", "happy", "angry"]
 

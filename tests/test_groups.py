@@ -14,9 +14,9 @@ import pytest
 from scipy import stats as scipy_stats
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
-from serbench import groups
-from serbench.errors import SerbenchError
-from serbench.score import score_file
+from serbench.api.errors import SerbenchError
+from serbench.report import groups
+from serbench.report.score import score_file
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["neutral", "happy", "angry", "sad"]
@@ -195,7 +195,7 @@ def test_the_difference_interval_covers_the_true_difference(simulated, index):
 
 
 def test_a_damaged_groups_or_calibration_section_is_named():
-    from serbench.beyond_table import beyond_problem, fairness_cell, table_rows
+    from serbench.report.beyond_table import beyond_problem, fairness_cell, table_rows
 
     frame = predictions()
     data = {"groups": groups.summarize(frame, CLASSES, True, overall_of(frame))}
@@ -210,7 +210,7 @@ def test_a_damaged_groups_or_calibration_section_is_named():
 
 
 def test_report_options_are_checked_recorded_and_not_part_of_the_run_id(tmp_path):
-    from serbench.plan import plan
+    from serbench.run.plan import plan
 
     small = ["protocol.per_class=2"]
     base = plan("fbank", "superb", protocol="synthetic", overrides=small)

@@ -1,4 +1,4 @@
-"""Coverage of the female - male difference's 95% interval (:mod:`serbench.groups`),
+"""Coverage of the female - male difference's 95% interval (:mod:`serbench.report.groups`),
 simulated against a known truth.
 
 Each design draws corpora with as many female as male speakers; an utterance is recognised
@@ -6,7 +6,7 @@ with probability ``expit(class + speaker + fold + sex)``: a random effect per sp
 effect per fold shared by every speaker that fold tests (one model, one recording set-up: the
 dependence that makes folds the clusters), and a fixed sex effect (``+shift/2`` female,
 ``-shift/2`` male), so the true difference is not zero. Each replicate is scored as a run
-scores it (:func:`serbench.groups.compare_groups`); the truth is the expectation of the
+scores it (:func:`serbench.report.groups.compare_groups`); the truth is the expectation of the
 statistic under the design (the mean over ``TRUTH_DRAWS`` more corpora). Coverage = share of
 replicates whose interval holds the truth; "separate" is what two per-group intervals
 combined as if independent would give (sqrt of the summed squared half-widths), for contrast.
@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 from scipy.special import expit
 
-from serbench.groups import GENDERS, compare_groups
-from serbench.stats import job_statistic
+from serbench.report.groups import GENDERS, compare_groups
+from serbench.report.stats import job_statistic
 
 TRUTH_DRAWS = 20_000
 NAMES = {"ua": "UA", "wa": "WA", "macro_f1": "macro-F1"}
