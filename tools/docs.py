@@ -48,6 +48,7 @@ def commands() -> str:
 
 
 def options() -> str:
+    from serbench.report.report_options import REPORT_PARAMS
     from serbench.report.robustness import ROBUSTNESS_PARAMS
     from serbench.run import trainer
     from serbench.run.augment import AUGMENT_PARAMS
@@ -55,7 +56,8 @@ def options() -> str:
     from serbench.run.finetune import UPSTREAM_PARAMS
 
     rows = (_params("upstream", UPSTREAM_PARAMS) + _params("train", trainer.TRAIN_PARAMS + AUGMENT_PARAMS)
-            + _params("cache", CACHE_PARAMS) + _params("robustness", ROBUSTNESS_PARAMS))
+            + _params("cache", CACHE_PARAMS) + _params("robustness", ROBUSTNESS_PARAMS)
+            + _params("report", REPORT_PARAMS))
     return _table(["option", "type", "default", "allowed", "what it does"], rows)
 
 

@@ -17,8 +17,8 @@ from serbench.api import recipes
 from serbench.api.errors import SerbenchError
 from serbench.api.specs import KINDS
 from serbench.cli.data import cmd_cache, cmd_config, cmd_data, cmd_splits
+from serbench.cli.main.predicting import cmd_predict
 from serbench.cli.plugins import cmd_check_plugin, cmd_list, cmd_plugins
-from serbench.cli.predicting import cmd_predict
 from serbench.cli.results import cmd_compare, cmd_fuse, cmd_leaderboard, cmd_plot, cmd_score
 from serbench.cli.running import cmd_bench, cmd_finish, cmd_job, cmd_run, cmd_status
 from serbench.report import leaderboard
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--executor", default="local", help="where the jobs run (serbench list executors; -o executor.KEY=VALUE)")
     run.add_argument("--out", default="runs", help="where run directories go (default: runs/)")
     run.add_argument("-o", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a parameter: upstream.*, downstream.*, pooling.*, loss.*, protocol.*, train.*")
+                     help="override a parameter: upstream.*, downstream.*, pooling.*, loss.*, protocol.*, train.*, report.*")
     run.add_argument("--quiet", action="store_true", help="print only the final table")
     run.add_argument("--perturb", action="append", default=[], metavar="NAME[:KEY=VALUE,...]",
                      help="also score each job's model on this perturbed copy of the test set (repeatable; serbench "
@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     scoring.add_argument("--json", metavar="FILE", help="also write every file's scores as a JSON list, in order")
     scoring.add_argument("--clean", metavar="PREDICTIONS.csv", help="the files hold perturbed predictions (a condition "
                          "column, e.g. a run's predictions_perturbed.csv): compare each condition with these clean ones")
+    scoring.add_argument("--fairness-threshold", type=float, metavar="X",
+                         help="fairness flag: largest |UA of one sex - UA of all| (default: the run's, else 0.075, "
+                              "audEERING's); needs a gender column")
 
     bench = sub.add_parser("bench", help="run a benchmark suite (benchmarks/NAME.toml) and write its leaderboard")
     bench.add_argument("suite", metavar="SUITE.toml")

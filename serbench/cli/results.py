@@ -117,7 +117,7 @@ def cmd_score(args: argparse.Namespace, out: Console) -> None:
             write_json(args.json, scored)
             out.print(f"wrote {args.json}")
         return
-    scored = score_files(args.files, classes)
+    scored = score_files(args.files, classes, args.fairness_threshold)
     for entry in scored:
         title = f"{entry['file']}  ({len(entry['folds'])} fold x seed jobs, {len(entry['classes'])} classes)"
         out.print(summary_table(Result({"run_id": entry["file"], **entry}, Path(entry["file"]).parent), title))

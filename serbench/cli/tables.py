@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich.markup import escape
 from rich.table import Table
 
 from serbench.api.protocol import SPEAKERS_UNKNOWN
@@ -31,6 +32,13 @@ def summary_table(result: Result, title: str | None = None) -> Table:
         table.add_row(name, f"{entry['mean'] * 100:.2f}", f"{entry['std'] * 100:.2f}",
                       span(entry["ci95"], "n/a (1 fold)"),
                       span(entry["ci95_bootstrap"], "none: " + str(cluster.get("reason") or "too few clusters")))
+    from serbench.report.beyond_table import table_rows
+
+    extra = table_rows(result.data)
+    if extra:
+        table.add_section()
+    for row in extra:
+        table.add_row(*map(escape, row))
     return table
 
 

@@ -144,8 +144,12 @@ def fields_problem(data: dict) -> str:
         if problem:
             return problem
     if data.get("overall") is not None and isinstance(classes, list):
-        return overall_problem(data["overall"], classes)
-    return ""
+        problem = overall_problem(data["overall"], classes)
+        if problem:
+            return problem
+    from serbench.report.beyond_table import beyond_problem
+
+    return beyond_problem(data, METRICS)
 
 
 def missing_parts(data: dict, parts: tuple[str, ...]) -> str:

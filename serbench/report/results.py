@@ -249,13 +249,15 @@ FOLD_FIELDS = ("fold", "seed", "n_train", "n_dev", "n_test", "metrics", "best_ep
 
 
 def finish(run_dir: Path, jobs: list[Job], classes: list[str], main_metric: str, speakers_known: bool = True,
-           **fields) -> Result:
+           report: dict | None = None, **fields) -> Result:
     """Read the run's job files back, summarise them and write ``result.json`` (schema
     ``serbench.result/1``) and ``predictions.csv``. ``fields`` are the run's own entries:
     ``config``, ``plugins``, ``environment``, ``timing``, ... . ``speakers_known`` False: the
     predictions' speaker column holds pseudo-speakers (one per utterance), so speaker-level
-    intervals are labelled utterance-level."""
+    intervals are labelled utterance-level. ``report``: the ``-o report.*`` settings
+    (:mod:`serbench.report.report_options`) for the ``groups`` and ``calibration`` sections."""
     from serbench.api.version import __version__
+    from serbench.report.beyond import score_beyond
 
     records, predictions = read_jobs(run_dir, jobs)
     history = []  # each earlier invocation's timing and cache figures, kept rather than overwritten
@@ -278,6 +280,8 @@ def finish(run_dir: Path, jobs: list[Job], classes: list[str], main_metric: str,
         "overall": overall(predictions, classes),
         "history": history,
     }
+    data.update(score_beyond(predictions, classes, speakers_known, data["summary"], report,
+                             lambda fold, seed: dev_file(run_dir, fold, seed), str(run_dir)))
     data["timing"] = {**data.get("timing", {}), "train_s": round(sum(r["train_s"] for r in records), 3)}
     return write_result(run_dir, data, predictions)
 

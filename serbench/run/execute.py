@@ -435,6 +435,7 @@ def _summarise(ws: Workspace, jobs: list[Job], stats: CacheStats, started: float
         no_speech = len(set().union(*(r.get("vad_no_speech", []) for r in read_records(run_dir, jobs))))
     result = finish(
         run_dir, jobs, ws.protocol.classes, ws.protocol.main_metric, speakers_known=ws.protocol.speakers_known,
+        report=config.get("report"),
         speakers=ws.protocol.speaker_record(),
         config={
             "upstream": config["upstream"]["name"],

@@ -108,6 +108,8 @@ def _predictions_frame(proto: Protocol, fold: str, seed: int, ids: Sequence[str]
             "prediction": [proto.classes[k] for k in probs.argmax(1)],
         }
     )
+    if any(u.gender for u in proto.utterances.values()):  # per-gender scores (serbench.report.groups); '' when unknown
+        frame.insert(4, "gender", [proto.utterances[i].gender or "" for i in ids])
     for k, name in enumerate(proto.classes):
         frame[f"prob_{name}"] = probs[:, k]
     return frame

@@ -26,6 +26,7 @@ from serbench.api.recipes import Recipe
 from serbench.api.specs import Spec
 from serbench.api.textfiles import read_json
 from serbench.api.user_config import data_location, env_var
+from serbench.report.report_options import REPORT_PARAMS
 from serbench.report.robustness import ROBUSTNESS_PARAMS
 from serbench.run import finetune, perturb
 from serbench.run.augment import AUGMENT_PARAMS
@@ -76,9 +77,10 @@ class Plan:
 
 def identity(config: Mapping) -> dict:
     """What a run's id hashes: its configuration without where it runs (device, executor and
-    its options) and without the corpus's location."""
-    out = {k: v for k, v in config.items() if k not in ("device", "executor")}
-    out["overrides"] = {k: v for k, v in config["overrides"].items() if k != "executor"}
+    its options), without how its predictions are scored (``report``) and without the corpus's
+    location."""
+    out = {k: v for k, v in config.items() if k not in ("device", "executor", "report")}
+    out["overrides"] = {k: v for k, v in config["overrides"].items() if k not in ("executor", "report")}
     out["protocol"] = {k: v for k, v in config["protocol"].items() if k != "data"}
     return out
 
@@ -277,7 +279,8 @@ def plan(
     params = {kind: spec.params for kind, spec in specs.items()}
     runner_spec = reg.get("executor", executor)  # where the jobs run: not part of the run's identity
     check_keys(overrides, {**params, "train": TRAIN_PARAMS, "cache": CACHE_PARAMS, "executor": runner_spec.params,
-                           "robustness": ROBUSTNESS_PARAMS})
+                           "robustness": ROBUSTNESS_PARAMS,
+                           "report": REPORT_PARAMS})
     if meta.upstream == "finetune" and not specs["upstream"].meta.trainable:
         raise SerbenchError(f"downstream {downstream} trains its encoder, and upstream {upstream} has no trainable "
                             "weights: use a transformers upstream (serbench list upstreams)")
@@ -287,7 +290,8 @@ def plan(
         trains_encoder=meta.upstream == "finetune", test_split=_test_split(specs["protocol"], overrides)) if paper else {}
     merged = recipes.merge(recipe_values, overrides)
     check_keys(merged, {**params, "train": TRAIN_PARAMS, "cache": CACHE_PARAMS, "executor": runner_spec.params,
-                        "robustness": ROBUSTNESS_PARAMS})
+                        "robustness": ROBUSTNESS_PARAMS,
+                        "report": REPORT_PARAMS})
     overrides = _effective(overrides, lambda given: _settings(specs, recipes.merge(recipe_values, given), given, meta))
     merged = recipes.merge(recipe_values, overrides)
     if not seeds:
@@ -306,6 +310,7 @@ def plan(
         kind: {"name": spec.name, "version": spec.version, "params": settings[kind]} for kind, spec in specs.items()
     }
     config["train"], config["cache"] = settings["train"], settings["cache"]
+    config["report"] = settings["report"]  # how the predictions are scored: not part of the run id
     config["protocol"]["data"] = str(location) if location else None
     config["seeds"] = [int(s) for s in seeds]
     config["device"] = str(resolved_device)
@@ -323,7 +328,8 @@ def _settings(specs: Mapping[str, Spec], merged: Mapping, user: Mapping, meta: D
     """Every section's parameters, resolved from the recipe's values and the user's ``merged``
     over them (``user``: the user's own overrides), each checked against its Param."""
     out = {kind: spec.resolve(merged.get(kind, {}), f"-o {kind}") for kind, spec in specs.items()}
-    for section, section_params in (("train", TRAIN_PARAMS), ("cache", CACHE_PARAMS), ("robustness", ROBUSTNESS_PARAMS)):
+    for section, section_params in (("train", TRAIN_PARAMS), ("cache", CACHE_PARAMS), ("robustness", ROBUSTNESS_PARAMS),
+                                    ("report", REPORT_PARAMS)):
         out[section] = Spec(section, dict, "", section_params).resolve(merged.get(section, {}), f"-o {section}")
     if meta.upstream == "finetune":
         out["upstream"]["finetune"] = True
