@@ -17,8 +17,8 @@ from serbench.api import recipes
 from serbench.api.errors import SerbenchError
 from serbench.api.specs import KINDS
 from serbench.cli.data import cmd_cache, cmd_config, cmd_data, cmd_splits
-from serbench.cli.predicting import cmd_predict
 from serbench.cli.plugins import cmd_check_plugin, cmd_list, cmd_plugins
+from serbench.cli.predicting import cmd_predict
 from serbench.cli.results import cmd_compare, cmd_fuse, cmd_leaderboard, cmd_plot, cmd_score
 from serbench.cli.running import cmd_bench, cmd_finish, cmd_job, cmd_run, cmd_status
 from serbench.report import leaderboard
