@@ -123,13 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
     job.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (not part of the run's identity)")
     job.add_argument("--quiet", action="store_true", help="no progress bars")
     compare = sub.add_parser("compare", help="paired significance between runs scored on the same test utterances")
-    compare.add_argument("runs", nargs="+", metavar="RUN_DIR")
-    compare.add_argument("--baseline", metavar="RUN_DIR", help="compare each run with this one (default: every pair)")
+    compare.add_argument("runs", nargs="*", metavar="RUN_DIR", help="the runs (with --baseline, the others)")
+    compare.add_argument("--baseline", metavar="RUN_DIR", help="compare each run with this one (default: every pair); "
+                                                              "it need not be repeated among RUN_DIR")
     compare.add_argument("--resamples", type=int, default=10_000, help="random swap sets when 2^speakers is too many")
-    compare.add_argument("--json", default="compare.json", help="where to write the comparison (default: compare.json)")
+    compare.add_argument("--json", metavar="FILE", help="where to write the comparison (default: "
+                                                       "compare-<hash of the runs>.json in the first run's parent folder, e.g. runs/)")
     plot = sub.add_parser("plot", help="figures of a finished run into RUN_DIR/figures (pip install 'serbench[plot]')")
     plot.add_argument("run_dir", metavar="RUN_DIR")
-    plot.add_argument("--format", default="svg,png", help="comma-separated: svg, png (default: both)")
+    plot.add_argument("--format", default="svg,png", help="comma-separated: svg, png (300 dpi), pdf (default: svg,png)")
     finish = sub.add_parser("finish", help="summarise a run whose jobs are all done: result.json, predictions.csv")
     finish.add_argument("run_dir", metavar="RUN_DIR")
     scoring = sub.add_parser("score", help="a run's metrics and intervals for a predictions CSV made anywhere "
@@ -146,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("-o", dest="overrides", action="append", default=[], metavar="executor.KEY=VALUE",
                        help="executor options, e.g. -o executor.workers=2")
     bench.add_argument("--dry-run", action="store_true", help="list the cells and their jobs; run nothing")
-    bench.add_argument("--leaderboard", help="where the table goes (default: leaderboards/NAME.md)")
+    bench.add_argument("--leaderboard", help="where the table goes (default: OUT/leaderboards/NAME.md, beside the runs)")
     bench.add_argument("--html", metavar="DIR", help="also write the suite's static site into DIR (see leaderboard --html)")
 
     status = sub.add_parser("status", help="a run's jobs: done, running (by whom), stale, failed (why), pending")
@@ -397,13 +399,8 @@ def cmd_leaderboard(args: argparse.Namespace, out: Console) -> None:
                 raise SerbenchError(f"serbench leaderboard {option}: give result files or run directories")
             write_text(path, render(results, args.ci) if render else leaderboard.csv_table(results))
             out.print(f"wrote {path}")
-    if args.html:
-        from serbench.site import build
-
-        if not results:
-            raise SerbenchError("serbench leaderboard --html: give result files or run directories")
-        index = build(results, args.html, registry(), args.ci)
-        out.print(f"wrote {index} (open it in a browser; it needs no server)")
+    if args.html and not results:
+        raise SerbenchError("serbench leaderboard --html: give result files or run directories")
     if args.reported and results:
         text = leaderboard.beside_reported(results, registry(), args.ci)
     elif args.reported:
@@ -412,10 +409,17 @@ def cmd_leaderboard(args: argparse.Namespace, out: Console) -> None:
         text = leaderboard.markdown(results, args.ci)
     else:
         raise SerbenchError("serbench leaderboard: give result files or run directories, or --reported")
-    if args.output:
+    if args.output:  # written before the site: a site that fails cannot lose the table
         write_text(args.output, text)
         out.print(f"wrote {args.output}")
-    else:
+    if args.html:
+        from serbench.site import NO_FIGURES, build, figure_drawers
+
+        if figure_drawers() is None:
+            print(f"serbench: {NO_FIGURES}", file=sys.stderr)
+        index = build(results, args.html, registry(), args.ci)
+        out.print(f"wrote {index} (open it in a browser; it needs no server)")
+    if not args.output:
         print(text, end="")
 
 
@@ -452,7 +456,8 @@ def cmd_job(args: argparse.Namespace, out: Console) -> None:
 def cmd_compare(args: argparse.Namespace, out: Console) -> None:
     from serbench.compare import compare
 
-    data = compare(args.runs, args.baseline, args.resamples)
+    runs = compared_runs(args.runs, args.baseline)
+    data = compare(runs, args.baseline, args.resamples)
     table = Table("A", "B", "metric", "A - B (pp)", "95% CI (test inverted)", "p (permutation)", "p (Holm)",
                   title=f"{data['protocol']}: paired, {data['speakers']} speakers, {len(data['jobs'])} (fold, seed) jobs")
     for row in data["comparisons"]:
@@ -467,8 +472,30 @@ def cmd_compare(args: argparse.Namespace, out: Console) -> None:
            else f"{first['swaps'] - 1} random speaker swap sets")
     out.print(f"test: {data['test']}, {how}; p floor {first['p_floor']:.4g} (no p-value can be smaller with "
               f"{data['speakers']} speakers); statistic: {data['statistic']}")
-    write_json(args.json, data)
-    out.print(f"wrote {args.json}")
+    target = args.json or default_compare_file(runs, args.baseline)
+    write_json(target, data)
+    out.print(f"wrote {target}")
+
+
+def compared_runs(runs: Sequence[str], baseline: str | None) -> list[str]:
+    """The runs to compare: ``--baseline`` first when it is not also among ``runs`` (naming it
+    once is enough); at least two."""
+    runs = list(runs)
+    if baseline is not None and not any(Path(r).resolve() == Path(baseline).resolve() for r in runs):
+        runs.insert(0, baseline)
+    if len(runs) < 2:
+        raise SerbenchError("serbench compare: give at least two run directories (or one beside --baseline RUN_DIR)")
+    return runs
+
+
+def default_compare_file(runs: Sequence[str], baseline: str | None) -> Path:
+    """Where the comparison goes without ``--json``: beside the runs (the folder the user chose
+    with ``run --out``), named by a hash of what was compared, so two comparisons do not
+    overwrite each other and nothing lands in the current directory unasked."""
+    import hashlib
+
+    what = json.dumps([[Path(r).resolve().name for r in runs], Path(baseline).resolve().name if baseline else None])
+    return Path(runs[0]).resolve().parent / f"compare-{hashlib.sha256(what.encode()).hexdigest()[:10]}.json"
 
 
 def cmd_plot(args: argparse.Namespace, out: Console) -> None:
@@ -513,15 +540,21 @@ def cmd_bench(args: argparse.Namespace, out: Console) -> None:
     if bad:
         raise SerbenchError(f"-o {bad[0]}: serbench bench takes executor options only; cells set their own in the suite")
     suite = suites.load(args.suite)
-    plans = suites.plans(suite, args.executor, tuple(args.overrides))  # every cell checked before any work
+    plans = suites.plans(suite, args.executor, tuple(args.overrides), corpus_optional=args.dry_run)  # every cell checked
     if args.dry_run:
-        rows, total_jobs, total_bytes = suites.dry_run(suite, plans, Path(args.out))
+        planned = suites.dry_run(suite, plans, Path(args.out))
         table = Table("line", "cell", "jobs", "features", "run id")
-        for row in rows:
+        for row in planned.rows:
             table.add_row(*row)
         out.print(table)
-        out.print(f"{len(plans)} cells, {total_jobs} jobs (folds x seeds); feature cache: about "
-                  f"{cache.human_bytes(total_bytes)} in all, each (encoder, layers, corpus) counted once")
+        unknown = f" + the jobs of {planned.jobs_unknown} cells whose folds need the corpus" if planned.jobs_unknown else ""
+        here = len(plans) - sum(planned.missing.values())
+        estimate = (f"about {cache.human_bytes(planned.cache_bytes)} in all, each (encoder, layers, corpus) counted once"
+                    + (f" ({here} cells whose corpus is here)" if planned.missing else "")) if here else "unknown"
+        out.print(f"{len(plans)} cells, {planned.jobs} jobs (folds x seeds){unknown}; feature cache: {estimate}")
+        for key, cells in planned.missing.items():
+            out.print(f"unknown until the {key} corpus is here ({cells} cells): their cache estimate and run ids; "
+                      f"serbench config set data.{key} PATH (or {user_config.env_var(key)})")
         return
     results = []
     for k, (cell, the_plan) in enumerate(zip(suite.cells, plans), start=1):
@@ -532,7 +565,7 @@ def cmd_bench(args: argparse.Namespace, out: Console) -> None:
         main = result.data.get("main_metric", "ua")
         out.print(f"[{k}/{len(plans)}] {cell.label}: {main.upper()} {result.summary[main]['mean'] * 100:.2f}"
                   + (" (done before: resumed, nothing computed)" if before else "") + f"  {result.run_dir}")
-    target = Path(args.leaderboard or Path("leaderboards") / f"{suite.name}.md")
+    target = Path(args.leaderboard or Path(args.out) / "leaderboards" / f"{suite.name}.md")
     write_text(target, suites.leaderboard(suite, results))
     out.print(f"wrote {target}")
     if args.html:
