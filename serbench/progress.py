@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
+from rich.errors import LiveError
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -94,6 +95,14 @@ def steps(description: str, total: int, console: Console | None = None) -> Itera
         yield lambda n=1: None
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
+    progress = Progress(*columns, console=console, transient=True)
+    try:
+        progress.start()
+    except LiveError:  # a run's bars are already on this console: their log line says enough
+        yield lambda n=1: None
+        return
+    try:
         task_id = progress.add_task(description, total=total)
         yield lambda n=1: progress.advance(task_id, n)
+    finally:
+        progress.stop()
