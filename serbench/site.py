@@ -202,19 +202,18 @@ def build(results: Sequence[Result], target: str | Path, reg, ci: str = "t") -> 
 
 
 def _move_into_place(staging: Path, target: Path) -> None:
-    """Replace what an earlier site left in ``target`` (its index, run pages, forest plots) by
-    the new site's entries, one rename each; other files in ``target`` are left alone."""
+    """Move every file of the finished site from ``staging`` to the same place under ``target``,
+    one rename each, replacing the file an earlier site left there. Files are merged, never a
+    folder replaced: ``target`` may be a folder that also holds the runs themselves."""
     target.mkdir(exist_ok=True)
-    for stale in target.glob("forest-*.svg"):
-        if not (staging / stale.name).exists():
-            stale.unlink()
-    for entry in sorted(staging.iterdir()):
-        dest = target / entry.name
-        if dest.is_dir() and not dest.is_symlink():
-            shutil.rmtree(dest)
-        elif dest.exists() or dest.is_symlink():
-            dest.unlink()
-        entry.rename(dest)
+    files = sorted(p for p in staging.rglob("*") if p.is_file())
+    places = [(source, inside(target, source.relative_to(staging))) for source in files]  # checked before any moves
+    for _, dest in places:
+        if dest.is_dir():
+            raise SerbenchError(f"--html {target}: the folder {dest} is in the way of the site's file of that name")
+    for source, dest in places:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        source.replace(dest)
 
 
 def _write_site(results: Sequence[Result], target: Path, reg, ci: str, drawers) -> Path:

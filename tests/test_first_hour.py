@@ -114,6 +114,8 @@ WITHOUT_MATPLOTLIB = ("import sys; sys.modules['matplotlib'] = None; from serben
 
 def test_the_site_without_matplotlib_omits_figures_and_keeps_the_markdown(bench, tmp_path):
     _, runs = bench
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "notes.txt").write_text("mine")  # a file of the user's in the site's folder
     done = subprocess.run([sys.executable, "-c", WITHOUT_MATPLOTLIB, "leaderboard", *map(str, runs),
                            "--html", str(tmp_path / "site"), "-o", str(tmp_path / "board.md")],
                           capture_output=True, text=True, env=os.environ)
@@ -127,6 +129,7 @@ def test_the_site_without_matplotlib_omits_figures_and_keeps_the_markdown(bench,
         assert "Figures omitted" in page and "<img" not in page
         assert (tmp_path / "site" / "runs" / r.name / "result.json").read_bytes() == (r / "result.json").read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["board.md", "site"]  # no staging folder left
+    assert (tmp_path / "site" / "notes.txt").read_text() == "mine"  # the site's files merged in, nothing removed
 
 
 def test_a_failing_site_build_leaves_the_earlier_site_as_it_was(bench, tmp_path, monkeypatch):
