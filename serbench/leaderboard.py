@@ -146,8 +146,8 @@ def latex_text(text: object) -> str:
 def latex(results: Sequence[Result], ci: str = "t") -> str:
     """The tables as LaTeX booktabs ``tabular`` environments, for a paper: one per comparability
     group, each under a ``\\paragraph`` naming its group when there are several. A paper's table
-    has the columns a reader compares (method, encoder, pooling, seeds and the metrics; the
-    settings only when some run changed a default); what traces a row back to its run (run id,
+    has the columns a reader compares (method, encoder, pooling, seeds and the metrics; loss,
+    recipe and settings only where they tell rows apart); what traces a row back to its run (run id,
     loss, recipe, versions) is a LaTeX comment under the row. Every text cell is escaped once
     (:func:`latex_text`): the header's ``%`` included, so it compiles as written."""
     _check_ci(ci)
@@ -164,23 +164,31 @@ def latex(results: Sequence[Result], ci: str = "t") -> str:
     return "\n".join(parts) + "\n"
 
 
-LATEX_TEXT_COLUMNS = ("method", "encoder", "pooling")
-
-
 def _latex_tabular(results: Sequence[Result], ci: str) -> str:
-    """One booktabs tabular: text columns left-aligned, metrics right-aligned."""
-    with_settings = any(settings(r) != "defaults" for r in results)
-    headers = [*LATEX_TEXT_COLUMNS, *(["settings"] if with_settings else []), "seeds", *(f"{n} (%)" for n in COLUMNS.values())]
+    """One booktabs tabular: text columns left-aligned, metrics right-aligned. Method, encoder,
+    pooling, seeds and the metrics always; loss and recipe only when they differ between the
+    rows, settings only when some run changed a default (two rows never look the same)."""
+    def recipe(r: Result) -> str:
+        return (r.data["config"].get("recipe") or {}).get("name", "?")
+
+    def loss(r: Result) -> str:
+        return str(r.data["config"].get("loss", "?"))
+
+    optional = [(name, value) for name, value, shown in (
+        ("loss", loss, len({loss(r) for r in results}) > 1),
+        ("recipe", recipe, len({recipe(r) for r in results}) > 1),
+        ("settings", settings, any(settings(r) != "defaults" for r in results))) if shown]
+    headers = ["method", "encoder", "pooling", *(name for name, _ in optional), "seeds",
+               *(f"{n} (%)" for n in COLUMNS.values())]
     lines = ["\\begin{tabular}{" + "l" * (len(headers) - len(COLUMNS)) + "r" * len(COLUMNS) + "}", "\\toprule",
              " & ".join(latex_text(h) for h in headers) + " \\\\", "\\midrule"]
     for r in results:
         config = r.data["config"]
-        cells = [config["downstream"], config["upstream"], config["pooling"],
-                 *([settings(r)] if with_settings else []), str(len(config["seeds"]))]
+        cells = [config["downstream"], config["upstream"], config["pooling"], *(value(r) for _, value in optional),
+                 str(len(config["seeds"]))]
         cells += [cell(r.summary[m], ci) for m in COLUMNS]
         lines.append(" & ".join(latex_text(c) for c in cells) + " \\\\")
-        lines.append(f"% run {one_line(r.run_id)}: loss {one_line(config.get('loss', '?'))}, recipe "
-                     f"{one_line((config.get('recipe') or {}).get('name', '?'))}, seeds "
+        lines.append(f"% run {one_line(r.run_id)}: loss {one_line(loss(r))}, recipe {one_line(recipe(r))}, seeds "
                      f"{','.join(map(str, config['seeds']))}, versions {one_line(versions(r))}")
     lines += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(lines)
