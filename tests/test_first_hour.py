@@ -83,8 +83,8 @@ def test_compare_with_baseline_alone_writes_beside_the_runs(bench, tmp_path):
 # --- a Spec field of the wrong type ------------------------------------------------------------
 
 INT_VERSION = """
-from serbench.hookspecs import hookimpl
-from serbench.specs import Spec
+from serbench.api.hookspecs import hookimpl
+from serbench.api.specs import Spec
 
 @hookimpl
 def register_poolings():
@@ -108,7 +108,7 @@ def test_an_int_version_is_named_in_one_line_and_the_rest_still_lists(tmp_path):
 
 # --- the site without the plot extra, and never half a site ----------------------------------
 
-WITHOUT_MATPLOTLIB = ("import sys; sys.modules['matplotlib'] = None; from serbench.cli import main; "
+WITHOUT_MATPLOTLIB = ("import sys; sys.modules['matplotlib'] = None; from serbench.cli.main import main; "
                       "sys.exit(main(sys.argv[1:]))")
 
 
@@ -133,9 +133,9 @@ def test_the_site_without_matplotlib_omits_figures_and_keeps_the_markdown(bench,
 
 
 def test_a_failing_site_build_leaves_the_earlier_site_as_it_was(bench, tmp_path, monkeypatch):
-    from serbench import site
-    from serbench.registry import registry
-    from serbench.results import load_result
+    from serbench.report import site
+    from serbench.report.results import load_result
+    from serbench.run.registry import registry
 
     _, runs = bench
     target = tmp_path / "site"
@@ -177,7 +177,7 @@ def _decode_cell(text: str) -> str:
 
 
 def test_every_latex_special_character_is_escaped_exactly_once():
-    from serbench.leaderboard import latex_text
+    from serbench.report.leaderboard import latex_text
 
     nasty = "a\\b&c%d$e#f_g{h}i~j^k<l>m|n±o 50% \\% {}"
     assert _decode_cell(latex_text(nasty)) == nasty
@@ -243,7 +243,7 @@ def test_png_figures_at_print_resolution_and_pdf_on_request(bench):
 
 def test_learning_curves_tick_whole_epochs():
     pytest.importorskip("matplotlib", reason="figures need pip install 'serbench[plot]'")
-    from serbench.plots import _curves, _pyplot
+    from serbench.report.plots import _curves, _pyplot
 
     plt = _pyplot()
     records = [{"fold": "1", "seed": 0, "dev_history": [0.3, 0.5, 0.45], "best_epoch": 2}]
@@ -259,7 +259,7 @@ def test_learning_curves_tick_whole_epochs():
 def test_corpus_generation_shows_a_bar_on_a_terminal_and_nothing_when_quiet():
     from rich.console import Console
 
-    from serbench.progress import Reporter, steps
+    from serbench.api.progress import Reporter, steps
 
     def shown(quiet: bool) -> str:
         Reporter(quiet=quiet).close()
@@ -303,7 +303,7 @@ def test_a_new_synthetic_corpus_shows_progress_on_a_terminal(tmp_path):
 # --- the README's example ---------------------------------------------------------------------
 
 def test_the_readme_shows_the_run_id_its_command_prints():
-    from serbench.plan import plan
+    from serbench.run.plan import plan
 
     readme = (ROOT / "README.md").read_text()
     command = re.search(r"serbench run (--upstream \S+ --downstream \S+ --protocol \S+)\n", readme).group(1)
