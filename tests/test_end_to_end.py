@@ -208,7 +208,7 @@ def test_leaderboard_latex_and_csv_for_papers(cli_run, tmp_path):
     done = run_cli("leaderboard", str(run_dir), "--latex", str(tmp_path / "t.tex"), "--csv", str(tmp_path / "t.csv"))
     assert done.returncode == 0, done.stderr
     tex = (tmp_path / "t.tex").read_text()
-    assert "\\toprule" in tex and "\\bottomrule" in tex and run_dir.name.replace("_", "\\_") in tex
+    assert "\\toprule" in tex and "\\bottomrule" in tex and f"% run {run_dir.name}:" in tex
     (row,) = list(csv.DictReader((tmp_path / "t.csv").open()))
     summary = json.loads((run_dir / "result.json").read_text())["summary"]
     assert float(row["ua_mean"]) == pytest.approx(summary["ua"]["mean"] * 100, abs=1e-4)

@@ -94,6 +94,9 @@ class ProtocolMeta(_Meta):
     demo: bool = field(default=False, metadata=_key("a small demonstration corpus: a recipe's demo values apply", bool))
     test_split: str = field(default="", metadata=_key(
         "what the test split is (reported rows pair on it); {param} is filled in", str))
+    folds: int = field(default=0, metadata=_key(
+        "how many folds the protocol always makes (0: known once the corpus is read); a dry run counts jobs "
+        "without the corpus", int))
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
+from rich.errors import LiveError
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -18,6 +19,7 @@ from rich.progress import (
 )
 
 log = logging.getLogger("serbench")
+_QUIET = {"quiet": False}  # what the command's Reporter was asked: a plugin's steps() follow it
 
 
 class Reporter:
@@ -25,6 +27,7 @@ class Reporter:
 
     def __init__(self, quiet: bool = False, console: Console | None = None):
         self.quiet = quiet
+        _QUIET["quiet"] = quiet
         self.console = console or Console(stderr=True)
         self.interactive = not quiet and self.console.is_terminal
         self._progress: Progress | None = None
@@ -79,3 +82,27 @@ class Reporter:
             yield lambda n=1: self._progress.advance(task_id, n)
         finally:
             self._progress.remove_task(task_id)
+
+
+@contextmanager
+def steps(description: str, total: int, console: Console | None = None) -> Iterator[Callable[[int], None]]:
+    """Progress of long work a plugin does before a run's bars exist (a corpus generated or
+    unpacked on first use, ~25 s): a bar on a terminal, a log line elsewhere, nothing on the
+    terminal under ``--quiet``. Yields ``advance(n)``."""
+    log.info(f"{description}: {total} to do")
+    console = console or Console(stderr=True)
+    if _QUIET["quiet"] or not console.is_terminal:
+        yield lambda n=1: None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    progress = Progress(*columns, console=console, transient=True)
+    try:
+        progress.start()
+    except LiveError:  # a run's bars are already on this console: their log line says enough
+        yield lambda n=1: None
+        return
+    try:
+        task_id = progress.add_task(description, total=total)
+        yield lambda n=1: progress.advance(task_id, n)
+    finally:
+        progress.stop()

@@ -119,13 +119,15 @@ def build_parser() -> argparse.ArgumentParser:
     job.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (not part of the run's identity)")
     job.add_argument("--quiet", action="store_true", help="no progress bars")
     compare = sub.add_parser("compare", help="paired significance between runs scored on the same test utterances")
-    compare.add_argument("runs", nargs="+", metavar="RUN_DIR")
-    compare.add_argument("--baseline", metavar="RUN_DIR", help="compare each run with this one (default: every pair)")
+    compare.add_argument("runs", nargs="*", metavar="RUN_DIR", help="the runs (with --baseline, the others)")
+    compare.add_argument("--baseline", metavar="RUN_DIR", help="compare each run with this one (default: every pair); "
+                                                              "it need not be repeated among RUN_DIR")
     compare.add_argument("--resamples", type=int, default=10_000, help="random swap sets when 2^speakers is too many")
-    compare.add_argument("--json", default="compare.json", help="where to write the comparison (default: compare.json)")
+    compare.add_argument("--json", metavar="FILE", help="where to write the comparison (default: "
+                                                       "compare-<hash of the runs>.json in the first run's parent folder, e.g. runs/)")
     plot = sub.add_parser("plot", help="figures of a finished run into RUN_DIR/figures (pip install 'serbench[plot]')")
     plot.add_argument("run_dir", metavar="RUN_DIR")
-    plot.add_argument("--format", default="svg,png", help="comma-separated: svg, png (default: both)")
+    plot.add_argument("--format", default="svg,png", help="comma-separated: svg, png (300 dpi), pdf (default: svg,png)")
     finish = sub.add_parser("finish", help="summarise a run whose jobs are all done: result.json, predictions.csv")
     finish.add_argument("run_dir", metavar="RUN_DIR")
     scoring = sub.add_parser("score", help="a run's metrics and intervals for a predictions CSV made anywhere "
@@ -147,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("-o", dest="overrides", action="append", default=[], metavar="executor.KEY=VALUE",
                        help="executor options, e.g. -o executor.workers=2")
     bench.add_argument("--dry-run", action="store_true", help="list the cells and their jobs; run nothing")
-    bench.add_argument("--leaderboard", help="where the table goes (default: leaderboards/NAME.md)")
+    bench.add_argument("--leaderboard", help="where the table goes (default: OUT/leaderboards/NAME.md, beside the runs)")
     bench.add_argument("--html", metavar="DIR", help="also write the suite's static site into DIR (see leaderboard --html)")
 
     pred = sub.add_parser("predict", help="class probabilities of new audio from a finished run's saved models")

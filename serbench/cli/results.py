@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,13 +51,8 @@ def cmd_leaderboard(args: argparse.Namespace, out: Console) -> None:
                 raise SerbenchError(f"serbench leaderboard {option}: give result files or run directories")
             write_text(path, render(results, args.ci) if render else leaderboard.csv_table(results))
             out.print(f"wrote {path}")
-    if args.html:
-        from serbench.report.site import build
-
-        if not results:
-            raise SerbenchError("serbench leaderboard --html: give result files or run directories")
-        index = build(results, args.html, registry(), args.ci)
-        out.print(f"wrote {index} (open it in a browser; it needs no server)")
+    if args.html and not results:
+        raise SerbenchError("serbench leaderboard --html: give result files or run directories")
     if args.reported and results:
         text = leaderboard.beside_reported(results, registry(), args.ci)
     elif args.reported:
@@ -65,17 +61,25 @@ def cmd_leaderboard(args: argparse.Namespace, out: Console) -> None:
         text = leaderboard.markdown(results, args.ci)
     else:
         raise SerbenchError("serbench leaderboard: give result files or run directories, or --reported")
-    if args.output:
+    if args.output:  # written before the site: a site that fails cannot lose the table
         write_text(args.output, text)
         out.print(f"wrote {args.output}")
-    else:
+    if args.html:
+        from serbench.report.site import NO_FIGURES, build, figure_drawers
+
+        if figure_drawers() is None:
+            print(f"serbench: {NO_FIGURES}", file=sys.stderr)
+        index = build(results, args.html, registry(), args.ci)
+        out.print(f"wrote {index} (open it in a browser; it needs no server)")
+    if not args.output:
         print(text, end="")
 
 
 def cmd_compare(args: argparse.Namespace, out: Console) -> None:
     from serbench.report.compare import compare
 
-    data = compare(args.runs, args.baseline, args.resamples)
+    runs = compared_runs(args.runs, args.baseline)
+    data = compare(runs, args.baseline, args.resamples)
     table = Table("A", "B", "metric", "A - B (pp)", "95% CI (test inverted)", "p (permutation)", "p (Holm)",
                   title=f"{data['protocol']}: paired, {data['speakers']} speakers, {len(data['jobs'])} (fold, seed) jobs")
     for row in data["comparisons"]:
@@ -90,8 +94,31 @@ def cmd_compare(args: argparse.Namespace, out: Console) -> None:
            else f"{first['swaps'] - 1} random speaker swap sets")
     out.print(f"test: {data['test']}, {how}; p floor {first['p_floor']:.4g} (no p-value can be smaller with "
               f"{data['speakers']} speakers); statistic: {data['statistic']}")
-    write_json(args.json, data)
-    out.print(f"wrote {args.json}")
+    target = args.json or default_compare_file(runs, args.baseline)
+    write_json(target, data)
+    out.print(f"wrote {target}")
+
+
+def compared_runs(runs: Sequence[str], baseline: str | None) -> list[str]:
+    """The runs to compare: ``--baseline`` first when it is not also among ``runs`` (naming it
+    once is enough); at least two."""
+    runs = list(runs)
+    if baseline is not None and not any(Path(r).resolve() == Path(baseline).resolve() for r in runs):
+        runs.insert(0, baseline)
+    if len(runs) < 2:
+        raise SerbenchError("serbench compare: give at least two run directories (or one beside --baseline RUN_DIR)")
+    return runs
+
+
+def default_compare_file(runs: Sequence[str], baseline: str | None) -> Path:
+    """Where the comparison goes without ``--json``: beside the runs (the folder the user chose
+    with ``run --out``), named by a hash of what was compared, so two comparisons do not
+    overwrite each other and nothing lands in the current directory unasked."""
+    import hashlib
+    import json
+
+    what = json.dumps([[Path(r).resolve().name for r in runs], Path(baseline).resolve().name if baseline else None])
+    return Path(runs[0]).resolve().parent / f"compare-{hashlib.sha256(what.encode()).hexdigest()[:10]}.json"
 
 
 def cmd_plot(args: argparse.Namespace, out: Console) -> None:

@@ -15,6 +15,7 @@ from rich.table import Table
 from serbench.api.atomic import write_text
 from serbench.api.errors import SerbenchError
 from serbench.api.progress import Reporter
+from serbench.api.user_config import env_var
 from serbench.run.registry import registry
 
 if TYPE_CHECKING:
@@ -103,15 +104,21 @@ def cmd_bench(args: argparse.Namespace, out: Console) -> None:
     if bad:
         raise SerbenchError(f"-o {bad[0]}: serbench bench takes executor options only; cells set their own in the suite")
     suite = suites.load(args.suite)
-    plans = suites.plans(suite, args.executor, tuple(args.overrides))  # every cell checked before any work
+    plans = suites.plans(suite, args.executor, tuple(args.overrides), corpus_optional=args.dry_run)  # every cell checked
     if args.dry_run:
-        rows, total_jobs, total_bytes = suites.dry_run(suite, plans, Path(args.out))
+        planned = suites.dry_run(suite, plans, Path(args.out))
         table = Table("line", "cell", "jobs", "features", "run id")
-        for row in rows:
+        for row in planned.rows:
             table.add_row(*row)
         out.print(table)
-        out.print(f"{len(plans)} cells, {total_jobs} jobs (folds x seeds); feature cache: about "
-                  f"{cache.human_bytes(total_bytes)} in all, each (encoder, layers, corpus) counted once")
+        unknown = f" + the jobs of {planned.jobs_unknown} cells whose folds need the corpus" if planned.jobs_unknown else ""
+        here = len(plans) - sum(planned.missing.values())
+        estimate = (f"about {cache.human_bytes(planned.cache_bytes)} in all, each (encoder, layers, corpus) counted once"
+                    + (f" ({here} cells whose corpus is here)" if planned.missing else "")) if here else "unknown"
+        out.print(f"{len(plans)} cells, {planned.jobs} jobs (folds x seeds){unknown}; feature cache: {estimate}")
+        for key, cells in planned.missing.items():
+            out.print(f"unknown until the {key} corpus is here ({cells} cells): their cache estimate and run ids; "
+                      f"serbench config set data.{key} PATH (or {env_var(key)})")
         return
     results = []
     for k, (cell, the_plan) in enumerate(zip(suite.cells, plans), start=1):
@@ -122,7 +129,7 @@ def cmd_bench(args: argparse.Namespace, out: Console) -> None:
         main = result.data.get("main_metric", "ua")
         out.print(f"[{k}/{len(plans)}] {cell.label}: {main.upper()} {result.summary[main]['mean'] * 100:.2f}"
                   + (" (done before: resumed, nothing computed)" if before else "") + f"  {result.run_dir}")
-    target = Path(args.leaderboard or Path("leaderboards") / f"{suite.name}.md")
+    target = Path(args.leaderboard or Path(args.out) / "leaderboards" / f"{suite.name}.md")
     write_text(target, suites.leaderboard(suite, results))
     out.print(f"wrote {target}")
     if args.html:

@@ -1,4 +1,5 @@
-"""Figures of a finished run, with matplotlib (``pip install 'serbench[plot]'``), as SVG and PNG.
+"""Figures of a finished run, with matplotlib (``pip install 'serbench[plot]'``), as SVG and PNG
+(at ``PNG_DPI``, print resolution), or PDF on request (``--format pdf``).
 
 ``serbench plot RUN_DIR`` writes into ``RUN_DIR/figures/``:
 
@@ -32,7 +33,9 @@ from serbench.report.results import Job, Result, check_jobs, job_files, load_res
 from serbench.report.safe_paths import inside
 from serbench.report.stats import summarize
 
-FORMATS = ("svg", "png")
+FORMATS = ("svg", "png", "pdf")
+DEFAULT_FORMATS = ("svg", "png")
+PNG_DPI = 300  # print resolution: a journal asks for >= 300 dpi; the screen default (100) blurs a printed figure
 
 
 def _pyplot():
@@ -58,7 +61,7 @@ def _records(result: Result) -> list[dict]:
     return out
 
 
-def plot_run(run_dir: str | Path, formats: tuple[str, ...] = FORMATS, into: Path | None = None) -> list[Path]:
+def plot_run(run_dir: str | Path, formats: tuple[str, ...] = DEFAULT_FORMATS, into: Path | None = None) -> list[Path]:
     """Write every figure of the run into ``RUN_DIR/figures`` (or the folder ``into``: the
     site draws into itself and leaves the run folder as it was); the files written, each
     checked to stay in that folder (:func:`serbench.report.safe_paths.inside`)."""
@@ -88,7 +91,7 @@ def plot_run(run_dir: str | Path, formats: tuple[str, ...] = FORMATS, into: Path
         figure.tight_layout()
         for fmt in formats:
             path = inside(target, f"{name}.{fmt}")
-            figure.savefig(path, dpi=120)
+            figure.savefig(path, dpi=PNG_DPI)  # vector formats ignore it
             written.append(path)
         plt.close(figure)
     return written
@@ -190,6 +193,7 @@ def _curves(plt, result: Result, records: list[dict]):
         if best and 1 <= best <= len(history):
             ax.plot(best, history[best - 1], "*", color=line.get_color(), ms=9)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))  # epochs are whole: no tick at 2.5
     ax.set_ylabel("dev criterion (higher is better)")
     ax.set_title("early stopping: dev criterion per epoch (* = kept)")
     if len(records) <= 15:
@@ -226,6 +230,6 @@ def plot_systems(results: list[Result], path: Path) -> Path:
     ax.set_title(group.heading, fontsize=8)
     ax.legend(fontsize=7, loc="lower right")
     figure.tight_layout()
-    figure.savefig(path)
+    figure.savefig(path, dpi=PNG_DPI)
     plt.close(figure)
     return path

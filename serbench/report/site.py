@@ -20,6 +20,9 @@ of it (two copies of one run get two folders), and every file is written through
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -81,6 +84,7 @@ reaches past 0 or 100 is clipped to that range. Grey rows: numbers as published 
 on the same protocol and test split only, with what differs from the measured row. Click a column
 header to sort.</p>
 {% if warning %}<p class="warning">{{ warning }}</p>{% endif %}
+{% if no_figures %}<p class="warning">{{ no_figures }}</p>{% endif %}
 {% for section in sections %}
 <h2 id="{{ section.anchor }}">{{ section.heading }}</h2>
 <table class="sortable" id="table-{{ section.anchor }}">
@@ -97,7 +101,7 @@ header to sort.</p>
 {% endfor %}
 </tbody></table>
 {% if section.note %}<p>{{ section.note }}</p>{% endif %}
-<img src="{{ section.figure }}" alt="forest plot of every system of {{ section.heading }}">
+{% if section.figure %}<img src="{{ section.figure }}" alt="forest plot of every system of {{ section.heading }}">{% endif %}
 {% endfor %}
 <script>{{ sort | safe }}</script>
 </body></html>
@@ -114,7 +118,7 @@ RUN = """<!doctype html>
 <table><thead><tr><th>metric</th><th>mean %</th><th>95% CI (t, folds)</th><th>95% CI ({{ cluster }})</th></tr></thead>
 <tbody>{% for name, e in summary %}<tr><td>{{ name }}</td><td class="num">{{ e.mean }}</td><td>{{ e.t }}</td><td>{{ e.boot }}</td></tr>{% endfor %}</tbody></table>
 <h2>Figures</h2>
-{% for f in figures %}<img src="{{ f }}" alt="{{ f }}">{% endfor %}
+{% for f in figures %}<img src="{{ f }}" alt="{{ f }}">{% else %}<p>{{ no_figures }}</p>{% endfor %}
 <h2>Per (fold, seed) job</h2>
 <table class="sortable"><thead><tr><th>fold</th><th>seed</th><th>n test</th>{% for n in metric_names %}<th>{{ n }} %</th>{% endfor %}<th>best epoch</th></tr></thead>
 <tbody>{% for f in folds %}<tr><td>{{ f.fold }}</td><td>{{ f.seed }}</td><td class="num">{{ f.n_test }}</td>
@@ -162,13 +166,60 @@ def _close_to_best(group: Sequence[Result], metric: str) -> tuple[set[str], str]
     return {best.run_id} | {row["a_id"] for row in data["comparisons"] if row["metrics"][metric]["p_holm"] >= 0.05}, ""
 
 
-def build(results: Sequence[Result], target: str | Path, reg, ci: str = "t") -> Path:
-    """Write the site into ``target``; the index page."""
+NO_FIGURES = "Figures omitted: matplotlib is not installed (pip install 'serbench[plot]' draws them)."
+
+
+def figure_drawers():
+    """``(plot_run, plot_systems)``, or None without matplotlib: the tables need no plotting
+    library, so a site without its figures (and a note saying why) beats no site."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return None
     from serbench.report.plots import plot_run, plot_systems
 
+    return plot_run, plot_systems
+
+
+def build(results: Sequence[Result], target: str | Path, reg, ci: str = "t") -> Path:
+    """Write the site into ``target``; the index page. The site is made in a hidden folder beside
+    ``target`` and moved into place only once complete: a failure leaves ``target`` as it was,
+    never half a site."""
     check_inputs(results)
     target = Path(target)
-    target.mkdir(parents=True, exist_ok=True)
+    if target.exists() and not target.is_dir():
+        raise SerbenchError(f"--html {target}: a file is in the way (the site is a folder)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.partial-"))
+    mask = os.umask(0)
+    os.umask(mask)
+    staging.chmod(0o777 & ~mask)  # mkdtemp's folder is private; a published site is not
+    try:
+        _write_site(results, staging, reg, ci, figure_drawers())
+        _move_into_place(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target / "index.html"
+
+
+def _move_into_place(staging: Path, target: Path) -> None:
+    """Move every file of the finished site from ``staging`` to the same place under ``target``,
+    one rename each, replacing the file an earlier site left there. Files are merged, never a
+    folder replaced: ``target`` may be a folder that also holds the runs themselves."""
+    target.mkdir(exist_ok=True)
+    files = sorted(p for p in staging.rglob("*") if p.is_file())
+    places = [(source, inside(target, source.relative_to(staging))) for source in files]  # checked before any moves
+    for _, dest in places:
+        if dest.is_dir():
+            raise SerbenchError(f"--html {target}: the folder {dest} is in the way of the site's file of that name")
+    for source, dest in places:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        source.replace(dest)
+
+
+def _write_site(results: Sequence[Result], target: Path, reg, ci: str, drawers) -> Path:
+    """Every page of the site into the (new, empty) folder ``target``; figures when ``drawers``."""
+    plot_run, plot_systems = drawers or (None, None)
     inside(target, "runs").mkdir(exist_ok=True)
     folders = dict(zip(map(id, results), unique_file_names([r.run_id for r in results])))  # never a run id as a path
     env = Environment(autoescape=True)
@@ -198,12 +249,14 @@ def build(results: Sequence[Result], target: str | Path, reg, ci: str = "t") -> 
                 notes.append(f"{r.run_id}: {why}")
             _run_page(env, r, target, f"runs/{folders[id(r)]}", plot_run)
         note = ("No reported row on this protocol and test split for: " + "; ".join(notes) + ".") if notes else ""
-        figure = plot_systems(group.results, inside(target, f"forest-{file_name(group.key)}.svg")).name
+        figure = (plot_systems(group.results, inside(target, f"forest-{file_name(group.key)}.svg")).name
+                  if plot_systems else "")
         sections.append({"anchor": anchor, "heading": group.heading, "rows": rows,
                          "note": " ".join(filter(None, [unpaired, note])), "figure": figure})
     ci_note = "Student-t over folds" if ci == "t" else "cluster interval (folds or speakers as clusters)"
     page = env.from_string(INDEX).render(title="serbench leaderboard", style=STYLE, sort=SORT, headers=headers,
-                                         sections=sections, ci_note=ci_note, warning=mixed_warning(found))
+                                         sections=sections, ci_note=ci_note, warning=mixed_warning(found),
+                                         no_figures="" if drawers else NO_FIGURES)
     return write_text_inside(target, "index.html", page)
 
 
@@ -263,10 +316,10 @@ def _run_page(env: Environment, r: Result, target: Path, folder: str, plot_run) 
     inside(target, folder).mkdir(parents=True, exist_ok=True)
     for name in ("result.json", "predictions.csv"):
         copy_inside(target, r.run_dir / name, f"{folder}/{name}")
-    figures = [path.name for path in plot_run(r.run_dir, ("svg",), into=inside(target, folder))]
+    figures = [path.name for path in plot_run(r.run_dir, ("svg",), into=inside(target, folder))] if plot_run else []
     data = r.data
     page = env.from_string(RUN).render(
-        r=r, style=STYLE, sort=SORT, config=data["config"], figures=figures, metric_names=list(COLUMNS.values()),
+        r=r, style=STYLE, sort=SORT, config=data["config"], figures=figures, no_figures=NO_FIGURES, metric_names=list(COLUMNS.values()),
         cluster=cluster_header(data["summary"]["ua"]).removeprefix("95% CI (").removesuffix(")"),
         summary=[(name, {"mean": _pct(data["summary"][m]["mean"]), "t": _interval(data["summary"][m]["ci95"]),
                          "boot": _interval(data["summary"][m].get("ci95_bootstrap"),

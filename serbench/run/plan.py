@@ -201,6 +201,15 @@ def worker_device(run_device: str, gpus: float, option: str) -> str:
     return "cpu"
 
 
+def corpus_present(spec: Spec, data: str | Path | None = None) -> bool:
+    """Whether ``spec``'s corpus is here: it needs none, or its location is set and exists."""
+    key = spec.meta.data_key
+    if not key:
+        return True
+    location = data_location(key, data or None)
+    return location is not None and location.exists()
+
+
 def _data_for(spec: Spec, data: str | Path | None) -> Path | None:
     """The corpus location: ``--data``, else the saved or environment setting. An empty
     ``--data ""`` is refused (a path of "" is the current directory to the OS, and falling back
@@ -255,10 +264,13 @@ def plan(
     recipe: str | None = None,
     executor: str = "local",
     perturbations: Sequence[str] = (),
+    corpus_optional: bool = False,
 ) -> Plan:
     """Check every name, parameter and path; fill in defaults, the recipe in force under the
     user's overrides. ``perturbations``: test-time conditions (``--perturb NAME:k=v``), each
-    scored beside clean. Raises SerbenchError."""
+    scored beside clean. ``corpus_optional``: a corpus that is not here leaves the plan's
+    ``data`` None instead (a dry run lists such a cell; its run id and cache estimate wait for
+    the corpus). Raises SerbenchError."""
     reg = reg or registry()
     if overrides is None:
         overrides = {}
@@ -304,7 +316,7 @@ def plan(
     if any(int(s) >= 2**32 for s in seeds):
         raise SerbenchError(f"--seeds: {max(int(s) for s in seeds)} is too large; seeds are integers below 2**32")
     resolved_device = resolve_device(device)
-    location = _data_for(specs["protocol"], data)
+    location = None if corpus_optional and not corpus_present(specs["protocol"], data) else _data_for(specs["protocol"], data)
     settings = _settings(specs, merged, overrides, meta)
     config: dict[str, Any] = {  # a plugin's version is part of the run's identity: bumping it starts afresh
         kind: {"name": spec.name, "version": spec.version, "params": settings[kind]} for kind, spec in specs.items()

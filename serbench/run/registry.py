@@ -71,6 +71,9 @@ class Registry:
         :func:`serbench.api.meta.typed`)."""
         if not isinstance(spec, Spec):
             return f"{HOOKS[kind]} returned {spec!r}, not a Spec"
+        wrong = field_type_problem(spec)  # before the name is used as a key
+        if wrong:
+            return wrong
         existing = self.specs[kind].get(spec.name)
         if existing is not None:
             return (f"duplicate {kind} name {spec.name!r}: registered by plugin "
@@ -100,6 +103,9 @@ class Registry:
 def spec_problem(spec: Spec) -> str:
     """What is wrong with a spec's declaration itself ('' if nothing): a parameter that is not a
     Param, a name given twice, or a default its own type, choices or bounds refuse."""
+    wrong = field_type_problem(spec)
+    if wrong:
+        return wrong
     seen = set()
     for param in spec.params:
         if not isinstance(param, Param):
@@ -121,6 +127,30 @@ def spec_problem(spec: Spec) -> str:
             unknown = [name for name in seen if name not in accepted]
             if unknown:
                 return f"{spec.name}: its factory takes no parameter {unknown[0]!r} (declared as a Param)"
+    return ""
+
+
+SPEC_FIELD_TYPES = {"name": str, "summary": str, "version": str, "citation": str, "plugin": str}
+
+
+def field_type_problem(spec: Spec) -> str:
+    """A Spec field of the wrong type, named with the value a plugin author wrote
+    (``version=1`` instead of ``version="1"``): caught here, the plugin is skipped with one
+    line, instead of breaking ``serbench list`` where the field is first read."""
+    for name, expected in SPEC_FIELD_TYPES.items():
+        value = getattr(spec, name)
+        if not isinstance(value, expected):
+            shown = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:37]}..."
+            return (f"{spec.name if isinstance(spec.name, str) else spec.name!r}: Spec field {name}={shown} is "
+                    f"{type(value).__name__}, expected {expected.__name__}"
+                    + (f' (write {name}="{value}")' if isinstance(value, (int, float)) else ""))
+    if not spec.name.strip():
+        return "a Spec has an empty name"
+    if not (callable(spec.factory) or (isinstance(spec.factory, str) and ":" in spec.factory)):
+        return (f"{spec.name}: Spec field factory={spec.factory!r} is {type(spec.factory).__name__}, expected a "
+                "callable or 'package.module:attribute'")
+    if not isinstance(spec.params, (tuple, list)):
+        return f"{spec.name}: Spec field params is {type(spec.params).__name__}, expected a tuple of Param"
     return ""
 
 

@@ -29,7 +29,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from serbench.api.errors import SerbenchError, did_you_mean
 from serbench.api.protocol import SAFE_NAME
@@ -279,20 +279,24 @@ def check_executor(executor: str, options: tuple[str, ...]) -> dict:
 _CELL_OPTIONS = {"-o ": "overrides: ", "--pooling ": "pooling ", "--recipe ": "recipe ", "--seeds": "seeds"}
 
 
-def plans(suite: Suite, executor: str = "local", executor_options: tuple[str, ...] = ()) -> list:
+def plans(suite: Suite, executor: str = "local", executor_options: tuple[str, ...] = (),
+          corpus_optional: bool = False) -> list:
     """Every cell's plan, all checked before any runs (names, overrides, data locations). A
     cell's error names its file and line, and the suite's key (``overrides``), not the command
-    line option the same check names for ``serbench run``."""
+    line option the same check names for ``serbench run``. ``corpus_optional`` (a dry run): a
+    cell whose corpus is not here is checked all the same, its plan's ``data`` left None."""
     from serbench.run.plan import plan
 
     executor_options = tuple(executor_options)
     check_executor(executor, executor_options)
     out = []
     for cell in suite.cells:
-        _check_data_location(suite, cell)
+        if not corpus_optional:
+            _check_data_location(suite, cell)
         try:
             out.append(plan(cell.upstream, cell.downstream, cell.pooling, cell.loss, cell.protocol, None, cell.seeds,
-                            "auto", [*cell.overrides, *executor_options], recipe=cell.recipe, executor=executor))
+                            "auto", [*cell.overrides, *executor_options], recipe=cell.recipe, executor=executor,
+                            corpus_optional=corpus_optional))
         except SerbenchError as exc:
             message = str(exc)
             for option, key in _CELL_OPTIONS.items():
@@ -318,14 +322,39 @@ def _check_data_location(suite: Suite, cell: Cell) -> None:
                             f"and no location is saved: serbench config set data.{key} PATH, or set {env_var(key)}")
 
 
-def dry_run(suite: Suite, plans: list, out: Path) -> tuple[list[tuple[str, ...]], int, int]:
+class DryRun(NamedTuple):
+    """What ``serbench bench --dry-run`` shows: one row per cell (line, label, jobs, estimated
+    features, run id), the jobs and cache bytes counted, and the corpora whose absence leaves a
+    cell's numbers unknown (corpus name -> how many cells wait for it)."""
+
+    rows: list[tuple[str, ...]]
+    jobs: int
+    cache_bytes: int
+    missing: dict[str, int]
+    jobs_unknown: int
+
+
+def dry_run(suite: Suite, plans: list, out: Path) -> DryRun:
     """Per cell: (line, label, jobs, estimated features, run id); the total jobs, and the
-    feature-cache bytes of every distinct (encoder, layers, dtype) x utterances, counted once."""
+    feature-cache bytes of every distinct (encoder, layers, dtype) x utterances, counted once.
+    A cell whose corpus is not here (its plan's ``data`` None) is listed all the same: its jobs
+    from the protocol's declared fold count, its estimate and run id marked unknown (both read
+    the corpus)."""
     from serbench.run.cache import human_bytes
     from serbench.run.execute import feature_footprint, prepare
 
-    rows, jobs, seen = [], 0, {}
+    rows, jobs, seen, missing, unknown_jobs = [], 0, {}, {}, 0
     for cell, the_plan in zip(suite.cells, plans):
+        key = the_plan.specs["protocol"].meta.data_key
+        if key and the_plan.data is None:
+            missing[key] = missing.get(key, 0) + 1
+            folds = the_plan.specs["protocol"].meta.folds
+            n = folds * len(cell.seeds)
+            jobs += n
+            unknown_jobs += 0 if folds else 1
+            rows.append((str(cell.line), cell.label, str(n) if folds else f"? x {len(cell.seeds)} seeds",
+                         f"unknown: needs the {key} corpus", "unknown until the corpus is read"))
+            continue
         ws = prepare(the_plan, out / the_plan.run_id)  # builds the corpus and the encoder: every check
         n = len(ws.protocol.folds) * len(cell.seeds)
         folder, ids, size = feature_footprint(ws)
@@ -335,7 +364,7 @@ def dry_run(suite: Suite, plans: list, out: Path) -> tuple[list[tuple[str, ...]]
             seen.setdefault((folder, ids), size)
         rows.append((str(cell.line), cell.label, str(n), shown, the_plan.run_id))
         jobs += n
-    return rows, jobs, sum(seen.values())
+    return DryRun(rows, jobs, sum(seen.values()), missing, unknown_jobs)
 
 
 def leaderboard(suite: Suite, results: list, ci: str = "t") -> str:

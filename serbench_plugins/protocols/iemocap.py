@@ -79,7 +79,7 @@ def register_protocols() -> list[Spec]:
             ),
             version="1",
             citation=CITATION,
-            meta=ProtocolMeta(data_key="iemocap", test_split="test session"),
+            meta=ProtocolMeta(data_key="iemocap", test_split="test session", folds=5),
         ),
         Spec(
             name="iemocap_loso10",
@@ -89,6 +89,6 @@ def register_protocols() -> list[Spec]:
             version="1",
             citation=CITATION + "; 10-fold leave-one-speaker-out as Hyeon et al. (Interspeech 2024) evaluate "
                      "(the dev speaker is serbench's choice)",
-            meta=ProtocolMeta(data_key="iemocap", test_split="test speaker"),
+            meta=ProtocolMeta(data_key="iemocap", test_split="test speaker", folds=10),
         ),
     ]

@@ -118,6 +118,7 @@ def register_protocols() -> list[Spec]:
             ),
             version="2",
             citation="Lotfian & Busso, IEEE Trans. Affective Computing 10(4), 2019, doi:10.1109/TAFFC.2017.2736999",
-            meta=ProtocolMeta(data_key="msp_podcast", default_loss="weighted_ce", test_split="{test_set}"),
+            meta=ProtocolMeta(data_key="msp_podcast", default_loss="weighted_ce", test_split="{test_set}",
+                              folds=1),
         )
     ]

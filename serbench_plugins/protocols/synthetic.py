@@ -19,6 +19,7 @@ import soundfile as sf
 
 from serbench.api import Param, ProtocolMeta, Spec, hookimpl
 from serbench.api.folds import leave_one_session_out
+from serbench.api.progress import steps
 from serbench.api.protocol import Protocol
 from serbench.api.user_config import cache_dir
 from serbench_plugins.protocols import iemocap_format as fmt
@@ -46,6 +47,12 @@ def _dialog_plan(session: int, per_class: int, rng: np.random.Generator) -> Iter
 
 def build_tree(root: Path, per_class: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
+    total = 5 * 2 * 4 * per_class  # sessions x speakers x emotions x per_class
+    with steps(f"generating the synthetic corpus ({per_class} per class, seed {seed})", total) as advance:
+        _build_sessions(root, per_class, rng, advance)
+
+
+def _build_sessions(root: Path, per_class: int, rng: np.random.Generator, advance) -> None:
     for session in range(1, 6):
         speakers = {g: make_speaker(session, g, rng) for g in "FM"}
         evaluations: dict[str, list[str]] = {}
@@ -60,6 +67,7 @@ def build_tree(root: Path, per_class: int, seed: int) -> None:
             wav_file = root / f"Session{session}" / "sentences" / "wav" / dialog / f"{utt}.wav"
             wav_file.parent.mkdir(parents=True, exist_ok=True)
             sf.write(wav_file, wav, SAMPLE_RATE, subtype="PCM_16")
+            advance(1)
             start = clock.get(dialog, 0.0) + 0.5
             end = start + wav.size / SAMPLE_RATE
             clock[dialog] = end
