@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from serbench import claims, needs
+from serbench import claims, full_training, needs
 from serbench.atomic import write_json
 from serbench.audio import check_readable, load_utterance
 from serbench.cache import CacheKey, FeatureCache, human_bytes, utterance_hash
@@ -457,7 +457,8 @@ def _summarise(ws: Workspace, jobs: list[Job], stats: CacheStats, started: float
         },
         cache=stats.__dict__,
         annotations=({"vad_no_speech": no_speech} if ws.vad_level is not None else {})
-        | ({"corpus_differs": differs} if (differs := ws.protocol.published_differences()) else {}),
+        | ({"corpus_differs": differs} if (differs := ws.protocol.published_differences()) else {})
+        | full_training.annotation(config["train"]),
         timing={"total_s": round(time.perf_counter() - started, 3), "features_s": round(features_s, 3)},
     )
     data = result.data

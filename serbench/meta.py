@@ -83,6 +83,9 @@ class PoolingMeta(_Meta):
 @dataclass(frozen=True)
 class LossMeta(_Meta):
     needs: Any = _needs()
+    targets: str = field(default="labels", metadata=_key(
+        "'soft': trains on the raters' label distributions (batch['soft_labels']); its factory then also receives "
+        "train_distributions, the training utterances' distributions [N, K] (or 'labels')", str, ("labels", "soft")))
 
 
 @dataclass(frozen=True)

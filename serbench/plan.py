@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from serbench import finetune, recipes, stage_recipes
+from serbench import finetune, recipes, soft_labels, stage_recipes
 from serbench.corpus import Protocol
 from serbench.errors import SerbenchError
 from serbench.features import CACHE_PARAMS
@@ -254,6 +254,7 @@ def plan(
         overrides = {}
     elif not isinstance(overrides, Mapping):
         overrides = parse_overrides(overrides)
+    loss = loss or soft_labels.default_loss(overrides)  # -o train.targets=soft: the soft-target loss
     specs = {"protocol": reg.get("protocol", protocol), "upstream": reg.get("upstream", upstream)}
     specs["downstream"] = reg.get("downstream", downstream)
     meta = specs["downstream"].meta
@@ -296,6 +297,11 @@ def plan(
         kind: {"name": spec.name, "version": spec.version, "params": settings[kind]} for kind, spec in specs.items()
     }
     config["train"], config["cache"] = settings["train"], settings["cache"]
+    soft_loss = specs["loss"].meta.targets == "soft"
+    if config["train"]["targets"] == "soft" and not soft_loss:
+        raise SerbenchError(f"-o train.targets=soft: loss {specs['loss'].name} trains on majority labels; leave "
+                            "--loss out (soft_ce is then used) or name a soft-target loss (serbench list losses)")
+    config["train"]["targets"] = "soft" if soft_loss else config["train"]["targets"]  # --loss soft_ce alone says it too
     config["protocol"]["data"] = str(location) if location else None
     config["seeds"] = [int(s) for s in seeds]
     config["device"] = str(resolved_device)

@@ -24,6 +24,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from serbench import soft_labels
 from serbench.atomic import write_json, write_text
 from serbench.errors import SerbenchError
 from serbench.metrics import METRICS
@@ -277,6 +278,7 @@ def finish(run_dir: Path, jobs: list[Job], classes: list[str], main_metric: str,
         "summary": summarize_run(records, predictions, classes, speakers_known=speakers_known),
         "overall": overall(predictions, classes),
         "history": history,
+        **soft_labels.summary(records),  # soft_labels: EMO-SUPERB's metric when the test splits have rater labels
     }
     data["timing"] = {**data.get("timing", {}), "train_s": round(sum(r["train_s"] for r in records), 3)}
     return write_result(run_dir, data, predictions)
