@@ -16,7 +16,7 @@ from serbench.errors import SerbenchError, did_you_mean
 from serbench.recipes import Recipe
 
 _NEEDS_DOC = ("what the plugin needs beyond features and labels (serbench.needs: attributes, gender, "
-              "transcript, vad), or a function of its parameters returning that")
+              "transcript, soft_labels, vad), or a function of its parameters returning that")
 
 
 def _key(doc: str, types: Any, choices: tuple = ()) -> dict:

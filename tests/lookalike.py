@@ -130,3 +130,17 @@ def write_msp_podcast(root: Path, rows: list[list[str]] | None = None) -> list[l
         if k % 2 == 0:
             (root / "Transcripts" / f"{Path(row[0]).stem}.txt").write_text(f"transcript {k}\n")
     return rows
+
+
+def write_msp_detailed(root: Path, ratings: dict[str, list[str]], layout: str = "field") -> None:
+    """``Labels/labels_detailed.csv``: one row per (file, rater) with the rater's primary emotion,
+    as ``FileName,EmoClass_Major`` (``layout="column"``) or as ``FileName`` plus one quoted
+    ``WORKER; Primary; secondary; A:x; V:y; D:z`` field (``layout="field"``)."""
+    (root / "Labels").mkdir(parents=True, exist_ok=True)
+    with (root / "Labels" / "labels_detailed.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["FileName", "EmoClass_Major"] if layout == "column" else ["FileName", "Labels"])
+        for name, primaries in ratings.items():
+            for k, primary in enumerate(primaries):
+                field = primary if layout == "column" else f"WORKER{k:05d}; {primary}; Concerned; A:4.0; V:3.0; D:5.0"
+                writer.writerow([name, field])

@@ -204,3 +204,20 @@ def test_iemocap_evaluator_lines_become_the_external_raters_distribution(tmp_pat
     write_iemocap(tmp_path / "bad", utterances, raters=bad)
     with pytest.raises(SerbenchError, match=r"Ses01F_impro01.txt:4: unknown category 'Boredom'"):
         create("protocol", "iemocap_5fold", tmp_path / "bad", rater_labels=True)
+
+
+@pytest.mark.parametrize("layout", ["field", "column"])
+def test_msp_podcast_detailed_labels_become_the_raters_distribution(tmp_path, layout):
+    """Votes written per rater, counted by hand; primaries outside the eight classes dropped."""
+    from lookalike import write_msp_detailed, write_msp_podcast
+
+    rows = write_msp_podcast(tmp_path)
+    angry, neutral = rows[0][0], rows[21][0]  # Train rows with EmoClass A and N (3 rows per code, ASHUFDCN...)
+    write_msp_detailed(tmp_path, {angry: ["Angry", "Angry", "Contempt", "Other-Annoyed"],
+                                  neutral: ["Neutral", "neutral", "Sad", "Happy", "Happy"]}, layout)
+    protocol = create("protocol", "msp_podcast", tmp_path, rater_labels=True)
+    assert protocol.utterances[Path(angry).stem].distribution == pytest.approx({"angry": 2 / 3, "contempt": 1 / 3})
+    assert protocol.utterances[Path(neutral).stem].distribution == pytest.approx(
+        {"neutral": 2 / 5, "sad": 1 / 5, "happy": 2 / 5})
+    assert protocol.utterances[Path(rows[1][0]).stem].distribution == {}  # no rater rows
+    assert all(not u.distribution for u in create("protocol", "msp_podcast", tmp_path).utterances.values())
