@@ -301,6 +301,9 @@ def plan(
     if config["train"]["targets"] == "soft" and not soft_loss:
         raise SerbenchError(f"-o train.targets=soft: loss {specs['loss'].name} trains on majority labels; leave "
                             "--loss out (soft_ce is then used) or name a soft-target loss (serbench list losses)")
+    if soft_loss and config["train"]["shuffle_labels"]:
+        raise SerbenchError(f"train.shuffle_labels with loss {specs['loss'].name}: shuffled labels carry no rater "
+                            "distributions; run the control with a majority-label loss")
     config["train"]["targets"] = "soft" if soft_loss else config["train"]["targets"]  # --loss soft_ce alone says it too
     config["protocol"]["data"] = str(location) if location else None
     config["seeds"] = [int(s) for s in seeds]

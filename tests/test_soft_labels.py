@@ -144,6 +144,8 @@ def test_the_default_stays_the_majority_label_and_soft_targets_need_rater_labels
     assert by_loss["train"]["targets"] == "soft"
     with pytest.raises(SerbenchError, match="-o train.targets=soft: loss weighted_ce trains on majority labels"):
         plan("fbank", "superb", loss="weighted_ce", protocol="csv", data=path, overrides=["train.targets=soft"])
+    with pytest.raises(SerbenchError, match="train.shuffle_labels with loss soft_ce: shuffled labels carry no rater"):
+        plan("fbank", "superb", protocol="csv", data=path, overrides=["train.targets=soft", "train.shuffle_labels=true"])
     with pytest.raises(SerbenchError, match="loss soft_ce needs rater label distributions.*lacks for 40 of 40 utterances"):
         serbench.run("fbank", "superb", protocol="synthetic", out=tmp_path / "runs",
                      overrides=["protocol.per_class=1", "train.targets=soft"])
