@@ -17,10 +17,10 @@ import pytest
 import torch
 
 import serbench
-from serbench.errors import SerbenchError
-from serbench.fusion import fuse
-from serbench.plan import plan
-from serbench.registry import create
+from serbench.api.errors import SerbenchError
+from serbench.report.fusion import fuse
+from serbench.run.plan import plan
+from serbench.run.registry import create
 
 WAP_LA = ["protocol.per_class=1", "downstream.adapter_epochs=1", "downstream.prototypes=8",
           "downstream.adapter_batch_size=8", "downstream.width=24", "downstream.blocks=2"]
@@ -54,7 +54,7 @@ def test_the_setting_under_the_papers_protocol_records_the_papers_fixed_epoch_co
 @pytest.mark.parametrize("method", sorted(STAGES))
 def test_a_tiny_run_trains_every_stage_on_all_training_speakers_for_the_fixed_count(method, tmp_path, stage_feed):
     small, stage_names = STAGES[method]
-    result = serbench.run("tiny", method, protocol="synthetic", out=tmp_path,
+    result = serbench.run_benchmark("tiny", method, protocol="synthetic", out=tmp_path,
                           overrides=small + ["train.select_split=none", "train.max_epochs=2", "train.patience=0"])
     protocol = create("protocol", "synthetic", None, per_class=1)
     folds = {f.name: f for f in protocol.folds}
@@ -80,8 +80,8 @@ def test_a_tiny_run_trains_every_stage_on_all_training_speakers_for_the_fixed_co
         for ids in seen.values():
             assert ids == set(fold.train) | set(fold.dev)  # every training speaker, never a test utterance
     # beside the paper's rows: the share trained on is 100%
-    from serbench.leaderboard import training_share
-    from serbench.registry import registry
+    from serbench.report.leaderboard import training_share
+    from serbench.run.registry import registry
 
     row = registry().get("downstream", method).meta.reported[0]
     assert training_share(row, result).startswith("; trained on 100% of the training speakers' utterances, last epoch")
@@ -96,7 +96,7 @@ def test_train_fold_without_selection_keeps_the_last_epochs_weights():
     one, although patience 0 would stop a selecting run early."""
     from test_recipes import _Head, _toy_fold, _xent
 
-    from serbench.trainer import TRAIN_PARAMS, predict, train_fold
+    from serbench.run.trainer import TRAIN_PARAMS, predict, train_fold
 
     data = _toy_fold()
     data.dev = ()

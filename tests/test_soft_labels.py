@@ -19,10 +19,10 @@ import soundfile as sf
 import torch
 
 import serbench
-from serbench import soft_labels
-from serbench.errors import SerbenchError
-from serbench.plan import plan
-from serbench.registry import create
+from serbench.api import soft_labels
+from serbench.api.errors import SerbenchError
+from serbench.run.plan import plan
+from serbench.run.registry import create
 
 # four training utterances' rater shares over 3 classes: class 0 chosen (share > 1/3) by 3 of them,
 # classes 1 and 2 by one each
@@ -34,7 +34,7 @@ HAND_WEIGHTS = [48 / 90, 111 / 90, 111 / 90]
 
 def _soft_ce(*context, **params):
     """The loss as a job builds it: the host adds the training distributions to its parameters."""
-    from serbench.registry import registry
+    from serbench.run.registry import registry
 
     return registry().get("loss", "soft_ce").build(*context, **params)
 
@@ -147,7 +147,7 @@ def test_the_default_stays_the_majority_label_and_soft_targets_need_rater_labels
     with pytest.raises(SerbenchError, match="train.shuffle_labels with loss soft_ce: shuffled labels carry no rater"):
         plan("fbank", "superb", protocol="csv", data=path, overrides=["train.targets=soft", "train.shuffle_labels=true"])
     with pytest.raises(SerbenchError, match="loss soft_ce needs rater label distributions.*lacks for 40 of 40 utterances"):
-        serbench.run("fbank", "superb", protocol="synthetic", out=tmp_path / "runs",
+        serbench.run_benchmark("fbank", "superb", protocol="synthetic", out=tmp_path / "runs",
                      overrides=["protocol.per_class=1", "train.targets=soft"])
 
 
@@ -157,7 +157,7 @@ def test_a_soft_label_run_on_a_csv_corpus_with_rater_columns(tmp_path):
     from sklearn.metrics import f1_score
 
     path = _write_csv(tmp_path / "corpus", _rows(6))
-    result = serbench.run("fbank", "superb", protocol="csv", data=path, out=tmp_path / "runs",
+    result = serbench.run_benchmark("fbank", "superb", protocol="csv", data=path, out=tmp_path / "runs",
                           overrides=["train.targets=soft", "train.max_epochs=3", "train.batch_size=4"])
     assert result.data["config"]["loss"] == "soft_ce" and result.data["config"]["params"]["train"]["targets"] == "soft"
     entry = result.data["soft_labels"]
