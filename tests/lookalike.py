@@ -44,10 +44,13 @@ def evaluation_line(start: float, uid: str, label: str, vad=(2.5, 3.0, 3.5)) -> 
     return f"[{start:.4f} - {start + 1.5:.4f}]\t{uid}\t{label}\t[{vad[0]:.4f}, {vad[1]:.4f}, {vad[2]:.4f}]"
 
 
-def write_iemocap(root: Path, utterances: list[tuple[str, str]], distractors: bool = True) -> None:
+def write_iemocap(root: Path, utterances: list[tuple[str, str]], distractors: bool = True,
+                  raters: dict[str, list[str]] | None = None) -> None:
     """An IEMOCAP_full_release tree for ``(utterance id, raw label)`` pairs; with
     ``distractors``, per dialog also a frustrated and an unlabelled (xxx) utterance, annotator
-    lines, and files that must be ignored (Categorical/, Attribute/, ``._`` files)."""
+    lines, and files that must be ignored (Categorical/, Attribute/, ``._`` files).
+    ``raters``: an utterance's categorical evaluator lines as the corpus writes them
+    (``"C-E1:\tAnger; Frustration;\t()"``), in place of the default ``C-E2: Neutral`` line."""
     by_dialog: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for uid, label in utterances:
         by_dialog[uid.rsplit("_", 1)[0]].append((uid, label))
@@ -58,7 +61,8 @@ def write_iemocap(root: Path, utterances: list[tuple[str, str]], distractors: bo
         base = root / f"Session{session}"
         lines = ["% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]", ""]
         for k, (uid, label) in enumerate(items):
-            lines += [evaluation_line(2.0 * k, uid, label), "C-E2:\tNeutral;\t()", "A-E3:\tval 3; act 2; dom  2;\t()", ""]
+            categorical = (raters or {}).get(uid, ["C-E2:\tNeutral;\t()"])
+            lines += [evaluation_line(2.0 * k, uid, label), *categorical, "A-E3:\tval 3; act 2; dom  2;\t()", ""]
             tiny_wav(base / "sentences" / "wav" / dialog / f"{uid}.wav", seed=n * 1000 + k)
         evaluation = base / "dialog" / "EmoEvaluation"
         evaluation.mkdir(parents=True, exist_ok=True)
@@ -126,3 +130,17 @@ def write_msp_podcast(root: Path, rows: list[list[str]] | None = None) -> list[l
         if k % 2 == 0:
             (root / "Transcripts" / f"{Path(row[0]).stem}.txt").write_text(f"transcript {k}\n")
     return rows
+
+
+def write_msp_detailed(root: Path, ratings: dict[str, list[str]], layout: str = "field") -> None:
+    """``Labels/labels_detailed.csv``: one row per (file, rater) with the rater's primary emotion,
+    as ``FileName,EmoClass_Major`` (``layout="column"``) or as ``FileName`` plus one quoted
+    ``WORKER; Primary; secondary; A:x; V:y; D:z`` field (``layout="field"``)."""
+    (root / "Labels").mkdir(parents=True, exist_ok=True)
+    with (root / "Labels" / "labels_detailed.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["FileName", "EmoClass_Major"] if layout == "column" else ["FileName", "Labels"])
+        for name, primaries in ratings.items():
+            for k, primary in enumerate(primaries):
+                field = primary if layout == "column" else f"WORKER{k:05d}; {primary}; Concerned; A:4.0; V:3.0; D:5.0"
+                writer.writerow([name, field])

@@ -16,7 +16,7 @@ from serbench.api.errors import SerbenchError, did_you_mean
 from serbench.api.recipes import Recipe
 
 _NEEDS_DOC = ("what the plugin needs beyond features and labels (serbench.run.needs: attributes, gender, "
-              "transcript, vad), or a function of its parameters returning that")
+              "transcript, soft_labels, vad), or a function of its parameters returning that")
 
 
 def _key(doc: str, types: Any, choices: tuple = ()) -> dict:
@@ -83,6 +83,9 @@ class PoolingMeta(_Meta):
 @dataclass(frozen=True)
 class LossMeta(_Meta):
     needs: Any = _needs()
+    targets: str = field(default="labels", metadata=_key(
+        "'soft': trains on the raters' label distributions (batch['soft_labels']); its factory then also receives "
+        "train_distributions, the training utterances' distributions [N, K] (or 'labels')", str, ("labels", "soft")))
 
 
 @dataclass(frozen=True)

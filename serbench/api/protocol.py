@@ -56,7 +56,9 @@ class Utterance:
     speaking style): its audio is read, hashed and cached as that stretch alone
     (:func:`serbench.api.audio.load_utterance`, :func:`serbench.run.cache.utterance_hash`). ``origin``
     (``file:line`` where the protocol read it, or '') is how an error about its audio names the
-    line to fix; it is no part of the corpus's digest."""
+    line to fix; it is no part of the corpus's digest. ``distribution`` is the raters' label
+    distribution, ``{class: share}`` summing to 1, where the corpus has one
+    (:mod:`serbench.api.soft_labels`; empty otherwise: only the majority ``label`` is known)."""
 
     id: str
     path: Path
@@ -70,6 +72,7 @@ class Utterance:
     start: float | None = None
     end: float | None = None
     origin: str = ""
+    distribution: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.start is None and self.end is None:
@@ -173,6 +176,10 @@ class Protocol:
             raise SerbenchError(f"protocol {name}: classes {clash[0]!r} and {clash[1]!r} differ only by case; "
                                 "one emotion written two ways would be scored as two classes")
         unknown = Counter(u.label for u in utterances if u.label not in self.classes)
+        strays = next((u for u in utterances if set(u.distribution) - set(self.classes)), None)
+        if strays is not None:  # a protocol reader names the file; this catches any other
+            raise SerbenchError(f"protocol {name}: utterance {strays.id!r}: rater distribution names "
+                                f"{sorted(set(strays.distribution) - set(self.classes))[0]!r}, not one of {self.classes}")
         if unknown:
             raise SerbenchError(f"protocol {name}: labels outside {self.classes}: {dict(unknown)}")
         for fold in folds:
@@ -283,6 +290,8 @@ class Protocol:
             fields = [uid, u.label, u.speaker, u.gender, u.session, sorted(u.attributes.items()), u.transcript]
             if u.segment is not None:  # only then: a corpus of whole files keeps the digest (and run ids) it had
                 fields.append(list(u.segment))
+            if u.distribution:  # likewise: a corpus without rater distributions keeps its digest
+                fields.append(sorted(u.distribution.items()))
             digest.update(json.dumps(fields).encode())
         for fold in self.folds:
             digest.update(json.dumps([fold.name, sorted(fold.train), sorted(fold.dev), sorted(fold.test)]).encode())

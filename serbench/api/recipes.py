@@ -182,6 +182,9 @@ def describe(config: Mapping) -> str:
         line += f"; {key} not applied: {why}"
     if config.get("train", {}).get("select_split") == "test":
         line += "; epochs selected on the scored split itself, as the paper did: optimistic, not a held-out score"
+    if config.get("train", {}).get("select_split") == "none":
+        line += (f"; trained on 100% of the training speakers, last epoch (train.select_split=none: no dev split, "
+                 f"{config['train']['max_epochs']} epochs)")
     if rec.get("own_choices"):
         line += "; the plugin's own choices (the paper leaves them open): " + ", ".join(rec["own_choices"])
     if rec["suggested"]:

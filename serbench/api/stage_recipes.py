@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from serbench.api import full_training
+
 FIELDS = ("optimiser", "lr", "encoder_lr", "schedule", "epochs", "batch", "stopping")
 KEY = re.compile(r"^(train|downstream|upstream|loss)\.[a-z_0-9]+$")
 PLACEHOLDER = re.compile(r"\{((?:train|downstream|upstream|loss)\.[a-z_0-9]+)\}")
@@ -101,6 +103,10 @@ def resolve(stages: Sequence[StageRecipe], config: Mapping, user: Mapping, demo:
                 row[field]["key"] = raw  # the -o key that sets it
         if stage.notes:
             row["notes"] = _resolve_value(stage.notes, config)[0]
+        if stage.stage == "supervised" and full_training.selects_nothing(config["train"]):
+            # -o train.select_split=none: no dev carve-out, no selection; said here, not in the paper's words
+            row["stopping"] = {"value": full_training.stopping(config["train"]), "from": "user", "key": "train.select_split"}
+            row["training_split"] = "100% of the training speakers (the fold's dev utterances join train)"
         table.append(row)
     return table
 

@@ -81,6 +81,10 @@ def fuse(run_dirs: list[str | Path], out: str | Path) -> Result:
     runs = load_runs(run_dirs, "fuse")
     first = runs[0].data
     key = comparability_of(runs[0])
+    for r in runs:
+        if ((r.data["config"].get("params") or {}).get("train") or {}).get("select_split") == "none":
+            raise SerbenchError(f"serbench fuse: {r.run_dir} was trained with train.select_split=none (no dev split): "
+                                "fusion fits its weights on dev predictions; fuse runs that kept a dev split")
     for r in runs[1:]:
         if r.data["config"]["protocol"] != first["config"]["protocol"] or r.data["classes"] != first["classes"]:
             raise SerbenchError(f"{r.run_dir}: protocol or classes differ from {runs[0].run_dir}; fusion needs the same task")

@@ -472,6 +472,9 @@ def training_share(row: dict, result: Result) -> str:
     rest held out as dev for model selection (counted from the run's folds)."""
     folds = result.data.get("folds") or []
     trained, held = sum(f.get("n_train", 0) for f in folds), sum(f.get("n_dev", 0) for f in folds)
+    everything = ((result.data["config"].get("params") or {}).get("train") or {}).get("select_split") == "none"
+    if row.get("train_split") and trained and everything:  # -o train.select_split=none: dev joined train
+        return f"; trained on 100% of the training speakers' utterances, last epoch (the paper: {row['train_split']})"
     if not row.get("train_split") or not held or not trained:
         return ""
     return (f"; trained on {100 * trained / (trained + held):.0f}% of the training speakers' utterances "

@@ -27,6 +27,7 @@ import pandas as pd
 from serbench.api.atomic import write_json, write_text
 from serbench.api.errors import SerbenchError
 from serbench.api.textfiles import read_json
+from serbench.report import soft_scores
 from serbench.report.metrics import METRICS
 from serbench.report.stats import clip, cluster_interval, speaker_counts, summarize
 
@@ -279,6 +280,7 @@ def finish(run_dir: Path, jobs: list[Job], classes: list[str], main_metric: str,
         "summary": summarize_run(records, predictions, classes, speakers_known=speakers_known),
         "overall": overall(predictions, classes),
         "history": history,
+        **soft_scores.summary(records),  # soft_labels: EMO-SUPERB's metric when the test splits have rater labels
     }
     data.update(score_beyond(predictions, classes, speakers_known, data["summary"], report,
                              lambda fold, seed: dev_file(run_dir, fold, seed), str(run_dir)))

@@ -29,6 +29,7 @@ class Batch(TypedDict, total=False):
     speakers: Annotated[list[str], "always: speaker ids"]
     genders: Annotated[list, "always: 'F', 'M' or None per utterance"]
     transcripts: Annotated[list, "always: text or None per utterance"]
+    soft_labels: Annotated[torch.Tensor, "when every utterance has a rater distribution (the 'soft_labels' need): [B, K] float shares in the protocol's class order, each row summing to 1"]
     attributes: Annotated[torch.Tensor, "when every utterance has valence and arousal (the 'attributes' need): [B, 3] float valence, arousal, dominance in [0, 1]; dominance NaN where the protocol has none"]
     features: Annotated[torch.Tensor, "frozen encoder: [B, L, T, D] float32, zero beyond each length"]
     mask: Annotated[torch.Tensor, "frozen encoder: [B, T] bool, true on valid frames"]
@@ -57,6 +58,9 @@ def side_information(
         "genders": [u.gender for u in utts],
         "transcripts": [u.transcript for u in utts],
     }
+    if not labels and all(u.distribution for u in utts):  # (not under shuffled labels: they would not follow)
+        batch["soft_labels"] = torch.tensor([[u.distribution.get(c, 0.0) for c in class_index] for u in utts],
+                                            dtype=torch.float32, device=device)
     if all("valence" in u.attributes and "arousal" in u.attributes for u in utts):
         batch["attributes"] = torch.tensor([[u.attributes.get(k, math.nan) for k in ATTRIBUTES] for u in utts],
                                            device=device)

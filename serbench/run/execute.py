@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from serbench.api import full_training
 from serbench.api.atomic import write_json
 from serbench.api.audio import check_readable, load_utterance
 from serbench.api.errors import ContractError, SerbenchError
@@ -463,7 +464,8 @@ def _summarise(ws: Workspace, jobs: list[Job], stats: CacheStats, started: float
         cache=stats.__dict__,
         annotations=({"vad_no_speech": no_speech} if ws.vad_level is not None else {})
         | ({"corpus_differs": differs} if (differs := ws.protocol.published_differences()) else {})
-        | ({"protocol": ws.protocol.notes} if ws.protocol.notes else {}),
+        | ({"protocol": ws.protocol.notes} if ws.protocol.notes else {})
+        | full_training.annotation(config["train"]),
         timing={"total_s": round(time.perf_counter() - started, 3), "features_s": round(features_s, 3)},
         **({"robustness": robustness.section(run_dir, jobs, ws.protocol.classes, ws.protocol.speakers_known, config)}
            if config.get("perturb") else {}),

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from serbench.api import full_training, soft_labels
 from serbench.api.atomic import write_json
 from serbench.api.downstream import DownstreamContext
 from serbench.api.errors import SerbenchError
@@ -112,6 +113,9 @@ def _predictions_frame(proto: Protocol, fold: str, seed: int, ids: Sequence[str]
         frame.insert(4, "gender", [proto.utterances[i].gender or "" for i in ids])
     for k, name in enumerate(proto.classes):
         frame[f"prob_{name}"] = probs[:, k]
+    raters = soft_labels.of(proto.utterances, ids, proto.classes) if len(ids) else None
+    for k, name in enumerate(proto.classes if raters is not None else ()):  # the reference distributions
+        frame[f"rater_{name}"] = raters[:, k]
     return frame
 
 
@@ -140,17 +144,22 @@ def build_head(ws: Workspace, fold: Fold, upstream: Upstream) -> tuple[torch.nn.
     """The downstream model (with its pooling) and the loss of one fold, as the plan configures them."""
     config, specs, protocol = ws.plan.config, ws.plan.specs, ws.protocol
     pooling_spec, pooling_params = specs["pooling"], config["pooling"]["params"]
+    train_ids = full_training.splits(fold.train, fold.dev, config["train"])[0]
+    counts = protocol.label_counts(train_ids)
     context = DownstreamContext(
         num_layers=len(ws.layers),
         dim=upstream.dim,
         frame_rate=upstream.frame_rate,
         classes=tuple(protocol.classes),
         make_pooling=lambda dim: _checked_pooling(pooling_spec, dim, pooling_params),
-        train_counts=tuple(protocol.label_counts(fold.train)),
+        train_counts=tuple(counts),
         loss=specs["loss"].name,
     )
     model = specs["downstream"].build(context, **config["downstream"]["params"])
-    loss = specs["loss"].build(protocol.classes, protocol.label_counts(fold.train), **config["loss"]["params"])
+    extra = {}
+    if specs["loss"].meta.targets == "soft":  # the raters' distributions of the training utterances (class balance)
+        extra["train_distributions"] = soft_labels.of(protocol.utterances, train_ids, protocol.classes)
+    loss = specs["loss"].build(protocol.classes, counts, **config["loss"]["params"], **extra)
     return model, loss
 
 
@@ -188,12 +197,13 @@ def run_job(ws: Workspace, job: Job, reporter: Reporter) -> None:
     else:
         max_frames = int(train["max_seconds"] * upstream.frame_rate)
         batcher = FeatureBatcher(features, protocol.utterances, protocol.classes, the_plan.device, ws.vad_masks, max_frames)
-    batcher = augment.wrap(batcher, train, features, ws.augmented, fold.train)  # the batcher itself when off
-    data = FoldData(batcher, protocol.utterances, protocol.classes, fold.train, fold.dev, fold.test)
+    train_ids, dev_ids = full_training.splits(fold.train, fold.dev, train)  # select_split=none: dev joins train
+    batcher = augment.wrap(batcher, train, features, ws.augmented, train_ids)  # the batcher itself when off
+    data = FoldData(batcher, protocol.utterances, protocol.classes, train_ids, dev_ids, fold.test)
     method_stages = getattr(model.downstream if features is None else model, "stages", None)
     if method_stages is not None:
         model.to(the_plan.device)
-        stages.run_stages(model, method_stages(), {"train": fold.train, "dev": fold.dev}, batcher, the_plan.device,
+        stages.run_stages(model, method_stages(), {"train": train_ids, "dev": dev_ids}, batcher, the_plan.device,
                           seed, run_dir / "stages" / job_stem(fold.name, seed), specs["downstream"].name, reporter.info,
                           reporter.task, bf16=train["bf16"])
     _check_first_batch(model, loss, data, specs, the_plan.device)
@@ -211,18 +221,19 @@ def run_job(ws: Workspace, job: Job, reporter: Reporter) -> None:
     if features is not None:  # serbench predict reads it; a fine-tuned encoder is not saved (see saved_model)
         saved_model.save(ws, fold, seed, upstream, model, fit)
     frame = _predictions_frame(protocol, fold.name, seed, fold.test, outcome.test_probs)
-    dev_frame = _predictions_frame(protocol, fold.name, seed, fold.dev, outcome.dev_probs)
+    dev_frame = _predictions_frame(protocol, fold.name, seed, dev_ids, outcome.dev_probs)
     y_true = np.array([protocol.classes.index(label) for label in frame["label"]])
     metrics = score(y_true, outcome.test_probs.argmax(1), protocol.classes)
     record = {
         "fold": fold.name,
         "seed": seed,
-        "n_train": len(fold.train),
-        "n_dev": len(fold.dev),
+        "n_train": len(train_ids),
+        "n_dev": len(dev_ids),
         "n_test": len(fold.test),
         "metrics": {m: metrics[m] for m in METRICS},
         "per_class": metrics["per_class"],
         "confusion": metrics["confusion"],
+        "soft_metrics": soft_labels.job_metrics(protocol.utterances, fold.test, protocol.classes, outcome.test_probs),
         "best_epoch": outcome.best_epoch,
         "epochs_run": outcome.epochs_run,
         "dev_history": outcome.dev_history,

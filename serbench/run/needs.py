@@ -1,7 +1,8 @@
 """What plugins need from a batch beyond features and labels, checked before any work.
 
 A spec declares ``meta.needs``, a tuple (or a function of its resolved parameters that
-returns one) of: ``attributes`` (valence and arousal labels),
+returns one) of: ``attributes`` (valence and arousal labels), ``soft_labels`` (rater label
+distributions, :mod:`serbench.api.soft_labels`),
 ``gender``, ``transcript`` (side information the protocol must provide for every utterance)
 and ``vad`` (a voice-activity mask the host derives, aligned to the features' frames).
 """
@@ -18,6 +19,8 @@ SIDE_INFORMATION = {
     "attributes": ("dimensional labels (valence, arousal)", lambda u: "valence" in u.attributes and "arousal" in u.attributes),
     "gender": ("speaker gender", lambda u: u.gender is not None),
     "transcript": ("transcripts", lambda u: u.transcript is not None),
+    "soft_labels": ("rater label distributions (IEMOCAP/MSP-Podcast: -o protocol.rater_labels=true; csv: "
+                    "soft_<class> columns)", lambda u: bool(u.distribution)),
 }
 KNOWN = (*SIDE_INFORMATION, "vad")
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from serbench.api import recipes, stage_recipes
+from serbench.api import recipes, soft_labels, stage_recipes
 from serbench.api.errors import SerbenchError
 from serbench.api.meta import DownstreamMeta
 from serbench.api.protocol import Protocol
@@ -276,6 +276,7 @@ def plan(
         overrides = {}
     elif not isinstance(overrides, Mapping):
         overrides = parse_overrides(overrides)
+    loss = loss or soft_labels.default_loss(overrides)  # -o train.targets=soft: the soft-target loss
     specs = {"protocol": reg.get("protocol", protocol), "upstream": reg.get("upstream", upstream)}
     specs["downstream"] = reg.get("downstream", downstream)
     meta = specs["downstream"].meta
@@ -323,6 +324,14 @@ def plan(
     }
     config["train"], config["cache"] = settings["train"], settings["cache"]
     config["report"] = settings["report"]  # how the predictions are scored: not part of the run id
+    soft_loss = specs["loss"].meta.targets == "soft"
+    if config["train"]["targets"] == "soft" and not soft_loss:
+        raise SerbenchError(f"-o train.targets=soft: loss {specs['loss'].name} trains on majority labels; leave "
+                            "--loss out (soft_ce is then used) or name a soft-target loss (serbench list losses)")
+    if soft_loss and config["train"]["shuffle_labels"]:
+        raise SerbenchError(f"train.shuffle_labels with loss {specs['loss'].name}: shuffled labels carry no rater "
+                            "distributions; run the control with a majority-label loss")
+    config["train"]["targets"] = "soft" if soft_loss else config["train"]["targets"]  # --loss soft_ce alone says it too
     config["protocol"]["data"] = str(location) if location else None
     config["seeds"] = [int(s) for s in seeds]
     config["device"] = str(resolved_device)

@@ -4,6 +4,9 @@ Model selection reads dev only; test is predicted once, after the best weights a
 The one exception is asked for by name (``train.select_split=test``): a paper that reported
 its best epoch on the scored split itself (Diatlova et al. on MSP-Podcast's Development) is
 reproduced only by selecting there; the config records it and the run log says it is optimistic.
+``train.select_split=none`` selects nothing: every ``max_epochs`` epoch runs and the last
+weights are kept (a paper that trained on all training speakers for a fixed epoch count; the
+job then passes the fold's dev utterances as training ones, see :mod:`serbench.api.full_training`).
 Evaluation runs in batches of the training batch size, longest utterances first, so its
 memory stays within what training needs (twice the size set the GMP-ATL demo's peak).
 """
@@ -38,7 +41,10 @@ TRAIN_PARAMS = (
     Param("warmup_ratio", float, 0.0, "share of all steps with a linear warm-up", bounds="[0, 1]"),
     Param("select_on", str, "metric", "dev criterion for early stopping: the main metric, or the loss", ("metric", "loss")),
     Param("select_split", str, "dev", "split the epoch is selected on: dev, or the scored test split itself "
-          "(a paper's best-epoch protocol; optimistic, recorded)", ("dev", "test")),
+          "(a paper's best-epoch protocol; optimistic, recorded), or none (dev joins train, all max_epochs run, "
+          "the last weights kept)", ("dev", "test", "none")),
+    Param("targets", str, "majority", "training targets: the majority label, or soft: the raters' label "
+          "distribution (picks the soft_ce loss; needs a protocol with rater labels)", ("majority", "soft")),
     Param("max_seconds", float, 0.0, "truncate every utterance to its first N seconds (0: keep whole)", bounds=">= 0"),
     Param("crop_seconds", float, 0.0, "fine-tuning: random crop of training utterances to at most this (0: none)", bounds=">= 0"),
     Param("bucket_batches", int, 8, "training batches drawn from length-sorted buckets of this many batches (0: plain shuffling)", bounds=">= 0"),
@@ -141,6 +147,7 @@ def train_fold(
     index = {c: k for k, c in enumerate(data.classes)}
     labels = dev_map = None
     select_ids = data.test if params.get("select_split", "dev") == "test" else data.dev
+    last_epoch = params.get("select_split", "dev") == "none"  # no selection: the last weights are kept
     dev_labels = np.array([index[data.utterances[i].label] for i in select_ids])
     if params["shuffle_labels"]:  # the control: training *and* model selection see permuted labels
         permuted = torch.randperm(len(data.train), generator=generator).tolist()
@@ -178,6 +185,11 @@ def train_fold(
         if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
             raise SerbenchError(f"the weights turned NaN/inf in epoch {epoch}: training diverged (lower train.lr); "
                                 "nothing is scored")
+        if last_epoch:
+            if on_epoch:
+                on_epoch(epoch, float("nan"))
+            best_epoch = epoch
+            continue
         try:
             if params["select_on"] == "loss":
                 score = -dev_loss(model, loss_fn, data, params["batch_size"], dev_map, select_ids)
@@ -196,7 +208,9 @@ def train_fold(
             best_state = copy.deepcopy(model.state_dict())
         elif epoch - best_epoch >= params["patience"]:
             break
-    model.load_state_dict(best_state)
-    dev_probs = predict(model, data, data.dev, device, params["batch_size"])
+    if not last_epoch:
+        model.load_state_dict(best_state)
+    dev_probs = (predict(model, data, data.dev, device, params["batch_size"]) if data.dev
+                 else np.zeros((0, len(data.classes)), dtype=np.float32))
     test_probs = predict(model, data, data.test, device, params["batch_size"])
     return FoldOutcome(test_probs, dev_probs, best_epoch, epoch, history)

@@ -39,7 +39,9 @@ inside stages 1 and 2 (a constant lr), BiLSTM and LinearP 256 wide; the final st
 patience, schedule and clipping are the harness's defaults (``serbench list downstreams
 gmp_atl`` shows each stage's table). Like every serbench method with model selection, the final
 stage selects its epoch on the protocol's dev carve-out of the training sessions, so it trains
-on 80% of their utterances by default (IEMOCAP's ``dev_fraction`` 0.2).
+on 80% of their utterances by default (IEMOCAP's ``dev_fraction`` 0.2); ``-o
+train.select_split=none`` trains every stage on all of them for ``train.max_epochs`` epochs (the
+paper gives no count: 30, the harness's default, is this plugin's) and keeps the last weights.
 """
 
 from __future__ import annotations

@@ -67,7 +67,8 @@ STAGES = (
                 paper=("optimiser", "lr", "encoder_lr", "batch"),
                 notes="epochs, patience, schedule, gradient clipping at {train.grad_clip} and the dev carve-out of "
                       "the training sessions (protocol.dev_fraction of their utterances, stratified) that selects "
-                      "the epoch are the plugin's choices (the harness's defaults)"),
+                      "the epoch are the plugin's choices (the harness's defaults); -o train.select_split=none trains on "
+                      "all training sessions for train.max_epochs epochs and keeps the last weights"),
 )
 
 RECIPE = Recipe(

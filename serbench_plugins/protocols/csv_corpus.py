@@ -12,6 +12,11 @@ F or M (female / male, any case; empty: unknown); another value is refused namin
 Labels that differ only by case (``A`` and ``a``) are refused naming both lines, never merged:
 no rule says which spelling is the class. A field holding a line break or NUL (possible in a
 quoted CSV field) is refused naming its line.
+
+Rater distributions (soft labels, :mod:`serbench.api.soft_labels`): ``soft_<class>`` columns hold
+each class's share of the raters' votes; a row's shares must be numbers >= 0 summing to 1
+(within 0.01, then renormalised), else the row is refused naming its line; a row with every
+``soft_`` cell empty has no distribution. A ``soft_`` column must name one of the classes.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from serbench.api import Param, ProtocolMeta, Spec, hookimpl
 from serbench.api.errors import SerbenchError
 from serbench.api.folds import DEV_MODES, split_off_dev
 from serbench.api.protocol import SPEAKERS_UNKNOWN, Fold, Protocol, Utterance, gender
+from serbench.api.soft_labels import from_shares
 from serbench.api.textfiles import csv_rows
 
 SPLITS = ("train", "dev", "test")
@@ -47,6 +53,7 @@ def read_rows(path: Path, attribute_min: float, attribute_max: float) -> list[tu
         raise SerbenchError(f"{path}:1: give either a fold or a split column, not both")
     if "fold" not in header and "split" not in header:
         raise SerbenchError(f"{path}:1: needs a fold column (cross-validation) or a split column (train/dev/test)")
+    soft = [c for c in header if c.startswith("soft_") and c != "soft_"]
     for line, record in records:
         where = f"{path}:{line}"
         for column in ("path", "label", "fold", "split"):
@@ -78,6 +85,7 @@ def read_rows(path: Path, attribute_min: float, attribute_max: float) -> list[tu
                 session=record.get("fold") or None,
                 attributes=attributes,
                 transcript=record.get("transcript") or None,
+                distribution=from_shares({c.removeprefix("soft_"): record[c] for c in soft}, where),
             ),
             record,
         ))
@@ -106,6 +114,9 @@ def make_protocol(
     rows = read_rows(Path(data), attribute_min, attribute_max)
     utterances = [u for u, _ in rows]
     labels = list(classes) if classes else sorted({u.label for u in utterances})
+    stray = [c.removeprefix("soft_") for c in rows[0][1] if c.startswith("soft_") and c.removeprefix("soft_") not in labels]
+    if stray:
+        raise SerbenchError(f"{data}:1: column soft_{stray[0]} names no class (classes: {', '.join(labels)})")
     if "split" in rows[0][1]:
         parts = {s: tuple(u.id for u, r in rows if r["split"] == s) for s in SPLITS}
         folds = [Fold("1", parts["train"], parts["dev"], parts["test"])]

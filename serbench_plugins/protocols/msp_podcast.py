@@ -6,10 +6,13 @@ X (no agreement) and O (other) are outside the task. ``SpkrID`` ``Unknown`` beco
 speaker of its own per utterance, so the speaker bootstrap does not lump strangers together.
 ``Gender`` is read as F / M (Female / Male, any case) or unknown; another value is refused
 naming its line (version 2: before, a value other than Female / Male counted as unknown).
+``rater_labels=true`` also reads ``Labels/labels_detailed.csv``: each utterance's raters' primary
+emotions as its label distribution (soft labels; :mod:`serbench_plugins.protocols.msp_podcast_raters`).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from serbench.api import Param, ProtocolMeta, Spec, hookimpl
@@ -17,6 +20,7 @@ from serbench.api.errors import SerbenchError
 from serbench.api.folds import speaker_disjoint_holdout
 from serbench.api.protocol import Fold, Protocol, Utterance, gender
 from serbench.api.textfiles import csv_rows, read_text
+from serbench_plugins.protocols.msp_podcast_raters import distributions
 
 CODES = {"A": "angry", "S": "sad", "H": "happy", "U": "surprise", "F": "fear", "D": "disgust", "C": "contempt", "N": "neutral"}
 OUTSIDE_TASK = {"X", "O"}
@@ -82,10 +86,14 @@ def read_labels(root: Path) -> list[tuple[Utterance, str]]:
     return rows
 
 
-def make_protocol(data: Path | None, test_set: str, dev_fraction: float, seed: int) -> Protocol:
+def make_protocol(data: Path | None, test_set: str, dev_fraction: float, seed: int,
+                  rater_labels: bool = False) -> Protocol:
     if data is None:
         raise SerbenchError("msp_podcast needs --data PATH (the MSP-Podcast folder)")
     rows = read_labels(Path(data))
+    if rater_labels:  # off by default: the corpus (and its digest) stays as it was read before soft labels
+        shares = distributions(Path(data), list(CODES.values()))
+        rows = [(replace(u, distribution=shares.get(u.id, {})), split) for u, split in rows]
     by_split: dict[str, list[Utterance]] = {}
     for utterance, split in rows:
         by_split.setdefault(split, []).append(utterance)
@@ -115,6 +123,8 @@ def register_protocols() -> list[Spec]:
                 Param("test_set", str, "Test1", "partition scored as test", ("Test1", "Test2", "Development")),
                 Param("dev_fraction", float, 0.1, "with test_set=Development: share of Train held out as dev, by speaker", bounds="(0, 1)"),
                 Param("seed", int, 0, "seed of that dev split", bounds=">= 0"),
+                Param("rater_labels", bool, False, "read Labels/labels_detailed.csv: the raters' primary emotions as "
+                      "each utterance's label distribution (soft labels)"),
             ),
             version="2",
             citation="Lotfian & Busso, IEEE Trans. Affective Computing 10(4), 2019, doi:10.1109/TAFFC.2017.2736999",

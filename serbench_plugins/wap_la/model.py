@@ -25,7 +25,9 @@ wap_la``, and ``config.recipe.stages`` of every run): the paper's 100 epochs at 
 reused, since the paper states them for that stage only (this plugin's reading); no early
 stopping (patience 100), and the best epoch on the protocol's dev carve-out is kept (this
 plugin's choice: the paper trains on all four training sessions, a run here on 80% of their
-utterances by default, which the reported-vs-measured table states). Minority-class augmentation: every training batch gains masked
+utterances by default, which the reported-vs-measured table states). ``-o
+train.select_split=none`` runs it as the paper did: all training sessions' utterances (the adapter
+stage's too), every one of the 100 epochs, the last weights kept (serbench.api.full_training). Minority-class augmentation: every training batch gains masked
 copies of its minority-class utterances (``aug_mask_ratio`` of a copy's frames replaced by
 the mask embedding): an utterance of class c gets max_k n_k / n_c - 1 copies in expectation
 (the integer part always, the fraction at random), so each class is seen max_k n_k times an

@@ -60,7 +60,8 @@ STAGES = (
                       "not say which branch); optimiser, lr and schedule are the adapter stage's, reused (the "
                       "plugin's reading); selecting the best epoch on a dev carve-out of the training sessions "
                       "(protocol.dev_fraction of their utterances, stratified) is the plugin's: the paper trains "
-                      "on all training sessions; gradient clipping at train.grad_clip (the harness's 5)"),
+                      "on all training sessions (-o train.select_split=none does: all of them, every epoch, the "
+                      "last weights); gradient clipping at train.grad_clip (the harness's 5)"),
 )
 
 RECIPE = Recipe(
