@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="paper: the method's published training recipe (default for a method that has one); "
                           "shared: the harness's common frozen-encoder recipe. -o always wins")
     run.add_argument("--data", help="corpus location (default: saved with 'serbench config set data.KEY')")
+    run.add_argument("--task", choices=("categorical", "dimensional"), default="categorical",
+                     help="categorical: classes, UA/WA/macro-F1; dimensional: regress the protocol's arousal, valence, "
+                          "dominance, CCC/Pearson r/MAE (default: %(default)s)")
     run.add_argument("--seeds", type=_seeds, default=[0], help="comma-separated seeds (default: 0)")
     run.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: auto)")
     run.add_argument("--prepare", action="store_true",
@@ -170,23 +173,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def summary_table(result: Result, title: str | None = None) -> Table:
+    from serbench.dimension_results import is_dimensional, result_metrics
+    from serbench.dimension_results import shown as as_shown
+
+    names = result_metrics(result.data)
+    dimensional = is_dimensional(result.data)
     table = Table(title=title or f"{result.run_id}  ({result.data['config']['protocol']}, "
                                  f"{len(result.data['folds'])} fold x seed jobs)")
-    for column in ("metric", "mean %", "std", "95% CI (t, folds)", leaderboard.cluster_header(result.summary["ua"])):
+    for column in ("metric", "mean" if dimensional else "mean %", "std", "95% CI (t, folds)",
+                   leaderboard.cluster_header(result.summary[names[0]])):
         table.add_column(column, justify="right" if column != "metric" else "left")
 
     from serbench.stats import clip
 
-    def span(interval: list[float] | None, why: str) -> str:
-        interval = clip(interval)  # results written before intervals were clipped
-        return why if interval is None else f"[{interval[0] * 100:.2f}, {interval[1] * 100:.2f}]"
+    def span(metric: str, interval: list[float] | None, why: str) -> str:
+        interval = interval if dimensional else clip(interval)  # results written before intervals were clipped
+        return why if interval is None else f"[{as_shown(metric, interval[0])}, {as_shown(metric, interval[1])}]"
 
-    for metric, name in leaderboard.COLUMNS.items():
+    for metric in names:
         entry = result.summary[metric]
         cluster = entry.get("cluster") or {}
-        table.add_row(name, f"{entry['mean'] * 100:.2f}", f"{entry['std'] * 100:.2f}",
-                      span(entry["ci95"], "n/a (1 fold)"),
-                      span(entry["ci95_bootstrap"], "none: " + str(cluster.get("reason") or "too few clusters")))
+        table.add_row(leaderboard.COLUMNS.get(metric, metric), as_shown(metric, entry["mean"]), as_shown(metric, entry["std"]),
+                      span(metric, entry["ci95"], "n/a (1 fold)"),
+                      span(metric, entry["ci95_bootstrap"], "none: " + str(cluster.get("reason") or "too few clusters")))
     return table
 
 
@@ -212,7 +221,7 @@ def cmd_run(args: argparse.Namespace, out: Console) -> None:
     from serbench.plan import plan
 
     the_plan = plan(args.upstream, args.downstream, args.pooling, args.loss, args.protocol, args.data,
-                    args.seeds, args.device, args.overrides, recipe=args.recipe, executor=args.executor)
+                    args.seeds, args.device, args.overrides, recipe=args.recipe, executor=args.executor, task=args.task)
     if args.prepare:
         from serbench.execute import open_run, prepare, runs_folder
 

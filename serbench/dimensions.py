@@ -102,6 +102,8 @@ def score(prediction: np.ndarray, reference: np.ndarray, dimensions: Sequence[st
 
 
 def metric_bounds(name: str) -> tuple[float, float]:
-    """The range a metric's value and interval live in: [-1, 1] for the correlations, [0, 1]
-    for MAE (on the [0, 1] scale) and for the categorical proportions."""
-    return (-1.0, 1.0) if name.startswith(("ccc", "pearson")) else (0.0, 1.0)
+    """The range a metric's value and interval live in: [-1, 1] for the correlations, [0, inf)
+    for MAE (a prediction may leave the [0, 1] scale) and [0, 1] for the categorical proportions."""
+    if name.startswith(("ccc", "pearson")):
+        return -1.0, 1.0
+    return (0.0, float("inf")) if name.startswith("mae") else (0.0, 1.0)

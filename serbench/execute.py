@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from serbench import claims, needs
+from serbench import claims, dimensional_task, needs
 from serbench.atomic import write_json
 from serbench.audio import check_readable, load_utterance
 from serbench.cache import CacheKey, FeatureCache, human_bytes, utterance_hash
@@ -72,8 +72,10 @@ def prepare(the_plan: Plan, run_dir: Path) -> Workspace:
     upstream = specs["upstream"].build(**upstream_params)
     layers = select_layers(host["layers"], upstream.num_layers, specs["upstream"].name)
     frozen_frontend = host["finetune"] and host["freeze_frontend"] and host["cache_frontend"]
+    dimensions = (dimensional_task.dimensions_of(protocol, used, specs["downstream"])
+                  if dimensional_task.task_of(config) == "dimensional" else ())
     ws = Workspace(the_plan, run_dir, protocol, upstream, upstream_params, host, layers, vad_level,
-                   frontend_cache={} if frozen_frontend else None)
+                   frontend_cache={} if frozen_frontend else None, dimensions=dimensions)
     check_build(ws)
     return ws
 
@@ -432,7 +434,7 @@ def _summarise(ws: Workspace, jobs: list[Job], stats: CacheStats, started: float
         no_speech = len(set().union(*(r.get("vad_no_speech", []) for r in read_records(run_dir, jobs))))
     result = finish(
         run_dir, jobs, ws.protocol.classes, ws.protocol.main_metric, speakers_known=ws.protocol.speakers_known,
-        speakers=ws.protocol.speaker_record(),
+        dimensions=ws.dimensions, speakers=ws.protocol.speaker_record(),
         config={
             "upstream": config["upstream"]["name"],
             "downstream": config["downstream"]["name"],
@@ -446,7 +448,8 @@ def _summarise(ws: Workspace, jobs: list[Job], stats: CacheStats, started: float
         },
         plugins={spec.name: spec.version for spec in specs.values()},
         comparability=comparability(config["protocol"]["name"], ws.protocol.digest(), ws.protocol.classes,
-                                    specs["protocol"].meta.test_split.format(**config["protocol"]["params"]) or None),
+                                    specs["protocol"].meta.test_split.format(**config["protocol"]["params"]) or None,
+                                    **dimensional_task.comparability_parts(ws.dimensions)),
         upstream_fingerprint=ws.upstream.fingerprint(),
         environment={
             "python": platform.python_version(),
@@ -461,7 +464,10 @@ def _summarise(ws: Workspace, jobs: list[Job], stats: CacheStats, started: float
         timing={"total_s": round(time.perf_counter() - started, 3), "features_s": round(features_s, 3)},
     )
     data = result.data
-    reporter.info("done: " + ", ".join(f"{m} {data['summary'][m]['mean'] * 100:.2f}" for m in METRICS))
+    if ws.dimensions:
+        reporter.info("done: " + dimensional_task.shown({m: e["mean"] for m, e in data["summary"].items()}, ws.dimensions))
+    else:
+        reporter.info("done: " + ", ".join(f"{m} {data['summary'][m]['mean'] * 100:.2f}" for m in METRICS))
     return result
 
 
@@ -498,6 +504,7 @@ def run(
     quiet: bool = True,
     recipe: str | None = None,
     executor: str = "local",
+    task: str = "categorical",
 ) -> Result:
     """Run ``downstream`` on ``upstream`` under ``protocol``; returns the written result.
 
@@ -505,5 +512,5 @@ def run(
     is ``"paper"`` (the default for a method that declares one) or ``"shared"``; ``executor``
     names where the jobs run (``-o executor.workers=2`` style keys go in ``overrides``)."""
     the_plan = plan(upstream, downstream, pooling, loss, protocol, data, seeds, device, overrides, recipe=recipe,
-                    executor=executor)
+                    executor=executor, task=task)
     return execute(the_plan, out, Reporter(quiet=quiet))

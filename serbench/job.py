@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from serbench import claims, conformance, finetune, heap, stages
+from serbench import claims, conformance, dimensional_task, finetune, heap, stages
 from serbench.atomic import write_json
 from serbench.batching import AudioBatcher, FeatureBatcher
 from serbench.corpus import Fold, Protocol
@@ -51,6 +51,7 @@ class Workspace:
     features: dict | None = None  # frozen mode: utterance id -> [layers, frames, dim]
     vad_masks: dict | None = None
     frontend_cache: dict | None = field(default=None)  # fine-tuning: frozen front-end outputs, shared by jobs
+    dimensions: tuple[str, ...] = ()  # --task dimensional: what the run regresses (empty: it classifies)
 
     @property
     def tuning(self) -> bool:
@@ -139,7 +140,7 @@ def build_head(ws: Workspace, fold: Fold, upstream: Upstream) -> tuple[torch.nn.
         num_layers=len(ws.layers),
         dim=upstream.dim,
         frame_rate=upstream.frame_rate,
-        classes=tuple(protocol.classes),
+        classes=dimensional_task.head_classes(protocol, ws.dimensions, specs["downstream"]),
         make_pooling=lambda dim: _checked_pooling(pooling_spec, dim, pooling_params),
         train_counts=tuple(protocol.label_counts(fold.train)),
         loss=specs["loss"].name,
@@ -189,25 +190,36 @@ def run_job(ws: Workspace, job: Job, reporter: Reporter) -> None:
         stages.run_stages(model, method_stages(), {"train": fold.train, "dev": fold.dev}, batcher, the_plan.device,
                           seed, run_dir / "stages" / job_stem(fold.name, seed), specs["downstream"].name, reporter.info,
                           reporter.task, bf16=train["bf16"])
+    scoring = None
+    if ws.dimensions:  # --task dimensional: targets in the batch, values out of the model, dev CCC selects
+        model, batcher, scoring = dimensional_task.adapt(model, batcher, protocol, ws.dimensions, specs["downstream"],
+                                                         fold.train)
+        data = FoldData(batcher, protocol.utterances, dimensional_task.head_classes(protocol, ws.dimensions,
+                        specs["downstream"]), fold.train, fold.dev, fold.test)
     _check_first_batch(model, loss, data, specs, the_plan.device)
     with reporter.task(f"fold {fold.name} seed {seed} (epochs)", train["max_epochs"], announce=False) as advance:
         outcome = train_fold(
             model, loss, data, protocol.main_metric, train, seed, the_plan.device,
-            on_epoch=lambda epoch, dev: advance(1), groups=groups,
+            on_epoch=lambda epoch, dev: advance(1), groups=groups, scoring=scoring,
         )
-    frame = _predictions_frame(protocol, fold.name, seed, fold.test, outcome.test_probs)
-    dev_frame = _predictions_frame(protocol, fold.name, seed, fold.dev, outcome.dev_probs)
-    y_true = np.array([protocol.classes.index(label) for label in frame["label"]])
-    metrics = score(y_true, outcome.test_probs.argmax(1), protocol.classes)
+    if ws.dimensions:
+        frame, dev_frame, metrics = dimensional_task.job_tables(protocol, fold, seed, outcome, ws.dimensions)
+        headline, shown = metrics, dimensional_task.shown(metrics, ws.dimensions)
+    else:
+        frame = _predictions_frame(protocol, fold.name, seed, fold.test, outcome.test_probs)
+        dev_frame = _predictions_frame(protocol, fold.name, seed, fold.dev, outcome.dev_probs)
+        y_true = np.array([protocol.classes.index(label) for label in frame["label"]])
+        metrics = score(y_true, outcome.test_probs.argmax(1), protocol.classes)
+        headline = {m: metrics[m] for m in METRICS}
+        shown = ", ".join(f"{m} {metrics[m] * 100:.2f}" for m in METRICS)
     record = {
         "fold": fold.name,
         "seed": seed,
         "n_train": len(fold.train),
         "n_dev": len(fold.dev),
         "n_test": len(fold.test),
-        "metrics": {m: metrics[m] for m in METRICS},
-        "per_class": metrics["per_class"],
-        "confusion": metrics["confusion"],
+        "metrics": headline,
+        **({} if ws.dimensions else {"per_class": metrics["per_class"], "confusion": metrics["confusion"]}),
         "best_epoch": outcome.best_epoch,
         "epochs_run": outcome.epochs_run,
         "dev_history": outcome.dev_history,
@@ -217,7 +229,4 @@ def run_job(ws: Workspace, job: Job, reporter: Reporter) -> None:
     if ws.vad_masks is not None:  # the result's vad_no_speech annotation counts these over every job
         record["vad_no_speech"] = sorted(i for i in fold.train + fold.dev + fold.test if not ws.vad_masks[i].any())
     write_job(run_dir, record, frame, dev_frame)
-    reporter.info(
-        f"fold {fold.name} seed {seed}: " + ", ".join(f"{m} {metrics[m] * 100:.2f}" for m in METRICS)
-        + f" (best epoch {outcome.best_epoch}/{outcome.epochs_run})"
-    )
+    reporter.info(f"fold {fold.name} seed {seed}: {shown} (best epoch {outcome.best_epoch}/{outcome.epochs_run})")

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from serbench import finetune, recipes, stage_recipes
+from serbench import dimensional_task, finetune, recipes, stage_recipes
 from serbench.corpus import Protocol
 from serbench.errors import SerbenchError
 from serbench.features import CACHE_PARAMS
@@ -94,7 +94,8 @@ def load_plan(run_dir: Path, device: str = "auto", reg: Registry | None = None) 
     own = (reg or registry()).get("downstream", config["downstream"]["name"]).meta.own_pooling
     rebuilt = plan(config["upstream"]["name"], config["downstream"]["name"], None if own else config["pooling"]["name"],
                    config["loss"]["name"], config["protocol"]["name"], config["protocol"]["data"], config["seeds"],
-                   device, config["overrides"], reg, config["recipe"]["name"], config.get("executor", {}).get("name", "local"))
+                   device, config["overrides"], reg, config["recipe"]["name"], config.get("executor", {}).get("name", "local"),
+                   task=dimensional_task.task_of(config))
     if rebuilt.run_id != run_dir.name:
         now, then = identity(rebuilt.config), identity(config)
         if json.dumps(now, sort_keys=True) == json.dumps(then, sort_keys=True):  # (JSON turned tuples into lists)
@@ -246,6 +247,7 @@ def plan(
     reg: Registry | None = None,
     recipe: str | None = None,
     executor: str = "local",
+    task: str = "categorical",
 ) -> Plan:
     """Check every name, parameter and path; fill in defaults, the recipe in force under the
     user's overrides. Raises SerbenchError."""
@@ -263,6 +265,8 @@ def plan(
     demo = bool(paper and paper.demo and specs["protocol"].meta.demo)
     specs["pooling"] = _pooling_spec(reg, pooling, meta, paper, downstream)
     default_loss = (paper and paper.loss) or meta.default_loss or specs["protocol"].meta.default_loss or "ce"
+    if task == "dimensional":  # a head with one output per dimension regresses with ccc unless told otherwise
+        default_loss = dimensional_task.default_loss(specs["downstream"]) or default_loss
     specs["loss"] = reg.get("loss", loss or default_loss)
     # every upstream also takes the host's parameters: layer selection and fine-tuning
     specs["upstream"] = replace(specs["upstream"], params=specs["upstream"].params + finetune.UPSTREAM_PARAMS)
@@ -296,6 +300,9 @@ def plan(
         kind: {"name": spec.name, "version": spec.version, "params": settings[kind]} for kind, spec in specs.items()
     }
     config["train"], config["cache"] = settings["train"], settings["cache"]
+    dimensional_task.check_plan(task, specs["downstream"], specs["loss"], settings["protocol"], settings["train"])
+    if dimensional_task.plan_record(task):  # only then: a categorical run keeps the configuration (and id) it had
+        config["task"] = dimensional_task.plan_record(task)
     config["protocol"]["data"] = str(location) if location else None
     config["seeds"] = [int(s) for s in seeds]
     config["device"] = str(resolved_device)

@@ -24,6 +24,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from serbench import dimension_results
 from serbench.atomic import write_json, write_text
 from serbench.errors import SerbenchError
 from serbench.metrics import METRICS
@@ -168,14 +169,16 @@ def read_run_predictions(result: Result) -> pd.DataFrame:
         frame = pd.read_csv(io.BytesIO(data), dtype={"fold": str, "speaker": str, "utterance_id": str})
     except (ValueError, UnicodeDecodeError) as exc:
         raise SerbenchError(f"{path}: not a predictions table ({str(exc).splitlines()[0]}); {fix}") from None
-    missing = [c for c in PREDICTION_COLUMNS if c not in frame.columns]
+    missing = [c for c in PREDICTION_COLUMNS[:5] + dimension_results.prediction_columns(result.data)
+               if c not in frame.columns]
     if missing:
         raise SerbenchError(f"{path}: no {missing[0]!r} column; {fix}")
     expected = sum(int(f.get("n_test", -1)) for f in result.data.get("folds", []) if isinstance(f, dict))
     if len(frame) != expected:
         raise SerbenchError(f"{path}: {len(frame)} rows, but result.json's folds hold {expected} test predictions; {fix}")
     classes = set(map(str, result.data.get("classes") or []))
-    strangers = sorted((set(frame["label"].astype(str)) | set(frame["prediction"].astype(str))) - classes)
+    predicted = set() if dimension_results.is_dimensional(result.data) else set(frame["prediction"].astype(str))
+    strangers = sorted((set(frame["label"].astype(str)) | predicted) - classes)
     if classes and strangers:
         raise SerbenchError(f"{path}: class {strangers[0]!r} is not one of result.json's classes; {fix}")
     return frame
@@ -249,12 +252,13 @@ FOLD_FIELDS = ("fold", "seed", "n_train", "n_dev", "n_test", "metrics", "best_ep
 
 
 def finish(run_dir: Path, jobs: list[Job], classes: list[str], main_metric: str, speakers_known: bool = True,
-           **fields) -> Result:
+           dimensions: Sequence[str] = (), **fields) -> Result:
     """Read the run's job files back, summarise them and write ``result.json`` (schema
     ``serbench.result/1``) and ``predictions.csv``. ``fields`` are the run's own entries:
     ``config``, ``plugins``, ``environment``, ``timing``, ... . ``speakers_known`` False: the
     predictions' speaker column holds pseudo-speakers (one per utterance), so speaker-level
-    intervals are labelled utterance-level."""
+    intervals are labelled utterance-level. ``dimensions`` (``--task dimensional``): the result
+    summarises CCC, Pearson r and MAE per dimension instead (:mod:`serbench.dimension_results`)."""
     from serbench import __version__
 
     records, predictions = read_jobs(run_dir, jobs)
@@ -274,10 +278,15 @@ def finish(run_dir: Path, jobs: list[Job], classes: list[str], main_metric: str,
         "classes": classes,
         "main_metric": main_metric,
         "folds": [{k: r[k] for k in FOLD_FIELDS} for r in records],
-        "summary": summarize_run(records, predictions, classes, speakers_known=speakers_known),
-        "overall": overall(predictions, classes),
+        "summary": None,
+        "overall": None,
         "history": history,
     }
+    if dimensions:  # task, dimensions, metric names, main metric, summary and overall of a regression
+        data.update(dimension_results.fields(records, predictions, dimensions, speakers_known))
+    else:
+        data["summary"] = summarize_run(records, predictions, classes, speakers_known=speakers_known)
+        data["overall"] = overall(predictions, classes)
     data["timing"] = {**data.get("timing", {}), "train_s": round(sum(r["train_s"] for r in records), 3)}
     return write_result(run_dir, data, predictions)
 
@@ -354,13 +363,15 @@ def _result_problem(data: dict) -> str:
     summary = data.get("summary")
     if not isinstance(summary, dict):
         return "no summary"
-    for metric in METRICS:
+    if dimension_results.dimensions_problem(data):
+        return dimension_results.dimensions_problem(data)
+    for metric in dimension_results.result_metrics(data):
         entry = summary.get(metric)
         if not isinstance(entry, dict):
             return f"summary.{metric} missing" if entry is None else f"summary.{metric} is {entry!r:.60}, not a mapping"
         mean = entry.get("mean")
-        if not isinstance(mean, (int, float)) or not 0.0 <= mean <= 1.0:  # NaN fails both comparisons
-            return f"summary.{metric}.mean is {mean!r}, not a proportion in [0, 1]"
+        if dimension_results.value_problem(metric, mean):  # NaN fails both comparisons
+            return f"summary.{metric}.mean is {dimension_results.value_problem(metric, mean)}"
         for interval in ("ci95", "ci95_bootstrap"):
             bounds = entry.get(interval)
             if bounds is not None and (not isinstance(bounds, list) or len(bounds) != 2
@@ -373,18 +384,20 @@ def _result_problem(data: dict) -> str:
 
 METRIC_DEFINITIONS = "serbench.metrics/1"  # UA, WA, macro-F1 as serbench.metrics defines them; bump on a change
 COMPARABILITY_PARTS = ("protocol", "corpus", "classes", "test_split", "metrics")
+TASK_DEFAULT = "categorical"  # a key's ``task`` part, recorded only for another task (categorical keys are as before)
 CORPUS_UNKNOWN = "unknown"  # a result written before results recorded their corpus digest
 
 
 def comparability(protocol: str, corpus: str, classes: Sequence[str], test_split: str | None,
-                  metrics: str = METRIC_DEFINITIONS) -> dict:
+                  metrics: str = METRIC_DEFINITIONS, task: str = TASK_DEFAULT) -> dict:
     """What two results must share before one is ranked above the other, marked "≈ best" beside
     it or tested against it: the protocol's name alone is not enough (two CSV files, two EmoBox
     datasets, two class sets or two MSP-Podcast test sets read by one protocol are different
     tasks). ``corpus`` is :meth:`serbench.corpus.Protocol.digest`; ``key`` a short hash of
-    every part, for grouping and for naming a group's files."""
+    every part, for grouping and for naming a group's files. ``task`` (``dimensional: arousal,
+    valence``) is a part only when it is not the categorical default, so earlier keys stand."""
     parts = {"protocol": protocol, "corpus": corpus, "classes": list(classes), "test_split": test_split,
-             "metrics": metrics}
+             "metrics": metrics} | ({"task": task} if task != TASK_DEFAULT else {})
     key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:10]
     return {**parts, "key": key}
 
@@ -411,14 +424,19 @@ def comparability_of(result: Result) -> dict:
             or not (split is None or isinstance(split, str))):
         raise SerbenchError(f"{where}: comparability {recorded!r}: protocol, corpus and metrics must be text, "
                             "classes a list of names, test_split text or null (rerun serbench finish on its run)")
-    return comparability(recorded["protocol"], recorded["corpus"], classes, split, recorded["metrics"])
+    task = recorded.get("task", TASK_DEFAULT)
+    if not isinstance(task, str):
+        raise SerbenchError(f"{where}: comparability task {task!r} is not text (rerun serbench finish on its run)")
+    return comparability(recorded["protocol"], recorded["corpus"], classes, split, recorded["metrics"], task)
 
 
 def comparability_difference(a: dict, b: dict) -> str:
     """The first part two comparability records differ in, as ``part: A vs B`` ('' when the
     keys agree); an unknown corpus says how to record it."""
-    for part in COMPARABILITY_PARTS:
-        if a[part] != b[part]:
+    for part in ("task", *COMPARABILITY_PARTS):
+        if a.get(part, TASK_DEFAULT) != b.get(part, TASK_DEFAULT) and part == "task":
+            return f"task {a.get(part, TASK_DEFAULT)} vs {b.get(part, TASK_DEFAULT)}"
+        if part != "task" and a[part] != b[part]:
             hint = ("; a result written before serbench recorded corpus digests: rerun serbench finish on it"
                     if part == "corpus" and (a[part].startswith(CORPUS_UNKNOWN) or b[part].startswith(CORPUS_UNKNOWN)) else "")
             what = " (utterances, labels, speakers or folds differ)" if part == "corpus" else ""
