@@ -78,6 +78,7 @@ def read_rows(path: Path, attribute_min: float, attribute_max: float) -> list[tu
                 session=record.get("fold") or None,
                 attributes=attributes,
                 transcript=record.get("transcript") or None,
+                origin=where,
             ),
             record,
         ))
