@@ -157,3 +157,22 @@ def test_a_csv_subset_of_dimensions_is_what_the_run_regresses(tmp_path):
     bad = _csv_corpus(tmp_path, "path,label,speaker,fold,valence", ["0.wav,a,s0,1,2", "1.wav,b,s1,2,nan"])
     with pytest.raises(SerbenchError, match=f"{bad}:3: valence nan is outside"):
         plan("fbank", "superb", None, None, "csv", str(bad), [0], "cpu", [], task="dimensional").protocol()
+
+
+def test_iemocap_reads_each_utterances_v_a_d_triple_exactly(tmp_path):
+    """Look-alike files for the reference utterance list (every 7th utterance, so the test
+    stays small), each with its own [V, A, D] triple, chosen so that any two of the three
+    differ: reading A as V (or D) would fail. IEMOCAP's header names the order
+    ``[V, A, D]``, and its annotator lines ``val; act; dom`` agree."""
+    from serbench import iemocap_format as fmt
+
+    from lookalike import reference_records, write_iemocap
+
+    records = reference_records()[::7]
+    ids = [r["key"].removeprefix("iemocap-") for r in records]
+    triples = {uid: (1.0 + (k % 9) / 2, 1.0 + ((k + 3) % 9) / 2, 1.0 + ((k + 6) % 9) / 2) for k, uid in enumerate(ids)}
+    write_iemocap(tmp_path, [(uid, r["emo"]) for uid, r in zip(ids, records)], vad=triples.get)
+    utterances = {u.id: u for u in fmt.read_corpus(tmp_path, fmt.label_map())}
+    assert set(utterances) == set(ids) and len(ids) > 700
+    for uid, (v, a, d) in triples.items():
+        assert utterances[uid].attributes == {"valence": (v - 1) / 4, "arousal": (a - 1) / 4, "dominance": (d - 1) / 4}
