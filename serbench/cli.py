@@ -505,7 +505,9 @@ def cmd_score(args: argparse.Namespace, out: Console) -> None:
 
     scored = score_files(args.files, parse_classes(args.classes) if args.classes is not None else None)
     for entry in scored:
-        title = f"{entry['file']}  ({len(entry['folds'])} fold x seed jobs, {len(entry['classes'])} classes)"
+        what = (f"dimensions {', '.join(entry['dimensions'])}" if entry.get("dimensions")
+                else f"{len(entry['classes'])} classes")
+        title = f"{entry['file']}  ({len(entry['folds'])} fold x seed jobs, {what})"
         out.print(summary_table(Result({"run_id": entry["file"], **entry}, Path(entry["file"]).parent), title))
         for note in entry["notes"]:
             out.print(f"note: {escape(note)}")

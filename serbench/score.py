@@ -200,6 +200,13 @@ def score_file(path: str | Path, classes: list[str] | None = None) -> dict:
     """One predictions file scored like a run: ``{file, classes, summary, folds, overall,
     speakers, notes}``, ``summary`` and ``overall`` in the structure of a ``result.json``."""
     path = Path(path)
+    if not path.is_dir():  # pred_<dim> / true_<dim> columns: a dimensional table (serbench.dimension_score)
+        from serbench.dimension_score import dimensions_in, score_table
+
+        header, rows = csv_rows(path)
+        if dimensions_in(header) and "prediction" not in header:
+            _run_result(path)  # a run's own table: refused when edited since the run wrote it
+            return score_table(path, header, rows)
     table = read_predictions(path)
     run = _run_result(path)
     chosen, source = choose_classes(path, table, classes, run)

@@ -176,3 +176,41 @@ def test_iemocap_reads_each_utterances_v_a_d_triple_exactly(tmp_path):
     assert set(utterances) == set(ids) and len(ids) > 700
     for uid, (v, a, d) in triples.items():
         assert utterances[uid].attributes == {"valence": (v - 1) / 4, "arousal": (a - 1) / 4, "dominance": (d - 1) / 4}
+
+
+@pytest.mark.slow
+def test_score_reproduces_the_runs_result_from_its_predictions(dimensional_run):
+    from serbench.score import score_file
+
+    _, run_dir = dimensional_run
+    result = json.loads((run_dir / "result.json").read_text())
+    scored = score_file(run_dir / "predictions.csv")
+    assert scored["dimensions"] == DIMS and scored["metrics"] == result["metrics"]
+    assert scored["summary"] == result["summary"]
+    assert [r["metrics"] for r in scored["folds"]] == [f["metrics"] for f in result["folds"]]
+
+
+def test_score_refuses_a_value_that_is_not_a_number_naming_the_line(tmp_path):
+    from serbench.score import score_file
+
+    table = tmp_path / "preds.csv"
+    table.write_text("utterance_id,pred_arousal,true_arousal\na,0.5,0.25\nb,inf,0.5\n")
+    with pytest.raises(SerbenchError, match=f"{table}:3: pred_arousal 'inf' is not a finite number"):
+        score_file(table)
+    table.write_text("utterance_id,pred_arousal,true_arousal,pred_valence\na,0.5,0.25,0.1\n")
+    with pytest.raises(SerbenchError, match="'pred_valence' without its partner"):
+        score_file(table)
+
+
+def test_score_of_a_hand_made_table_matches_audmetric(tmp_path):
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(0, 1, 40)
+    guess = truth * 0.5 + rng.normal(0, 0.1, 40)
+    table = tmp_path / "preds.csv"
+    pd.DataFrame({"utterance_id": [f"u{k}" for k in range(40)], "pred_valence": guess, "true_valence": truth}).to_csv(
+        table, index=False)
+    from serbench.score import score_file
+
+    scored = score_file(table)
+    assert scored["summary"]["ccc_valence"]["mean"] == pytest.approx(audmetric.concordance_cc(truth, guess), abs=1e-6)
+    assert scored["summary"]["mae_valence"]["mean"] == pytest.approx(audmetric.mean_absolute_error(truth, guess), abs=1e-6)
