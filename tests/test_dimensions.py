@@ -93,3 +93,42 @@ def test_too_few_clusters_give_no_interval_and_say_why():
     sums, _, fold_of_job = speaker_moments(frame, ["arousal"])
     intervals, plan = cluster_interval(sums, fold_of_job, ["arousal"])
     assert intervals["ccc_arousal"] is None and "fewer than" in plan.reason
+
+
+def test_paired_permutation_on_dimensional_sums_matches_brute_force():
+    """The speaker-block permutation of serbench.compare on per-speaker sums equals swapping
+    the predictions of each subset of speakers by hand and recomputing CCC with audmetric."""
+    import itertools
+
+    from serbench.compare import permutation_p
+    from serbench.results import SpeakerCounts
+
+    rng = np.random.default_rng(7)
+    a = _predictions(rng, folds=3, speakers_per_fold=2, per_speaker=12)
+    b = a.copy()
+    b["pred_arousal"] = a["true_arousal"] * 0.3 + rng.normal(0.3, 0.2, len(a))
+
+    def table(frame):
+        sums, speakers, fold_of_job = speaker_moments(frame, ["arousal"])
+        return SpeakerCounts(sums, speakers, [(str(f + 1), 0) for f in range(3)], fold_of_job)
+
+    from functools import partial
+
+    from serbench.dimension_stats import table_statistic
+
+    test = permutation_p(table(a), table(b), statistic=partial(table_statistic, dimensions=["arousal"]),
+                         metrics=["ccc_arousal"])
+
+    def mean_ccc(frame):
+        return np.mean([audmetric.concordance_cc(g["true_arousal"], g["pred_arousal"]) for _, g in frame.groupby("fold")])
+
+    observed = mean_ccc(a) - mean_ccc(b)
+    speakers = sorted(a["speaker"].unique())
+    reached = 0
+    for swap in itertools.product([0, 1], repeat=len(speakers)):
+        moved = a["speaker"].isin([s for s, w in zip(speakers, swap) if w]).to_numpy()
+        sa, sb = a.copy(), b.copy()
+        sa.loc[moved, "pred_arousal"], sb.loc[moved, "pred_arousal"] = b.loc[moved, "pred_arousal"], a.loc[moved, "pred_arousal"]
+        reached += abs(mean_ccc(sa) - mean_ccc(sb)) >= abs(observed) - 1e-12
+    assert test["observed"]["ccc_arousal"] == pytest.approx(observed, abs=1e-9)
+    assert test["p"]["ccc_arousal"] == pytest.approx(reached / 2 ** len(speakers))
