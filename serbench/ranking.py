@@ -89,6 +89,8 @@ def heading(comparability: dict) -> str:
              f"classes {classes}"]
     if comparability["test_split"]:
         parts.append(f"test: {comparability['test_split']}")
+    if comparability.get("task"):  # only another task than categorical is recorded
+        parts.append(f"task {comparability['task']}")
     if comparability["metrics"] != METRIC_DEFINITIONS:
         parts.append(f"metrics {comparability['metrics']}")
     return " · ".join(parts + [f"key {comparability['key']}"])

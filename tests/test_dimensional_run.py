@@ -214,3 +214,23 @@ def test_score_of_a_hand_made_table_matches_audmetric(tmp_path):
     scored = score_file(table)
     assert scored["summary"]["ccc_valence"]["mean"] == pytest.approx(audmetric.concordance_cc(truth, guess), abs=1e-6)
     assert scored["summary"]["mae_valence"]["mean"] == pytest.approx(audmetric.mean_absolute_error(truth, guess), abs=1e-6)
+
+
+@pytest.mark.slow
+def test_leaderboard_shows_a_dimensional_results_own_metrics(dimensional_run):
+    import csv
+    import io
+
+    from serbench import leaderboard
+    from serbench.results import load_result
+
+    _, run_dir = dimensional_run
+    result = load_result(run_dir)
+    text = leaderboard.markdown([result])
+    assert "ccc_arousal" in text and "UA (%)" not in text and "task dimensional: arousal, valence, dominance" in text
+    mean = result.summary["ccc_valence"]["mean"]
+    low, high = result.summary["ccc_valence"]["ci95"]
+    assert f"{mean:.3f} ± {(high - low) / 2:.3f}" in text or f"{mean:.3f} [" in text
+    (row,) = list(csv.DictReader(io.StringIO(leaderboard.csv_table([result]))))
+    assert float(row["ccc_valence_mean"]) == pytest.approx(mean, abs=1e-4)
+    assert float(row["mae_dominance_mean"]) == pytest.approx(result.summary["mae_dominance"]["mean"], abs=1e-4)
