@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from serbench.dimension_results import refuse_dimensional
 from serbench.errors import SerbenchError
 from serbench.leaderboard import COLUMNS
 from serbench.ranking import clipped
@@ -68,6 +69,7 @@ def plot_run(run_dir: str | Path, formats: tuple[str, ...] = FORMATS, into: Path
         raise SerbenchError(f"--format: give at least one of {', '.join(FORMATS)}")
     plt = _pyplot()
     result = load_result(run_dir)
+    refuse_dimensional([result], "serbench plot", "its figures are of class metrics and confusion matrices")
     missing = missing_parts(result.data, ("folds", "classes"))
     if missing:
         raise SerbenchError(f"{result.run_dir / 'result.json'}: {missing}, so no figure can be drawn (rerun serbench "

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from jinja2 import Environment
 
+from serbench.dimension_results import refuse_dimensional
 from serbench.errors import SerbenchError
 from serbench.leaderboard import COLUMNS, cluster_header, reported_for, settings
 from serbench.ranking import clipped, groups, mixed_warning, system_label, versions
@@ -212,6 +213,8 @@ def check_inputs(results: Sequence[Result]) -> None:
     from serbench.result_fields import missing_parts
     from serbench.results import read_run_predictions
 
+    refuse_dimensional(results, "serbench leaderboard --html", "the site's pages and figures are of class metrics; "
+                       "the markdown, --csv and --latex tables show dimensional results")
     for r in results:
         missing = missing_parts(r.data, ("folds", "classes"))
         if missing:

@@ -234,3 +234,12 @@ def test_leaderboard_shows_a_dimensional_results_own_metrics(dimensional_run):
     (row,) = list(csv.DictReader(io.StringIO(leaderboard.csv_table([result]))))
     assert float(row["ccc_valence_mean"]) == pytest.approx(mean, abs=1e-4)
     assert float(row["mae_dominance_mean"]) == pytest.approx(result.summary["mae_dominance"]["mean"], abs=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", [["plot"], ["leaderboard", "--html"]])
+def test_commands_for_class_results_refuse_a_dimensional_one_in_one_line(dimensional_run, command, tmp_path):
+    _, run_dir = dimensional_run
+    done = run_cli(command[0], str(run_dir), *command[1:], *([str(tmp_path / "site")] if "--html" in command else []))
+    assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "is a dimensional result" in done.stderr and not (tmp_path / "site").exists()
