@@ -49,9 +49,13 @@ def check_plan(task: str, downstream, loss, protocol_params: Mapping, train: Map
                             "dimensional targets")
 
 
-def plan_record(task: str) -> dict | None:
-    """What ``config['task']`` holds (None for the categorical default, kept out of the config)."""
-    return None if task == "categorical" else {"name": task, "target_scaling": TARGET_SCALING}
+def plan_record(task: str, downstream) -> dict | None:
+    """What ``config['task']`` holds (None for the categorical default, kept out of the config):
+    the task and how the targets are scaled for the method (see :class:`ValuesModel`)."""
+    if task == "categorical":
+        return None
+    own = ANY not in downstream.meta.dimensions
+    return {"name": task, "target_scaling": "none: [0, 1], as the method's own regressors train" if own else TARGET_SCALING}
 
 
 def default_loss(downstream) -> str | None:

@@ -301,8 +301,8 @@ def plan(
     }
     config["train"], config["cache"] = settings["train"], settings["cache"]
     dimensional_task.check_plan(task, specs["downstream"], specs["loss"], settings["protocol"], settings["train"])
-    if dimensional_task.plan_record(task):  # only then: a categorical run keeps the configuration (and id) it had
-        config["task"] = dimensional_task.plan_record(task)
+    if task != "categorical":  # only then: a categorical run keeps the configuration (and id) it had
+        config["task"] = dimensional_task.plan_record(task, specs["downstream"])
     config["protocol"]["data"] = str(location) if location else None
     config["seeds"] = [int(s) for s in seeds]
     config["device"] = str(resolved_device)
