@@ -23,7 +23,8 @@ from serbench.dimensions import DIMENSIONS, MAIN_METRIC, TASKS, score
 from serbench.errors import SerbenchError
 
 ANY = "*"  # DownstreamMeta.dimensions: one logits column per dimension, whichever the protocol gives
-TARGET_SCALING = "train z-score"  # config['task']['target_scaling']: serbench's own choice, see ValuesModel
+TARGET_SCALING = ("train z-score; the untrained head's outputs centred on the first training batch"
+                  )  # config['task']['target_scaling']: serbench's own choice, see ValuesModel
 
 
 def task_of(config: Mapping) -> str:
@@ -121,9 +122,14 @@ class ValuesModel(nn.Module):
     """The model, plus ``values`` ``[B, D]`` on the protocol's [0, 1] scale.
 
     A head built on the dimension names predicts each dimension standardised with the training
-    split's mean and standard deviation (:data:`TARGET_SCALING`): ``values = logits[:, k] *
-    std_k + mean_k``, so an untrained head already predicts near the training mean at the
-    targets' spread, whatever the scale of the encoder's features. That scaling is serbench's
+    split's mean and standard deviation (:data:`TARGET_SCALING`): ``values = z_k * std_k +
+    mean_k``, where ``z_k`` is ``logits[:, k]`` less its mean on the first training batch before
+    any training (:meth:`calibrate`; fixed afterwards). So an untrained head predicts around the
+    training mean, whatever the scale of the encoder's features: without it, fbank features put
+    an untrained head's outputs tens of units off the [0, 1] scale, where the CCC loss has almost
+    no gradient (CCC tends to 0 as the means part) and a dimension could stay there for a whole
+    run. The outputs are not divided by their spread: an untrained head's outputs barely vary
+    between utterances, and dividing by that would magnify every update. That scaling is serbench's
     own choice (no paper fixes one for these heads). A method with its own regressors (sap_gap's
     ``outputs['valence']``) is read as it trains them: on the [0, 1] scale, unscaled."""
 
@@ -134,11 +140,23 @@ class ValuesModel(nn.Module):
         std = train.std(0) if columns and train is not None and len(train) else np.ones(len(self.dimensions))
         self.register_buffer("centre", torch.tensor(mean, dtype=torch.float32))
         self.register_buffer("spread", torch.tensor(np.where(std > 1e-6, std, 1.0), dtype=torch.float32))
+        self.register_buffer("logit_mean", torch.zeros(len(self.dimensions)))
+
+    @torch.no_grad()
+    def calibrate(self, batch: dict) -> None:
+        """Centre the untrained head's outputs on ``batch`` (training utterances only), in eval mode
+        (no dropout draw, so the training that follows is unchanged)."""
+        if not self.columns:
+            return
+        was_training = self.training
+        self.eval()
+        self.logit_mean.copy_(self.model(batch)["logits"].float().mean(0))
+        self.train(was_training)
 
     def forward(self, batch: dict) -> dict:
         out = self.model(batch)
         if self.columns:
-            values = out["logits"].float() * self.spread + self.centre
+            values = (out["logits"].float() - self.logit_mean) * self.spread + self.centre
         else:
             missing = [d for d in self.dimensions if d not in out]
             if missing:

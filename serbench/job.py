@@ -196,6 +196,7 @@ def run_job(ws: Workspace, job: Job, reporter: Reporter) -> None:
                                                          fold.train)
         data = FoldData(batcher, protocol.utterances, dimensional_task.head_classes(protocol, ws.dimensions,
                         specs["downstream"]), fold.train, fold.dev, fold.test)
+        model.to(the_plan.device).calibrate(batcher(list(fold.train[: train["batch_size"]])))
     _check_first_batch(model, loss, data, specs, the_plan.device)
     with reporter.task(f"fold {fold.name} seed {seed} (epochs)", train["max_epochs"], announce=False) as advance:
         outcome = train_fold(
