@@ -40,7 +40,7 @@ def test_result_ccc_equals_ccc_recomputed_from_predictions(dimensional_run):
     result = json.loads((run_dir / "result.json").read_text())
     frame = pd.read_csv(run_dir / "predictions.csv", dtype={"fold": str})
     assert result["task"] == "dimensional" and result["dimensions"] == DIMS and result["main_metric"] == "ccc_mean"
-    assert result["config"]["loss"] == "ccc"
+    assert result["config"]["loss"] == "mse"
     assert {f"{side}_{d}" for d in DIMS for side in ("pred", "true")} <= set(frame.columns)
     assert "prediction" not in frame.columns
     for record in result["folds"]:

@@ -132,3 +132,21 @@ def test_paired_permutation_on_dimensional_sums_matches_brute_force():
         reached += abs(mean_ccc(sa) - mean_ccc(sb)) >= abs(observed) - 1e-12
     assert test["observed"]["ccc_arousal"] == pytest.approx(observed, abs=1e-9)
     assert test["p"]["ccc_arousal"] == pytest.approx(reached / 2 ** len(speakers))
+
+
+def test_ccc_and_mse_losses_against_audmetric_and_numpy():
+    import torch
+
+    from serbench.registry import registry
+
+    rng = np.random.default_rng(11)
+    y = rng.uniform(0, 1, (50, 2))
+    x = 0.7 * y + rng.normal(0.05, 0.1, (50, 2))
+    outputs, batch = {"values": torch.tensor(x)}, {"targets": torch.tensor(y)}
+    ccc_loss = registry().get("loss", "ccc").build(["a", "b"], [25, 25])
+    mse_loss = registry().get("loss", "mse").build(["a", "b"], [25, 25])
+    expected = 1 - np.mean([audmetric.concordance_cc(y[:, k], x[:, k]) for k in range(2)])
+    assert float(ccc_loss(outputs, batch)) == pytest.approx(expected, abs=1e-6)
+    assert float(mse_loss(outputs, batch)) == pytest.approx(float(((x - y) ** 2).mean()), abs=1e-6)  # float32
+    with pytest.raises(Exception, match="--task dimensional"):
+        ccc_loss({"logits": torch.zeros(2, 2)}, {"labels": torch.zeros(2)})
