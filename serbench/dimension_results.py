@@ -54,6 +54,13 @@ def prediction_columns(data: Mapping) -> list[str]:
     return [f"{side}_{d}" for d in dimensions_of(data) for side in ("pred", "true")]
 
 
+def table_metrics(frame: pd.DataFrame, dimensions: Sequence[str]) -> dict[str, float]:
+    """Every dimensional metric of one predictions table (``pred_<dim>`` against ``true_<dim>``):
+    how a job is scored, and how ``serbench score`` scores a table (torch-free)."""
+    return score(frame[[f"pred_{d}" for d in dimensions]].to_numpy(dtype=np.float64),
+                 frame[[f"true_{d}" for d in dimensions]].to_numpy(dtype=np.float64), dimensions)
+
+
 def fields(records: list[dict], predictions: pd.DataFrame, dimensions: Sequence[str], speakers_known: bool) -> dict:
     """The entries a dimensional ``result.json`` holds in place of a categorical summary."""
     pooled = score(predictions[[f"pred_{d}" for d in dimensions]].to_numpy(dtype=np.float64),

@@ -1,6 +1,6 @@
 """``serbench score`` for dimensional predictions: a table with ``pred_<dim>`` and ``true_<dim>``
 columns (arousal, valence, dominance; any subset, both columns of each), as a dimensional run
-writes them, scored exactly as the run scores its jobs (:func:`serbench.dimensional_task.table_metrics`)
+writes them, scored exactly as the run scores its jobs (:func:`serbench.dimension_results.table_metrics`)
 and summarised as it summarises them (:func:`serbench.dimension_results.fields`). A run's own
 ``predictions.csv`` therefore reproduces its ``result.json``. ``fold``, ``seed`` and ``speaker``
 are optional as for categorical tables; every value must be a finite number, else the error
@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from serbench.dimension_results import fields
-from serbench.dimensional_task import table_metrics
+from serbench.dimension_results import fields, table_metrics
 from serbench.dimensions import DIMENSIONS
 from serbench.errors import SerbenchError
 

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from serbench.corpus import Protocol, Utterance
+from serbench.dimension_results import table_metrics
 from serbench.dimensions import DIMENSIONS, MAIN_METRIC, TASKS, score
 from serbench.errors import SerbenchError
 
@@ -231,12 +232,6 @@ def job_tables(protocol: Protocol, fold, seed: int, outcome, dimensions: Sequenc
     frame = predictions_frame(protocol, fold.name, seed, fold.test, outcome.test_probs, dimensions)
     dev = predictions_frame(protocol, fold.name, seed, fold.dev, outcome.dev_probs, dimensions)
     return frame, dev, table_metrics(frame, dimensions)
-
-
-def table_metrics(frame: pd.DataFrame, dimensions: Sequence[str]) -> dict[str, float]:
-    """Every dimensional metric of one predictions table (``pred_<dim>`` against ``true_<dim>``)."""
-    return score(frame[[f"pred_{d}" for d in dimensions]].to_numpy(dtype=np.float64),
-                 frame[[f"true_{d}" for d in dimensions]].to_numpy(dtype=np.float64), dimensions)
 
 
 def shown(metrics: Mapping[str, float], dimensions: Sequence[str]) -> str:

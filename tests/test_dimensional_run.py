@@ -243,3 +243,15 @@ def test_commands_for_class_results_refuse_a_dimensional_one_in_one_line(dimensi
     done = run_cli(command[0], str(run_dir), *command[1:], *([str(tmp_path / "site")] if "--html" in command else []))
     assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "is a dimensional result" in done.stderr and not (tmp_path / "site").exists()
+
+
+def test_scoring_a_dimensional_table_imports_no_torch(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "dims.csv"
+    path.write_text("utterance_id,pred_valence,true_valence\na,0.1,0.2\nb,0.5,0.4\nc,0.9,0.7\n")
+    probe = ("import sys; from serbench.cli import main; code = main(['score', sys.argv[1]]); "
+             "print('torch' in sys.modules, code)")
+    done = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True)
+    assert done.stdout.split()[-2:] == ["False", "0"], done.stderr
