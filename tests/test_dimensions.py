@@ -150,3 +150,31 @@ def test_ccc_and_mse_losses_against_audmetric_and_numpy():
     assert float(mse_loss(outputs, batch)) == pytest.approx(float(((x - y) ** 2).mean()), abs=1e-6)  # float32
     with pytest.raises(Exception, match="--task dimensional"):
         ccc_loss({"logits": torch.zeros(2, 2)}, {"labels": torch.zeros(2)})
+
+
+def test_values_model_reads_named_outputs_and_centres_a_column_head():
+    """A method's own regressors are read by name in the task's order; a head with one column
+    per dimension is centred on a training batch and mapped to the training mean and spread
+    (checked by hand: an untrained head then predicts the training mean on that batch)."""
+    import torch
+
+    from serbench.dimensional_task import ValuesModel
+
+    class Named(torch.nn.Module):
+        def forward(self, batch):
+            return {"logits": torch.zeros(2, 4), "valence": torch.tensor([0.1, 0.2]), "arousal": torch.tensor([0.7, 0.8])}
+
+    values = ValuesModel(Named(), ("arousal", "valence"), columns=False)({})["values"]
+    assert values.flatten().tolist() == pytest.approx([0.7, 0.1, 0.8, 0.2])
+
+    class Columns(torch.nn.Module):
+        def forward(self, batch):
+            return {"logits": batch["x"]}
+
+    train = np.array([[0.2, 0.4], [0.6, 0.8]])  # means 0.4, 0.6; population std 0.2, 0.2
+    model = ValuesModel(Columns(), ("arousal", "valence"), columns=True, train=train)
+    batch = {"x": torch.tensor([[10.0, -5.0], [12.0, -3.0]])}
+    model.calibrate(batch)
+    out = model(batch)["values"]
+    assert out.mean(0).tolist() == pytest.approx([0.4, 0.6])
+    assert out[1].tolist() == pytest.approx([0.4 + 1.0 * 0.2, 0.6 + 1.0 * 0.2])  # logit 1 above the batch mean
