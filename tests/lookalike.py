@@ -45,12 +45,14 @@ def evaluation_line(start: float, uid: str, label: str, vad=(2.5, 3.0, 3.5)) -> 
 
 
 def write_iemocap(root: Path, utterances: list[tuple[str, str]], distractors: bool = True,
-                  raters: dict[str, list[str]] | None = None) -> None:
+                  raters: dict[str, list[str]] | None = None, vad=None) -> None:
     """An IEMOCAP_full_release tree for ``(utterance id, raw label)`` pairs; with
     ``distractors``, per dialog also a frustrated and an unlabelled (xxx) utterance, annotator
     lines, and files that must be ignored (Categorical/, Attribute/, ``._`` files).
     ``raters``: an utterance's categorical evaluator lines as the corpus writes them
-    (``"C-E1:\tAnger; Frustration;\t()"``), in place of the default ``C-E2: Neutral`` line."""
+    (``"C-E1:\tAnger; Frustration;\t()"``), in place of the default ``C-E2: Neutral`` line. ``vad``
+    (utterance id -> (valence, activation, dominance) on 1-5) writes each utterance's own
+    ``[V, A, D]`` triple; by default every utterance has (2.5, 3.0, 3.5)."""
     by_dialog: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for uid, label in utterances:
         by_dialog[uid.rsplit("_", 1)[0]].append((uid, label))
@@ -62,7 +64,8 @@ def write_iemocap(root: Path, utterances: list[tuple[str, str]], distractors: bo
         lines = ["% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]", ""]
         for k, (uid, label) in enumerate(items):
             categorical = (raters or {}).get(uid, ["C-E2:\tNeutral;\t()"])
-            lines += [evaluation_line(2.0 * k, uid, label), *categorical, "A-E3:\tval 3; act 2; dom  2;\t()", ""]
+            triple = (vad(uid) if vad is not None else None) or (2.5, 3.0, 3.5)  # distractors: the default
+            lines += [evaluation_line(2.0 * k, uid, label, triple), *categorical, "A-E3:\tval 3; act 2; dom  2;\t()", ""]
             tiny_wav(base / "sentences" / "wav" / dialog / f"{uid}.wav", seed=n * 1000 + k)
         evaluation = base / "dialog" / "EmoEvaluation"
         evaluation.mkdir(parents=True, exist_ok=True)

@@ -65,6 +65,10 @@ class DownstreamMeta(_Meta):
         "sets upstream.spec_augment unless the user does", bool))
     needs: Any = _needs()
     paper: str = field(default="", metadata=_key("the paper, short (shown in tables)", str))
+    dimensions: tuple = field(default=(), metadata=_key(
+        "what it predicts under --task dimensional: ('*',) any dimension the protocol gives (built with the dimension "
+        "names as its classes, logits[:, k] predicts dimension k), or the names of its own [B] outputs "
+        "(outputs['valence'], ...); empty: it refuses --task dimensional", (tuple, list)))
     recipe: Recipe | None = field(default=None, metadata=_key(
         "the paper's training recipe, a serbench.api.recipes.Recipe", Recipe))
     reported: tuple = field(default=(), metadata=_key(
@@ -86,6 +90,9 @@ class LossMeta(_Meta):
     targets: str = field(default="labels", metadata=_key(
         "'soft': trains on the raters' label distributions (batch['soft_labels']); its factory then also receives "
         "train_distributions, the training utterances' distributions [N, K] (or 'labels')", str, ("labels", "soft")))
+    tasks: tuple = field(default=("categorical",), metadata=_key(
+        "the tasks it trains (serbench.report.dimensions.TASKS): ('categorical',), ('dimensional',) for a regression loss "
+        "reading outputs['values'] and batch['targets'], or both for a multitask loss", (tuple, list)))
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="paper: the method's published training recipe (default for a method that has one); "
                           "shared: the harness's common frozen-encoder recipe. -o always wins")
     run.add_argument("--data", help="corpus location (default: saved with 'serbench config set data.KEY')")
+    run.add_argument("--task", choices=("categorical", "dimensional"), default="categorical",
+                     help="categorical: classes, UA/WA/macro-F1; dimensional: regress the protocol's arousal, valence, "
+                          "dominance, CCC/Pearson r/MAE (default: %(default)s)")
     run.add_argument("--seeds", type=_seeds, default=[0], help="comma-separated seeds (default: 0)")
     run.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: auto)")
     run.add_argument("--prepare", action="store_true",

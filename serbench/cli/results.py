@@ -80,14 +80,18 @@ def cmd_compare(args: argparse.Namespace, out: Console) -> None:
 
     runs = compared_runs(args.runs, args.baseline)
     data = compare(runs, args.baseline, args.resamples)
-    table = Table("A", "B", "metric", "A - B (pp)", "95% CI (test inverted)", "p (permutation)", "p (Holm)",
+    dimensional = data["comparisons"] and "ccc_mean" in data["comparisons"][0]["metrics"]
+    scale = 1 if dimensional else 100  # CCC, r and MAE as they are; proportions in percentage points
+    table = Table("A", "B", "metric", "A - B" if dimensional else "A - B (pp)", "95% CI (test inverted)",
+                  "p (permutation)", "p (Holm)",
                   title=f"{data['protocol']}: paired, {data['speakers']} speakers, {len(data['jobs'])} (fold, seed) jobs")
+    digits = 3 if dimensional else 2
     for row in data["comparisons"]:
-        for metric, name in leaderboard.COLUMNS.items():
-            entry = row["metrics"][metric]
+        for metric, entry in row["metrics"].items():
             lo, hi = entry["ci95"]
-            table.add_row(row["a_id"], row["b_id"], name, f"{entry['difference'] * 100:+.2f}",
-                          f"[{lo * 100:+.2f}, {hi * 100:+.2f}]", f"{entry['p']:.4f}", f"{entry['p_holm']:.4f}")
+            table.add_row(row["a_id"], row["b_id"], leaderboard.COLUMNS.get(metric, metric),
+                          f"{entry['difference'] * scale:+.{digits}f}",
+                          f"[{lo * scale:+.{digits}f}, {hi * scale:+.{digits}f}]", f"{entry['p']:.4f}", f"{entry['p_holm']:.4f}")
     out.print(table)
     first = data["comparisons"][0]
     how = (f"exact over all 2^{data['speakers']} = {first['swaps']} speaker swap sets" if first["exact"]
@@ -146,7 +150,9 @@ def cmd_score(args: argparse.Namespace, out: Console) -> None:
         return
     scored = score_files(args.files, classes, args.fairness_threshold)
     for entry in scored:
-        title = f"{entry['file']}  ({len(entry['folds'])} fold x seed jobs, {len(entry['classes'])} classes)"
+        what = (f"dimensions {', '.join(entry['dimensions'])}" if entry.get("dimensions")
+                else f"{len(entry['classes'])} classes")
+        title = f"{entry['file']}  ({len(entry['folds'])} fold x seed jobs, {what})"
         out.print(summary_table(Result({"run_id": entry["file"], **entry}, Path(entry["file"]).parent), title))
         for note in entry["notes"]:
             out.print(f"note: {escape(note)}")

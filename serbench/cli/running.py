@@ -30,7 +30,7 @@ def cmd_run(args: argparse.Namespace, out: Console) -> None:
 
     the_plan = plan(args.upstream, args.downstream, args.pooling, args.loss, args.protocol, args.data,
                     args.seeds, args.device, args.overrides, recipe=args.recipe, executor=args.executor,
-                    perturbations=args.perturb)
+                    perturbations=args.perturb, task=args.task)
     if args.prepare:
         from serbench.run.execute import open_run, prepare, runs_folder
 

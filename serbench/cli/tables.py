@@ -15,23 +15,29 @@ if TYPE_CHECKING:
 
 
 def summary_table(result: Result, title: str | None = None) -> Table:
+    from serbench.report.dimension_results import is_dimensional, result_metrics
+    from serbench.report.dimension_results import shown as as_shown
+
+    names = result_metrics(result.data)
+    dimensional = is_dimensional(result.data)
     table = Table(title=title or f"{result.run_id}  ({result.data['config']['protocol']}, "
                                  f"{len(result.data['folds'])} fold x seed jobs)")
-    for column in ("metric", "mean %", "std", "95% CI (t, folds)", leaderboard.cluster_header(result.summary["ua"])):
+    for column in ("metric", "mean" if dimensional else "mean %", "std", "95% CI (t, folds)",
+                   leaderboard.cluster_header(result.summary[names[0]])):
         table.add_column(column, justify="right" if column != "metric" else "left")
 
     from serbench.report.stats import clip
 
-    def span(interval: list[float] | None, why: str) -> str:
-        interval = clip(interval)  # results written before intervals were clipped
-        return why if interval is None else f"[{interval[0] * 100:.2f}, {interval[1] * 100:.2f}]"
+    def span(metric: str, interval: list[float] | None, why: str) -> str:
+        interval = interval if dimensional else clip(interval)  # results written before intervals were clipped
+        return why if interval is None else f"[{as_shown(metric, interval[0])}, {as_shown(metric, interval[1])}]"
 
-    for metric, name in leaderboard.COLUMNS.items():
+    for metric in names:
         entry = result.summary[metric]
         cluster = entry.get("cluster") or {}
-        table.add_row(name, f"{entry['mean'] * 100:.2f}", f"{entry['std'] * 100:.2f}",
-                      span(entry["ci95"], "n/a (1 fold)"),
-                      span(entry["ci95_bootstrap"], "none: " + str(cluster.get("reason") or "too few clusters")))
+        table.add_row(leaderboard.COLUMNS.get(metric, metric), as_shown(metric, entry["mean"]), as_shown(metric, entry["std"]),
+                      span(metric, entry["ci95"], "n/a (1 fold)"),
+                      span(metric, entry["ci95_bootstrap"], "none: " + str(cluster.get("reason") or "too few clusters")))
     from serbench.report.beyond_table import table_rows
 
     extra = table_rows(result.data)

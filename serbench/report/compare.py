@@ -31,15 +31,17 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from serbench.api.errors import SerbenchError
+from serbench.report.dimension_results import dimensions_of, prediction_columns, result_metrics
 from serbench.report.metrics import METRICS
 from serbench.report.results import Result, SpeakerCounts, load_runs, read_run_predictions, speaker_table
-from serbench.report.stats import fold_statistic, job_statistic
+from serbench.report.stats import job_statistic
 
 ALPHA = 0.05
 TIE = 1e-12  # differences equal up to float rounding count as reached
@@ -56,7 +58,7 @@ def _cells_checked(frame: pd.DataFrame, result: Result) -> pd.DataFrame:
     naming the file and line (a result written before predictions carried a checksum can hold an
     edited file: a truncated last row, a seed typed as a word)."""
     path = result.run_dir / "predictions.csv"
-    for column in ("fold", "seed", "utterance_id", "speaker", "label", "prediction"):
+    for column in ("fold", "seed", "utterance_id", "speaker", "label", *prediction_columns(result.data)):
         empty = frame[column].isna() | (frame[column].astype(str).str.strip() == "")
         if empty.any():
             raise SerbenchError(f"{path}:{int(np.argmax(empty.to_numpy())) + 2}: empty {column} (a truncated or edited file; "
@@ -111,23 +113,26 @@ def swap_sets(speakers: int, resamples: int, seed: int) -> tuple[np.ndarray, boo
 
 
 def permutation_p(a: SpeakerCounts, b: SpeakerCounts, resamples: int = 10_000, seed: int = 0,
-                  chunk: int = 4096) -> dict:
+                  chunk: int = 4096, statistic=job_statistic, metrics: Sequence[str] = METRICS) -> dict:
     """Two-sided p-value per metric of the speaker-block paired permutation test, and the 95%
-    interval of the difference that inverts it (see the module docstring)."""
+    interval of the difference that inverts it (see the module docstring). ``statistic`` maps
+    per-job sums ``[R, J, ...]`` to the table's values: confusion counts by default; a
+    dimensional run's per-speaker sums (:func:`serbench.report.dimension_stats.table_statistic`) swap
+    the same way, a speaker's predictions at once."""
     swaps, exact = swap_sets(len(a.speakers), resamples, seed)
-    observed = {m: float(fold_statistic(a.counts, a.fold_of_job)[m][0] - fold_statistic(b.counts, b.fold_of_job)[m][0])
-                for m in METRICS}
-    spread: dict[str, list[np.ndarray]] = {m: [] for m in METRICS}
+    observed = {m: float(statistic(a.counts.sum(0)[None], a.fold_of_job)[m][0]
+                         - statistic(b.counts.sum(0)[None], b.fold_of_job)[m][0]) for m in metrics}
+    spread: dict[str, list[np.ndarray]] = {m: [] for m in metrics}
     delta = b.counts - a.counts  # [S, J, K, K]: what swapping one speaker moves from A to B
     total_a, total_b = a.counts.sum(0), b.counts.sum(0)  # [J, K, K]
     for start in range(0, len(swaps), chunk):
         moved = np.einsum("ps,sjkl->pjkl", swaps[start : start + chunk], delta)
-        va = job_statistic(total_a[None] + moved, a.fold_of_job)
-        vb = job_statistic(total_b[None] - moved, a.fold_of_job)
-        for m in METRICS:
+        va = statistic(total_a[None] + moved, a.fold_of_job)
+        vb = statistic(total_b[None] - moved, a.fold_of_job)
+        for m in metrics:
             spread[m].append(np.abs(va[m] - vb[m]))
     p, interval = {}, {}
-    for m in METRICS:
+    for m in metrics:
         swapped = np.sort(np.concatenate(spread[m]))[::-1]  # |D*|, largest first
         p[m] = int((swapped >= abs(observed[m]) - TIE).sum()) / len(swaps)
         reach = swapped[max(int(np.ceil(ALPHA * len(swaps))) - 1, 0)]  # reached by >= 5% of the swaps
@@ -155,7 +160,7 @@ def compare(run_dirs: Sequence[str | Path], baseline: str | Path | None = None, 
     frames = [_cells_checked(_predictions(r), r) for r in results]
     for r, f in zip(results[1:], frames[1:]):
         _check_pairing(results[0], r, frames[0], f)
-    scored = [speaker_table(_aligned(f, frames[0]), r.data["classes"]) for r, f in zip(results, frames)]
+    scored, statistic, names = _swappable(results, [_aligned(f, frames[0]) for f in frames])
     jobs, speakers = scored[0].jobs, scored[0].speakers
     if baseline is None:
         pairs = list(itertools.combinations(range(len(scored)), 2))
@@ -166,13 +171,13 @@ def compare(run_dirs: Sequence[str | Path], baseline: str | Path | None = None, 
         pairs = [(k, base[0]) for k in range(len(scored)) if k != base[0]]
     rows = []
     for i, j in pairs:
-        test = permutation_p(scored[i], scored[j], resamples, seed)
+        test = permutation_p(scored[i], scored[j], resamples, seed, statistic=statistic, metrics=names)
         rows.append({"a": str(results[i].run_dir), "b": str(results[j].run_dir),
                      "a_id": results[i].run_id, "b_id": results[j].run_id,
                      "metrics": {m: {"difference": test["observed"][m], "ci95": test["ci95"][m], "p": test["p"][m]}
-                                 for m in METRICS},
+                                 for m in names},
                      "exact": test["exact"], "swaps": test["swaps"], "p_floor": test["p_floor"]})
-    for m in METRICS:
+    for m in names:
         for row, adjusted in zip(rows, holm([row["metrics"][m]["p"] for row in rows])):
             row["metrics"][m]["p_holm"] = adjusted
     return {"schema": "serbench.compare/1", "protocol": results[0].data["config"]["protocol"],
@@ -181,6 +186,24 @@ def compare(run_dirs: Sequence[str | Path], baseline: str | Path | None = None, 
             "interval": "the permutation test inverted (observed ± the swap difference 5% of swaps reach)",
             "statistic": "per (fold, seed) job, mean over seeds, then over folds (as in the table)",
             "baseline": str(baseline) if baseline else None, "comparisons": rows}
+
+
+def _swappable(results: list[Result], frames: list[pd.DataFrame]):
+    """Per run, its predictions as per-speaker sums the permutation swaps, the table's
+    statistic of such sums, and the metric names: confusion counts and UA/WA/macro-F1 for a
+    categorical run; for a dimensional one the sums of prediction and reference per speaker and
+    dimension (:mod:`serbench.report.dimension_stats`), and CCC, Pearson r, MAE."""
+    dims = dimensions_of(results[0].data)
+    if not dims:
+        return [speaker_table(f, r.data["classes"]) for r, f in zip(results, frames)], job_statistic, METRICS
+    from serbench.report.dimension_stats import speaker_moments, table_statistic
+
+    tables = []
+    for frame in frames:
+        sums, speakers, fold_of_job = speaker_moments(frame, dims)
+        jobs = list(dict.fromkeys(zip(frame["fold"].astype(str), frame["seed"].astype(int))))
+        tables.append(SpeakerCounts(sums, speakers, jobs, fold_of_job))
+    return tables, partial(table_statistic, dimensions=dims), result_metrics(results[0].data)
 
 
 def _aligned(frame: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:

@@ -22,6 +22,7 @@ from scipy.optimize import minimize
 from serbench.api.atomic import write_json
 from serbench.api.errors import SerbenchError
 from serbench.report import locks
+from serbench.report.dimension_results import refuse_dimensional
 from serbench.report.metrics import METRICS, confusion, from_confusion, score
 from serbench.report.results import (
     Job,
@@ -79,6 +80,7 @@ def speaker_record(runs: list[Result]) -> dict | None:
 
 def fuse(run_dirs: list[str | Path], out: str | Path) -> Result:
     runs = load_runs(run_dirs, "fuse")
+    refuse_dimensional(runs, "serbench fuse", "it averages class probabilities")
     first = runs[0].data
     key = comparability_of(runs[0])
     for r in runs:

@@ -20,19 +20,39 @@ COLUMNS = {"ua": "UA", "wa": "WA", "macro_f1": "macro-F1"}
 CI_KINDS = ("t", "bootstrap")
 
 
-def cell(entry: dict, ci: str) -> str:
+def cell(entry: dict, ci: str, metric: str = "ua") -> str:
     """``73.87 ± 2.53``; the cluster interval may be asymmetric, so its half-width is half
     its length. An interval that reaches past 0 or 100 is shown clipped, as its bounds
     (``2.10 [0.00, 7.40]``: a ± would claim a score below 0). Without an interval the cell
-    says why (one fold; too few clusters)."""
+    says why (one fold; too few clusters). A dimensional metric (``ccc_arousal``) is shown as it
+    is, ``0.612 ± 0.041``, clipped to its own range ([-1, 1] for a correlation)."""
     interval = entry["ci95"] if ci == "t" else entry.get("ci95_bootstrap")
-    mean = entry["mean"] * 100
+    scale, digits = (1, 3) if metric not in COLUMNS else (100, 2)
+    mean = entry["mean"] * scale
     if interval is None:
-        return f"{mean:.2f} ({_no_interval(entry, ci)})"
-    shown = clipped(interval)
+        return f"{mean:.{digits}f} ({_no_interval(entry, ci)})"
+    shown = clipped(interval) if metric in COLUMNS else _dimension_clipped(interval, metric)
     if shown != list(interval):
-        return f"{mean:.2f} [{shown[0] * 100:.2f}, {shown[1] * 100:.2f}]"
-    return f"{mean:.2f} ± {(interval[1] - interval[0]) * 50:.2f}"
+        return f"{mean:.{digits}f} [{shown[0] * scale:.{digits}f}, {shown[1] * scale:.{digits}f}]"
+    return f"{mean:.{digits}f} ± {(interval[1] - interval[0]) * scale / 2:.{digits}f}"
+
+
+def _dimension_clipped(interval: list[float], metric: str) -> list[float]:
+    from serbench.report.dimension_stats import clipped as within
+
+    return within(interval, metric)
+
+
+def metric_columns(result: Result) -> tuple[str, ...]:
+    """The metrics a result's row shows: UA, WA, macro-F1, or a dimensional result's own."""
+    from serbench.report.dimension_results import result_metrics
+
+    return result_metrics(result.data)
+
+
+def metric_header(metric: str, percent: str = "%") -> str:
+    """``UA (%)`` for a proportion; a dimensional metric by its name (``ccc_arousal``)."""
+    return f"{COLUMNS[metric]} ({percent})" if metric in COLUMNS else metric
 
 
 def _no_interval(entry: dict, ci: str) -> str:
@@ -91,7 +111,7 @@ def _row(r: Result, ci: str) -> list[str]:
     return ([config["protocol"], config["upstream"], config["downstream"], config["pooling"], config.get("loss", "?"),
              (config.get("recipe") or {}).get("name", "?"), settings(r), ",".join(map(str, config["seeds"])),
              versions(r), r.run_id]
-            + [cell(r.summary[m], ci) for m in COLUMNS] + [fairness_cell(r.data, ci)])
+            + [cell(r.summary[m], ci, m) for m in metric_columns(r)] + [fairness_cell(r.data, ci)])
 
 
 def rows(results: Sequence[Result], ci: str = "t") -> list[list[str]]:
@@ -106,7 +126,6 @@ def markdown(results: Sequence[Result], ci: str = "t") -> str:
     One group: the table, its group named under it. Several: a warning line, then each group
     under its own heading."""
     _check_ci(ci)
-    headers = HEADERS + [f"{name} (%)" for name in COLUMNS.values()] + [FAIRNESS_COLUMN]
     note = ("Student-t over folds" if ci == "t" else
             "cluster interval at the level where the dependence lives: folds when speakers nest in folds, "
             "speakers in one test split; delete-one-cluster jackknife with t")
@@ -114,6 +133,8 @@ def markdown(results: Sequence[Result], ci: str = "t") -> str:
     warning = mixed_warning(found)
     parts = [f"{warning}\n"] if warning else []
     for group in found:
+        headers = (HEADERS + [metric_header(m) for m in metric_columns(group.results[0])]  # one task per group
+                   + [FAIRNESS_COLUMN])
         cells = [[one_line(c).replace("|", "\\|") for c in _row(r, ci)] for r in group.results]  # a '|' splits a cell
         body = tabulate(cells, headers=headers, tablefmt="pipe", disable_numparse=True)
         title = one_line(group.heading).replace("|", "\\|")
@@ -182,16 +203,17 @@ def _latex_tabular(results: Sequence[Result], ci: str) -> str:
         ("recipe", recipe, len({recipe(r) for r in results}) > 1),
         ("settings", settings, any(settings(r) != "defaults" for r in results))) if shown]
     fairness = any(fairness_cell(r.data, ci) != "-" for r in results)  # shown only where a gender is known
+    names = metric_columns(results[0])  # one task per comparability group
     headers = ["method", "encoder", "pooling", *(name for name, _ in optional), "seeds",
-               *(f"{n} (%)" for n in COLUMNS.values()), *([FAIRNESS_COLUMN] if fairness else [])]
-    right = len(COLUMNS) + fairness
+               *(metric_header(m) for m in names), *([FAIRNESS_COLUMN] if fairness else [])]
+    right = len(names) + fairness
     lines = ["\\begin{tabular}{" + "l" * (len(headers) - right) + "r" * right + "}", "\\toprule",
              " & ".join(latex_text(h) for h in headers) + " \\\\", "\\midrule"]
     for r in results:
         config = r.data["config"]
         cells = [config["downstream"], config["upstream"], config["pooling"], *(value(r) for _, value in optional),
                  str(len(config["seeds"]))]
-        cells += [cell(r.summary[m], ci) for m in COLUMNS] + ([fairness_cell(r.data, ci)] if fairness else [])
+        cells += [cell(r.summary[m], ci, m) for m in names] + ([fairness_cell(r.data, ci)] if fairness else [])
         lines.append(" & ".join(latex_text(c) for c in cells) + " \\\\")
         lines.append(f"% run {one_line(r.run_id)}: loss {one_line(loss(r))}, recipe {one_line(recipe(r))}, seeds "
                      f"{','.join(map(str, config['seeds']))}, versions {one_line(versions(r))}")
@@ -212,16 +234,22 @@ def csv_table(results: Sequence[Result]) -> str:
 
     out = io.StringIO()
     writer = csv.writer(out)
-    metrics = [f"{m}_{part}" for m in COLUMNS for part in ("mean", "t_low", "t_high", "boot_low", "boot_high")]
+    names = list(dict.fromkeys(m for r in results for m in metric_columns(r)))  # categorical and dimensional: both
+    metrics = [f"{m}_{part}" for m in names for part in ("mean", "t_low", "t_high", "boot_low", "boot_high")]
     writer.writerow(HEADERS + metrics + ["speakers", "rank", "comparability", "group"] + FAIRNESS_CSV)
     for group in groups(results):
         for rank, r in enumerate(group.results, start=1):
             values = []
-            for m in COLUMNS:
-                entry = r.summary[m]
-                t, boot = clipped(entry["ci95"]) or [None, None], clipped(entry.get("ci95_bootstrap")) or [None, None]
-                values += [f"{v * 100:.4f}" if v is not None else "" for v in (entry["mean"], *t, *boot)]
-            speakers = r.summary["ua"].get("speakers")
+            for m in names:
+                entry = r.summary.get(m)
+                if entry is None:  # a metric of the other task
+                    values += [""] * 5
+                    continue
+                within = clipped if m in COLUMNS else (lambda i, m=m: i and _dimension_clipped(i, m))
+                t, boot = within(entry["ci95"]) or [None, None], within(entry.get("ci95_bootstrap")) or [None, None]
+                scale = 100 if m in COLUMNS else 1
+                values += [f"{v * scale:.4f}" if v is not None else "" for v in (entry["mean"], *t, *boot)]
+            speakers = r.summary[metric_columns(r)[0]].get("speakers")
             writer.writerow(safe_row(_row(r, "t")[: len(HEADERS)] + values
                                      + ["" if speakers is None else speakers, rank, group.key, group.heading]
                                      + fairness_values(r.data)))

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from serbench.api.errors import SerbenchError
+from serbench.report.dimension_results import refuse_dimensional
 from serbench.report.leaderboard import COLUMNS
 from serbench.report.ranking import clipped
 from serbench.report.result_fields import missing_parts
@@ -72,6 +73,7 @@ def plot_run(run_dir: str | Path, formats: tuple[str, ...] = DEFAULT_FORMATS, in
         raise SerbenchError(f"--format: give at least one of {', '.join(FORMATS)}")
     plt = _pyplot()
     result = load_result(run_dir)
+    refuse_dimensional([result], "serbench plot", "its figures are of class metrics and confusion matrices")
     missing = missing_parts(result.data, ("folds", "classes"))
     if missing:
         raise SerbenchError(f"{result.run_dir / 'result.json'}: {missing}, so no figure can be drawn (rerun serbench "

@@ -91,6 +91,8 @@ def heading(comparability: dict) -> str:
         parts.append(f"test: {comparability['test_split']}")
     if comparability.get("corpora"):  # a cross-corpus run: its corpora by role and name
         parts.append(" ".join(c.partition("=")[0] for c in comparability["corpora"]))
+    if comparability.get("task"):  # only another task than categorical is recorded
+        parts.append(f"task {comparability['task']}")
     if comparability["metrics"] != METRIC_DEFINITIONS:
         parts.append(f"metrics {comparability['metrics']}")
     return " · ".join(parts + [f"key {comparability['key']}"])

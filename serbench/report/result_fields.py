@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 
+from serbench.report.dimension_results import is_dimensional, result_metrics
 from serbench.report.metrics import METRICS
 from serbench.report.safe_paths import SAFE_NAME
 
@@ -59,9 +60,9 @@ def config_problem(config: dict) -> str:
     return ""
 
 
-def summary_problem(summary: dict) -> str:
+def summary_problem(summary: dict, metrics: tuple[str, ...] = METRICS) -> str:
     """What a table would stumble on in a metric entry besides its mean and intervals."""
-    for metric in METRICS:
+    for metric in metrics:
         entry = summary[metric]
         speakers = entry.get("speakers")
         if speakers is not None and not _is_int(speakers):
@@ -77,7 +78,7 @@ def summary_problem(summary: dict) -> str:
     return ""
 
 
-def folds_problem(folds: object) -> str:
+def folds_problem(folds: object, names: tuple[str, ...] = METRICS) -> str:
     """Each per-fold record: a safe fold name, an integer seed and test size, every metric a number."""
     if not isinstance(folds, list):
         return f"folds is {_shown(folds)}, not a list of fold records"
@@ -94,8 +95,8 @@ def folds_problem(folds: object) -> str:
         if record.get("n_test") is not None and not _is_int(record["n_test"]):
             return f"{where}.n_test is {_shown(record['n_test'])}, not a number of utterances"
         metrics = record.get("metrics")
-        if not isinstance(metrics, dict) or not all(_is_number(metrics.get(m)) for m in METRICS):
-            return f"{where}.metrics is {_shown(metrics)}, not a number for each of {', '.join(METRICS)}"
+        if not isinstance(metrics, dict) or not all(_is_number(metrics.get(m)) for m in names):
+            return f"{where}.metrics is {_shown(metrics)}, not a number for each of {', '.join(names)}"
     return ""
 
 
@@ -117,7 +118,8 @@ def fields_problem(data: dict) -> str:
     run_id = data.get("run_id")
     if not isinstance(run_id, str) or not run_id:
         return f"run_id is {_shown(run_id)}, not a run's name"
-    problem = config_problem(data["config"]) or summary_problem(data["summary"])
+    names = result_metrics(data)
+    problem = config_problem(data["config"]) or summary_problem(data["summary"], names)
     if problem:
         return problem
     for key in ("annotations", "speakers", "environment"):
@@ -131,10 +133,10 @@ def fields_problem(data: dict) -> str:
     classes = data.get("classes")
     if classes is not None and (not isinstance(classes, list) or not all(isinstance(c, str) for c in classes)):
         return f"classes is {_shown(classes)}, not a list of class names"
-    if data.get("main_metric") is not None and data["main_metric"] not in METRICS:
-        return f"main_metric is {_shown(data['main_metric'])}, not one of {', '.join(METRICS)}"
+    if data.get("main_metric") is not None and data["main_metric"] not in names:
+        return f"main_metric is {_shown(data['main_metric'])}, not one of {', '.join(names)}"
     if "folds" in data:
-        problem = folds_problem(data["folds"])
+        problem = folds_problem(data["folds"], names)
         if problem:
             return problem
     if "robustness" in data:  # serbench run --perturb
@@ -143,7 +145,7 @@ def fields_problem(data: dict) -> str:
         problem = robustness_problem(data["robustness"])
         if problem:
             return problem
-    if data.get("overall") is not None and isinstance(classes, list):
+    if data.get("overall") is not None and isinstance(classes, list) and not is_dimensional(data):
         problem = overall_problem(data["overall"], classes)
         if problem:
             return problem

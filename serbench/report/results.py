@@ -27,7 +27,7 @@ import pandas as pd
 from serbench.api.atomic import write_json, write_text
 from serbench.api.errors import SerbenchError
 from serbench.api.textfiles import read_json
-from serbench.report import soft_scores
+from serbench.report import dimension_results, soft_scores
 from serbench.report.metrics import METRICS
 from serbench.report.stats import clip, cluster_interval, speaker_counts, summarize
 
@@ -169,14 +169,16 @@ def read_run_predictions(result: Result) -> pd.DataFrame:
         frame = pd.read_csv(io.BytesIO(data), dtype={"fold": str, "speaker": str, "utterance_id": str})
     except (ValueError, UnicodeDecodeError) as exc:
         raise SerbenchError(f"{path}: not a predictions table ({str(exc).splitlines()[0]}); {fix}") from None
-    missing = [c for c in PREDICTION_COLUMNS if c not in frame.columns]
+    missing = [c for c in PREDICTION_COLUMNS[:5] + dimension_results.prediction_columns(result.data)
+               if c not in frame.columns]
     if missing:
         raise SerbenchError(f"{path}: no {missing[0]!r} column; {fix}")
     expected = sum(int(f.get("n_test", -1)) for f in result.data.get("folds", []) if isinstance(f, dict))
     if len(frame) != expected:
         raise SerbenchError(f"{path}: {len(frame)} rows, but result.json's folds hold {expected} test predictions; {fix}")
     classes = set(map(str, result.data.get("classes") or []))
-    strangers = sorted((set(frame["label"].astype(str)) | set(frame["prediction"].astype(str))) - classes)
+    predicted = set() if dimension_results.is_dimensional(result.data) else set(frame["prediction"].astype(str))
+    strangers = sorted((set(frame["label"].astype(str)) | predicted) - classes)
     if classes and strangers:
         raise SerbenchError(f"{path}: class {strangers[0]!r} is not one of result.json's classes; {fix}")
     return frame
@@ -250,13 +252,15 @@ FOLD_FIELDS = ("fold", "seed", "n_train", "n_dev", "n_test", "metrics", "best_ep
 
 
 def finish(run_dir: Path, jobs: list[Job], classes: list[str], main_metric: str, speakers_known: bool = True,
-           report: dict | None = None, **fields) -> Result:
+           report: dict | None = None, dimensions: Sequence[str] = (), **fields) -> Result:
     """Read the run's job files back, summarise them and write ``result.json`` (schema
     ``serbench.result/1``) and ``predictions.csv``. ``fields`` are the run's own entries:
     ``config``, ``plugins``, ``environment``, ``timing``, ... . ``speakers_known`` False: the
     predictions' speaker column holds pseudo-speakers (one per utterance), so speaker-level
     intervals are labelled utterance-level. ``report``: the ``-o report.*`` settings
-    (:mod:`serbench.report.report_options`) for the ``groups`` and ``calibration`` sections."""
+    (:mod:`serbench.report.report_options`) for the ``groups`` and ``calibration`` sections.
+    ``dimensions`` (``--task dimensional``): the result summarises CCC, Pearson r and MAE per
+    dimension instead (:mod:`serbench.report.dimension_results`)."""
     from serbench.api.version import __version__
     from serbench.report.beyond import score_beyond
 
@@ -277,13 +281,18 @@ def finish(run_dir: Path, jobs: list[Job], classes: list[str], main_metric: str,
         "classes": classes,
         "main_metric": main_metric,
         "folds": [{k: r[k] for k in FOLD_FIELDS} for r in records],
-        "summary": summarize_run(records, predictions, classes, speakers_known=speakers_known),
-        "overall": overall(predictions, classes),
+        "summary": None,
+        "overall": None,
         "history": history,
         **soft_scores.summary(records),  # soft_labels: EMO-SUPERB's metric when the test splits have rater labels
     }
-    data.update(score_beyond(predictions, classes, speakers_known, data["summary"], report,
-                             lambda fold, seed: dev_file(run_dir, fold, seed), str(run_dir)))
+    if dimensions:  # task, dimensions, metric names, main metric, summary and overall of a regression
+        data.update(dimension_results.fields(records, predictions, dimensions, speakers_known))
+    else:
+        data["summary"] = summarize_run(records, predictions, classes, speakers_known=speakers_known)
+        data["overall"] = overall(predictions, classes)
+        data.update(score_beyond(predictions, classes, speakers_known, data["summary"], report,
+                                 lambda fold, seed: dev_file(run_dir, fold, seed), str(run_dir)))
     data["timing"] = {**data.get("timing", {}), "train_s": round(sum(r["train_s"] for r in records), 3)}
     return write_result(run_dir, data, predictions)
 
@@ -360,13 +369,15 @@ def _result_problem(data: dict) -> str:
     summary = data.get("summary")
     if not isinstance(summary, dict):
         return "no summary"
-    for metric in METRICS:
+    if dimension_results.dimensions_problem(data):
+        return dimension_results.dimensions_problem(data)
+    for metric in dimension_results.result_metrics(data):
         entry = summary.get(metric)
         if not isinstance(entry, dict):
             return f"summary.{metric} missing" if entry is None else f"summary.{metric} is {entry!r:.60}, not a mapping"
         mean = entry.get("mean")
-        if not isinstance(mean, (int, float)) or not 0.0 <= mean <= 1.0:  # NaN fails both comparisons
-            return f"summary.{metric}.mean is {mean!r}, not a proportion in [0, 1]"
+        if dimension_results.value_problem(metric, mean):  # NaN fails both comparisons
+            return f"summary.{metric}.mean is {dimension_results.value_problem(metric, mean)}"
         for interval in ("ci95", "ci95_bootstrap"):
             bounds = entry.get(interval)
             if bounds is not None and (not isinstance(bounds, list) or len(bounds) != 2
@@ -379,20 +390,22 @@ def _result_problem(data: dict) -> str:
 
 METRIC_DEFINITIONS = "serbench.metrics/1"  # UA, WA, macro-F1 as serbench.report.metrics defines them; bump on a change
 COMPARABILITY_PARTS = ("protocol", "corpus", "classes", "test_split", "metrics")
+TASK_DEFAULT = "categorical"  # a key's ``task`` part, recorded only for another task (categorical keys are as before)
 CORPUS_UNKNOWN = "unknown"  # a result written before results recorded their corpus digest
 
 
 def comparability(protocol: str, corpus: str, classes: Sequence[str], test_split: str | None,
-                  metrics: str = METRIC_DEFINITIONS, corpora: Sequence[str] = ()) -> dict:
+                  metrics: str = METRIC_DEFINITIONS, corpora: Sequence[str] = (), task: str = TASK_DEFAULT) -> dict:
     """What two results must share before one is ranked above the other, marked "≈ best" beside
     it or tested against it: the protocol's name alone is not enough (two CSV files, two EmoBox
     datasets, two class sets or two MSP-Podcast test sets read by one protocol are different
     tasks). ``corpus`` is :meth:`serbench.api.protocol.Protocol.digest`; ``key`` a short hash of
     every part, for grouping and for naming a group's files. ``corpora`` (a cross-corpus run's
-    training and test corpora, :attr:`serbench.api.protocol.Protocol.corpora`) is a part only when
-    given, so every other result keeps the key it had."""
+    training and test corpora, :attr:`serbench.api.protocol.Protocol.corpora`) and ``task``
+    (``dimensional: arousal, valence``; only when it is not the categorical default) are parts
+    only when given, so every other result keeps the key it had."""
     parts = {"protocol": protocol, "corpus": corpus, "classes": list(classes), "test_split": test_split,
-             "metrics": metrics}
+             "metrics": metrics} | ({"task": task} if task != TASK_DEFAULT else {})
     if corpora:
         parts["corpora"] = list(corpora)
     key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:10]
@@ -425,16 +438,24 @@ def comparability_of(result: Result) -> dict:
     if not isinstance(corpora, list) or not all(isinstance(c, str) for c in corpora):
         raise SerbenchError(f"{where}: comparability corpora {corpora!r:.60} is not a list of corpus names (rerun "
                             "serbench finish on its run)")
-    return comparability(recorded["protocol"], recorded["corpus"], classes, split, recorded["metrics"], corpora)
+    task = recorded.get("task", TASK_DEFAULT)
+    if not isinstance(task, str):
+        raise SerbenchError(f"{where}: comparability task {task!r} is not text (rerun serbench finish on its run)")
+    return comparability(recorded["protocol"], recorded["corpus"], classes, split, recorded["metrics"], corpora, task)
 
 
 def comparability_difference(a: dict, b: dict) -> str:
     """The first part two comparability records differ in, as ``part: A vs B`` ('' when the
     keys agree); an unknown corpus says how to record it."""
-    for part in COMPARABILITY_PARTS + ("corpora",):
+    for part in ("task", *COMPARABILITY_PARTS, "corpora"):
+        if part == "task":
+            if a.get(part, TASK_DEFAULT) != b.get(part, TASK_DEFAULT):
+                return f"task {a.get(part, TASK_DEFAULT)} vs {b.get(part, TASK_DEFAULT)}"
+            continue
         if a.get(part) != b.get(part):
             hint = ("; a result written before serbench recorded corpus digests: rerun serbench finish on it"
-                    if part == "corpus" and (a[part].startswith(CORPUS_UNKNOWN) or b[part].startswith(CORPUS_UNKNOWN)) else "")
+                    if part == "corpus" and (str(a.get(part)).startswith(CORPUS_UNKNOWN)
+                                             or str(b.get(part)).startswith(CORPUS_UNKNOWN)) else "")
             what = " (utterances, labels, speakers or folds differ)" if part == "corpus" else ""
-            return f"{part} {a[part]} vs {b[part]}{what}{hint}"
+            return f"{part} {a.get(part)} vs {b.get(part)}{what}{hint}"
     return ""

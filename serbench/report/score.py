@@ -223,6 +223,13 @@ def score_file(path: str | Path, classes: list[str] | None = None, fairness_thre
     if fairness_threshold is not None and not 0.0 <= fairness_threshold <= 1.0:  # (NaN fails too)
         raise SerbenchError(f"--fairness-threshold {fairness_threshold}: expected a difference of proportions in [0, 1] "
                             f"(audEERING's is {FAIRNESS_THRESHOLD})")
+    if not path.is_dir():  # pred_<dim> / true_<dim> columns: a dimensional table (serbench.report.dimension_score)
+        from serbench.report.dimension_score import dimensions_in, score_table
+
+        header, rows = csv_rows(path)
+        if dimensions_in(header) and "prediction" not in header:
+            _run_result(path)  # a run's own table: refused when edited since the run wrote it
+            return score_table(path, header, rows)
     table = read_predictions(path)
     run = _run_result(path)
     chosen, source = choose_classes(path, table, classes, run)

@@ -31,6 +31,7 @@ from jinja2 import Environment
 
 from serbench.api.errors import SerbenchError
 from serbench.report.beyond_table import FAIRNESS_COLUMN, fairness_cell
+from serbench.report.dimension_results import refuse_dimensional
 from serbench.report.leaderboard import COLUMNS, cluster_header, reported_for, settings
 from serbench.report.ranking import clipped, groups, mixed_warning, system_label, versions
 from serbench.report.results import Result
@@ -266,6 +267,8 @@ def check_inputs(results: Sequence[Result]) -> None:
     from serbench.report.result_fields import missing_parts
     from serbench.report.results import read_run_predictions
 
+    refuse_dimensional(results, "serbench leaderboard --html", "the site's pages and figures are of class metrics; "
+                       "the markdown, --csv and --latex tables show dimensional results")
     for r in results:
         missing = missing_parts(r.data, ("folds", "classes"))
         if missing:

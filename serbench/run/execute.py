@@ -31,7 +31,7 @@ from serbench.api.user_config import cache_dir
 from serbench.report import claims, robustness
 from serbench.report.metrics import METRICS
 from serbench.report.results import Job, Result, comparability, failure_path, finish, job_done, job_problem, read_records
-from serbench.run import needs, perturbed_features
+from serbench.run import dimensional_task, needs, perturbed_features
 from serbench.run.cache import CacheKey, FeatureCache, human_bytes, utterance_hash
 from serbench.run.features import (
     CacheStats,
@@ -74,8 +74,10 @@ def prepare(the_plan: Plan, run_dir: Path) -> Workspace:
     upstream = specs["upstream"].build(**upstream_params)
     layers = select_layers(host["layers"], upstream.num_layers, specs["upstream"].name)
     frozen_frontend = host["finetune"] and host["freeze_frontend"] and host["cache_frontend"]
+    dimensions = (dimensional_task.dimensions_of(protocol, used, specs["downstream"])
+                  if dimensional_task.task_of(config) == "dimensional" else ())
     ws = Workspace(the_plan, run_dir, protocol, upstream, upstream_params, host, layers, vad_level,
-                   frontend_cache={} if frozen_frontend else None)
+                   frontend_cache={} if frozen_frontend else None, dimensions=dimensions)
     check_build(ws)
     return ws
 
@@ -437,7 +439,7 @@ def _summarise(ws: Workspace, jobs: list[Job], stats: CacheStats, started: float
     result = finish(
         run_dir, jobs, ws.protocol.classes, ws.protocol.main_metric, speakers_known=ws.protocol.speakers_known,
         report=config.get("report"),
-        speakers=ws.protocol.speaker_record(),
+        dimensions=ws.dimensions, speakers=ws.protocol.speaker_record(),
         config={
             "upstream": config["upstream"]["name"],
             "downstream": config["downstream"]["name"],
@@ -452,7 +454,7 @@ def _summarise(ws: Workspace, jobs: list[Job], stats: CacheStats, started: float
         plugins={spec.name: spec.version for spec in specs.values()},
         comparability=comparability(config["protocol"]["name"], ws.protocol.digest(), ws.protocol.classes,
                                     specs["protocol"].meta.test_split.format(**config["protocol"]["params"]) or None,
-                                    corpora=ws.protocol.corpora),
+                                    corpora=ws.protocol.corpora, **dimensional_task.comparability_parts(ws.dimensions)),
         upstream_fingerprint=ws.upstream.fingerprint(),
         environment={
             "python": platform.python_version(),
@@ -471,7 +473,10 @@ def _summarise(ws: Workspace, jobs: list[Job], stats: CacheStats, started: float
            if config.get("perturb") else {}),
     )
     data = result.data
-    reporter.info("done: " + ", ".join(f"{m} {data['summary'][m]['mean'] * 100:.2f}" for m in METRICS))
+    if ws.dimensions:
+        reporter.info("done: " + dimensional_task.shown({m: e["mean"] for m, e in data["summary"].items()}, ws.dimensions))
+    else:
+        reporter.info("done: " + ", ".join(f"{m} {data['summary'][m]['mean'] * 100:.2f}" for m in METRICS))
     return result
 
 
@@ -509,6 +514,7 @@ def run(
     recipe: str | None = None,
     executor: str = "local",
     perturbations: Sequence[str] = (),
+    task: str = "categorical",
 ) -> Result:
     """Run ``downstream`` on ``upstream`` under ``protocol``; returns the written result.
 
@@ -516,5 +522,5 @@ def run(
     is ``"paper"`` (the default for a method that declares one) or ``"shared"``; ``executor``
     names where the jobs run (``-o executor.workers=2`` style keys go in ``overrides``)."""
     the_plan = plan(upstream, downstream, pooling, loss, protocol, data, seeds, device, overrides, recipe=recipe,
-                    executor=executor, perturbations=perturbations)
+                    executor=executor, perturbations=perturbations, task=task)
     return execute(the_plan, out, Reporter(quiet=quiet))

@@ -32,7 +32,7 @@ from serbench.api.upstream import Upstream
 from serbench.report import claims
 from serbench.report.metrics import METRICS, score
 from serbench.report.results import Job, failure_path, job_done, job_stem, write_job
-from serbench.run import augment, closed_form, conformance, finetune, heap, robustness_eval, saved_model, stages
+from serbench.run import augment, closed_form, conformance, dimensional_task, finetune, heap, robustness_eval, saved_model, stages
 from serbench.run.batching import AudioBatcher, FeatureBatcher
 from serbench.run.plan import Plan
 from serbench.run.trainer import FoldData, train_fold
@@ -55,6 +55,7 @@ class Workspace:
     frontend_cache: dict | None = field(default=None)  # fine-tuning: frozen front-end outputs, shared by jobs
     perturbed: dict | None = None  # frozen mode, --perturb: condition key -> {test id: features}
     augmented: list | None = None  # frozen mode, train.augment: one {train id: features} per copy
+    dimensions: tuple[str, ...] = ()  # --task dimensional: what the run regresses (empty: it classifies)
 
     @property
     def tuning(self) -> bool:
@@ -150,7 +151,7 @@ def build_head(ws: Workspace, fold: Fold, upstream: Upstream) -> tuple[torch.nn.
         num_layers=len(ws.layers),
         dim=upstream.dim,
         frame_rate=upstream.frame_rate,
-        classes=tuple(protocol.classes),
+        classes=dimensional_task.head_classes(protocol, ws.dimensions, specs["downstream"]),
         make_pooling=lambda dim: _checked_pooling(pooling_spec, dim, pooling_params),
         train_counts=tuple(counts),
         loss=specs["loss"].name,
@@ -206,6 +207,13 @@ def run_job(ws: Workspace, job: Job, reporter: Reporter) -> None:
         stages.run_stages(model, method_stages(), {"train": train_ids, "dev": dev_ids}, batcher, the_plan.device,
                           seed, run_dir / "stages" / job_stem(fold.name, seed), specs["downstream"].name, reporter.info,
                           reporter.task, bf16=train["bf16"])
+    scoring = None
+    if ws.dimensions:  # --task dimensional: targets in the batch, values out of the model, dev CCC selects
+        model, batcher, scoring = dimensional_task.adapt(model, batcher, protocol, ws.dimensions, specs["downstream"],
+                                                         fold.train)
+        data = FoldData(batcher, protocol.utterances, dimensional_task.head_classes(protocol, ws.dimensions,
+                        specs["downstream"]), fold.train, fold.dev, fold.test)
+        model.to(the_plan.device).calibrate(batcher(list(fold.train[: train["batch_size"]])))
     _check_first_batch(model, loss, data, specs, the_plan.device)
     if closed_form.is_closed_form(model):  # scikit-learn heads: fitted once, C chosen on dev
         outcome, fit = closed_form.fit_fold(model, data, protocol.main_metric, train, seed, the_plan.device)
@@ -215,25 +223,31 @@ def run_job(ws: Workspace, job: Job, reporter: Reporter) -> None:
         with reporter.task(f"fold {fold.name} seed {seed} (epochs)", train["max_epochs"], announce=False) as advance:
             outcome = train_fold(
                 model, loss, data, protocol.main_metric, train, seed, the_plan.device,
-                on_epoch=lambda epoch, dev: advance(1), groups=groups,
+                on_epoch=lambda epoch, dev: advance(1), groups=groups, scoring=scoring,
             )
         fit = {"best_epoch": outcome.best_epoch, "epochs_run": outcome.epochs_run}
-    if features is not None:  # serbench predict reads it; a fine-tuned encoder is not saved (see saved_model)
+    if features is not None and not ws.dimensions:  # serbench predict reads it (classes only); a fine-tuned encoder is not saved
         saved_model.save(ws, fold, seed, upstream, model, fit)
-    frame = _predictions_frame(protocol, fold.name, seed, fold.test, outcome.test_probs)
-    dev_frame = _predictions_frame(protocol, fold.name, seed, dev_ids, outcome.dev_probs)
-    y_true = np.array([protocol.classes.index(label) for label in frame["label"]])
-    metrics = score(y_true, outcome.test_probs.argmax(1), protocol.classes)
+    if ws.dimensions:
+        frame, dev_frame, metrics = dimensional_task.job_tables(protocol, fold, seed, outcome, ws.dimensions)
+        headline, shown = metrics, dimensional_task.shown(metrics, ws.dimensions)
+    else:
+        frame = _predictions_frame(protocol, fold.name, seed, fold.test, outcome.test_probs)
+        dev_frame = _predictions_frame(protocol, fold.name, seed, dev_ids, outcome.dev_probs)
+        y_true = np.array([protocol.classes.index(label) for label in frame["label"]])
+        metrics = score(y_true, outcome.test_probs.argmax(1), protocol.classes)
+        headline = {m: metrics[m] for m in METRICS}
+        shown = ", ".join(f"{m} {metrics[m] * 100:.2f}" for m in METRICS)
     record = {
         "fold": fold.name,
         "seed": seed,
         "n_train": len(train_ids),
         "n_dev": len(dev_ids),
         "n_test": len(fold.test),
-        "metrics": {m: metrics[m] for m in METRICS},
-        "per_class": metrics["per_class"],
-        "confusion": metrics["confusion"],
-        "soft_metrics": soft_labels.job_metrics(protocol.utterances, fold.test, protocol.classes, outcome.test_probs),
+        "metrics": headline,
+        **({} if ws.dimensions else {
+            "per_class": metrics["per_class"], "confusion": metrics["confusion"],
+            "soft_metrics": soft_labels.job_metrics(protocol.utterances, fold.test, protocol.classes, outcome.test_probs)}),
         "best_epoch": outcome.best_epoch,
         "epochs_run": outcome.epochs_run,
         "dev_history": outcome.dev_history,
@@ -246,7 +260,4 @@ def run_job(ws: Workspace, job: Job, reporter: Reporter) -> None:
     if ws.vad_masks is not None:  # the result's vad_no_speech annotation counts these over every job
         record["vad_no_speech"] = sorted(i for i in fold.train + fold.dev + fold.test if not ws.vad_masks[i].any())
     write_job(run_dir, record, frame, dev_frame)
-    reporter.info(
-        f"fold {fold.name} seed {seed}: " + ", ".join(f"{m} {metrics[m] * 100:.2f}" for m in METRICS)
-        + f" (best epoch {outcome.best_epoch}/{outcome.epochs_run})"
-    )
+    reporter.info(f"fold {fold.name} seed {seed}: {shown} (best epoch {outcome.best_epoch}/{outcome.epochs_run})")

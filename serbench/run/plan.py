@@ -28,7 +28,7 @@ from serbench.api.textfiles import read_json
 from serbench.api.user_config import data_location, env_var
 from serbench.report.report_options import REPORT_PARAMS
 from serbench.report.robustness import ROBUSTNESS_PARAMS
-from serbench.run import finetune, perturb
+from serbench.run import dimensional_task, finetune, perturb
 from serbench.run.augment import AUGMENT_PARAMS
 from serbench.run.features import CACHE_PARAMS
 from serbench.run.overrides import check_keys, parse_overrides
@@ -102,7 +102,7 @@ def load_plan(run_dir: Path, device: str = "auto", reg: Registry | None = None) 
     rebuilt = plan(config["upstream"]["name"], config["downstream"]["name"], None if own else config["pooling"]["name"],
                    config["loss"]["name"], config["protocol"]["name"], config["protocol"]["data"], config["seeds"],
                    device, config["overrides"], reg, config["recipe"]["name"], config.get("executor", {}).get("name", "local"),
-                   perturbations=[c["key"] for c in config.get("perturb", [])])
+                   perturbations=[c["key"] for c in config.get("perturb", [])], task=dimensional_task.task_of(config))
     if rebuilt.run_id != run_dir.name:
         now, then = identity(rebuilt.config), identity(config)
         if json.dumps(now, sort_keys=True) == json.dumps(then, sort_keys=True):  # (JSON turned tuples into lists)
@@ -265,6 +265,7 @@ def plan(
     executor: str = "local",
     perturbations: Sequence[str] = (),
     corpus_optional: bool = False,
+    task: str = "categorical",
 ) -> Plan:
     """Check every name, parameter and path; fill in defaults, the recipe in force under the
     user's overrides. ``perturbations``: test-time conditions (``--perturb NAME:k=v``), each
@@ -286,6 +287,8 @@ def plan(
     demo = bool(paper and paper.demo and specs["protocol"].meta.demo)
     specs["pooling"] = _pooling_spec(reg, pooling, meta, paper, downstream)
     default_loss = (paper and paper.loss) or meta.default_loss or specs["protocol"].meta.default_loss or "ce"
+    if task == "dimensional":  # a head with one output per dimension regresses with ccc unless told otherwise
+        default_loss = dimensional_task.default_loss(specs["downstream"]) or default_loss
     specs["loss"] = reg.get("loss", loss or default_loss)
     # every upstream also takes the host's parameters: layer selection and fine-tuning
     specs["upstream"] = replace(specs["upstream"], params=specs["upstream"].params + finetune.UPSTREAM_PARAMS)
@@ -332,6 +335,9 @@ def plan(
         raise SerbenchError(f"train.shuffle_labels with loss {specs['loss'].name}: shuffled labels carry no rater "
                             "distributions; run the control with a majority-label loss")
     config["train"]["targets"] = "soft" if soft_loss else config["train"]["targets"]  # --loss soft_ce alone says it too
+    dimensional_task.check_plan(task, specs["downstream"], specs["loss"], settings["protocol"], settings["train"])
+    if task != "categorical":  # only then: a categorical run keeps the configuration (and id) it had
+        config["task"] = dimensional_task.plan_record(task, specs["downstream"])
     config["protocol"]["data"] = str(location) if location else None
     config["seeds"] = [int(s) for s in seeds]
     config["device"] = str(resolved_device)

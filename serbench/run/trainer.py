@@ -140,15 +140,20 @@ def train_fold(
     device: torch.device,
     on_epoch: Callable[[int, float], None] | None = None,
     groups: list[dict] | None = None,
+    scoring=None,
 ) -> FoldOutcome:
     """Train on ``data.train``, select on ``data.dev``, predict ``data.test`` once.
-    ``groups`` are optimizer parameter groups (default: every parameter at ``params['lr']``)."""
+    ``groups`` are optimizer parameter groups (default: every parameter at ``params['lr']``).
+    ``scoring`` (``--task dimensional``: :class:`serbench.run.dimensional_task.DimensionalScoring`)
+    replaces class probabilities and the main metric with its ``predict`` and ``score``; the
+    outcome's ``*_probs`` then hold its predicted values."""
     generator = torch.Generator().manual_seed(seed)
     index = {c: k for k, c in enumerate(data.classes)}
     labels = dev_map = None
     select_ids = data.test if params.get("select_split", "dev") == "test" else data.dev
     last_epoch = params.get("select_split", "dev") == "none"  # no selection: the last weights are kept
-    dev_labels = np.array([index[data.utterances[i].label] for i in select_ids])
+    dev_labels = None if scoring else np.array([index[data.utterances[i].label] for i in select_ids])
+    values_of = scoring.predict if scoring else predict
     if params["shuffle_labels"]:  # the control: training *and* model selection see permuted labels
         permuted = torch.randperm(len(data.train), generator=generator).tolist()
         labels = {i: data.utterances[data.train[j]].label for i, j in zip(data.train, permuted)}
@@ -194,7 +199,8 @@ def train_fold(
             if params["select_on"] == "loss":
                 score = -dev_loss(model, loss_fn, data, params["batch_size"], dev_map, select_ids)
             else:
-                score = dev_score(predict(model, data, select_ids, device, params["batch_size"]), dev_labels, main_metric)
+                values = values_of(model, data, select_ids, device, params["batch_size"])
+                score = scoring.score(values, select_ids) if scoring else dev_score(values, dev_labels, main_metric)
         except NonFinite as exc:
             raise SerbenchError(f"after epoch {epoch}, {exc} (training diverged? lower train.lr)") from None
         if not math.isfinite(score):
@@ -210,7 +216,7 @@ def train_fold(
             break
     if not last_epoch:
         model.load_state_dict(best_state)
-    dev_probs = (predict(model, data, data.dev, device, params["batch_size"]) if data.dev
+    dev_probs = (values_of(model, data, data.dev, device, params["batch_size"]) if data.dev
                  else np.zeros((0, len(data.classes)), dtype=np.float32))
-    test_probs = predict(model, data, data.test, device, params["batch_size"])
+    test_probs = values_of(model, data, data.test, device, params["batch_size"])
     return FoldOutcome(test_probs, dev_probs, best_epoch, epoch, history)

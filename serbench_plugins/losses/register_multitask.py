@@ -20,6 +20,6 @@ def register_losses() -> list[Spec]:
             ),
             version="1",
             citation="Hyeon, Oh & Choi, Interspeech 2024",
-            meta=LossMeta(needs=("attributes",)),
+            meta=LossMeta(needs=("attributes",), tasks=("categorical", "dimensional")),
         )
     ]

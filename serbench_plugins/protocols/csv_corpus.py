@@ -86,6 +86,7 @@ def read_rows(path: Path, attribute_min: float, attribute_max: float) -> list[tu
                 attributes=attributes,
                 transcript=record.get("transcript") or None,
                 distribution=from_shares({c.removeprefix("soft_"): record[c] for c in soft}, where),
+                origin=where,
             ),
             record,
         ))

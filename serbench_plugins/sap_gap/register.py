@@ -67,7 +67,8 @@ def register_downstreams() -> list[Spec]:
             ),
             version="3",
             citation=CITATION,
-            meta=DownstreamMeta(paper="Hyeon et al., Interspeech 2024", default_loss="mtl", own_pooling="GAP + SAP (segmental)", needs=("vad", "attributes"), reported=REPORTED, recipe=RECIPE),
+            meta=DownstreamMeta(paper="Hyeon et al., Interspeech 2024", default_loss="mtl", own_pooling="GAP + SAP (segmental)", needs=("vad", "attributes"), reported=REPORTED, recipe=RECIPE,
+                                  dimensions=("valence", "arousal")),
         )
     ]
 

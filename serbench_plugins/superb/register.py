@@ -16,6 +16,6 @@ def register_downstreams() -> list[Spec]:
             params=(Param("hidden", int, 256, "projection width", bounds=">= 1"),),
             version="1",
             citation="Yang et al., SUPERB, Interspeech 2021, arXiv:2105.01051",
-            meta=DownstreamMeta(default_pooling="mean"),
+            meta=DownstreamMeta(default_pooling="mean", dimensions=("*",)),
         )
     ]
