@@ -58,8 +58,8 @@ def cmd_job(args: argparse.Namespace, out: Console) -> None:
         import torch
 
         torch.set_num_threads(int(threads))
-    from serbench.report.results import Job
-    from serbench.run.execute import Shard, execute, work_unit
+    from serbench.api.work import Job, Shard
+    from serbench.run.execute import execute, work_unit
     from serbench.run.plan import load_plan
 
     run_dir = Path(args.run_dir)
