@@ -6,7 +6,6 @@ import argparse
 import os
 import shlex
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -15,11 +14,8 @@ from rich.table import Table
 from serbench.api.atomic import write_text
 from serbench.api.errors import SerbenchError
 from serbench.api.progress import Reporter
-from serbench.run.registry import registry
-
-if TYPE_CHECKING:
-    pass
 from serbench.cli.tables import run_notes, summary_table
+from serbench.run.registry import registry
 
 
 def cmd_run(args: argparse.Namespace, out: Console) -> None:
