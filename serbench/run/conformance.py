@@ -31,10 +31,11 @@ def _finite(tensor: torch.Tensor, what: str) -> None:
         raise ContractError(f"{what} holds {bad} NaN/inf values")
 
 
-def check_upstream(out: Any, upstream: nn.Module, batch: int, name: str) -> None:
+def check_upstream(out: Any, upstream: nn.Module, batch: int, name: str, peak_limit: float = FP16_MAX) -> None:
     """An upstream's ``forward`` result for ``batch`` waveforms: an ``UpstreamOutput`` whose
-    ``hidden_states`` is ``[num_layers, batch, T, dim]``, finite and within float16's range,
-    and whose ``lengths`` is ``[batch]`` in ``1..T``."""
+    ``hidden_states`` is ``[num_layers, batch, T, dim]``, finite and within float16's range
+    (``peak_limit``: infinity when the features are kept as float32), and whose ``lengths`` is
+    ``[batch]`` in ``1..T``."""
     from serbench.api.upstream import UpstreamOutput
 
     who = f"upstream {name} ({origin(upstream)})" if name else f"upstream {origin(upstream)}"
@@ -54,7 +55,7 @@ def check_upstream(out: Any, upstream: nn.Module, batch: int, name: str) -> None
         raise ContractError(f"{who}: lengths {lengths.tolist()} are outside 1..{hidden.shape[2]} (the frames it returned)")
     _finite(hidden, f"{who}: hidden_states")
     peak = float(hidden.detach().abs().max()) if hidden.numel() else 0.0
-    if peak > FP16_MAX:
+    if peak > peak_limit:
         raise ContractError(f"{who}: hidden_states reach {peak:.3g}, beyond float16's range ({FP16_MAX:.0f}): "
                             "normalise them (or -o cache.dtype=float32)")
 

@@ -32,7 +32,7 @@ from serbench.api.work import Job
 from serbench.report import claims
 from serbench.report.metrics import METRICS, score
 from serbench.report.results import failure_path, job_done, job_stem, write_job
-from serbench.run import conformance, finetune, heap, stages
+from serbench.run import augment, closed_form, conformance, finetune, heap, robustness_eval, saved_model, stages
 from serbench.run.batching import AudioBatcher, FeatureBatcher
 from serbench.run.plan import Plan
 from serbench.run.trainer import FoldData, train_fold
@@ -53,6 +53,8 @@ class Workspace:
     features: dict | None = None  # frozen mode: utterance id -> [layers, frames, dim]
     vad_masks: dict | None = None
     frontend_cache: dict | None = field(default=None)  # fine-tuning: frozen front-end outputs, shared by jobs
+    perturbed: dict | None = None  # frozen mode, --perturb: condition key -> {test id: features}
+    augmented: list | None = None  # frozen mode, train.augment: one {train id: features} per copy
 
     @property
     def tuning(self) -> bool:
@@ -107,6 +109,8 @@ def _predictions_frame(proto: Protocol, fold: str, seed: int, ids: Sequence[str]
             "prediction": [proto.classes[k] for k in probs.argmax(1)],
         }
     )
+    if any(u.gender for u in proto.utterances.values()):  # per-gender scores (serbench.report.groups); '' when unknown
+        frame.insert(4, "gender", [proto.utterances[i].gender or "" for i in ids])
     for k, name in enumerate(proto.classes):
         frame[f"prob_{name}"] = probs[:, k]
     return frame
@@ -158,6 +162,7 @@ def check_build(ws: Workspace) -> None:
     exists, not by every job after the features were extracted. Every job seeds itself before
     it builds, so this build changes no result."""
     model, _ = build_head(ws, ws.protocol.folds[0], ws.upstream)
+    closed_form.check(model, ws.tuning, ws.plan.specs["downstream"].name)
     declared = getattr(model, "stages", None)
     if declared is not None:
         stages.check(declared(), ws.plan.specs["downstream"].name)
@@ -184,6 +189,7 @@ def run_job(ws: Workspace, job: Job, reporter: Reporter) -> None:
     else:
         max_frames = int(train["max_seconds"] * upstream.frame_rate)
         batcher = FeatureBatcher(features, protocol.utterances, protocol.classes, the_plan.device, ws.vad_masks, max_frames)
+    batcher = augment.wrap(batcher, train, features, ws.augmented, fold.train)  # the batcher itself when off
     data = FoldData(batcher, protocol.utterances, protocol.classes, fold.train, fold.dev, fold.test)
     method_stages = getattr(model.downstream if features is None else model, "stages", None)
     if method_stages is not None:
@@ -192,11 +198,19 @@ def run_job(ws: Workspace, job: Job, reporter: Reporter) -> None:
                           seed, run_dir / "stages" / job_stem(fold.name, seed), specs["downstream"].name, reporter.info,
                           reporter.task, bf16=train["bf16"])
     _check_first_batch(model, loss, data, specs, the_plan.device)
-    with reporter.task(f"fold {fold.name} seed {seed} (epochs)", train["max_epochs"], announce=False) as advance:
-        outcome = train_fold(
-            model, loss, data, protocol.main_metric, train, seed, the_plan.device,
-            on_epoch=lambda epoch, dev: advance(1), groups=groups,
-        )
+    if closed_form.is_closed_form(model):  # scikit-learn heads: fitted once, C chosen on dev
+        outcome, fit = closed_form.fit_fold(model, data, protocol.main_metric, train, seed, the_plan.device)
+        reporter.info(f"fold {fold.name} seed {seed}: C {fit['C']:g} chosen on dev ({fit['dev_score'] * 100:.2f}); "
+                      f"{fit['unconverged']} of {len(fit['grid'])} fits stopped at max_iter")
+    else:
+        with reporter.task(f"fold {fold.name} seed {seed} (epochs)", train["max_epochs"], announce=False) as advance:
+            outcome = train_fold(
+                model, loss, data, protocol.main_metric, train, seed, the_plan.device,
+                on_epoch=lambda epoch, dev: advance(1), groups=groups,
+            )
+        fit = {"best_epoch": outcome.best_epoch, "epochs_run": outcome.epochs_run}
+    if features is not None:  # serbench predict reads it; a fine-tuned encoder is not saved (see saved_model)
+        saved_model.save(ws, fold, seed, upstream, model, fit)
     frame = _predictions_frame(protocol, fold.name, seed, fold.test, outcome.test_probs)
     dev_frame = _predictions_frame(protocol, fold.name, seed, fold.dev, outcome.dev_probs)
     y_true = np.array([protocol.classes.index(label) for label in frame["label"]])
@@ -216,6 +230,9 @@ def run_job(ws: Workspace, job: Job, reporter: Reporter) -> None:
         "train_s": round(time.perf_counter() - t0, 3),
         "torch_threads": torch.get_num_threads(),  # CPU float reductions, so a score, can depend on it
     }
+    if the_plan.config.get("perturb"):  # each condition's copy of the test set, through the same model
+        robustness_eval.evaluate_job(ws, model, data, fold.test,
+                                lambda probs: _predictions_frame(protocol, fold.name, seed, fold.test, probs), record)
     if ws.vad_masks is not None:  # the result's vad_no_speech annotation counts these over every job
         record["vad_no_speech"] = sorted(i for i in fold.train + fold.dev + fold.test if not ws.vad_masks[i].any())
     write_job(run_dir, record, frame, dev_frame)
