@@ -146,14 +146,15 @@ def test_the_same_setup_from_the_command_line_does_run(tmp_path):
     it (submitit's local executor runs it in a shell before the task), so only the refusal kept
     the suite's from running."""
     pytest.importorskip("submitit", reason="the slurm executor needs pip install 'serbench[slurm]'")
-    from serbench.report.results import Job
+    from serbench.api.work import Job, WorkUnit
+    from serbench.run.execute import work_unit
     from serbench.run.registry import registry
 
     spec = registry().get("executor", "slurm")
     marker = tmp_path / "ran"
     executor = spec.build(**spec.resolve({"cluster": "local", "gpus": 0, "cpus": 1,
                                           "setup": f"touch {marker}"}, "-o executor"))
-    (job,) = executor.submit(tmp_path / "not-a-run", [Job("1", 0)], "cpu")
+    (job,) = executor.submit(tmp_path / "not-a-run", [WorkUnit(str(tmp_path / "not-a-run"), Job("1", 0), "cpu", work_unit)], "cpu")
     assert job.exception() is not None  # the task itself fails: there is no run directory
     assert marker.exists()
 

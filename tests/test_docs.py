@@ -56,3 +56,22 @@ def test_the_tool_checks_the_readme(tmp_path):
     assert checked.returncode == 1 and "options" in checked.stdout
     rebuilt = subprocess.run([sys.executable, str(TOOL), "--readme", str(stale)], capture_output=True, text=True)
     assert rebuilt.returncode == 0 and stale.read_text(encoding="utf-8") == README.read_text(encoding="utf-8")
+
+
+def test_the_plugin_api_page_is_current():
+    assert docs.PAGE.read_text(encoding="utf-8") == docs.plugin_api(), "docs/plugin-api.md is stale: run `python tools/docs.py`"
+
+
+def test_the_plugin_api_page_shows_every_contract_and_follows_its_docstrings(monkeypatch):
+    """Each contract class of serbench.api has its section, with its docstring as written there;
+    an edited docstring shows on the page (so the page cannot drift from the code)."""
+    import serbench.api
+    from serbench.api.pooling import Pooling
+
+    page = docs.plugin_api()
+    for name in ("Upstream", "Pooling", "Loss", "Downstream", "DownstreamContext", "Batch", "Protocol", "Fold",
+                 "Utterance", "Stage", "StageInput", "Executor", "WorkUnit", "Spec", "Param"):
+        cls = getattr(serbench.api, name)
+        assert f"### `{name}`" in page and " ".join(cls.__doc__.split()[:12]) in " ".join(page.split()), name
+    monkeypatch.setattr(Pooling, "__doc__", "A changed contract.")
+    assert "A changed contract." in docs.plugin_api() and "A changed contract." not in page

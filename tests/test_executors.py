@@ -148,18 +148,25 @@ def test_any_scheduler_by_hand_prepare_shards_jobs_finish(reference, tmp_path):
     assert _fold_metrics(run_dir) == _fold_metrics(reference)
 
 
+def _units(run_dir, units, device="cpu"):
+    """Jobs and shards as the runner hands them to an executor."""
+    from serbench.api.work import WorkUnit
+    from serbench.run.execute import work_unit
+
+    return [WorkUnit(str(run_dir), unit, device, work_unit) for unit in units]
+
+
 def test_the_slurm_array_script_carries_every_option(tmp_path, monkeypatch):
     """A fake sbatch on PATH records the script submitit generates; without one the error says so."""
     pytest.importorskip("submitit", reason="the slurm executor needs pip install 'serbench[slurm]'")
     from serbench.api.errors import SerbenchError
-    from serbench.report.results import Job
-    from serbench.run.execute import Shard
+    from serbench.api.work import Job, Shard
     from serbench.run.registry import registry
 
     spec, path = registry().get("executor", "slurm"), os.environ["PATH"]
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(SerbenchError, match="no sbatch on PATH"):
-        spec.build(**spec.resolve({}, "-o executor")).submit(tmp_path / "run", [Job("1", 0)], "cpu")
+        spec.build(**spec.resolve({}, "-o executor")).submit(tmp_path / "run", _units(tmp_path / "run", [Job("1", 0)]), "cpu")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     sbatch = bin_dir / "sbatch"
@@ -173,7 +180,7 @@ def test_the_slurm_array_script_carries_every_option(tmp_path, monkeypatch):
                            "parallelism": 3, "setup": "module load cuda; source /opt/venv/bin/activate"}, "-o executor")
     executor = spec.build(**params)
     units = [Shard(0, 2), Shard(1, 2)] + [Job(str(k), 0) for k in range(1, 4)]
-    jobs = executor.submit(tmp_path / "run", units, "cpu")
+    jobs = executor.submit(tmp_path / "run", _units(tmp_path / "run", units), "cpu")
     assert [job.job_id for job in jobs] == [f"4242_{k}" for k in range(5)]
     script = (tmp_path / "script.sh").read_text()
     for line in ("#SBATCH --array=0-4%3", "#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=2",
@@ -199,7 +206,7 @@ def test_slurm_asks_for_a_gpu_only_for_a_cuda_run_by_default(device, gpus_line, 
     """gpus=-1 (the default) follows the run's device: a CPU run's array asks for no GPU, a cuda
     run's for one per task (and its tasks run on cuda)."""
     pytest.importorskip("submitit", reason="the slurm executor needs pip install 'serbench[slurm]'")
-    from serbench.report.results import Job
+    from serbench.api.work import Job
     from serbench.run.registry import registry
 
     _fake_slurm(tmp_path, monkeypatch)
@@ -207,7 +214,7 @@ def test_slurm_asks_for_a_gpu_only_for_a_cuda_run_by_default(device, gpus_line, 
     params = spec.resolve({}, "-o executor")
     assert params["gpus"] == -1
     executor = spec.build(**params)
-    executor.submit(tmp_path / "run", [Job("1", 0)], device)
+    executor.submit(tmp_path / "run", _units(tmp_path / "run", [Job("1", 0)]), device)
     script = (tmp_path / "script.sh").read_text()
     gpu_lines = [line for line in script.splitlines() if re.match(r"#SBATCH --(gpus|gres)", line)]
     assert gpu_lines == ([gpus_line] if gpus_line else [])
@@ -236,8 +243,8 @@ def test_an_unreachable_slurm_controller_is_refused_before_submitting(scontrol, 
 
 def test_a_cuda_run_without_gpus_per_task_is_refused():
     pytest.importorskip("submitit", reason="the slurm executor needs pip install 'serbench[slurm]'")
+    from serbench.api.devices import worker_device
     from serbench.api.errors import SerbenchError
-    from serbench.run.plan import worker_device
 
     assert worker_device("cpu", 0, "-o executor.gpus") == "cpu"
     assert worker_device("cpu", 1, "-o executor.gpus") == "cuda"  # never a silent fall-back to the CPU

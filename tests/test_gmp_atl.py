@@ -138,9 +138,10 @@ def test_pseudo_label_stage_labels_the_frames_the_masked_stage_trains_on():
     """The masked-prediction stage reuses the labels the pseudo-label stage made from the same
     encoder; a resumed run labels again: both must give the same labels."""
     from serbench.api.downstream import DownstreamContext
+    from serbench.api.stages import StageInput
     from serbench.run import finetune
     from serbench.run.batching import AudioBatcher
-    from serbench.run.stages import GuardedBatcher, StageInput
+    from serbench.run.stages import GuardedBatcher
 
     protocol = create("protocol", "synthetic", None, per_class=1)
     fold = protocol.folds[0]
@@ -164,9 +165,10 @@ def _tiny_stage(spec_augment: bool, apply_spec_augment: bool):
     """A gmp_atl head on a tiny encoder whose checkpoint config sets ``apply_spec_augment``,
     prepared with ``upstream.spec_augment``; a stage input over fold 1's training split."""
     from serbench.api.downstream import DownstreamContext
+    from serbench.api.stages import StageInput
     from serbench.run import finetune
     from serbench.run.batching import AudioBatcher
-    from serbench.run.stages import GuardedBatcher, StageInput
+    from serbench.run.stages import GuardedBatcher
 
     protocol = create("protocol", "synthetic", None, per_class=1)
     fold = protocol.folds[0]

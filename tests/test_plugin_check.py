@@ -73,15 +73,13 @@ def test_an_executor_is_checked_by_a_small_run_through_it(tmp_path, monkeypatch)
     (its map skips the last job) fails, named."""
     from serbench.api.meta import ExecutorMeta
     from serbench.api.specs import Spec
-    from serbench.run.execute import work_unit
-
     class Lossy:
         def slots(self, units):
             return 1
 
         def map(self, run_dir, units, device, reporter):
             for unit in list(units)[:-1]:  # (here, in this process: the lossy spec exists only in it)
-                work_unit(run_dir, unit, device)
+                unit()
             return {}
 
     monkeypatch.setenv("SERBENCH_CACHE", str(tmp_path / "cache"))

@@ -60,7 +60,7 @@ def test_feature_batches_are_truncated_to_max_frames():
 
 
 def test_bucketed_batches_cover_every_id_once_with_little_padding():
-    from serbench.run.batching import bucketed
+    from serbench.api.batch import bucketed
 
     rng = np.random.default_rng(0)
     ids = [f"u{i}" for i in range(500)]

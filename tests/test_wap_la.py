@@ -11,8 +11,9 @@ from torch.nn import functional as F
 
 import serbench
 from serbench.api.errors import SerbenchError
+from serbench.api.stages import Stage
 from serbench.run.registry import create
-from serbench.run.stages import GuardedBatcher, Stage, check
+from serbench.run.stages import GuardedBatcher, check
 from serbench_plugins.wap_la import model as wap_la
 from serbench_plugins.wap_la.model import assign, cosine_logits, ema_update, lambda_at, random_positions, update_prototypes
 

@@ -10,6 +10,12 @@ files are identical and, when not, where they first differ.
 
     python tools/golden.py --out /tmp/golden-before.json
     python tools/golden.py --compare /tmp/golden-before.json /tmp/golden-after.json
+    python tools/golden.py --compare-jobs RUNS_A RUNS_B   # job by job, unfinished runs too
+
+``--compare-jobs`` compares two folders of run directories (``--out`` of the same commands)
+job by job: every (fold, seed) job finished in both, by its metrics, per-class scores,
+confusion, best epoch, dev history and its predictions' digests. On a loaded machine it says
+early whether a refactor moved anything, before the slowest runs finish.
 
 Why a subprocess per run: the refactor moves modules, so the command line a user types is
 the one thing that must keep working unchanged; an in-process call would import the very
@@ -111,14 +117,43 @@ def compare(a: Path, b: Path) -> int:
     return 1
 
 
+JOB_KEPT = ("fold", "seed", "n_train", "n_dev", "n_test", "metrics", "per_class", "confusion", "best_epoch",
+            "epochs_run", "dev_history", "files")  # not train_s, torch_threads (the machine's)
+
+
+def compare_jobs(a: Path, b: Path) -> int:
+    """Every job finished under both folders (matched by run id and job file), compared."""
+    compared, differ = 0, []
+    for job_a in sorted(a.glob("*/*/folds/*.json")):
+        job_b = b / job_a.relative_to(a)
+        if not job_b.exists():
+            continue
+        kept = [{k: json.loads(p.read_text(encoding="utf-8")).get(k) for k in JOB_KEPT} for p in (job_a, job_b)]
+        found = first_difference(*kept)
+        compared += 1
+        if found:
+            differ.append(f"{job_a.relative_to(a)}{found}")
+    only_a = sorted(str(p.relative_to(a)) for p in a.glob("*/*/folds/*.json") if not (b / p.relative_to(a)).exists())
+    print(f"{compared} jobs finished in both; {len(only_a)} only in A" + (f" (first: {only_a[0]})" if only_a else ""))
+    for line in differ:
+        print(f"differ: {line}")
+    if not differ and compared:
+        print("identical: every job finished in both")
+    return 1 if differ or not compared else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--out", type=Path, help="write the golden metrics here")
     group.add_argument("--compare", nargs=2, type=Path, metavar=("A", "B"), help="compare two golden files")
+    group.add_argument("--compare-jobs", nargs=2, type=Path, metavar=("RUNS_A", "RUNS_B"),
+                       help="compare two folders of run folders job by job (unfinished runs too)")
     args = parser.parse_args(argv)
     if args.compare:
         return compare(*args.compare)
+    if args.compare_jobs:
+        return compare_jobs(*args.compare_jobs)
     run_all(args.out)
     return 0
 

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from serbench.api.batch import frame_mask
 from serbench.api.downstream import DownstreamContext
-from serbench.run.batching import frame_mask
 from serbench.run.features import length_batches
 from serbench.run.registry import create
 from serbench_plugins.upstreams.hf import TransformersEncoder

@@ -73,7 +73,7 @@ def register_executors() -> list:
     ``(**params) -> executor`` with ``slots(n_units) -> int`` (how many run at once: the
     number of extraction shards), an optional ``in_process`` attribute (True: serbench runs
     the units in the calling process and ``map`` is not called) and ``map(run_dir, units, device, reporter) ->
-    {unit: error}``, which runs every unit where it likes by calling
-    ``serbench.run.execute.work_unit(run_dir, unit, device)`` there (or ``serbench job RUN_DIR
-    --fold K --seed S`` / ``--shard I/N``) and returns the units that raised. Chosen with
+    {unit: error}``, which runs every unit (a :class:`serbench.api.work.WorkUnit`: call it)
+    where it likes (or has ``serbench job RUN_DIR --fold K --seed S`` / ``--shard I/N`` run
+    there) and returns the units that raised (:class:`serbench.api.executor.Executor`). Chosen with
     ``--executor``; its parameters (``-o executor.KEY=VALUE``) never change a run's id."""

@@ -25,6 +25,13 @@ class Upstream(nn.Module):
     Padding beyond a length must not change that utterance's features: batched and one-by-one
     extraction have to agree (set ``batch_safe = False`` to be run one utterance at a time).
     ``serbench check-plugin upstream NAME`` checks all of this.
+
+    Dtypes: ``wavs`` float32 in [-1, 1], zero beyond each length; ``lengths`` int64;
+    ``hidden_states`` float (float32, or what the model computes in; the cache stores
+    ``cache.dtype``), ``UpstreamOutput.lengths`` int64 valid frames. Determinism: the host calls
+    ``eval()`` and no_grad for frozen extraction, and the features are cached under the
+    fingerprint, so the same weights and audio must give the same features (no dropout, no
+    random crops outside training).
     """
 
     sample_rate = 16_000

@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -16,9 +15,6 @@ from serbench.api import user_config
 from serbench.api.atomic import write_text
 from serbench.api.errors import SerbenchError, did_you_mean
 from serbench.run.registry import registry
-
-if TYPE_CHECKING:
-    pass
 
 
 def cmd_splits(args: argparse.Namespace, out: Console) -> None:

@@ -9,7 +9,6 @@ import sys
 import traceback
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -22,9 +21,6 @@ from serbench.cli.predicting import cmd_predict
 from serbench.cli.results import cmd_compare, cmd_fuse, cmd_leaderboard, cmd_plot, cmd_score
 from serbench.cli.running import cmd_bench, cmd_finish, cmd_job, cmd_run, cmd_status
 from serbench.report import leaderboard
-
-if TYPE_CHECKING:
-    pass
 
 EPILOG = "Docs: README.md. Bad input exits with status 2 and one line naming what is wrong."
 

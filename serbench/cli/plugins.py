@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -15,9 +14,6 @@ from serbench.api.meta import DownstreamMeta
 from serbench.api.specs import KINDS
 from serbench.report import leaderboard
 from serbench.run.registry import check_kind, registry
-
-if TYPE_CHECKING:
-    pass
 
 
 def cmd_list(args: argparse.Namespace, out: Console) -> None:

@@ -6,7 +6,6 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -14,12 +13,9 @@ from rich.table import Table
 
 from serbench.api.atomic import write_json, write_text
 from serbench.api.errors import SerbenchError
+from serbench.cli.tables import summary_table
 from serbench.report import leaderboard
 from serbench.run.registry import registry
-
-if TYPE_CHECKING:
-    pass
-from serbench.cli.tables import summary_table
 
 
 def cmd_fuse(args: argparse.Namespace, out: Console) -> None:

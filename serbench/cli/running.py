@@ -6,7 +6,6 @@ import argparse
 import os
 import shlex
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -16,12 +15,9 @@ from serbench.api.atomic import write_text
 from serbench.api.errors import SerbenchError
 from serbench.api.progress import Reporter
 from serbench.api.user_config import env_var
-from serbench.run.registry import registry
-
-if TYPE_CHECKING:
-    pass
 from serbench.cli.tables import run_notes, summary_table
 from serbench.report.robustness_report import robustness_table
+from serbench.run.registry import registry
 
 
 def cmd_run(args: argparse.Namespace, out: Console) -> None:
@@ -63,8 +59,8 @@ def cmd_job(args: argparse.Namespace, out: Console) -> None:
         import torch
 
         torch.set_num_threads(int(threads))
-    from serbench.report.results import Job
-    from serbench.run.execute import Shard, execute, work_unit
+    from serbench.api.work import Job, Shard
+    from serbench.run.execute import execute, work_unit
     from serbench.run.plan import load_plan
 
     run_dir = Path(args.run_dir)

@@ -91,7 +91,7 @@ def score_table(path: Path, header: list[str], rows) -> dict:
     known = "speaker" in header
     scored = fields(records, frame, dims, known)
     if not known:
-        from serbench.report.score import FOLDS_WITHOUT_SPEAKERS_NOTE, SPEAKERS_UNKNOWN_NOTE
+        from serbench.report.stats import FOLDS_WITHOUT_SPEAKERS_NOTE, SPEAKERS_UNKNOWN_NOTE
 
         unit = scored["summary"][scored["main_metric"]]["cluster"]["unit"]
         notes.append(FOLDS_WITHOUT_SPEAKERS_NOTE if unit == "fold" else SPEAKERS_UNKNOWN_NOTE)

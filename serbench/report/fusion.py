@@ -21,11 +21,11 @@ from scipy.optimize import minimize
 
 from serbench.api.atomic import write_json
 from serbench.api.errors import SerbenchError
+from serbench.api.work import Job
 from serbench.report import locks
 from serbench.report.dimension_results import refuse_dimensional
 from serbench.report.metrics import METRICS, confusion, from_confusion, score
 from serbench.report.results import (
-    Job,
     Result,
     check_jobs,
     comparability_difference,

@@ -26,11 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from serbench.api.errors import SerbenchError
+from serbench.api.work import Job
 from serbench.report.dimension_results import refuse_dimensional
 from serbench.report.leaderboard import COLUMNS
 from serbench.report.ranking import clipped
 from serbench.report.result_fields import missing_parts
-from serbench.report.results import Job, Result, check_jobs, job_files, load_result
+from serbench.report.results import Result, check_jobs, job_files, load_result
 from serbench.report.safe_paths import inside
 from serbench.report.stats import summarize
 

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -27,22 +26,13 @@ import pandas as pd
 from serbench.api.atomic import write_json, write_text
 from serbench.api.errors import SerbenchError
 from serbench.api.textfiles import read_json
+from serbench.api.work import Job
 from serbench.report import dimension_results, soft_scores
 from serbench.report.metrics import METRICS
 from serbench.report.stats import clip, cluster_interval, speaker_counts, summarize
 
 SCHEMA = "serbench.result/1"
 PREDICTION_COLUMNS = ["fold", "seed", "utterance_id", "speaker", "label", "prediction"]
-
-
-class Job(NamedTuple):
-    """One (fold, seed) job of a run: what the runner dispatches, workers run and ``fuse`` pairs."""
-
-    fold: str
-    seed: int
-
-    def __str__(self) -> str:
-        return f"fold {self.fold} seed {self.seed}"
 
 
 def job_stem(fold: str, seed: int) -> str:

@@ -30,8 +30,9 @@ from scipy import stats as scipy_stats
 from serbench.api.atomic import write_text
 from serbench.api.errors import SerbenchError
 from serbench.api.specs import Param
+from serbench.api.work import Job
 from serbench.report.metrics import METRICS
-from serbench.report.results import Job, job_stem, read_jobs, sha256_of, summarize_run
+from serbench.report.results import job_stem, read_jobs, sha256_of, summarize_run
 from serbench.report.stats import design, fold_statistic, summarize
 
 ROBUSTNESS_PARAMS = (

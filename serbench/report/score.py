@@ -27,16 +27,13 @@ from serbench.report.beyond import score_beyond
 from serbench.report.groups import FAIRNESS_THRESHOLD
 from serbench.report.metrics import METRICS, score
 from serbench.report.results import SCHEMA, overall, sha256_of, summarize_run
+from serbench.report.stats import FOLDS_WITHOUT_SPEAKERS_NOTE, SPEAKERS_UNKNOWN_NOTE
 
 REQUIRED = ("utterance_id", "label", "prediction")
 OPTIONAL = ("fold", "seed", "speaker", "gender")
 PROB_PREFIX = "prob_"
 ONE_FOLD = "all"  # the fold of a file without a fold column
 ONE_SEED = 0
-SPEAKERS_UNKNOWN_NOTE = ("speakers unknown: the resampling interval is utterance-level and too narrow if "
-                         "utterances of a speaker are correlated")
-FOLDS_WITHOUT_SPEAKERS_NOTE = ("speakers unknown (one pseudo-speaker per utterance): the interval resamples folds, "
-                               "which holds only if no speaker is tested in two folds")
 
 
 @dataclass

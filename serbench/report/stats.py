@@ -47,6 +47,12 @@ from scipy import stats as scipy_stats
 
 from serbench.report.metrics import METRICS, from_confusion
 
+# what a scored table without speakers says about its interval (serbench score, both tasks)
+SPEAKERS_UNKNOWN_NOTE = ("speakers unknown: the resampling interval is utterance-level and too narrow if "
+                         "utterances of a speaker are correlated")
+FOLDS_WITHOUT_SPEAKERS_NOTE = ("speakers unknown (one pseudo-speaker per utterance): the interval resamples folds, "
+                               "which holds only if no speaker is tested in two folds")
+
 MIN_CLUSTERS = 5  # fewer: the t quantile exceeds 3.2 and a jackknife of 4 values is no estimate of spread
 METHOD = "delete-one-cluster jackknife (CV3), estimate ± t(df) x SE, df = effective clusters - 1"
 

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from serbench.api.batch import bucketed
 from serbench.api.errors import SerbenchError
-from serbench.run.batching import bucketed
 from serbench.run.trainer import FoldData, FoldOutcome, dev_score, predict
 
 

@@ -15,7 +15,7 @@ import platform
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,9 +28,10 @@ from serbench.api.progress import Reporter
 from serbench.api.protocol import Protocol, Utterance
 from serbench.api.textfiles import read_json
 from serbench.api.user_config import cache_dir
+from serbench.api.work import Job, Shard, WorkUnit
 from serbench.report import claims, robustness
 from serbench.report.metrics import METRICS
-from serbench.report.results import Job, Result, comparability, failure_path, finish, job_done, job_problem, read_records
+from serbench.report.results import Result, comparability, failure_path, finish, job_done, job_problem, read_records
 from serbench.run import dimensional_task, needs, perturbed_features
 from serbench.run.cache import CacheKey, FeatureCache, human_bytes, utterance_hash
 from serbench.run.features import (
@@ -45,16 +46,6 @@ from serbench.run.finetune import UPSTREAM_PARAMS
 from serbench.run.job import Workspace, check_build, claim_and_run
 from serbench.run.plan import Plan, check_config_file, describe_recipe, identity, load_plan, plan
 from serbench.run.vad import speech_frames
-
-
-class Shard(NamedTuple):
-    """Shard ``index`` of ``count`` of a run's frozen-feature extraction."""
-
-    index: int
-    count: int
-
-    def __str__(self) -> str:
-        return f"features shard {self.index + 1}/{self.count}"
 
 
 def prepare(the_plan: Plan, run_dir: Path) -> Workspace:
@@ -332,15 +323,22 @@ def dispatch(ws: Workspace, executor, pending: Sequence[Job], reporter: Reporter
     if missing:
         count = max(1, min(executor.slots(len(pending)), missing))
         reporter.info(f"features: {missing} utterances to extract, in {count} shards ({type(executor).__name__})")
-        failed = executor.map(ws.run_dir, [Shard(k, count) for k in range(count)], device, reporter)
+        failed = _map(executor, ws.run_dir, [Shard(k, count) for k in range(count)], device, reporter)
         if failed:
             first = next(iter(failed.items()))
             raise SerbenchError(f"{ws.run_dir}: {len(failed)} feature extraction shards failed ({first[0]}: {first[1]})")
     elif not ws.tuning and not ws.plan.config["cache"]["enabled"]:
         reporter.info("cache.enabled=false: every job extracts its own features")
-    failed = executor.map(ws.run_dir, list(pending), device, reporter)
+    failed = _map(executor, ws.run_dir, list(pending), device, reporter)
     _wait_for_held(ws.run_dir, pending)
     return failed
+
+
+def _map(executor, run_dir: Path, units: Sequence[Job | Shard], device: str, reporter: Reporter) -> dict:
+    """The executor runs each unit handed in as a :class:`WorkUnit` (:func:`work_unit` and its
+    data); the units that failed, with their errors."""
+    work = [WorkUnit(str(run_dir), unit, device, work_unit) for unit in units]
+    return {w.unit: error for w, error in executor.map(run_dir, work, device, reporter).items()}
 
 
 def _wait_for_held(run_dir: Path, jobs: Sequence[Job]) -> None:

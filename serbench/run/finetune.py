@@ -18,10 +18,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from serbench.api.batch import frame_mask
 from serbench.api.specs import Param
 from serbench.api.upstream import Upstream, UpstreamOutput
 from serbench.run import conformance
-from serbench.run.batching import frame_mask
 from serbench.run.vad import speech_frames
 
 # Parameters every upstream takes; the host applies them, the upstream's factory never sees them.

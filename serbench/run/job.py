@@ -29,9 +29,10 @@ from serbench.api.errors import SerbenchError
 from serbench.api.progress import Reporter
 from serbench.api.protocol import Fold, Protocol
 from serbench.api.upstream import Upstream
+from serbench.api.work import Job
 from serbench.report import claims
 from serbench.report.metrics import METRICS, score
-from serbench.report.results import Job, failure_path, job_done, job_stem, write_job
+from serbench.report.results import failure_path, job_done, job_stem, write_job
 from serbench.run import augment, closed_form, conformance, dimensional_task, finetune, heap, robustness_eval, saved_model, stages
 from serbench.run.batching import AudioBatcher, FeatureBatcher
 from serbench.run.plan import Plan

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from serbench.api import recipes, soft_labels, stage_recipes
+from serbench.api.devices import resolve_device
 from serbench.api.errors import SerbenchError
 from serbench.api.meta import DownstreamMeta
 from serbench.api.protocol import Protocol
@@ -173,32 +174,6 @@ def check_config_file(run_dir: Path, config: Mapping) -> None:
         raise SerbenchError(f"{path}: {shown} differ from what the run resolves to (edited by hand?): serbench never "
                             "reads settings from this file but its names, overrides and recipe; give a change as "
                             "-o to serbench run (a new run id), or restore the file")
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cpu":
-        return torch.device("cpu")
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise SerbenchError(
-                f"--device {device}: CUDA is not available here (torch {torch.__version__}); "
-                "use --device cpu or --device auto"
-            )
-        return torch.device(device)
-    raise SerbenchError(f"--device {device!r}: expected auto, cpu or cuda[:N]")
-
-
-def worker_device(run_device: str, gpus: float, option: str) -> str:
-    """The device a cluster task runs on: ``cuda`` when it is given GPUs, else the CPU; a run
-    on CUDA without GPUs per task is refused (the scheduler would hide them from the task)."""
-    if gpus > 0:
-        return "cuda"
-    if run_device.startswith("cuda"):
-        raise SerbenchError(f"--device {run_device} with {option}=0: the scheduler hides the GPUs from each task "
-                            f"(CUDA_VISIBLE_DEVICES=''); set {option}=1, or --device cpu")
-    return "cpu"
 
 
 def corpus_present(spec: Spec, data: str | Path | None = None) -> bool:

@@ -32,11 +32,11 @@ import torch
 
 from serbench.api.atomic import write_text
 from serbench.api.audio import audio_info, load_audio
+from serbench.api.batch import frame_mask
 from serbench.api.downstream import DownstreamContext
 from serbench.api.errors import SerbenchError
 from serbench.api.protocol import Utterance
 from serbench.run import saved_model
-from serbench.run.batching import frame_mask
 from serbench.run.features import extract
 from serbench.run.registry import Registry, registry
 from serbench.run.vad import speech_frames

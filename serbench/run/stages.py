@@ -12,47 +12,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from serbench.api.atomic import temporary
 from serbench.api.errors import SerbenchError
-from serbench.run.batching import bucketed
-
-ALLOWED_SPLITS = ("train", "dev")
-LABEL_KEYS = ("labels", "attributes")
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    splits: tuple[str, ...]
-    labels: bool
-    run: Callable[["StageInput"], None]
-
-
-@dataclass
-class StageInput:
-    """What a stage may touch: the ids of its declared splits, a guarded batcher, and the
-    whole model being trained (in fine-tuning mode it holds the encoder as ``.upstream``)."""
-
-    ids: tuple[str, ...]
-    batcher: Callable[..., dict]
-    device: torch.device
-    seed: int
-    model: torch.nn.Module
-    bf16: bool = False
-
-    def autocast(self):
-        """The training steps' precision (``train.bf16``), for a stage's forward passes."""
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
-
-    def batches(self, size: int, generator: torch.Generator | None = None, per_bucket: int = 8) -> list[list[str]]:
-        """This stage's ids in length-bucketed, shuffled batches; without a generator, sorted
-        by length for a pass that only computes (see serbench.run.batching.bucketed)."""
-        return bucketed(self.ids, self.batcher.lengths(self.ids), size, generator, per_bucket)
+from serbench.api.stages import ALLOWED_SPLITS, LABEL_KEYS, Stage, StageInput
 
 
 class GuardedBatcher:

@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from serbench.api.batch import bucketed
 from serbench.api.errors import SerbenchError
 from serbench.api.protocol import Utterance
 from serbench.api.specs import Param
 from serbench.report.metrics import confusion, from_confusion
-from serbench.run.batching import bucketed
 
 TRAIN_PARAMS = (
     Param("lr", float, 1e-3, "AdamW learning rate", bounds="> 0"),

@@ -18,6 +18,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from serbench.api.errors import SerbenchError
+from serbench.api.work import WorkUnit
 
 
 def _start_worker(threads: int) -> None:
@@ -27,10 +28,6 @@ def _start_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _work(run_dir: str, unit, device: str) -> str:
-    from serbench.run.execute import work_unit
-
-    return work_unit(run_dir, unit, device)
 
 
 class LocalExecutor:
@@ -49,14 +46,15 @@ class LocalExecutor:
         """How many units run at once (the number of extraction shards)."""
         return min(self.workers, units)
 
-    def map(self, run_dir: Path, units: Sequence, device: str, reporter) -> dict:
-        """Run every unit in the pool; the units that raised, with their errors."""
+    def map(self, run_dir: Path, units: Sequence[WorkUnit], device: str, reporter) -> dict:
+        """Run every unit in the pool (a WorkUnit pickles and is called in its worker); the
+        units that raised, with their errors."""
         failed = {}
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(min(self.workers, len(units)), mp_context=context, initializer=_start_worker,
                                  initargs=(self.threads,)) as pool, \
                 reporter.task(f"{len(units)} units on {self.workers} local workers", len(units)) as advance:
-            futures = {pool.submit(_work, str(run_dir), unit, device): unit for unit in units}
+            futures = {pool.submit(unit): unit for unit in units}
             for future in as_completed(futures):
                 unit = futures[future]
                 try:

@@ -2,8 +2,8 @@
 
 Connects to ``address`` (or ``$RAY_ADDRESS``); with neither, starts a local Ray on this
 machine. Each unit (feature-extraction shards, then (fold, seed) jobs) is a task asking for
-``num_cpus`` CPUs and ``num_gpus`` GPUs, running ``serbench.run.execute.work_unit(RUN_DIR, unit,
-device)`` in a Ray worker: serbench must be installed on every node, and the run directory and
+``num_cpus`` CPUs and ``num_gpus`` GPUs, calling the :class:`serbench.api.work.WorkUnit` it is
+handed in a Ray worker: serbench must be installed on every node, and the run directory and
 the feature cache must be on a filesystem they all see. A task that raises is retried
 ``max_retries`` times (``retry_exceptions``); one that still fails is reported, its traceback
 kept in ``RUN_DIR/failed/``, and the other tasks finish. A task runs on ``cuda`` exactly when
@@ -25,17 +25,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from serbench.api.devices import worker_device
 from serbench.api.errors import SerbenchError
-from serbench.run.plan import worker_device
+from serbench.api.work import WorkUnit
 
 
-def _work(run_dir: str, unit, device: str, threads: int) -> str:
+def _work(unit: WorkUnit, threads: int) -> str:
     import torch
 
-    from serbench.run.execute import work_unit
-
     torch.set_num_threads(max(1, threads))
-    return work_unit(run_dir, unit, device)
+    return unit()
 
 
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # + an empty SETTINGS frame
@@ -138,12 +137,12 @@ class RayExecutor:
         fits = resources.get("GPU", 0) / self.num_gpus if self.num_gpus else resources.get("CPU", 1) / self.num_cpus
         return max(1, min(units, int(fits)))
 
-    def map(self, run_dir: Path, units: Sequence, device: str, reporter) -> dict:
+    def map(self, run_dir: Path, units: Sequence[WorkUnit], device: str, reporter) -> dict:
         device = worker_device(device, self.num_gpus, "-o executor.num_gpus")
         ray = self._ray()
         task = ray.remote(num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_retries=self.max_retries,
                           retry_exceptions=True)(_work)
-        pending = {task.remote(str(run_dir), unit, device, int(self.num_cpus)): unit for unit in units}
+        pending = {task.remote(unit.on(device), int(self.num_cpus)): unit for unit in units}
         failed: dict = {}
         with reporter.task(f"{len(units)} units on Ray", len(units)) as advance:
             while pending:

@@ -1,7 +1,7 @@
 """``slurm``: every unit of a run is one task of a Slurm job array, submitted with submitit.
 
 The units (feature-extraction shards, then the (fold, seed) jobs) go as one array each
-(``map_array``); each task runs ``serbench.run.execute.work_unit(RUN_DIR, unit, device)``, which
+(``map_array``); each task calls the :class:`serbench.api.work.WorkUnit` it is handed, which
 rebuilds what it needs from the run directory and the feature cache: both must be on a
 filesystem every node sees. submitit's logs (and the pickled submission) of task ``ARRAY_INDEX`` are
 under ``RUN_DIR/slurm/``. A task that raises is reported with the first line of its error and
@@ -37,8 +37,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from serbench.api.devices import worker_device
 from serbench.api.errors import SerbenchError
-from serbench.run.plan import worker_device
+from serbench.api.work import WorkUnit
 
 
 def controller() -> str:
@@ -53,13 +54,11 @@ def controller() -> str:
     return f"{', '.join(h[:80] for h in hosts[:3])} in {conf}" if hosts else f"no SlurmctldHost in {conf}"
 
 
-def _work(run_dir: str, unit, device: str, threads: int) -> str:
+def _work(unit: WorkUnit, threads: int) -> str:
     import torch
 
-    from serbench.run.execute import work_unit
-
     torch.set_num_threads(threads)
-    return work_unit(run_dir, unit, device)
+    return unit()
 
 
 SLURM_NAME = re.compile(r"[A-Za-z0-9_.,-]+")  # partitions (a comma-separated list) and accounts
@@ -148,17 +147,17 @@ class SlurmExecutor:
         executor.update_parameters(**params)
         return executor
 
-    def submit(self, run_dir: Path, units: Sequence, device: str) -> list:
+    def submit(self, run_dir: Path, units: Sequence[WorkUnit], device: str) -> list:
         """Submit every unit (one array on Slurm); the submitit jobs, in the order of ``units``."""
         gpus = self.gpus_for(device)
         device = worker_device(device, gpus, "-o executor.gpus")
         executor = self.executor(run_dir, gpus)
-        args = ([str(run_dir)] * len(units), list(units), [device] * len(units), [self.cpus] * len(units))
+        args = ([unit.on(device) for unit in units], [self.cpus] * len(units))
         if self.cluster != "local":
             return executor.map_array(_work, *args)
         return [executor.submit(_work, *one) for one in zip(*args)]
 
-    def map(self, run_dir: Path, units: Sequence, device: str, reporter) -> dict:
+    def map(self, run_dir: Path, units: Sequence[WorkUnit], device: str, reporter) -> dict:
         """Run every unit; the units that raised (or timed out), with their errors."""
         failed: dict = {}
         if self.cluster != "local":

@@ -54,7 +54,7 @@ from serbench.api.blocks import CosineClassifier, gender_ids
 from serbench.api.downstream import DownstreamContext
 from serbench.api.errors import SerbenchError
 from serbench.api.kmeans import kmeans
-from serbench.run.stages import Stage, StageInput
+from serbench.api.stages import Stage, StageInput
 
 
 def span_mask(lengths: torch.Tensor, mask_prob: float, mask_length: int) -> torch.Tensor:

@@ -53,7 +53,7 @@ from torch.nn import functional as F
 
 from serbench.api.blocks import masked_self_attention
 from serbench.api.downstream import DownstreamContext
-from serbench.run.stages import Stage, StageInput
+from serbench.api.stages import Stage, StageInput
 from serbench_plugins.wap_la.statistical_attentive import StatisticalAttentivePooling
 
 

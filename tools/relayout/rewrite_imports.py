@@ -173,8 +173,8 @@ def _dotted(match: re.Match) -> str:
     old = match.group(1)
     rest = match.string[match.end():]
     sub = re.match(r"\.(\w+)", rest)
-    if sub and sub.group(1) in NEW_SUBMODULES.get(old, ()):
-        return old  # already the new path
+    if sub and (sub.group(1) in NEW_SUBMODULES.get(old, ()) or old == "serbench.cli"):
+        return old  # already the new path (any serbench.cli.X: the cli is a package now)
     return MAP[old]
 
 

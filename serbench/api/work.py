@@ -1,0 +1,63 @@
+"""The unit of work an executor runs, as data: which job (or extraction shard) of which run
+directory, on which device, and the importable function that runs it.
+
+A run is a set of independent units: first, when features are missing from the cache, the
+:class:`Shard` s of frozen-feature extraction, then one :class:`Job` per (fold, seed). Each is
+run from the run directory and the feature cache alone, so any machine that sees both can run
+it; a per-job claim keeps two workers off one job, and a unit that was done before returns at
+once. An executor receives :class:`WorkUnit` s: it ships each one (they pickle: plain fields
+and a module-level function) to wherever it likes and calls it there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import NamedTuple
+
+
+class Job(NamedTuple):
+    """One (fold, seed) job of a run: what the runner dispatches, workers run and ``fuse`` pairs."""
+
+    fold: str
+    seed: int
+
+    def __str__(self) -> str:
+        return f"fold {self.fold} seed {self.seed}"
+
+
+class Shard(NamedTuple):
+    """Shard ``index`` of ``count`` of a run's frozen-feature extraction."""
+
+    index: int
+    count: int
+
+    def __str__(self) -> str:
+        return f"features shard {self.index + 1}/{self.count}"
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """One unit, ready to run anywhere: ``work(run_dir, unit, device) -> str`` (a line for the
+    log; raises on failure, a job's traceback also kept in the run directory's ``failed/``).
+
+    ``work`` is a module-level function, so a WorkUnit pickles by reference (process pools,
+    Ray, submitit); calling the unit in a worker imports what it needs there. Deterministic:
+    a job's result depends on the run directory's configuration, its fold and its seed, never
+    on which worker ran it or in what order. ``on(device)`` is the same unit pinned to another
+    device (a cluster task given GPUs runs on ``cuda``: :func:`serbench.api.devices.worker_device`).
+    """
+
+    run_dir: str
+    unit: Job | Shard
+    device: str
+    work: Callable[[str, Job | Shard, str], str]
+
+    def __call__(self) -> str:
+        return self.work(self.run_dir, self.unit, self.device)
+
+    def on(self, device: str) -> WorkUnit:
+        return replace(self, device=device)
+
+    def __str__(self) -> str:
+        return str(self.unit)
