@@ -29,7 +29,7 @@ from serbench.specs import KINDS
 if TYPE_CHECKING:
     from serbench.results import Result
 
-EPILOG = "Docs: README.md. Bad input exits with status 2 and one line naming what is wrong."
+EPILOG = "Docs: README.md and docs/. Bad input exits with status 2 and one line naming what is wrong."
 
 
 class _Parser(argparse.ArgumentParser):
@@ -85,8 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a parameter of the plugin")
     check.add_argument("--data", help="a protocol's corpus")
 
-    docs = sub.add_parser("docs", help="rebuild README.md's generated tables (commands, options, plugins, hooks)")
-    docs.add_argument("--readme", type=Path, default=Path("README.md"), help="the file (default: %(default)s)")
+    docs = sub.add_parser("docs", help="rebuild the generated tables of docs/ (commands, options, plugins, hooks)")
+    docs.add_argument("--readme", type=Path, default=Path("README.md"),
+                      help="the checkout's README; the docs/ pages beside it are rebuilt (default: %(default)s)")
     docs.add_argument("--check", action="store_true", help="only say which sections are stale (exit 1 if any)")
 
     splits = sub.add_parser("splits", help="every fold's train / dev / test membership as JSON lines")
@@ -618,11 +619,11 @@ def cmd_docs(args, out: Console) -> int:
 
     if not args.readme.is_file():
         raise SerbenchError(f"--readme {args.readme}: no such file")
-    stale = update(args.readme, check=args.check)
+    stale = update(args.readme.parent, check=args.check)
     if args.check:
-        out.print(f"stale: {', '.join(stale)} (run serbench docs)" if stale else "README tables are current")
+        out.print(f"stale: {', '.join(stale)} (run serbench docs)" if stale else "docs tables are current")
         return 1 if stale else 0
-    out.print(f"rebuilt: {', '.join(stale)}" if stale else "README tables were current")
+    out.print(f"rebuilt: {', '.join(stale)}" if stale else "docs tables were current")
     return 0
 
 

@@ -1,10 +1,11 @@
-"""The README's reference tables, generated from the code so they cannot drift: the commands
+"""The docs' reference tables, generated from the code so they cannot drift: the commands
 (argparse's usage lines), the options every run takes, the plugins and their versions, the
 hooks, the ``meta`` keys a Spec may declare and the batch a downstream receives.
 
-``serbench docs`` rewrites each section between ``<!-- generated: NAME -->`` and
-``<!-- end: NAME -->`` in README.md; ``serbench docs --check`` (and a test) fails when one is
-stale.
+Each table lives on the page of the reader who needs it (:data:`PAGES`: a user's tables in
+docs/running.md, a plugin author's in docs/writing-plugins.md). ``serbench docs`` rewrites
+each section between ``<!-- generated: NAME -->`` and ``<!-- end: NAME -->`` on those pages;
+``serbench docs --check`` (and a test) fails when one is stale or out of place.
 """
 
 from __future__ import annotations
@@ -99,26 +100,41 @@ def batch() -> str:
 SECTIONS: dict[str, Callable[[], str]] = {
     "commands": commands, "options": options, "plugins": plugins, "hooks": hooks, "meta": meta, "batch": batch,
 }
+# Where each generated section lives, relative to the repository root (the README's folder).
+PAGES: dict[str, tuple[str, ...]] = {
+    "docs/running.md": ("commands", "options", "plugins"),
+    "docs/writing-plugins.md": ("hooks", "meta", "batch"),
+}
 _SECTION = re.compile(r"(<!-- generated: (\w+) -->\n)(.*?)(<!-- end: \2 -->)", re.S)
 
 
-def render(text: str, source: str = "README.md") -> str:
-    """``text`` with every generated section rebuilt; an unknown or missing section is refused."""
+def render(text: str, source: str = "README.md", expected: Iterable[str] | None = None) -> str:
+    """``text`` with every generated section rebuilt. An unknown section is refused, and so is
+    one of ``expected`` (default: all) that ``text`` lacks, or one that ``text`` holds but
+    ``expected`` puts on another page."""
+    expected = set(SECTIONS if expected is None else expected)
     found = {m.group(2) for m in _SECTION.finditer(text)}
-    unknown, missing = found - set(SECTIONS), set(SECTIONS) - found
-    if unknown or missing:
-        raise SerbenchError(f"{source}: generated sections {sorted(unknown)} are unknown, {sorted(missing)} missing "
-                            f"(known: {', '.join(SECTIONS)})")
+    unknown, missing, elsewhere = found - set(SECTIONS), expected - found, (found & set(SECTIONS)) - expected
+    if unknown or missing or elsewhere:
+        raise SerbenchError(f"{source}: generated sections {sorted(unknown)} are unknown, {sorted(missing)} missing, "
+                            f"{sorted(elsewhere)} belong on another page (known: {', '.join(SECTIONS)})")
     return _SECTION.sub(lambda m: f"{m.group(1)}{SECTIONS[m.group(2)]()}\n{m.group(4)}", text)
 
 
-def update(readme: Path, check: bool = False) -> list[str]:
-    """Rewrite ``readme``'s generated sections (or, with ``check``, only say which are stale)."""
-    text = readme.read_text(encoding="utf-8")
-    fresh = render(text, str(readme))
-    stale = [m.group(2) for m, n in zip(_SECTION.finditer(text), _SECTION.finditer(fresh)) if m.group(0) != n.group(0)]
-    if stale and not check:
-        from serbench.atomic import write_text
+def update(root: Path, check: bool = False) -> list[str]:
+    """Rewrite the generated sections of every page in :data:`PAGES` under ``root`` (or, with
+    ``check``, only say which are stale, as ``page: section``)."""
+    from serbench.atomic import write_text
 
-        write_text(readme, fresh)
+    stale: list[str] = []
+    for page, names in PAGES.items():
+        path = root / page
+        if not path.is_file():
+            raise SerbenchError(f"{path}: no such page (it holds the generated sections {', '.join(names)})")
+        text = path.read_text(encoding="utf-8")
+        fresh = render(text, str(path), names)
+        changed = [m.group(2) for m, n in zip(_SECTION.finditer(text), _SECTION.finditer(fresh)) if m.group(0) != n.group(0)]
+        stale += [f"{page}: {name}" for name in changed]
+        if changed and not check:
+            write_text(path, fresh)
     return stale

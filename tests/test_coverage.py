@@ -1,6 +1,6 @@
 """The 95% intervals hold their level: the designs of benchmarks/stats/coverage.py, 2,000
-simulated runs each, are the README's table, and every design covers >= 93% for every
-metric. A true 95% passes with probability > 0.999 (binomial sd 0.49 points); the speaker
+simulated runs each, are the table in docs/protocols-and-statistics.md, and every design
+covers >= 93% for every metric. A true 95% passes with probability > 0.999 (binomial sd 0.49 points); the speaker
 bootstrap these intervals replaced covered 82-92% in such designs."""
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ def simulated():
     return coverage_sim.report(2000)
 
 
-def test_the_readme_table_is_the_scripts_output(simulated):
+def test_the_docs_table_is_the_scripts_output(simulated):
     _, text = simulated
-    readme = (ROOT / "README.md").read_text()
-    block = readme.split("<!-- simulated: coverage -->\n")[1].split("\n<!-- end simulated: coverage -->")[0]
-    assert block == text, "rerun: python benchmarks/stats/coverage.py --readme README.md"
+    page = (ROOT / "docs" / "protocols-and-statistics.md").read_text()
+    block = page.split("<!-- simulated: coverage -->\n")[1].split("\n<!-- end simulated: coverage -->")[0]
+    assert block == text, "rerun: python benchmarks/stats/coverage.py --page docs/protocols-and-statistics.md"
 
 
 @pytest.mark.parametrize("index", range(len(coverage_sim.DESIGNS)), ids=[d.name for d in coverage_sim.DESIGNS])

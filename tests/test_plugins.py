@@ -180,7 +180,7 @@ def test_create_checks_parameter_types():
 
 
 def test_example_package_installs_and_its_pooling_is_used(tmp_path):
-    """The README's worked example, installed with pip as a user would."""
+    """The worked example of docs/writing-plugins.md, installed with pip as a user would."""
     site = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
