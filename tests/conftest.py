@@ -1,4 +1,5 @@
-"""Test isolation: a private serbench cache and config for the whole session."""
+"""Test isolation: a private serbench cache and config for the whole session; the ``e2e``
+marker's switch (end-to-end tests are left out unless ``--e2e`` or a ``-m`` expression asks)."""
 
 from __future__ import annotations
 
@@ -49,3 +50,20 @@ def stage_feed(monkeypatch) -> list[dict]:
 
     monkeypatch.setattr(stages, "run_stages", spy)
     return fed
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--e2e", action="store_true",
+                     help="also run the tests marked e2e (subprocess CLI runs, pools, Ray, submitit, the browser, "
+                          "long trainings): what CI runs")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave the e2e tests out of a plain ``pytest`` so a developer can run it often; ``--e2e``
+    keeps them, and so does any ``-m`` expression (``-m e2e`` runs only them)."""
+    if config.getoption("--e2e") or config.option.markexpr:
+        return
+    e2e = [item for item in items if item.get_closest_marker("e2e")]
+    if e2e:
+        config.hook.pytest_deselected(items=e2e)
+        items[:] = [item for item in items if not item.get_closest_marker("e2e")]

@@ -1,0 +1,47 @@
+"""The ``e2e`` switch of tests/conftest.py: a plain ``pytest`` leaves e2e tests out and says
+so; ``--e2e`` (what CI runs) and any ``-m`` expression bring them back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+CONFTEST = Path(__file__).with_name("conftest.py")
+TESTS = """
+import pytest
+
+def test_fast():
+    pass
+
+@pytest.mark.e2e
+def test_end_to_end():
+    pass
+
+"""
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeconftest(CONFTEST.read_text(encoding="utf-8"))
+    pytester.makeini("[pytest]\nmarkers =\n    e2e: end to end\n")
+    pytester.makepyfile(test_two=TESTS)
+    return pytester
+
+
+def test_a_plain_run_deselects_e2e(suite):
+    suite.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1, deselected=1)
+
+
+def test_the_e2e_option_runs_everything(suite):
+    suite.runpytest("-p", "no:cacheprovider", "--e2e").assert_outcomes(passed=2)
+
+
+@pytest.mark.parametrize("expression, passed", [("e2e", ["test_end_to_end"]), ("not e2e", ["test_fast"]),
+                                                ("e2e or not e2e", ["test_fast", "test_end_to_end"])])
+def test_a_marker_expression_decides_alone(suite, expression, passed):
+    result = suite.runpytest("-p", "no:cacheprovider", "-v", "-m", expression)
+    result.assert_outcomes(passed=len(passed), deselected=2 - len(passed))
+    assert [name for name in ("test_fast", "test_end_to_end") if f"::{name} PASSED" in result.stdout.str()] == passed
