@@ -60,7 +60,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Leave the e2e tests out of a plain ``pytest`` so a developer can run it often; ``--e2e``
-    keeps them, and so does any ``-m`` expression (``-m e2e`` runs only them)."""
+    keeps them, and so does any ``-m`` expression (``-m e2e`` runs only them). Every test in
+    the ``e2e/`` folder beside this file is e2e without saying so."""
+    e2e_folder = Path(__file__).resolve().parent / "e2e"
+    for item in items:
+        if e2e_folder in item.path.resolve().parents:
+            item.add_marker(pytest.mark.e2e)
     if config.getoption("--e2e") or config.option.markexpr:
         return
     e2e = [item for item in items if item.get_closest_marker("e2e")]

@@ -1,5 +1,6 @@
 """The ``e2e`` switch of tests/conftest.py: a plain ``pytest`` leaves e2e tests out and says
-so; ``--e2e`` (what CI runs) and any ``-m`` expression bring them back."""
+so; ``--e2e`` (what CI runs) and any ``-m`` expression bring them back; a test in the ``e2e/``
+folder is e2e unmarked."""
 
 from __future__ import annotations
 
@@ -45,3 +46,12 @@ def test_a_marker_expression_decides_alone(suite, expression, passed):
     result = suite.runpytest("-p", "no:cacheprovider", "-v", "-m", expression)
     result.assert_outcomes(passed=len(passed), deselected=2 - len(passed))
     assert [name for name in ("test_fast", "test_end_to_end") if f"::{name} PASSED" in result.stdout.str()] == passed
+
+
+def test_a_test_in_the_e2e_folder_is_e2e_unmarked(suite):
+    suite.mkdir("e2e")
+    (suite.path / "e2e" / "test_far.py").write_text("def test_far():\n    pass\n")
+    suite.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1, deselected=2)
+    result = suite.runpytest("-p", "no:cacheprovider", "-v", "-m", "e2e")
+    result.assert_outcomes(passed=2, deselected=1)
+    assert "test_far.py::test_far PASSED" in result.stdout.str()
