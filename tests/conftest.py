@@ -24,8 +24,21 @@ def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
         yield root
 
 
+_RUNNING: dict[str, pytest.Item | None] = {"item": None}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _RUNNING["item"] = item  # before the item's fixtures, so a module fixture sees the test that needs it
+
+
 def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """The installed command, as a user runs it (no terminal: plain log lines)."""
+    """The installed command, as a user runs it (no terminal: plain log lines). Only an e2e test
+    may: a subprocess costs seconds, and the default run stays fast only if they are marked."""
+    item = _RUNNING["item"]
+    if item is not None and not item.get_closest_marker("e2e"):
+        raise AssertionError(f"{item.nodeid} runs the CLI in a subprocess: mark it @pytest.mark.e2e "
+                             "(or move it to tests/e2e/)")
     return subprocess.run(
         [sys.executable, "-m", "serbench", *args],
         capture_output=True,
@@ -61,10 +74,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Leave the e2e tests out of a plain ``pytest`` so a developer can run it often; ``--e2e``
     keeps them, and so does any ``-m`` expression (``-m e2e`` runs only them). Every test in
-    the ``e2e/`` folder beside this file is e2e without saying so."""
+    the ``e2e/`` folder beside this file is e2e without saying so, and so is one marked ``slow``."""
     e2e_folder = Path(__file__).resolve().parent / "e2e"
     for item in items:
-        if e2e_folder in item.path.resolve().parents:
+        if e2e_folder in item.path.resolve().parents or item.get_closest_marker("slow"):  # slow: e2e's older name
             item.add_marker(pytest.mark.e2e)
     if config.getoption("--e2e") or config.option.markexpr:
         return

@@ -206,6 +206,7 @@ def test_a_job_claimed_by_a_recycled_pid_is_run_not_waited_for(finished, tmp_pat
     assert f"taken over (pid {sleeper.pid} is now another process" in (a / "run.log").read_text()
 
 
+@pytest.mark.e2e
 def test_two_concurrent_fuses_into_one_out_never_mix(finished, tmp_path):
     """Two `serbench fuse` processes into one --out: one writes the fusion, the other waits for
     its lock and is refused in one line; the output equals a fusion made alone."""

@@ -141,6 +141,7 @@ def test_a_bad_suite_or_executor_option_gets_one_line_exit_2_and_runs_nothing(ca
     assert not out.exists()
 
 
+@pytest.mark.e2e
 def test_the_same_setup_from_the_command_line_does_run(tmp_path):
     """The control for the hostile suite above: the setup line it carried runs when the user gives
     it (submitit's local executor runs it in a shell before the task), so only the refusal kept

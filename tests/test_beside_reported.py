@@ -90,6 +90,7 @@ def _rows(text):
     return [dict(zip(cells[0], row)) for row in cells[1:]]
 
 
+@pytest.mark.e2e
 def test_a_gender_sum_run_stands_beside_the_sum_row_only(real, tmp_path):
     run = _copy(real, tmp_path, "sum")
     rows = _rows(beside_reported([run], registry()))
@@ -100,6 +101,7 @@ def test_a_gender_sum_run_stands_beside_the_sum_row_only(real, tmp_path):
     assert [row["variant"] for row, _ in found.not_comparable] == ["gender=sum"] and not found.pairs
 
 
+@pytest.mark.e2e
 def test_a_variant_the_paper_did_not_report_pairs_with_nothing_and_says_why(real, tmp_path):
     mlp = _copy(real, tmp_path, "mlp", params={"downstream": {**_defaults("wavlm_cond"), "gender": "sum", "projection": "mlp"}})
     sum_mean = _copy(real, tmp_path, "summean", pooling="mean")
@@ -110,6 +112,7 @@ def test_a_variant_the_paper_did_not_report_pairs_with_nothing_and_says_why(real
     assert "summean (wavlm_cond, msp_podcast / Development): the paper reports no row of its variant (fused_runs=0 pooling=mean" in text
 
 
+@pytest.mark.e2e
 def test_a_small_msp_podcast_copy_is_shown_not_comparable_with_its_reason(real, tmp_path):
     run = _copy(real, tmp_path, "tiny")
     text = beside_reported([run], registry())
@@ -121,6 +124,7 @@ def test_a_small_msp_podcast_copy_is_shown_not_comparable_with_its_reason(real, 
     assert "32.00" not in text  # the paper's number is not printed as if it stood beside this run
 
 
+@pytest.mark.e2e
 def test_the_test_split_size_is_checked_against_the_rows_stated_release_and_size(real, tmp_path):
     run = _copy(real, tmp_path, "sized")
     reported = registry().get("downstream", "wavlm_cond").meta.reported
@@ -131,6 +135,7 @@ def test_the_test_split_size_is_checked_against_the_rows_stated_release_and_size
     assert leaderboard.test_size(run) == DEV_SIZE == run.data["folds"][0]["n_test"]
 
 
+@pytest.mark.e2e
 def test_a_matching_variant_pairs_and_its_neighbours_do_not(real, tmp_path):
     reg = registry()
     full = _gmp_atl(real, tmp_path, "full")
@@ -146,6 +151,7 @@ def test_a_matching_variant_pairs_and_its_neighbours_do_not(real, tmp_path):
     assert rows[0]["measured (%)"] == "75.00 ± 2.00" and rows[0]["test split"] == "test session"
 
 
+@pytest.mark.e2e
 def test_a_fusion_row_pairs_with_a_fused_result_of_five_runs_only(real, tmp_path):
     reg = registry()
     runs = [_copy(real, tmp_path, f"m{k}") for k in range(5)]
@@ -164,6 +170,7 @@ def test_a_fusion_row_pairs_with_a_fused_result_of_five_runs_only(real, tmp_path
         "a fusion of runs not among the results given (m4): which method and test split it answers to is unknown")
 
 
+@pytest.mark.e2e
 def test_a_result_stands_beside_its_own_protocol_and_split_only(real, tmp_path):
     five_fold = _gmp_atl(real, tmp_path, "a")
     loso = _gmp_atl(real, tmp_path, "b")
@@ -173,6 +180,7 @@ def test_a_result_stands_beside_its_own_protocol_and_split_only(real, tmp_path):
     assert "b (gmp_atl, iemocap_loso10 / test speaker): the paper reports iemocap_5fold / test session only" in text
 
 
+@pytest.mark.e2e
 def test_a_test_set_result_is_not_paired_with_development_numbers(real, tmp_path):
     test1 = _copy(real, tmp_path, "t1", params={"protocol": {"test_set": "Test1", "dev_fraction": 0.1, "seed": 0}})
     text = beside_reported([test1], registry())
@@ -180,6 +188,7 @@ def test_a_test_set_result_is_not_paired_with_development_numbers(real, tmp_path
     assert "t1 (wavlm_cond, msp_podcast / Test1): the paper reports msp_podcast / Development only" in text
 
 
+@pytest.mark.e2e
 def test_leaderboard_command_puts_results_beside_reported(real, tmp_path):
     result = _gmp_atl(real, tmp_path, "c")
     (result.run_dir / "result.json").write_text(json.dumps(result.data))
@@ -189,6 +198,7 @@ def test_leaderboard_command_puts_results_beside_reported(real, tmp_path):
     assert "reported variant" in header and "reported on" in header and "75.00 ± 2.00" in done.stdout
 
 
+@pytest.mark.e2e
 def test_the_reported_table_shows_settings_release_and_split(real, tmp_path):
     text = leaderboard.reported(registry())
     line = next(row for row in _rows(text) if row["variant"] == "gender=sum")
@@ -221,6 +231,7 @@ def test_a_setting_that_names_no_parameter_is_refused():
         leaderboard.check_reported_row("wavlm_cond", spec, row)
 
 
+@pytest.mark.e2e
 def test_the_site_puts_reported_rows_beside_like_results_only(real, tmp_path):
     from serbench.leaderboard import reported_for
     from serbench.site import _reported_rows
@@ -234,6 +245,7 @@ def test_the_site_puts_reported_rows_beside_like_results_only(real, tmp_path):
     assert [cell["text"] for cell in rows[0]["metrics"]][:2] == ["82.00", "80.00"]
 
 
+@pytest.mark.e2e
 def test_a_run_on_a_corpus_copy_that_differs_from_the_published_counts_is_marked_and_never_paired(real, tmp_path):
     from serbench.leaderboard import markdown
 
@@ -244,6 +256,7 @@ def test_a_run_on_a_corpus_copy_that_differs_from_the_published_counts_is_marked
     assert "CORPUS DIFFERS from the published counts" in markdown([differs])
 
 
+@pytest.mark.e2e
 def test_a_run_records_and_warns_how_its_corpus_differs_from_the_published_counts(tmp_path):
     from lookalike import write_iemocap
 

@@ -146,6 +146,7 @@ CONCURRENT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.e2e
 def test_two_runs_sharing_the_cache_take_turns(tmp_path):
     _corpus(tmp_path / "audio", n=8)
     cmd = [sys.executable, "-c", CONCURRENT, str(tmp_path / "cache"), str(tmp_path / "audio")]
@@ -172,6 +173,7 @@ def test_second_run_needs_no_encoder_forward_pass(tmp_path, monkeypatch):
     assert second.data["cache"] == {**first.data["cache"], "hits": 80, "misses": 0}
 
 
+@pytest.mark.e2e
 def test_cache_commands(tmp_path):
     env = {"SERBENCH_CACHE": str(tmp_path)}
     utts = _corpus(tmp_path / "audio", n=2)

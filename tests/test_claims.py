@@ -147,7 +147,7 @@ def test_the_heartbeat_keeps_a_claim_fresh(tmp_path):
     assert not claim.path.exists()  # released at the end
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_two_processes_on_one_run_compute_every_job_once(tmp_path):
     a, b = _start(tmp_path), _start(tmp_path)
     for process in (a, b):
@@ -159,7 +159,7 @@ def test_two_processes_on_one_run_compute_every_job_once(tmp_path):
     assert (run_dir / "result.json").exists() and not list((run_dir / "claims").glob("*.claim"))
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_job_killed_midway_is_completed_by_the_next_run_with_the_same_result(tmp_path):
     killed = _start(tmp_path / "killed")
     claim = None
@@ -186,6 +186,7 @@ def test_a_job_killed_midway_is_completed_by_the_next_run_with_the_same_result(t
     assert result == json.loads((whole_dir / "result.json").read_text())["summary"]
 
 
+@pytest.mark.e2e
 def test_status_shows_done_running_stale_and_pending(tmp_path):
     from conftest import run_cli
 
@@ -210,6 +211,7 @@ def test_status_shows_done_running_stale_and_pending(tmp_path):
     assert missing.returncode != 0 and "jobs.json: not found" in missing.stderr
 
 
+@pytest.mark.e2e
 def test_job_and_finish_run_a_run_directory_by_hand(tmp_path):
     from conftest import run_cli
 
@@ -260,7 +262,7 @@ def _wait_for(process, condition, poll=0.01):
     return False
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_kill_during_feature_extraction_then_a_rerun_gives_the_identical_result(tmp_path):
     cache = tmp_path / "cache"
     env = {**os.environ, "SERBENCH_CACHE": str(cache)}
@@ -287,7 +289,7 @@ def test_a_kill_during_feature_extraction_then_a_rerun_gives_the_identical_resul
     assert summary(run_dir) == summary(whole_dir)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_kills_at_any_point_of_the_summary_then_a_rerun_give_the_identical_result(tmp_path):
     """``serbench finish`` rebuilds a run's summary from its job files; killed at spread-out
     moments of its run (start-up, reading, computing, writing), the next one writes the same."""

@@ -38,6 +38,7 @@ def test_user_mistakes_get_one_clear_line(args, fragment, tmp_path, capsys):
     assert not list(tmp_path.iterdir())  # nothing half-written
 
 
+@pytest.mark.e2e
 def test_a_mistake_through_the_installed_command_has_no_traceback():
     done = run_cli("run", "--upstream", "fbnak", "--downstream", "superb", "--protocol", "synthetic")
     assert done.returncode == 2 and "Traceback" not in done.stderr
@@ -45,6 +46,7 @@ def test_a_mistake_through_the_installed_command_has_no_traceback():
     assert done.stderr.count("\n") == 1
 
 
+@pytest.mark.e2e
 def test_cuda_on_a_machine_without_it():
     import torch
 
@@ -54,6 +56,7 @@ def test_cuda_on_a_machine_without_it():
     assert done.returncode == 2 and "--device cuda: CUDA is not available here" in done.stderr
 
 
+@pytest.mark.e2e
 def test_leaderboard_rejects_a_file_that_is_not_a_result(tmp_path):
     bogus = tmp_path / "result.json"
     bogus.write_text('{"schema": "something/else"}')

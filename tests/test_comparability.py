@@ -21,7 +21,7 @@ from serbench.leaderboard import csv_table, latex, markdown
 from serbench.ranking import groups, system_label
 from serbench.results import comparability_of, load_result
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 SMALL = ["train.max_epochs=2"]
 
 

@@ -144,7 +144,7 @@ def test_holm_against_hand_computed_values():
     assert holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_compare_command_on_two_synthetic_runs(tmp_path):
     from conftest import run_cli
 

@@ -55,3 +55,25 @@ def test_a_test_in_the_e2e_folder_is_e2e_unmarked(suite):
     result = suite.runpytest("-p", "no:cacheprovider", "-v", "-m", "e2e")
     result.assert_outcomes(passed=2, deselected=1)
     assert "test_far.py::test_far PASSED" in result.stdout.str()
+
+
+@pytest.mark.e2e  # it runs `serbench --help` in a subprocess
+def test_only_an_e2e_test_may_run_the_cli_in_a_subprocess(suite):
+    suite.makepyfile(test_cli="""
+import pytest
+from conftest import run_cli
+
+def test_unmarked():
+    run_cli("--version")
+
+@pytest.fixture(scope="module")
+def shared():
+    return run_cli("--help")
+
+@pytest.mark.e2e
+def test_marked_through_a_module_fixture(shared):
+    assert shared.returncode == 0
+""")
+    result = suite.runpytest("-p", "no:cacheprovider", "--e2e", "test_cli.py")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*test_cli.py::test_unmarked runs the CLI in a subprocess: mark it @pytest.mark.e2e*"])

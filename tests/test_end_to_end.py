@@ -14,7 +14,7 @@ from serbench.results import SCHEMA
 
 from conftest import run_cli
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 FAST = ["protocol.per_class=4", "train.max_epochs=3"]
 
 

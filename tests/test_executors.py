@@ -49,7 +49,7 @@ CASES = {
 }
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_every_executor_gives_the_metrics_of_one_process(case, reference, tmp_path):
     if case.startswith("ray"):
@@ -73,7 +73,7 @@ def test_every_executor_gives_the_metrics_of_one_process(case, reference, tmp_pa
         assert list((run_dir / "slurm").glob("*/*_log.out"))  # submitit's logs under the run directory
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_failing_job_is_recorded_and_the_others_finish(tmp_path):
     """Fold 3's job cannot write its dev predictions (a directory stands at that path); the
     pool finishes the other four, the failure and its traceback are in failed/ and in serbench
@@ -100,7 +100,7 @@ def test_a_failing_job_is_recorded_and_the_others_finish(tmp_path):
     assert not (run_dir / "failed" / "fold-3_seed-0.json").exists()
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_pool_worker_killed_midway_leaves_a_job_the_next_run_completes(reference, tmp_path):
     env = {**os.environ, "SERBENCH_CACHE": str(tmp_path / "cache")}
     command = [sys.executable, "-m", "serbench", *RUN, "-o", "executor.workers=2", "--out", str(tmp_path / "runs")]
@@ -124,7 +124,7 @@ def test_a_pool_worker_killed_midway_leaves_a_job_the_next_run_completes(referen
         json.loads((reference / "result.json").read_text())["summary"]
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_any_scheduler_by_hand_prepare_shards_jobs_finish(reference, tmp_path):
     env = {"SERBENCH_CACHE": str(tmp_path / "cache")}
     prepared = run_cli(*RUN, "--prepare", "--out", str(tmp_path / "runs"), env=env)
@@ -245,7 +245,7 @@ def test_a_cuda_run_without_gpus_per_task_is_refused():
         worker_device("cuda", 0, "-o executor.gpus")
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_running_ray_clusters_address_passes_the_probe():
     """The reference for the refusals in test_bad_inputs_suites.py: a real Ray GCS answers the
     HTTP/2 handshake, and ray.init in the probing child connects to it."""

@@ -119,6 +119,7 @@ def test_hub_cache_snapshot_is_used_and_its_revision_recorded(checkpoints, tmp_p
     assert done.stdout.strip() == f"microsoft/wavlm-large@{revision}"
 
 
+@pytest.mark.e2e
 def test_missing_weights_say_how_to_get_them(tmp_path):
     done = run_cli("run", "--upstream", "wavlm_large", "--downstream", "superb", "--protocol", "synthetic",
                    "--out", str(tmp_path / "runs"), env={"HF_HUB_CACHE": str(tmp_path / "empty"), "HF_HOME": str(tmp_path)})

@@ -55,6 +55,7 @@ def test_a_leaking_speaker_is_refused_before_the_run_directory_exists(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.e2e
 def test_the_cli_refuses_it_in_one_line(tmp_path):
     done = run_cli("run", "--upstream", "fbank", "--downstream", "superb", "--protocol", "csv",
                    "--data", str(_split_corpus(tmp_path, LEAKING)), "--out", str(tmp_path / "runs"), "-o", *QUICK)
@@ -63,6 +64,7 @@ def test_the_cli_refuses_it_in_one_line(tmp_path):
     assert line.startswith("serbench: error: protocol csv:corpus.csv: fold 1: speaker 's2' is in both train and test")
 
 
+@pytest.mark.e2e
 def test_declared_speaker_dependent_runs_and_says_so(tmp_path):
     data = _split_corpus(tmp_path, LEAKING)
     done = run_cli("run", "--upstream", "fbank", "--downstream", "superb", "--protocol", "csv", "--data", str(data),
@@ -102,6 +104,7 @@ def test_a_corpus_without_speakers_records_them_as_unknown(tmp_path):
     assert "speakers unknown" in settings(result)
 
 
+@pytest.mark.e2e
 def test_data_check_reports_the_leak(tmp_path):
     data = _split_corpus(tmp_path, LEAKING)
     report = check(load_protocol("csv", data))

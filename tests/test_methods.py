@@ -71,6 +71,7 @@ def test_fitted_weights_keep_their_constraints_and_never_lose_on_dev():
     assert _score(probs, weights, labels, "ua") >= best_single
 
 
+@pytest.mark.e2e
 def test_fuse_command_writes_a_run_that_the_leaderboard_reads(tmp_path):
     a = serbench.run("fbank", "superb", protocol="synthetic", out=tmp_path, overrides=FAST)
     b = serbench.run("fbank", "wavlm_cond", pooling="std", protocol="synthetic", out=tmp_path, overrides=FAST)

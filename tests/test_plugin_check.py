@@ -61,6 +61,7 @@ def test_an_upstream_with_the_wrong_dim_fails_its_contract():
     assert not contract.passed and "dim=80" in contract.detail
 
 
+@pytest.mark.e2e
 def test_the_command_exits_0_when_all_pass_and_1_when_one_fails():
     passing = run_cli("check-plugin", "pooling", "mean")
     assert passing.returncode == 0 and "all 4 checks pass" in passing.stdout
@@ -68,6 +69,7 @@ def test_the_command_exits_0_when_all_pass_and_1_when_one_fails():
     assert failing.returncode == 1 and "no sbatch on PATH" in failing.stdout
 
 
+@pytest.mark.e2e
 def test_an_executor_is_checked_by_a_small_run_through_it(tmp_path, monkeypatch):
     """A pool of two workers gives the in-process run's metrics; an executor that loses a unit
     (its map skips the last job) fails, named."""

@@ -238,6 +238,7 @@ def register_downstreams():
 '''
 
 
+@pytest.mark.e2e
 def test_workers_start_no_job_after_one_broke_a_plugins_contract(tmp_path):
     """In a pool of workers (where the plugin is installed, as an entry point), the first jobs
     fail naming the plugin and the others are not started: they would fail alike."""

@@ -116,6 +116,7 @@ BAD_SPECS = {
 
 
 @pytest.mark.parametrize("case", BAD_SPECS)
+@pytest.mark.e2e
 def test_a_bad_third_party_spec_is_skipped_with_a_warning_and_every_command_still_works(site, case):
     body, message = BAD_SPECS[case]
     source = ("from serbench import hookimpl, Param, Spec\n\n@hookimpl\ndef register_poolings():\n    " + body + "\n")
@@ -146,6 +147,7 @@ def test_plugin_that_fails_to_import_is_reported_and_the_rest_keep_working(site)
     ("from serbench import hookimpl\n\n@hookimpl\ndef register_pooling():\n    return []\n",
      "@hookimpl register_pooling is not a serbench hook (did you mean 'register_poolings'?)"),
 ])
+@pytest.mark.e2e
 def test_a_plugin_that_exits_or_misspells_a_hook_on_import_fails_alone_named(site, source, error):
     _fake_distribution(site, "acme_rude", source)
     done = run_cli("list", "poolings", env={"PYTHONPATH": str(site)})
@@ -153,6 +155,7 @@ def test_a_plugin_that_exits_or_misspells_a_hook_on_import_fails_alone_named(sit
     assert "acme_rude" in done.stderr and error in done.stderr
 
 
+@pytest.mark.e2e
 def test_cli_plugins_json_shows_the_broken_plugin_with_its_error(site):
     _fake_distribution(site, "acme_broken", BROKEN)
     done = run_cli("plugins", env={"PYTHONPATH": str(site)})
@@ -179,6 +182,7 @@ def test_create_checks_parameter_types():
         create("upstream", "fbank", n_mels="forty")
 
 
+@pytest.mark.e2e
 def test_example_package_installs_and_its_pooling_is_used(tmp_path):
     """The worked example of docs/writing-plugins.md, installed with pip as a user would."""
     site = tmp_path / "site"

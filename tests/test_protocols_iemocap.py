@@ -76,6 +76,7 @@ def test_loso10_is_8_1_1_in_speaker_order(tree):
         assert len(fold.dev) == COUNTS_MERGED[f"speaker:{partner}"]
 
 
+@pytest.mark.e2e
 def test_data_check_and_splits_commands(tree, tmp_path):
     root, _ = tree
     done = run_cli("data", "check", "iemocap_5fold", "--data", str(root))
@@ -91,6 +92,7 @@ def test_data_check_and_splits_commands(tree, tmp_path):
     assert Counter(r["split"] for r in first) == {"test": 528, "dev": 557, "train": 5531 - 1085}
 
 
+@pytest.mark.e2e
 def test_data_check_reports_a_mismatch_with_the_published_counts(tmp_path):
     write_iemocap(tmp_path, [("Ses01F_impro01_F000", "neu"), ("Ses01F_impro01_M000", "ang")])
     done = run_cli("data", "check", "iemocap_5fold", "--data", str(tmp_path))
@@ -98,6 +100,7 @@ def test_data_check_reports_a_mismatch_with_the_published_counts(tmp_path):
     assert "MISMATCH" in done.stdout and "differs from the published definition" in done.stderr
 
 
+@pytest.mark.e2e
 def test_missing_corpus_location_says_how_to_set_one():
     done = run_cli("run", "--upstream", "fbank", "--downstream", "superb")
     assert done.returncode == 2 and "Traceback" not in done.stderr

@@ -81,6 +81,7 @@ def test_recipe_mistakes_are_one_line():
         plan("fbank", "sap_gap", pooling="mean", protocol="synthetic")
 
 
+@pytest.mark.e2e
 def test_gmp_atl_run_shows_and_records_the_recipe(tmp_path):
     fast = ["-o", "protocol.per_class=1", "-o", "train.max_epochs=1", "-o", "downstream.stage1_epochs=1",
             "-o", "downstream.stage2_epochs=1", "-o", "downstream.scales=[4, 8]"]
@@ -101,6 +102,7 @@ def test_gmp_atl_run_shows_and_records_the_recipe(tmp_path):
     assert sorted(configs) == ["paper", "shared"]  # a run of its own, under the shared recipe
 
 
+@pytest.mark.e2e
 def test_list_shows_the_recipe():
     done = run_cli("list", "downstreams", "wavlm_cond")
     assert done.returncode == 0, done.stderr
@@ -120,6 +122,7 @@ def test_reported_rows_say_what_they_were_measured_with(method):
         assert 0 < row["value"] * UNITS[row["unit"]] <= 100  # one scale once converted
 
 
+@pytest.mark.e2e
 def test_reported_table_is_in_percent_with_split_encoder_and_pooling():
     done = run_cli("leaderboard", "--reported")
     assert done.returncode == 0, done.stderr
@@ -288,6 +291,7 @@ def test_recorded_recipe_under_the_papers_protocol_is_the_papers_table(method, t
 
 
 @pytest.mark.parametrize("method", sorted(PAPER_TABLES))
+@pytest.mark.e2e
 def test_a_tiny_run_records_the_papers_table_with_its_demo_variant(method, tmp_path):
     """A real run on the demo corpus: result.json's recipe is the paper's table with the named
     demo values on top (and the test split's selection set aside), and run.log says so on the
@@ -323,6 +327,7 @@ def test_a_tiny_run_records_the_papers_table_with_its_demo_variant(method, tmp_p
     assert folds and all(f["epochs_run"] <= config["train"]["max_epochs"] for f in folds)
 
 
+@pytest.mark.e2e
 def test_a_wavlm_cond_run_scored_on_development_selects_there_and_says_so(tmp_path):
     """End to end on an MSP-Podcast-like folder scored on Development: each epoch's selection
     score is that epoch's macro-F1 on Development (the test split), and the table beside the

@@ -121,7 +121,7 @@ def test_bumping_a_plugin_version_starts_a_new_run_and_new_cache_entries(tmp_pat
         load_plan(first.run_dir)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_the_shuffled_label_control_sits_at_chance(tmp_path):
     """With permuted labels nothing is learnable: UA must sit at chance (25% over 4 balanced
     classes). Before training *and* epoch selection both saw permuted labels, selection on the

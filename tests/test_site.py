@@ -10,7 +10,7 @@ import pytest
 
 from conftest import run_cli
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 CHROMIUM, DRIVER = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 

@@ -61,6 +61,7 @@ def test_a_bad_suite_is_refused_with_its_file_and_line(tmp_path, text, message):
         suites.plans(suites.load(path))
 
 
+@pytest.mark.e2e
 def test_bench_runs_every_cell_writes_the_leaderboard_and_resumes(tmp_path):
     path = _suite(tmp_path, TINY)
     board = tmp_path / "board.md"
