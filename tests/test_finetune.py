@@ -71,6 +71,7 @@ def test_training_crops_are_bounded_and_evaluation_is_whole():
     assert int(whole.max()) > 8000
 
 
+@pytest.mark.e2e  # an in-process training of minutes on a loaded machine
 def test_finetune_run_through_the_runner(tmp_path):
     result = serbench.run("tiny", "superb", protocol="synthetic", out=tmp_path,
                           overrides=["protocol.per_class=2", "train.max_epochs=1", "upstream.finetune=true"])

@@ -56,6 +56,7 @@ def _optimisers(monkeypatch) -> list[tuple]:
     return built
 
 
+@pytest.mark.e2e  # an in-process training of minutes on a loaded machine
 def test_stages_see_only_the_training_fold_pseudo_labels_are_made_and_the_recipe_is_recorded(
         tmp_path, stage_feed, monkeypatch):
     built = _optimisers(monkeypatch)
