@@ -51,7 +51,7 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> sub
 @pytest.fixture
 def stage_feed(monkeypatch) -> list[dict]:
     """Records, for every (fold, seed) job, the utterance ids each stage was fed."""
-    from serbench import stages
+    from serbench.run import stages
 
     fed: list[dict] = []
     original = stages.run_stages

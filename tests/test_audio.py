@@ -5,8 +5,8 @@ import pytest
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from serbench.audio import load_audio
-from serbench.errors import SerbenchError
+from serbench.api.audio import load_audio
+from serbench.api.errors import SerbenchError
 
 
 def test_stereo_is_mixed_down_and_8khz_resampled(tmp_path):

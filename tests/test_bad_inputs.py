@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from serbench.cli import main
+from serbench.cli.main import main
 
 from lookalike import tiny_wav, write_iemocap
 
@@ -194,7 +194,7 @@ def test_debug_shows_the_traceback_of_a_refusal(capsys):
 def test_labels_and_fold_names_are_normalised(tmp_path):
     """A byte-order mark and whitespace around fields change nothing: the same utterances, labels
     and folds, so the same corpus digest as the clean file."""
-    from serbench.plan import load_protocol
+    from serbench.run.plan import load_protocol
 
     clean = load_protocol("csv", _corpus(tmp_path, name="clean.csv"))
     messy = load_protocol("csv", _corpus(tmp_path, lambda t: "\ufeff" + t.replace(",a,", ", a ,").replace(",1\n", ", 1\n"),

@@ -16,12 +16,12 @@ import pytest
 import soundfile as sf
 from test_bad_inputs import RUN, _corpus, _csv, _snapshot, refused_in_one_line
 
-from serbench.audio import audio_info, load_audio
-from serbench.cli import main
-from serbench.corpus import Protocol, Utterance
-from serbench.errors import SerbenchError
-from serbench.plan import plan
-from serbench.trainer import TRAIN_PARAMS
+from serbench.api.audio import audio_info, load_audio
+from serbench.api.errors import SerbenchError
+from serbench.api.protocol import Protocol, Utterance
+from serbench.cli.main import main
+from serbench.run.plan import plan
+from serbench.run.trainer import TRAIN_PARAMS
 
 from lookalike import tiny_wav
 
@@ -212,7 +212,7 @@ def test_a_wav_written_through_a_pipe_is_not_called_truncated(tmp_path):
 def test_iemocap_line_numbers_count_lines_as_an_editor_does(tmp_path):
     """A form feed inside an annotator's line (``str.splitlines`` breaks there) does not shift the
     line a later problem is reported at: line 7 is the dialog's second utterance line."""
-    from serbench.plan import load_protocol
+    from serbench.run.plan import load_protocol
 
     from lookalike import write_iemocap
 

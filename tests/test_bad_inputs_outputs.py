@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from test_bad_inputs import SYNTHETIC, _snapshot, refused_in_one_line
 
-from serbench.cli import main
+from serbench.cli.main import main
 
 
 @pytest.fixture(scope="module")
@@ -325,7 +325,7 @@ def test_the_site_escapes_what_it_shows(finished, tmp_path):
 def test_spreadsheet_cells_by_hand():
     """The OWASP CSV-injection rule: text beginning =, +, -, @, tab or CR gets a leading
     apostrophe; numbers, and text that is a plain number, stay as they are."""
-    from serbench.spreadsheet import spreadsheet_safe
+    from serbench.report.spreadsheet import spreadsheet_safe
 
     expected = {"=1+1": "'=1+1", "+cmd": "'+cmd", "-x": "'-x", "@SUM(A1)": "'@SUM(A1)", "\t=1": "'\t=1", "\r=1": "'\r=1",
                 "-0.5": "-0.5", "+3": "+3", "-1e-3": "-1e-3", "-.5": "-.5", "superb": "superb", "a=b": "a=b", "": "",
@@ -350,7 +350,7 @@ def test_leaderboard_csv_cells_open_as_text(finished, tmp_path):
 # -- names to file names -----------------------------------------------------------------------
 
 def test_file_names_from_data():
-    from serbench.safe_paths import file_name, unique_file_names
+    from serbench.report.safe_paths import file_name, unique_file_names
 
     assert file_name("synthetic_fbank_superb_7b6867ff29") == "synthetic_fbank_superb_7b6867ff29"  # a safe name stays
     hostile = ["../../x", "/etc/passwd", "..", ".", "a/b", "a\x00b", "a\\b", LONG, "", ".hidden", "x" * 65]
@@ -362,8 +362,8 @@ def test_file_names_from_data():
 
 
 def test_writes_stay_inside_their_folder(tmp_path):
-    from serbench.errors import SerbenchError
-    from serbench.safe_paths import inside, write_text_inside
+    from serbench.api.errors import SerbenchError
+    from serbench.report.safe_paths import inside, write_text_inside
 
     root = tmp_path / "out"
     root.mkdir()

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from test_bad_inputs import _snapshot
 
-from serbench.cli import main
+from serbench.cli.main import main
 
 RUN = ["run", "--upstream", "fbank", "--downstream", "superb", "--protocol", "synthetic", "--quiet",
        "-o", "protocol.per_class=1", "-o", "train.max_epochs=1"]
@@ -186,7 +186,7 @@ def test_a_job_claimed_by_a_recycled_pid_is_run_not_waited_for(finished, tmp_pat
     """The claim names a live process on this host that is not its writer (a `sleep`: same pid
     as a dead owner's, another start time): the run takes the claim over at once and finishes
     with the untouched run's result, where it used to wait forever."""
-    from serbench import claims
+    from serbench.report import claims
 
     a, _ = _copy(finished, tmp_path)
     for suffix in (".json", ".csv", ".dev.csv"):

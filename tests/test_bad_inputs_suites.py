@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from test_bad_inputs import _snapshot, refused_in_one_line
 
-from serbench import suites
-from serbench.cli import main
+from serbench.cli.main import main
+from serbench.run import suites
 
 CELL = 'protocols = ["synthetic"]\nupstreams = ["fbank"]\ndownstreams = ["superb"]\n'
 HEAD = 'name = "s"\nversion = "1"\n'
@@ -147,8 +147,8 @@ def test_the_same_setup_from_the_command_line_does_run(tmp_path):
     it (submitit's local executor runs it in a shell before the task), so only the refusal kept
     the suite's from running."""
     pytest.importorskip("submitit", reason="the slurm executor needs pip install 'serbench[slurm]'")
-    from serbench.registry import registry
-    from serbench.results import Job
+    from serbench.report.results import Job
+    from serbench.run.registry import registry
 
     spec = registry().get("executor", "slurm")
     marker = tmp_path / "ran"
@@ -226,7 +226,7 @@ def test_an_unreachable_ray_address_is_refused_naming_it(where, tmp_path, capsys
 def test_a_ray_address_that_never_answers_times_out_at_the_bound():
     """A server that accepts and stays silent: the probe gives up after connect_timeout (the test
     ends, however slow the machine, because the bound is the executor's, not the test's)."""
-    from serbench.errors import SerbenchError
+    from serbench.api.errors import SerbenchError
     from serbench_plugins.executors.ray_cluster import RayExecutor, probe
 
     server, done = _silent_server()
@@ -246,7 +246,7 @@ def test_an_http2_server_that_is_not_ray_is_refused_at_the_bound():
     """An HTTP/2 peer that is not a Ray cluster (an intercepting proxy answers the handshake):
     the handshake passes, ray.init in the child keeps retrying, and is stopped at connect_timeout."""
     pytest.importorskip("ray", reason="the ray executor needs pip install 'serbench[ray]'")
-    from serbench.errors import SerbenchError
+    from serbench.api.errors import SerbenchError
     from serbench_plugins.executors.ray_cluster import RayExecutor, probe
 
     settings = bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # an empty SETTINGS frame, as a gRPC server's first

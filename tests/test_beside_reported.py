@@ -11,11 +11,11 @@ import json
 
 import pytest
 
-from serbench import leaderboard
-from serbench.errors import SerbenchError
-from serbench.leaderboard import beside_reported, pairing
-from serbench.registry import registry
-from serbench.results import load_result
+from serbench.api.errors import SerbenchError
+from serbench.report import leaderboard
+from serbench.report.leaderboard import beside_reported, pairing
+from serbench.report.results import load_result
+from serbench.run.registry import registry
 
 from conftest import run_cli
 
@@ -233,8 +233,8 @@ def test_a_setting_that_names_no_parameter_is_refused():
 
 @pytest.mark.e2e
 def test_the_site_puts_reported_rows_beside_like_results_only(real, tmp_path):
-    from serbench.leaderboard import reported_for
-    from serbench.site import _reported_rows
+    from serbench.report.leaderboard import reported_for
+    from serbench.report.site import _reported_rows
 
     reg = registry()
     dev = _copy(real, tmp_path, "dv")
@@ -247,7 +247,7 @@ def test_the_site_puts_reported_rows_beside_like_results_only(real, tmp_path):
 
 @pytest.mark.e2e
 def test_a_run_on_a_corpus_copy_that_differs_from_the_published_counts_is_marked_and_never_paired(real, tmp_path):
-    from serbench.leaderboard import markdown
+    from serbench.report.leaderboard import markdown
 
     differs = _gmp_atl(real, tmp_path, "d")
     differs.data["annotations"] = {"corpus_differs": ["total: 5530 here, 5531 published"]}

@@ -13,11 +13,11 @@ import pytest
 import torch
 
 import serbench
-from serbench.cache import CacheKey, FeatureCache, audio_hash, scan
-from serbench.corpus import Utterance
-from serbench.errors import SerbenchError
-from serbench.features import extract
-from serbench.registry import create
+from serbench.api.errors import SerbenchError
+from serbench.api.protocol import Utterance
+from serbench.run.cache import CacheKey, FeatureCache, audio_hash, scan
+from serbench.run.features import extract
+from serbench.run.registry import create
 from serbench_plugins.upstreams.fbank import Fbank
 
 from conftest import run_cli
@@ -133,10 +133,10 @@ def test_layer_selection_and_budget(tmp_path):
 CONCURRENT = textwrap.dedent("""
     import sys, torch
     from pathlib import Path
-    from serbench.cache import CacheKey, FeatureCache
-    from serbench.corpus import Utterance
-    from serbench.features import extract
-    from serbench.registry import create
+    from serbench.run.cache import CacheKey, FeatureCache
+    from serbench.api.protocol import Utterance
+    from serbench.run.features import extract
+    from serbench.run.registry import create
     root, audio = Path(sys.argv[1]), Path(sys.argv[2])
     utts = [Utterance(id=p.stem, path=p, label="a", speaker="s") for p in sorted(audio.glob("*.wav"))]
     up = create("upstream", "tiny")
@@ -162,14 +162,14 @@ def test_two_runs_sharing_the_cache_take_turns(tmp_path):
 
 def test_second_run_needs_no_encoder_forward_pass(tmp_path, monkeypatch):
     fast = ["protocol.per_class=2", "train.max_epochs=1"]
-    first = serbench.run("fbank", "superb", protocol="synthetic", out=tmp_path, overrides=fast)
+    first = serbench.run_benchmark("fbank", "superb", protocol="synthetic", out=tmp_path, overrides=fast)
     assert first.data["cache"]["misses"] == 80 and first.data["cache"]["hits"] == 0
 
     def refuse(*args, **kwargs):
         raise AssertionError("the encoder ran although every feature is cached")
 
     monkeypatch.setattr(Fbank, "forward", refuse)
-    second = serbench.run("fbank", "superb", protocol="synthetic", out=tmp_path, overrides=fast + ["downstream.hidden=64"])
+    second = serbench.run_benchmark("fbank", "superb", protocol="synthetic", out=tmp_path, overrides=fast + ["downstream.hidden=64"])
     assert second.data["cache"] == {**first.data["cache"], "hits": 80, "misses": 0}
 
 
@@ -191,11 +191,11 @@ def test_cache_commands(tmp_path):
 
 def test_voice_activity_masks_are_kept_in_the_cache_and_read_back(tmp_path, monkeypatch):
     """A second process reads the masks instead of running webrtcvad again; they equal fresh ones."""
-    from serbench import execute
-    from serbench.audio import load_audio
-    from serbench.plan import plan
-    from serbench.progress import Reporter
-    from serbench.vad import speech_frames
+    from serbench.api.audio import load_audio
+    from serbench.api.progress import Reporter
+    from serbench.run import execute
+    from serbench.run.plan import plan
+    from serbench.run.vad import speech_frames
 
     monkeypatch.setenv("SERBENCH_CACHE", str(tmp_path / "cache"))
     the_plan = plan("fbank", "sap_gap", None, None, "synthetic", None, (0,), "cpu",

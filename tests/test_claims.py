@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from serbench import claims
+from serbench.report import claims
 
 RUN = ["run", "--upstream", "fbank", "--downstream", "superb", "--protocol", "synthetic", "--quiet",
        "-o", "protocol.per_class=4", "-o", "train.max_epochs=3"]
@@ -237,8 +237,8 @@ def test_job_and_finish_run_a_run_directory_by_hand(tmp_path):
 
 
 def test_a_run_directory_whose_config_resolves_otherwise_is_refused(tmp_path):
-    from serbench.errors import SerbenchError
-    from serbench.plan import load_plan, plan
+    from serbench.api.errors import SerbenchError
+    from serbench.run.plan import load_plan, plan
 
     the_plan = plan("fbank", "superb", None, None, "synthetic", None, (0,), "cpu", ["train.max_epochs=1"])
     run_dir = tmp_path / the_plan.run_id

@@ -2,7 +2,7 @@
 
 import pytest
 
-from serbench.cli import main
+from serbench.cli.main import main
 
 from conftest import run_cli
 

@@ -16,10 +16,10 @@ import shutil
 import pytest
 
 import serbench
-from serbench.errors import SerbenchError
-from serbench.leaderboard import csv_table, latex, markdown
-from serbench.ranking import groups, system_label
-from serbench.results import comparability_of, load_result
+from serbench.api.errors import SerbenchError
+from serbench.report.leaderboard import csv_table, latex, markdown
+from serbench.report.ranking import groups, system_label
+from serbench.report.results import comparability_of, load_result
 
 pytestmark = pytest.mark.e2e
 SMALL = ["train.max_epochs=2"]
@@ -30,7 +30,7 @@ def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
     made = {}
     for name, pooling, per_class in (("mean", "mean", 4), ("std", "std", 4), ("other", "mean", 3)):
-        made[name] = serbench.run("fbank", "superb", pooling=pooling, protocol="synthetic", out=out / name,
+        made[name] = serbench.run_benchmark("fbank", "superb", pooling=pooling, protocol="synthetic", out=out / name,
                                   overrides=SMALL + [f"protocol.per_class={per_class}"], recipe="shared")
     return made
 
@@ -114,8 +114,8 @@ def test_latex_puts_each_group_under_its_own_paragraph(runs):
 
 def test_the_site_ranks_and_marks_within_one_key(runs, tmp_path):
     pytest.importorskip("matplotlib", reason="the site's figures need pip install 'serbench[plot]'")
-    from serbench.registry import registry
-    from serbench.site import build
+    from serbench.report.site import build
+    from serbench.run.registry import registry
 
     index = build(list(runs.values()), tmp_path / "site", registry()).read_text()
     assert "WARNING: these 3 results span 2 comparability groups" in index
@@ -137,7 +137,7 @@ def test_the_site_ranks_and_marks_within_one_key(runs, tmp_path):
 
 
 def test_compare_refuses_runs_of_different_keys(runs):
-    from serbench.compare import compare
+    from serbench.report.compare import compare
 
     a, b = runs["mean"], runs["other"]
     with pytest.raises(SerbenchError) as refused:
@@ -162,8 +162,8 @@ def test_labels_tell_two_poolings_and_two_override_sets_apart(runs, tmp_path):
 
 def test_a_macro_f1_interval_below_zero_is_shown_from_zero(runs, tmp_path):
     pytest.importorskip("matplotlib", reason="the site's figures need pip install 'serbench[plot]'")
-    from serbench.registry import registry
-    from serbench.site import build
+    from serbench.report.site import build
+    from serbench.run.registry import registry
 
     def low(data):  # as an older result (before clipping at the source) could hold it
         data["summary"]["macro_f1"].update(mean=0.02, ci95=[-0.03, 0.07], ci95_bootstrap=[-0.01, 0.05])
@@ -182,7 +182,7 @@ def test_a_macro_f1_interval_below_zero_is_shown_from_zero(runs, tmp_path):
 
 
 def test_results_written_before_the_key_group_apart_with_the_corpus_unknown(runs, tmp_path):
-    from serbench.compare import compare
+    from serbench.report.compare import compare
 
     def forget(data):
         del data["comparability"]
@@ -210,14 +210,14 @@ def test_a_damaged_comparability_record_is_named(runs, tmp_path):
 
 def test_the_forest_plot_refuses_runs_of_several_keys(runs, tmp_path):
     pytest.importorskip("matplotlib", reason="plots need pip install 'serbench[plot]'")
-    from serbench.plots import plot_systems
+    from serbench.report.plots import plot_systems
 
     with pytest.raises(SerbenchError, match="span 2 comparability groups"):
         plot_systems(list(runs.values()), tmp_path / "forest.svg")
 
 
 def test_a_fusion_carries_its_runs_key_and_refuses_another(runs, tmp_path):
-    from serbench.fusion import fuse
+    from serbench.report.fusion import fuse
 
     fused = fuse([runs["mean"].run_dir, runs["std"].run_dir], tmp_path / "fused")
     assert fused.data["comparability"] == runs["mean"].data["comparability"]

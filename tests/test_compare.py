@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
-from serbench.compare import holm, permutation_p, swap_sets
-from serbench.results import speaker_table
+from serbench.report.compare import holm, permutation_p, swap_sets
+from serbench.report.results import speaker_table
 
 CLASSES = ["ang", "hap", "neu", "sad"]
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from serbench.corpus import SPEAKERS_UNKNOWN
-from serbench.errors import SerbenchError
-from serbench.plan import load_protocol
+from serbench.api.errors import SerbenchError
+from serbench.api.protocol import SPEAKERS_UNKNOWN
+from serbench.run.plan import load_protocol
 from serbench_plugins.protocols.emobox_speakers import CREMA_D_ACTORS, NO_SPEAKER_IN_KEYS, RULES
 
 from lookalike import tiny_wav

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 import serbench
-from serbench.leaderboard import COLUMNS
-from serbench.results import SCHEMA
+from serbench.report.leaderboard import COLUMNS
+from serbench.report.results import SCHEMA
 
 from conftest import run_cli
 
@@ -100,7 +100,7 @@ def test_embedded_corpus_is_learnable(cli_run):
 
 
 def test_embedded_corpus_does_not_leak(cli_run, tmp_path):
-    result = serbench.run("fbank", "superb", protocol="synthetic", out=tmp_path,
+    result = serbench.run_benchmark("fbank", "superb", protocol="synthetic", out=tmp_path,
                           overrides=["train.shuffle_labels=true"])
     assert abs(result.summary["ua"]["mean"] - 0.25) <= 0.10
     # the control run is marked as such in the leaderboard, beside the real run
@@ -116,18 +116,18 @@ def test_embedded_corpus_does_not_leak(cli_run, tmp_path):
 
 
 def test_same_seed_gives_the_same_metrics(tmp_path):
-    a = serbench.run("fbank", "superb", protocol="synthetic", out=tmp_path / "a", seeds=[7], overrides=FAST)
-    b = serbench.run("fbank", "superb", protocol="synthetic", out=tmp_path / "b", seeds=[7], overrides=FAST)
+    a = serbench.run_benchmark("fbank", "superb", protocol="synthetic", out=tmp_path / "a", seeds=[7], overrides=FAST)
+    b = serbench.run_benchmark("fbank", "superb", protocol="synthetic", out=tmp_path / "b", seeds=[7], overrides=FAST)
     assert a.data["folds"] == b.data["folds"]
     assert (a.run_dir / "predictions.csv").read_text() == (b.run_dir / "predictions.csv").read_text()
 
 
 def test_rerun_resumes_and_recomputes_only_missing_jobs(tmp_path):
-    first = serbench.run("tiny", "superb", protocol="synthetic", out=tmp_path, seeds=[0, 1], overrides=FAST)
+    first = serbench.run_benchmark("tiny", "superb", protocol="synthetic", out=tmp_path, seeds=[0, 1], overrides=FAST)
     folds = first.run_dir / "folds"
     kept = {p.name: p.stat().st_mtime_ns for p in folds.glob("*.json")}
     (folds / "fold-3_seed-1.json").unlink()
-    second = serbench.run("tiny", "superb", protocol="synthetic", out=tmp_path, seeds=[0, 1], overrides=FAST)
+    second = serbench.run_benchmark("tiny", "superb", protocol="synthetic", out=tmp_path, seeds=[0, 1], overrides=FAST)
     assert second.run_dir == first.run_dir
     after = {p.name: p.stat().st_mtime_ns for p in folds.glob("*.json")}
     changed = {name for name in after if after[name] != kept.get(name)}

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from serbench import claims
+from serbench.report import claims
 
 from conftest import run_cli
 
@@ -78,7 +78,7 @@ def test_a_failing_job_is_recorded_and_the_others_finish(tmp_path):
     """Fold 3's job cannot write its dev predictions (a directory stands at that path); the
     pool finishes the other four, the failure and its traceback are in failed/ and in serbench
     status, and a rerun computes only fold 3."""
-    from serbench.plan import plan
+    from serbench.run.plan import plan
 
     run_dir = tmp_path / "runs" / plan("fbank", "superb", None, None, "synthetic", None, (0,), "cpu",
                                        ["protocol.per_class=4", "train.max_epochs=3"]).run_id
@@ -151,10 +151,10 @@ def test_any_scheduler_by_hand_prepare_shards_jobs_finish(reference, tmp_path):
 def test_the_slurm_array_script_carries_every_option(tmp_path, monkeypatch):
     """A fake sbatch on PATH records the script submitit generates; without one the error says so."""
     pytest.importorskip("submitit", reason="the slurm executor needs pip install 'serbench[slurm]'")
-    from serbench.errors import SerbenchError
-    from serbench.execute import Shard
-    from serbench.registry import registry
-    from serbench.results import Job
+    from serbench.api.errors import SerbenchError
+    from serbench.report.results import Job
+    from serbench.run.execute import Shard
+    from serbench.run.registry import registry
 
     spec, path = registry().get("executor", "slurm"), os.environ["PATH"]
     monkeypatch.setenv("PATH", str(tmp_path))
@@ -199,8 +199,8 @@ def test_slurm_asks_for_a_gpu_only_for_a_cuda_run_by_default(device, gpus_line, 
     """gpus=-1 (the default) follows the run's device: a CPU run's array asks for no GPU, a cuda
     run's for one per task (and its tasks run on cuda)."""
     pytest.importorskip("submitit", reason="the slurm executor needs pip install 'serbench[slurm]'")
-    from serbench.registry import registry
-    from serbench.results import Job
+    from serbench.report.results import Job
+    from serbench.run.registry import registry
 
     _fake_slurm(tmp_path, monkeypatch)
     spec = registry().get("executor", "slurm")
@@ -222,8 +222,8 @@ def test_slurm_asks_for_a_gpu_only_for_a_cuda_run_by_default(device, gpus_line, 
 ])
 def test_an_unreachable_slurm_controller_is_refused_before_submitting(scontrol, message, tmp_path, monkeypatch):
     pytest.importorskip("submitit", reason="the slurm executor needs pip install 'serbench[slurm]'")
-    from serbench.errors import SerbenchError
-    from serbench.registry import registry
+    from serbench.api.errors import SerbenchError
+    from serbench.run.registry import registry
 
     _fake_slurm(tmp_path, monkeypatch, scontrol)
     (tmp_path / "slurm.conf").write_text("ClusterName=lab\nSlurmctldHost=ctl-7  # the head node\n")
@@ -236,8 +236,8 @@ def test_an_unreachable_slurm_controller_is_refused_before_submitting(scontrol, 
 
 def test_a_cuda_run_without_gpus_per_task_is_refused():
     pytest.importorskip("submitit", reason="the slurm executor needs pip install 'serbench[slurm]'")
-    from serbench.errors import SerbenchError
-    from serbench.plan import worker_device
+    from serbench.api.errors import SerbenchError
+    from serbench.run.plan import worker_device
 
     assert worker_device("cpu", 0, "-o executor.gpus") == "cpu"
     assert worker_device("cpu", 1, "-o executor.gpus") == "cuda"  # never a silent fall-back to the CPU

@@ -6,12 +6,12 @@ import pytest
 import torch
 
 import serbench
-from serbench import finetune
-from serbench.batching import AudioBatcher, FeatureBatcher
-from serbench.downstream import DownstreamContext
-from serbench.features import extract
-from serbench.registry import create
-from serbench.trainer import TRAIN_PARAMS, FoldData, train_fold
+from serbench.api.downstream import DownstreamContext
+from serbench.run import finetune
+from serbench.run.batching import AudioBatcher, FeatureBatcher
+from serbench.run.features import extract
+from serbench.run.registry import create
+from serbench.run.trainer import TRAIN_PARAMS, FoldData, train_fold
 
 PARAMS = {p.name: p.default for p in TRAIN_PARAMS} | {"max_epochs": 2, "patience": 2, "lr": 1e-3}
 
@@ -74,7 +74,7 @@ def test_training_crops_are_bounded_and_evaluation_is_whole():
 
 @pytest.mark.e2e  # an in-process training of minutes on a loaded machine
 def test_finetune_run_through_the_runner(tmp_path):
-    result = serbench.run("tiny", "superb", protocol="synthetic", out=tmp_path,
+    result = serbench.run_benchmark("tiny", "superb", protocol="synthetic", out=tmp_path,
                           overrides=["protocol.per_class=2", "train.max_epochs=1", "upstream.finetune=true"])
     assert result.data["config"]["params"]["upstream"]["finetune"] is True
     assert result.data["cache"] == {"hits": 0, "misses": 0, "bytes": 0}  # the cache is bypassed

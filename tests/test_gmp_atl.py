@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import serbench
-from serbench.registry import create
+from serbench.run.registry import create
 
 SMALL = ["protocol.per_class=1", "train.max_epochs=1", "downstream.stage1_epochs=1", "downstream.stage2_epochs=1",
          "downstream.scales=[4, 8]", "downstream.lstm_hidden=8", "downstream.hidden=8", "downstream.stage_batch_size=8"]
@@ -61,7 +61,7 @@ def _optimisers(monkeypatch) -> list[tuple]:
 def test_stages_see_only_the_training_fold_pseudo_labels_are_made_and_the_recipe_is_recorded(
         tmp_path, stage_feed, monkeypatch):
     built = _optimisers(monkeypatch)
-    result = serbench.run("tiny", "gmp_atl", protocol="synthetic", out=tmp_path, overrides=SMALL)
+    result = serbench.run_benchmark("tiny", "gmp_atl", protocol="synthetic", out=tmp_path, overrides=SMALL)
     config = result.data["config"]
     record, params = config["recipe"], config["params"]
     assert [row["stage"] for row in record["stages"]] == ["multitask", "pseudo_labels", "masked_prediction", "supervised"]
@@ -89,15 +89,15 @@ def test_stages_see_only_the_training_fold_pseudo_labels_are_made_and_the_recipe
 
 
 def test_ablation_without_pseudo_labels_keeps_the_multitask_stage(tmp_path, stage_feed):
-    result = serbench.run("tiny", "gmp_atl", protocol="synthetic", out=tmp_path,
+    result = serbench.run_benchmark("tiny", "gmp_atl", protocol="synthetic", out=tmp_path,
                           overrides=SMALL + ["downstream.pseudo_labels=false", "loss.margin=0.3"])
     assert all(list(seen) == ["multitask"] for seen in stage_feed)
     assert result.data["config"]["params"]["loss"]["margin"] == 0.3
 
 
 def test_masking_covers_hubert_share_of_frames():
-    from serbench.registry import registry
-    from serbench_plugins.methods.gmp_atl import span_mask
+    from serbench.run.registry import registry
+    from serbench_plugins.gmp_atl.model import span_mask
 
     spec = registry().get("downstream", "gmp_atl")
     defaults = {p.name: p.default for p in spec.params}
@@ -115,7 +115,7 @@ def test_masking_covers_hubert_share_of_frames():
 
 
 def test_ce_ablation_trains_a_plain_linear_classifier():
-    from serbench.downstream import DownstreamContext
+    from serbench.api.downstream import DownstreamContext
 
     def model(loss):
         context = DownstreamContext(3, 16, 50.0, ("a", "b", "c", "d"), lambda d: None, (1, 1, 1, 1), loss=loss)
@@ -131,7 +131,7 @@ def test_ce_ablation_trains_a_plain_linear_classifier():
 
 
 def test_without_gmps_runs_no_stage(tmp_path, stage_feed):
-    serbench.run("tiny", "gmp_atl", protocol="synthetic", out=tmp_path, loss="ce",
+    serbench.run_benchmark("tiny", "gmp_atl", protocol="synthetic", out=tmp_path, loss="ce",
                  overrides=SMALL + ["downstream.pseudo_labels=false", "downstream.multitask=false"])
     assert all(list(seen) == [] for seen in stage_feed)
 
@@ -139,10 +139,10 @@ def test_without_gmps_runs_no_stage(tmp_path, stage_feed):
 def test_pseudo_label_stage_labels_the_frames_the_masked_stage_trains_on():
     """The masked-prediction stage reuses the labels the pseudo-label stage made from the same
     encoder; a resumed run labels again: both must give the same labels."""
-    from serbench import finetune
-    from serbench.batching import AudioBatcher
-    from serbench.downstream import DownstreamContext
-    from serbench.stages import GuardedBatcher, StageInput
+    from serbench.api.downstream import DownstreamContext
+    from serbench.run import finetune
+    from serbench.run.batching import AudioBatcher
+    from serbench.run.stages import GuardedBatcher, StageInput
 
     protocol = create("protocol", "synthetic", None, per_class=1)
     fold = protocol.folds[0]
@@ -165,10 +165,10 @@ def test_pseudo_label_stage_labels_the_frames_the_masked_stage_trains_on():
 def _tiny_stage(spec_augment: bool, apply_spec_augment: bool):
     """A gmp_atl head on a tiny encoder whose checkpoint config sets ``apply_spec_augment``,
     prepared with ``upstream.spec_augment``; a stage input over fold 1's training split."""
-    from serbench import finetune
-    from serbench.batching import AudioBatcher
-    from serbench.downstream import DownstreamContext
-    from serbench.stages import GuardedBatcher, StageInput
+    from serbench.api.downstream import DownstreamContext
+    from serbench.run import finetune
+    from serbench.run.batching import AudioBatcher
+    from serbench.run.stages import GuardedBatcher, StageInput
 
     protocol = create("protocol", "synthetic", None, per_class=1)
     fold = protocol.folds[0]
@@ -187,7 +187,7 @@ def _tiny_stage(spec_augment: bool, apply_spec_augment: bool):
 def test_spec_augment_on_a_checkpoint_that_disables_it_is_refused_before_the_stages():
     import pytest
 
-    from serbench.errors import SerbenchError
+    from serbench.api.errors import SerbenchError
 
     head, model, stage = _tiny_stage(spec_augment=True, apply_spec_augment=False)
     # why: transformers ignores explicit masks when the checkpoint's config turns SpecAugment off
@@ -211,9 +211,9 @@ def test_spec_augment_on_a_checkpoint_that_disables_it_is_refused_before_the_sta
 
 
 def test_reported_rows_name_the_footnotes_checkpoint_and_the_training_share_is_shown(tmp_path):
-    from serbench.leaderboard import checkpoint_differs, training_share
-    from serbench.registry import registry
-    from serbench.results import Result
+    from serbench.report.leaderboard import checkpoint_differs, training_share
+    from serbench.report.results import Result
+    from serbench.run.registry import registry
 
     rows = registry().get("downstream", "gmp_atl").meta.reported
     assert {row["checkpoint"] for row in rows} == {"facebook/hubert-base-ls960"}

@@ -1,4 +1,4 @@
-"""serbench.heap gives freed heap memory back to the system (glibc)."""
+"""serbench.run.heap gives freed heap memory back to the system (glibc)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import platform
 
 import pytest
 
-from serbench import heap
+from serbench.run import heap
 
 
 def _resident_kb() -> int:

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from serbench.corpus import Utterance
-from serbench.errors import SerbenchError
-from serbench.features import extract
-from serbench.registry import create
+from serbench.api.errors import SerbenchError
+from serbench.api.protocol import Utterance
+from serbench.run.features import extract
+from serbench.run.registry import create
 
 from conftest import run_cli
 from lookalike import tiny_wav

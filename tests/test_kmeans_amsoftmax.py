@@ -8,10 +8,10 @@ import torch
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
-from serbench.blocks import CosineClassifier
-from serbench.errors import SerbenchError
-from serbench.kmeans import kmeans
-from serbench.registry import create
+from serbench.api.blocks import CosineClassifier
+from serbench.api.errors import SerbenchError
+from serbench.api.kmeans import kmeans
+from serbench.run.registry import create
 
 
 def test_kmeans_finds_separable_clusters_like_sklearn():

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 import serbench
-from serbench.cli import run_notes
-from serbench.corpus import SPEAKERS_UNKNOWN, Fold, Protocol, Utterance
-from serbench.datacheck import check
-from serbench.errors import SerbenchError
-from serbench.fusion import speaker_record
-from serbench.leaderboard import settings
-from serbench.plan import load_protocol
-from serbench.results import Result
+from serbench.api.errors import SerbenchError
+from serbench.api.protocol import SPEAKERS_UNKNOWN, Fold, Protocol, Utterance
+from serbench.cli.main import run_notes
+from serbench.report.fusion import speaker_record
+from serbench.report.leaderboard import settings
+from serbench.report.results import Result
+from serbench.run.datacheck import check
+from serbench.run.plan import load_protocol
 
 from conftest import run_cli
 from lookalike import tiny_wav, write_emobox, write_iemocap_from_reference, write_msp_podcast
@@ -51,7 +51,7 @@ def test_a_leaking_speaker_is_refused_before_the_run_directory_exists(tmp_path):
     message = (r"protocol csv:corpus\.csv: fold 1: speaker 's2' is in both train and test \(1 of its 3 test speakers "
                r"leak; 1 of 1 folds leak\).*-o protocol\.speaker_dependent=true")
     with pytest.raises(SerbenchError, match=message):
-        serbench.run("fbank", "superb", protocol="csv", data=data, out=tmp_path / "runs", overrides=QUICK)
+        serbench.run_benchmark("fbank", "superb", protocol="csv", data=data, out=tmp_path / "runs", overrides=QUICK)
     assert not (tmp_path / "runs").exists()
 
 
@@ -80,7 +80,7 @@ def test_declared_speaker_dependent_runs_and_says_so(tmp_path):
 
 
 def test_a_leak_free_corpus_records_its_speakers_from_the_corpus(tmp_path):
-    result = serbench.run("fbank", "superb", protocol="csv", data=_split_corpus(tmp_path, CLEAN),
+    result = serbench.run_benchmark("fbank", "superb", protocol="csv", data=_split_corpus(tmp_path, CLEAN),
                           out=tmp_path / "runs", overrides=QUICK)
     assert result.data["speakers"] == {"source": "corpus metadata", "known": True, "speaker_dependent": False}
     assert run_notes(result) == [] and "SPEAKER" not in settings(result)
@@ -96,7 +96,7 @@ def test_a_corpus_without_speakers_records_them_as_unknown(tmp_path):
     protocol = load_protocol("csv", tmp_path / "corpus.csv")
     assert protocol.speaker_source == SPEAKERS_UNKNOWN and not protocol.speakers_known
     assert protocol.shared_speakers("train", "test") == []  # pseudo-speakers cannot leak: say nothing
-    result = serbench.run("fbank", "superb", protocol="csv", data=tmp_path / "corpus.csv", out=tmp_path / "runs",
+    result = serbench.run_benchmark("fbank", "superb", protocol="csv", data=tmp_path / "corpus.csv", out=tmp_path / "runs",
                           overrides=QUICK)
     assert result.data["speakers"] == {"source": SPEAKERS_UNKNOWN, "known": False, "speaker_dependent": False}
     assert run_notes(result) == ["speakers unknown (each utterance its own pseudo-speaker): speaker-level "

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from serbench import locks
+from serbench.report import locks
 
 MOUNTINFO = """\
 22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw

@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from serbench.blocks import gender_ids
-from serbench.registry import create
-from serbench.vad import speech_frames
-from serbench_plugins.methods.conditioning import Conditioning
+from serbench.api.blocks import gender_ids
+from serbench.run.registry import create
+from serbench.run.vad import speech_frames
 from serbench_plugins.protocols.synthetic_speech import make_speaker, synthesize
+from serbench_plugins.wavlm_cond.conditioning import Conditioning
 
 torch.manual_seed(0)
 B, T, D = 3, 7, 8
@@ -106,8 +106,8 @@ def test_mtl_loss_value():
 def test_a_corpus_with_valence_and_arousal_but_no_dominance_feeds_the_mtl_loss(tmp_path):
     """The 'attributes' need asks for valence and arousal: the batch must carry them then (it
     waited for dominance too, and every sap_gap job failed on such a corpus)."""
-    from serbench.batching import side_information
-    from serbench.corpus import Utterance
+    from serbench.api.protocol import Utterance
+    from serbench.run.batching import side_information
 
     utterances = {str(k): Utterance(str(k), tmp_path / f"{k}.wav", "ab"[k], "s", attributes={"valence": 0.25 * k, "arousal": 0.5})
                   for k in range(2)}
@@ -175,7 +175,7 @@ def test_label_smoothing_moves_gamma_to_the_other_classes():
 
 @pytest.mark.parametrize("pooling", ["mean", "std", "attention"])
 def test_wavlm_cond_conditions_a_256_wide_vector(pooling):
-    from serbench.downstream import DownstreamContext
+    from serbench.api.downstream import DownstreamContext
 
     context = DownstreamContext(3, 64, 50.0, ("a", "b", "c", "d"), lambda dim: create("pooling", pooling, dim))
     model = create("downstream", "wavlm_cond", context, gender="sum")

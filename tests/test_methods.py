@@ -10,8 +10,8 @@ import pytest
 from sklearn.metrics import balanced_accuracy_score
 
 import serbench
-from serbench.errors import SerbenchError
-from serbench.fusion import _score, fit_weights
+from serbench.api.errors import SerbenchError
+from serbench.report.fusion import _score, fit_weights
 
 from conftest import run_cli
 from lookalike import tiny_wav
@@ -20,7 +20,7 @@ FAST = ["protocol.per_class=1", "train.max_epochs=1"]
 
 
 def test_sap_gap_end_to_end(tmp_path):  # frozen, as under the shared recipe: VAD masks cached per utterance
-    result = serbench.run("tiny", "sap_gap", protocol="synthetic", out=tmp_path, overrides=FAST, recipe="shared")
+    result = serbench.run_benchmark("tiny", "sap_gap", protocol="synthetic", out=tmp_path, overrides=FAST, recipe="shared")
     assert result.data["config"]["loss"] == "mtl"
     no_speech = result.data["annotations"]["vad_no_speech"]
     assert isinstance(no_speech, int) and 0 <= no_speech < 40
@@ -29,7 +29,7 @@ def test_sap_gap_end_to_end(tmp_path):  # frozen, as under the shared recipe: VA
 
 @pytest.mark.parametrize("options", [["downstream.gender=cln"], ["downstream.text=sum_third"]])
 def test_wavlm_cond_end_to_end(tmp_path, options):
-    result = serbench.run("tiny", "wavlm_cond", pooling="attention", protocol="synthetic", out=tmp_path,
+    result = serbench.run_benchmark("tiny", "wavlm_cond", pooling="attention", protocol="synthetic", out=tmp_path,
                           overrides=FAST + options)
     assert result.data["config"]["loss"] == "weighted_ce" and result.data["config"]["pooling"] == "attention"
     assert len(result.data["folds"]) == 5
@@ -48,9 +48,9 @@ def _csv_without_side_information(tmp_path):
 def test_missing_side_information_fails_before_any_work(tmp_path):
     data = _csv_without_side_information(tmp_path)
     with pytest.raises(SerbenchError, match=r"downstream sap_gap needs dimensional labels \(valence, arousal\), which protocol csv:c.csv lacks for 8 of 8"):
-        serbench.run("fbank", "sap_gap", protocol="csv", data=data, out=tmp_path / "runs")
+        serbench.run_benchmark("fbank", "sap_gap", protocol="csv", data=data, out=tmp_path / "runs")
     with pytest.raises(SerbenchError, match=r"downstream wavlm_cond needs speaker gender"):
-        serbench.run("fbank", "wavlm_cond", protocol="csv", data=data, out=tmp_path / "runs", overrides=["downstream.gender=sum"])
+        serbench.run_benchmark("fbank", "wavlm_cond", protocol="csv", data=data, out=tmp_path / "runs", overrides=["downstream.gender=sum"])
     assert not (tmp_path / "runs").exists()
 
 
@@ -73,8 +73,8 @@ def test_fitted_weights_keep_their_constraints_and_never_lose_on_dev():
 
 @pytest.mark.e2e
 def test_fuse_command_writes_a_run_that_the_leaderboard_reads(tmp_path):
-    a = serbench.run("fbank", "superb", protocol="synthetic", out=tmp_path, overrides=FAST)
-    b = serbench.run("fbank", "wavlm_cond", pooling="std", protocol="synthetic", out=tmp_path, overrides=FAST)
+    a = serbench.run_benchmark("fbank", "superb", protocol="synthetic", out=tmp_path, overrides=FAST)
+    b = serbench.run_benchmark("fbank", "wavlm_cond", pooling="std", protocol="synthetic", out=tmp_path, overrides=FAST)
     fused = tmp_path / "fused"
     done = run_cli("fuse", str(a.run_dir), str(b.run_dir), "--out", str(fused))
     assert done.returncode == 0, done.stderr
@@ -119,9 +119,9 @@ def test_label_smoothing_with_class_weights_weights_each_utterance_by_its_own_cl
 
 @pytest.mark.parametrize("method", ["sap_gap", "wavlm_cond"])
 def test_reported_rows_name_their_checkpoint_and_a_run_on_another_is_marked(method, tmp_path):
-    from serbench.leaderboard import checkpoint_differs
-    from serbench.registry import registry
-    from serbench.results import Result
+    from serbench.report.leaderboard import checkpoint_differs
+    from serbench.report.results import Result
+    from serbench.run.registry import registry
 
     rows = registry().get("downstream", method).meta.reported
     assert {row["checkpoint"] for row in rows} == {"microsoft/wavlm-large"}  # WavLM Large: one release

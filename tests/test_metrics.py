@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from serbench.metrics import confusion, from_confusion, score
+from serbench.report.metrics import confusion, from_confusion, score
 
 CLASSES = ["neutral", "happy", "angry", "sad"]
 

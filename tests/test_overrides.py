@@ -2,9 +2,9 @@
 
 import pytest
 
-from serbench.errors import SerbenchError
-from serbench.overrides import parse_overrides, parse_value
-from serbench.plan import plan
+from serbench.api.errors import SerbenchError
+from serbench.run.overrides import parse_overrides, parse_value
+from serbench.run.plan import plan
 
 
 def test_values_are_literals_and_never_code(tmp_path):

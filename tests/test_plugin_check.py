@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from serbench.plugin_check import check_downstream, check_plugin, check_pooling, check_upstream
-from serbench.registry import registry
+from serbench.cli.check_plugin import check_downstream, check_plugin, check_pooling, check_upstream
+from serbench.run.registry import registry
 
 from conftest import run_cli
 
@@ -73,9 +73,9 @@ def test_the_command_exits_0_when_all_pass_and_1_when_one_fails():
 def test_an_executor_is_checked_by_a_small_run_through_it(tmp_path, monkeypatch):
     """A pool of two workers gives the in-process run's metrics; an executor that loses a unit
     (its map skips the last job) fails, named."""
-    from serbench.execute import work_unit
-    from serbench.meta import ExecutorMeta
-    from serbench.specs import Spec
+    from serbench.api.meta import ExecutorMeta
+    from serbench.api.specs import Spec
+    from serbench.run.execute import work_unit
 
     class Lossy:
         def slots(self, units):

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from serbench.errors import SerbenchError
-from serbench.meta import BY_KIND, DownstreamMeta, typed
-from serbench.metrics import METRICS
-from serbench.needs import KNOWN
-from serbench.registry import registry
-from serbench.specs import Spec
+from serbench.api.errors import SerbenchError
+from serbench.api.meta import BY_KIND, DownstreamMeta, typed
+from serbench.api.specs import Spec
+from serbench.report.metrics import METRICS
+from serbench.run.needs import KNOWN
+from serbench.run.registry import registry
 
 SERBENCH = Path(__file__).resolve().parents[1] / "serbench"
 CONTEXT = {"upstream": 0, "downstream": 1, "pooling": 1, "loss": 2, "protocol": 1, "executor": 0}
@@ -109,7 +109,7 @@ def test_no_plugin_imports_another_plugins_module():
             owners.setdefault(module, set()).add(plugin)
     shared = {module: sorted(plugins) for module, plugins in owners.items() if len(plugins) > 1}
     assert not shared, f"modules used by more than one plugin (move what they share to the core): {shared}"
-    core = [p.name for p in SERBENCH.glob("*.py") if "serbench_plugins" in {
+    core = [p.name for p in SERBENCH.rglob("*.py") if "serbench_plugins" in {
         n.split(".")[0] for node in ast.walk(ast.parse(p.read_text()))
         for n in ([node.module or ""] if isinstance(node, ast.ImportFrom) else
                   [a.name for a in node.names] if isinstance(node, ast.Import) else [])}]
@@ -118,7 +118,7 @@ def test_no_plugin_imports_another_plugins_module():
 
 @pytest.mark.parametrize("kind, name", SPECS, ids=[f"{k}:{n}" for k, n in SPECS])
 def test_every_spec_is_listed_with_its_parameters(kind, name, capsys):
-    from serbench.cli import main
+    from serbench.cli.main import main
 
     assert main(["list", kind, name]) == 0
     shown = capsys.readouterr().out
@@ -137,7 +137,7 @@ def test_meta_is_typed_per_kind_and_an_unknown_key_is_refused_with_a_suggestion(
     assert "did you mean 'default_pooling'" in _refusal("downstream", {"default_poolng": "mean"})
     assert "'trainable' is str, expected" in _refusal("upstream", {"trainable": "no"})
     assert "one of 'frozen', 'finetune'" in _refusal("downstream", {"upstream": "fine-tune"})
-    assert "expected a dict or serbench.meta.PoolingMeta" in _refusal("pooling", DownstreamMeta())
+    assert "expected a dict or serbench.api.meta.PoolingMeta" in _refusal("pooling", DownstreamMeta())
     assert _refusal("pooling", {"needs": lambda params: ("vad",)}) == ""
     converted = typed("downstream", {"default_loss": "ce", "reported": [{"protocol": "x"}]})
     assert converted == DownstreamMeta(default_loss="ce", reported=({"protocol": "x"},))
@@ -208,7 +208,7 @@ def test_a_plugin_output_that_breaks_the_contract_is_named_at_the_first_batch(ki
                                            meta=typed(kind, {"trainable": False} if kind == "upstream" else {})))
     names = {"upstream": "fbank", "downstream": "superb", "pooling": None, "loss": None, kind: "bad"}
     with pytest.raises(SerbenchError, match=message):
-        serbench.run(names["upstream"], names["downstream"], pooling=names["pooling"], loss=names["loss"],
+        serbench.run_benchmark(names["upstream"], names["downstream"], pooling=names["pooling"], loss=names["loss"],
                      protocol="synthetic", out=tmp_path, overrides=["protocol.per_class=1", "train.max_epochs=1"])
     if kind != "upstream":  # (an upstream is caught while extracting, before any job)
         failures = list(tmp_path.glob("*/failed/*.json"))
@@ -219,7 +219,7 @@ def test_a_plugin_output_that_breaks_the_contract_is_named_at_the_first_batch(ki
 
 WRONG_HEAD = '''
 import torch
-from serbench import DownstreamMeta, Spec, hookimpl
+from serbench.api import DownstreamMeta, Spec, hookimpl
 
 
 class FiveLogits(torch.nn.Module):

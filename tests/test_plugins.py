@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from serbench import hookspecs
-from serbench.errors import SerbenchError
-from serbench.plugin_manager import make_plugin_manager
-from serbench.registry import HOOKS, Registry, available, create
-from serbench.specs import KINDS
+from serbench.api import hookspecs
+from serbench.api.errors import SerbenchError
+from serbench.api.specs import KINDS
+from serbench.run.plugin_manager import make_plugin_manager
+from serbench.run.registry import HOOKS, Registry, available, create
 
 from conftest import run_cli
 
@@ -31,8 +31,8 @@ def _fake_distribution(site: Path, name: str, module_source: str) -> None:
 
 
 GOOD = """
-from serbench.hookspecs import hookimpl
-from serbench.specs import Param, Spec
+from serbench.api.hookspecs import hookimpl
+from serbench.api.specs import Param, Spec
 
 @hookimpl
 def register_losses():
@@ -40,8 +40,8 @@ def register_losses():
                  params=(Param("gamma", float, 2.0, "focusing"),))]
 """
 DUPLICATE = """
-from serbench.hookspecs import hookimpl
-from serbench.specs import Spec
+from serbench.api.hookspecs import hookimpl
+from serbench.api.specs import Spec
 
 @hookimpl
 def register_poolings():
@@ -110,8 +110,8 @@ BAD_SPECS = {
         "return [Spec(name='p4', factory=lambda dim: None, summary='x', meta={'need': ('vad',)})]",
         r"p4: meta key 'need' is not one a pooling declares \(did you mean 'needs'\?\)"),
     "another kind's meta": (
-        "from serbench import ProtocolMeta\n    return [Spec(name='p5', factory=lambda dim: None, summary='x', meta=ProtocolMeta())]",
-        r"p5: meta is ProtocolMeta, expected a dict or serbench.meta.PoolingMeta"),
+        "from serbench.api import ProtocolMeta\n    return [Spec(name='p5', factory=lambda dim: None, summary='x', meta=ProtocolMeta())]",
+        r"p5: meta is ProtocolMeta, expected a dict or serbench.api.meta.PoolingMeta"),
 }
 
 
@@ -119,7 +119,7 @@ BAD_SPECS = {
 @pytest.mark.e2e
 def test_a_bad_third_party_spec_is_skipped_with_a_warning_and_every_command_still_works(site, case):
     body, message = BAD_SPECS[case]
-    source = ("from serbench import hookimpl, Param, Spec\n\n@hookimpl\ndef register_poolings():\n    " + body + "\n")
+    source = ("from serbench.api import hookimpl, Param, Spec\n\n@hookimpl\ndef register_poolings():\n    " + body + "\n")
     name = f"acme_bad{list(BAD_SPECS).index(case)}"  # a module name of its own: imported modules stay cached
     _fake_distribution(site, name, source)
     with pytest.warns(UserWarning, match=message):
@@ -144,7 +144,7 @@ def test_plugin_that_fails_to_import_is_reported_and_the_rest_keep_working(site)
 @pytest.mark.parametrize("source, error", [
     ("import sys\nsys.exit(0)\n", "SystemExit: 0"),
     ("class Boom(BaseException):\n    pass\nraise Boom('on import')\n", "Boom: on import"),
-    ("from serbench import hookimpl\n\n@hookimpl\ndef register_pooling():\n    return []\n",
+    ("from serbench.api import hookimpl\n\n@hookimpl\ndef register_pooling():\n    return []\n",
      "@hookimpl register_pooling is not a serbench hook (did you mean 'register_poolings'?)"),
 ])
 @pytest.mark.e2e
@@ -212,15 +212,15 @@ def test_every_spec_loads_its_factory_and_documents_its_parameters(spec):
 
 
 def test_listing_plugins_imports_neither_torch_nor_scipy():
-    code = ("import sys; from serbench.registry import registry; registry(); "
+    code = ("import sys; from serbench.run.registry import registry; registry(); "
             "print(sorted(m for m in ('torch', 'scipy', 'transformers', 'pandas') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", done.stdout
 
 
 def test_a_factory_that_names_nothing_fails_with_the_plugin_named():
-    from serbench.specs import Spec
+    from serbench.api.specs import Spec
 
-    spec = Spec(name="ghost", factory="serbench_plugins.methods.superb:NoSuchHead", summary="x")
-    with pytest.raises(SerbenchError, match="ghost: its factory 'serbench_plugins.methods.superb:NoSuchHead'"):
+    spec = Spec(name="ghost", factory="serbench_plugins.superb.model:NoSuchHead", summary="x")
+    with pytest.raises(SerbenchError, match="ghost: its factory 'serbench_plugins.superb.model:NoSuchHead'"):
         spec.build()

@@ -7,9 +7,9 @@ from collections import Counter
 
 import pytest
 
-from serbench.cli import main
-from serbench.errors import SerbenchError
-from serbench.plan import load_protocol
+from serbench.api.errors import SerbenchError
+from serbench.cli.main import main
+from serbench.run.plan import load_protocol
 from serbench_plugins.protocols.iemocap import COUNTS_MERGED, SPEAKERS
 
 from conftest import REFERENCE, run_cli

@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from serbench.errors import SerbenchError
-from serbench.plan import load_protocol, plan
+from serbench.api.errors import SerbenchError
+from serbench.run.plan import load_protocol, plan
 from serbench_plugins.protocols.iemocap import COUNTS_MERGED
 
 from lookalike import reference_records, tiny_wav, write_emobox, write_iemocap, write_msp_podcast

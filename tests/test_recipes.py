@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from serbench.errors import SerbenchError
-from serbench.plan import describe_recipe, plan
-from serbench.recipes import Recipe
-from serbench.registry import registry
-from serbench.trainer import TRAIN_PARAMS
+from serbench.api.errors import SerbenchError
+from serbench.api.recipes import Recipe
+from serbench.run.plan import describe_recipe, plan
+from serbench.run.registry import registry
+from serbench.run.trainer import TRAIN_PARAMS
 
 from conftest import run_cli
 
@@ -111,7 +111,7 @@ def test_list_shows_the_recipe():
 
 @pytest.mark.parametrize("method", METHODS)
 def test_reported_rows_say_what_they_were_measured_with(method):
-    from serbench.leaderboard import REPORTED_FIELDS, UNITS
+    from serbench.report.leaderboard import REPORTED_FIELDS, UNITS
 
     reg = registry()
     rows = reg.get("downstream", method).meta.reported
@@ -135,9 +135,9 @@ def test_reported_table_is_in_percent_with_split_encoder_and_pooling():
 
 def _toy_fold(n_dev: int = 12, n_test: int = 12):
     """Random features of 4 classes, a class signal in dimension k: dev and test disjoint."""
-    from serbench.batching import FeatureBatcher
-    from serbench.corpus import Utterance
-    from serbench.trainer import FoldData
+    from serbench.api.protocol import Utterance
+    from serbench.run.batching import FeatureBatcher
+    from serbench.run.trainer import FoldData
 
     rng = np.random.default_rng(0)
     classes = ["a", "b", "c", "d"]
@@ -172,7 +172,7 @@ def test_the_epoch_is_selected_on_the_split_train_select_split_names(split):
     train.select_split existed, every score was dev's: the 'test' case fails there.)"""
     from sklearn.metrics import f1_score
 
-    from serbench.trainer import TRAIN_PARAMS, predict, train_fold
+    from serbench.run.trainer import TRAIN_PARAMS, predict, train_fold
 
     data = _toy_fold()
     params = {**{p.name: p.default for p in TRAIN_PARAMS}, "max_epochs": 8, "patience": 8, "lr": 0.05,
@@ -335,8 +335,8 @@ def test_a_wavlm_cond_run_scored_on_development_selects_there_and_says_so(tmp_pa
     import pandas as pd
     from sklearn.metrics import f1_score
 
-    from serbench.leaderboard import beside_reported
-    from serbench.results import load_result
+    from serbench.report.leaderboard import beside_reported
+    from serbench.report.results import load_result
 
     from lookalike import write_msp_podcast
 

@@ -8,8 +8,8 @@ import importlib.util
 import pytest
 import torch
 
-from serbench.errors import SerbenchError
-from serbench.registry import create
+from serbench.api.errors import SerbenchError
+from serbench.run.registry import create
 
 from tiny_checkpoints import save_checkpoint
 

@@ -15,8 +15,8 @@ from scipy import stats as scipy_stats
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score
 
 import serbench
-from serbench.cli import main
-from serbench.score import FOLDS_WITHOUT_SPEAKERS_NOTE, SPEAKERS_UNKNOWN_NOTE, score_file
+from serbench.cli.main import main
+from serbench.report.score import FOLDS_WITHOUT_SPEAKERS_NOTE, SPEAKERS_UNKNOWN_NOTE, score_file
 
 from lookalike import tiny_wav
 
@@ -29,7 +29,7 @@ SKLEARN = {"ua": balanced_accuracy_score, "wa": accuracy_score,
 def run_dir(tmp_path_factory):
     """A real small run with two seeds: 5 folds x 2 seeds, 10 speakers, 4 classes."""
     out = tmp_path_factory.mktemp("runs")
-    return serbench.run("fbank", "superb", protocol="synthetic", out=out, seeds=[0, 1], overrides=FAST).run_dir
+    return serbench.run_benchmark("fbank", "superb", protocol="synthetic", out=out, seeds=[0, 1], overrides=FAST).run_dir
 
 
 def _score(args: list[str], tmp_path, capsys) -> tuple[list[dict], str]:
@@ -82,7 +82,7 @@ def test_a_run_whose_speakers_are_unknown_is_scored_as_the_run_scored_it(tmp_pat
         tiny_wav(tmp_path / "wav" / f"{k}.wav", k)
         rows.append(f"wav/{k}.wav,{'abcd'[k % 4]},{1 + k % 3}")
     (tmp_path / "corpus.csv").write_text("path,label,fold\n" + "\n".join(rows) + "\n")
-    run = serbench.run("fbank", "superb", protocol="csv", data=str(tmp_path / "corpus.csv"), out=tmp_path / "runs",
+    run = serbench.run_benchmark("fbank", "superb", protocol="csv", data=str(tmp_path / "corpus.csv"), out=tmp_path / "runs",
                        overrides=["train.max_epochs=2"])
     result = json.loads((run.run_dir / "result.json").read_text())
     assert result["speakers"]["known"] is False
@@ -184,7 +184,7 @@ def test_several_files_are_scored_independently_in_the_order_given(run_dir, tmp_
 def test_scoring_imports_no_torch(tmp_path):
     path = tmp_path / "hand.csv"
     path.write_text(HAND)
-    probe = ("import sys; from serbench.cli import main; code = main(['score', sys.argv[1]]); "
+    probe = ("import sys; from serbench.cli.main import main; code = main(['score', sys.argv[1]]); "
              "print('torch' in sys.modules, code)")
     done = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True)
     assert done.stdout.split()[-2:] == ["False", "0"], done.stderr

@@ -21,13 +21,13 @@ from scipy.signal import resample_poly
 from test_emobox_speakers import load, record, write_dataset
 
 import serbench
-from serbench.audio import check_readable, load_utterance, utterance_frames
-from serbench.batching import AudioBatcher
-from serbench.cache import FeatureCache, audio_hash, scan, utterance_hash
-from serbench.corpus import Fold, Protocol, Utterance
-from serbench.datacheck import check as data_check
-from serbench.errors import SerbenchError
-from serbench.user_config import cache_dir
+from serbench.api.audio import check_readable, load_utterance, utterance_frames
+from serbench.api.errors import SerbenchError
+from serbench.api.protocol import Fold, Protocol, Utterance
+from serbench.api.user_config import cache_dir
+from serbench.run.batching import AudioBatcher
+from serbench.run.cache import FeatureCache, audio_hash, scan, utterance_hash
+from serbench.run.datacheck import check as data_check
 
 SEGMENTS = [(0.0, 0.25), (0.25, 0.61), (0.9, 1.3)]  # seconds; the file is 1.5 s long
 
@@ -212,7 +212,7 @@ FAST = ["train.max_epochs=3", "train.batch_size=4", "downstream.hidden=16"]
 def test_pavoque_runs_end_to_end_with_each_segment_cached_as_its_own_audio(tmp_path, monkeypatch):
     monkeypatch.setenv("SERBENCH_CACHE", str(tmp_path / "cache"))  # its own cache: one fbank entry, 24 misses
     data = write_pavoque(tmp_path / "corpus")
-    result = serbench.run("fbank", "superb", protocol="emobox", data=data, out=tmp_path / "runs",
+    result = serbench.run_benchmark("fbank", "superb", protocol="emobox", data=data, out=tmp_path / "runs",
                           overrides=FAST + [f"protocol.audio_root={tmp_path / 'corpus'}"])
     assert result.data["cache"]["misses"] == 24  # 3 flacs, 24 segments: each extracted once
     (run_dir,) = (tmp_path / "runs").iterdir()
@@ -230,7 +230,7 @@ def test_pavoque_runs_end_to_end_with_each_segment_cached_as_its_own_audio(tmp_p
 def test_pavoque_segment_past_its_file_is_refused_before_the_run_directory_exists(tmp_path):
     data = write_pavoque(tmp_path / "corpus", past_end=True)
     with pytest.raises(SerbenchError) as caught:
-        serbench.run("fbank", "superb", protocol="emobox", data=data, out=tmp_path / "runs",
+        serbench.run_benchmark("fbank", "superb", protocol="emobox", data=data, out=tmp_path / "runs",
                      overrides=FAST + [f"protocol.audio_root={tmp_path / 'corpus'}"])
     message = str(caught.value)
     assert "\n" not in message

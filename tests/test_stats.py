@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from serbench.stats import clip, cluster_interval, design, speaker_counts, summarize
+from serbench.report.stats import clip, cluster_interval, design, speaker_counts, summarize
 
 
 @pytest.mark.parametrize("values", [[0.71, 0.74, 0.69, 0.77, 0.73], [0.5, 0.9], list(np.linspace(0.6, 0.8, 10))])

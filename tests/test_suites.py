@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from serbench import suites
-from serbench.errors import SerbenchError
+from serbench.api.errors import SerbenchError
+from serbench.run import suites
 
 from conftest import run_cli
 

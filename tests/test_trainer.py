@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import serbench
-from serbench.batching import FeatureBatcher
-from serbench.corpus import Utterance
-from serbench.trainer import schedule
+from serbench.api.protocol import Utterance
+from serbench.run.batching import FeatureBatcher
+from serbench.run.trainer import schedule
 
 
 def _lrs(total, warmup, kind):
@@ -32,7 +32,7 @@ def test_warmup_then_cosine_follows_the_formula():
 
 
 def test_selecting_on_dev_loss_and_truncating(tmp_path):
-    result = serbench.run("fbank", "superb", protocol="synthetic", out=tmp_path,
+    result = serbench.run_benchmark("fbank", "superb", protocol="synthetic", out=tmp_path,
                           overrides=["protocol.per_class=2", "train.max_epochs=3", "train.select_on=loss",
                                      "train.max_seconds=1.5"])
     for fold in result.data["folds"]:
@@ -60,7 +60,7 @@ def test_feature_batches_are_truncated_to_max_frames():
 
 
 def test_bucketed_batches_cover_every_id_once_with_little_padding():
-    from serbench.batching import bucketed
+    from serbench.run.batching import bucketed
 
     rng = np.random.default_rng(0)
     ids = [f"u{i}" for i in range(500)]

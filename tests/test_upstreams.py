@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from serbench.registry import create
+from serbench.run.registry import create
 from serbench_plugins.upstreams.fbank import mel_filterbank
 
 

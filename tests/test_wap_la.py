@@ -10,11 +10,11 @@ import torch
 from torch.nn import functional as F
 
 import serbench
-from serbench.errors import SerbenchError
-from serbench.registry import create
-from serbench.stages import GuardedBatcher, Stage, check
-from serbench_plugins.methods import wap_la
-from serbench_plugins.methods.wap_la import assign, cosine_logits, ema_update, lambda_at, random_positions, update_prototypes
+from serbench.api.errors import SerbenchError
+from serbench.run.registry import create
+from serbench.run.stages import GuardedBatcher, Stage, check
+from serbench_plugins.wap_la import model as wap_la
+from serbench_plugins.wap_la.model import assign, cosine_logits, ema_update, lambda_at, random_positions, update_prototypes
 
 SMALL = ["protocol.per_class=1", "train.max_epochs=1", "downstream.adapter_epochs=1", "downstream.prototypes=8",
          "downstream.adapter_batch_size=8", "downstream.width=24", "downstream.blocks=2"]
@@ -81,7 +81,7 @@ def test_a_stage_that_would_read_test_is_refused_and_the_guard_holds():
 
 
 def test_no_stage_sees_a_test_utterance_and_a_rerun_resumes(tmp_path, monkeypatch, stage_feed):
-    result = serbench.run("tiny", "wap_la", protocol="synthetic", out=tmp_path, overrides=SMALL)
+    result = serbench.run_benchmark("tiny", "wap_la", protocol="synthetic", out=tmp_path, overrides=SMALL)
     protocol = create("protocol", "synthetic", None, per_class=1)
     assert len(stage_feed) == 5
     for seen, fold in zip(stage_feed, protocol.folds):
@@ -94,20 +94,20 @@ def test_no_stage_sees_a_test_utterance_and_a_rerun_resumes(tmp_path, monkeypatc
         raise AssertionError("stage 1 ran again although its output was saved")
 
     monkeypatch.setattr(wap_la.WapLa, "train_adapter", refuse)
-    again = serbench.run("tiny", "wap_la", protocol="synthetic", out=tmp_path, overrides=SMALL)
+    again = serbench.run_benchmark("tiny", "wap_la", protocol="synthetic", out=tmp_path, overrides=SMALL)
     assert "stage adapter: resumed" in (again.run_dir / "run.log").read_text()
     assert len(again.data["folds"]) == 5
 
 
 def test_ablation_without_adapter_training_has_no_stage(tmp_path):
-    result = serbench.run("tiny", "wap_la", protocol="synthetic", out=tmp_path,
+    result = serbench.run_benchmark("tiny", "wap_la", protocol="synthetic", out=tmp_path,
                           overrides=SMALL + ["downstream.adapter_training=false"])
     assert not (result.run_dir / "stages").exists()
     assert np.isfinite(result.summary["ua"]["mean"])
 
 
 def _wap_la(counts, **params):
-    from serbench.downstream import DownstreamContext
+    from serbench.api.downstream import DownstreamContext
 
     context = DownstreamContext(1, 16, 50.0, ("neu", "hap", "ang", "sad"), lambda d: None, counts)
     torch.manual_seed(0)
@@ -152,7 +152,7 @@ def test_patch_groups_consecutive_frames_into_tokens():
 def test_bf16_training_runs_both_stages(tmp_path):
     """``-o train.bf16=true``: the teacher's frames come out of autocast in bf16, the
     prototypes stay float32 (their running means would lose precision in bf16)."""
-    result = serbench.run("tiny", "wap_la", protocol="synthetic", out=tmp_path, overrides=SMALL + ["train.bf16=true"])
+    result = serbench.run_benchmark("tiny", "wap_la", protocol="synthetic", out=tmp_path, overrides=SMALL + ["train.bf16=true"])
     assert result.data["config"]["params"]["train"]["bf16"] is True
     state = torch.load(result.run_dir / "stages" / "fold-1_seed-0" / "1-adapter.pt", weights_only=True)
     assert state["prototypes"].dtype == torch.float32 and torch.isfinite(state["prototypes"]).all()
@@ -197,7 +197,7 @@ def _optimisers(monkeypatch) -> list[tuple[str, float, float]]:
 def test_recorded_stage_recipe_is_the_papers_or_named_and_is_what_ran(tmp_path, monkeypatch):
     built = _optimisers(monkeypatch)
     overrides = SMALL + ["train.max_epochs=2"]
-    result = serbench.run("tiny", "wap_la", protocol="synthetic", out=tmp_path, overrides=overrides)
+    result = serbench.run_benchmark("tiny", "wap_la", protocol="synthetic", out=tmp_path, overrides=overrides)
     record = result.data["config"]["recipe"]
     stages = {row["stage"]: row for row in record["stages"]}
     assert list(stages) == ["adapter", "supervised"]
@@ -231,9 +231,9 @@ def test_recorded_stage_recipe_is_the_papers_or_named_and_is_what_ran(tmp_path, 
 
 
 def test_reported_rows_say_the_checkpoint_is_unclear_with_both_candidates(tmp_path):
-    from serbench.leaderboard import checkpoint_differs
-    from serbench.registry import registry
-    from serbench.results import Result
+    from serbench.report.leaderboard import checkpoint_differs
+    from serbench.report.results import Result
+    from serbench.run.registry import registry
 
     rows = registry().get("downstream", "wap_la").meta.reported
     for row in rows:
@@ -246,7 +246,7 @@ def test_reported_rows_say_the_checkpoint_is_unclear_with_both_candidates(tmp_pa
 
 
 def test_stage_table_lists_only_the_stages_that_run_and_who_set_each_value():
-    from serbench.plan import plan
+    from serbench.run.plan import plan
 
     ablation = plan("tiny", "wap_la", protocol="synthetic", overrides=["downstream.adapter_training=false"])
     assert [row["stage"] for row in ablation.config["recipe"]["stages"]] == ["supervised"]

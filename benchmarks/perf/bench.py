@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from serbench.batching import frame_mask
-from serbench.downstream import DownstreamContext
-from serbench.features import length_batches
-from serbench.registry import create
+from serbench.api.downstream import DownstreamContext
+from serbench.run.batching import frame_mask
+from serbench.run.features import length_batches
+from serbench.run.registry import create
 from serbench_plugins.upstreams.hf import TransformersEncoder
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "iemocap" / "emobox_iemocap.jsonl"

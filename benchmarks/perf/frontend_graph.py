@@ -1,5 +1,5 @@
 """Activation memory kept for backward when fine-tuning with a frozen front-end, before and
-after serbench.finetune.prepare stops transformers from marking the front-end's output as
+after serbench.run.finetune.prepare stops transformers from marking the front-end's output as
 requiring grad (``feature_extractor._requires_grad``).
 
 Measured as the bytes of the distinct storages autograd saves during one training-mode
@@ -53,7 +53,7 @@ def saved_bytes(encoder, seconds: float) -> int:
 
 
 def main() -> None:
-    from serbench import finetune
+    from serbench.run import finetune
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shape", choices=sorted(SHAPES), default="hubert_base")

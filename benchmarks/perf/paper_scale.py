@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from serbench import finetune
-from serbench.downstream import DownstreamContext
-from serbench.registry import create, registry
+from serbench.api.downstream import DownstreamContext
+from serbench.run import finetune
+from serbench.run.registry import create, registry
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "iemocap" / "emobox_iemocap.jsonl"
 CLASSES = ("neu", "hap", "ang", "sad")

@@ -3,8 +3,8 @@
 Each design draws corpora whose utterances are recognised with a probability that depends on
 the class, the speaker (a random effect on the logit) and, where stated, the fold (an effect
 shared by every speaker tested in that fold: IEMOCAP's sessions). Predictions are scored as a
-run scores them (:func:`serbench.stats.fold_statistic`), and each replicate's intervals are
-the ones serbench writes (:func:`serbench.stats.cluster_interval` and the Student-t over
+run scores them (:func:`serbench.report.stats.fold_statistic`), and each replicate's intervals are
+the ones serbench writes (:func:`serbench.report.stats.cluster_interval` and the Student-t over
 folds). The truth is the statistic's expectation under the design (the mean over
 ``TRUTH_DRAWS`` corpora). Coverage = share of replicates whose interval holds the truth.
 
@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 from scipy.special import expit
 
-from serbench.metrics import METRICS
-from serbench.stats import cluster_interval, fold_statistic, job_statistic, summarize
+from serbench.report.metrics import METRICS
+from serbench.report.stats import cluster_interval, fold_statistic, job_statistic, summarize
 
 TRUTH_DRAWS = 20_000
 NAMES = {"ua": "UA", "wa": "WA", "macro_f1": "macro-F1"}

@@ -7,7 +7,7 @@ and used with ``serbench run ... --pooling max``.
 import torch
 from torch import nn
 
-from serbench import Spec, hookimpl
+from serbench.api import Spec, hookimpl
 
 
 class MaxPooling(nn.Module):

@@ -1,0 +1,207 @@
+"""Frozen-mode features: every hidden state of every utterance, from the cache or extracted.
+
+Utterances still missing are sorted by length and batched under a total-audio budget so
+padding stays small; upstreams whose padding would change their output (``batch_safe =
+False``) get one utterance per batch. Before any extraction the size of what will be written
+is estimated and refused past the budget, with the layer selection as the way out.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from serbench.api.audio import load_utterance, utterance_frames
+from serbench.api.errors import SerbenchError
+from serbench.api.protocol import Utterance
+from serbench.api.specs import Param
+from serbench.api.upstream import Upstream
+from serbench.run.cache import FeatureCache, human_bytes, utterance_hash
+from serbench.run.conformance import FP16_MAX, check_upstream
+
+CACHE_PARAMS = (
+    Param("enabled", bool, True, "reuse features across runs from $SERBENCH_CACHE"),
+    Param("budget_gb", float, 100.0, "refuse to write more new features than this", bounds=">= 0"),
+    Param("dtype", str, "float16", "storage precision", ("float16", "float32")),
+)
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+    bytes: int = 0
+
+
+def keep_on_device(features: dict, device: torch.device, share: float = 0.5) -> dict:
+    """On CUDA, move every feature to the GPU when together they take at most ``share`` of
+    its free memory, so head training never copies features from the host; else unchanged."""
+    if device.type != "cuda" or not features:
+        return features
+    free, _ = torch.cuda.mem_get_info(device)
+    if sum(int(a.nbytes) for a in features.values()) > share * free:
+        return features
+    return {k: torch.from_numpy(np.ascontiguousarray(a)).to(device) for k, a in features.items()}
+
+
+def select_layers(layers: Sequence[int], available: int, name: str) -> tuple[int, ...]:
+    chosen = tuple(int(i) for i in layers) if layers else tuple(range(available))
+    bad = [i for i in chosen if not 0 <= i < available]
+    if bad:
+        raise SerbenchError(
+            f"-o upstream.layers: {bad[0]} is out of range ({name} has {available} hidden states: 0-{available - 1})"
+        )
+    return chosen
+
+
+def num_samples(utterance: Utterance) -> int:
+    frames, rate = utterance_frames(utterance)
+    return int(round(frames * 16_000 / rate))
+
+
+def length_batches(lengths: Sequence[int], max_samples: int, max_items: int = 64) -> list[list[int]]:
+    """Indices grouped longest-first so that each padded batch holds at most ``max_samples``
+    samples (a single longer utterance forms its own batch)."""
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    batches: list[list[int]] = []
+    for index in order.tolist():
+        if batches:
+            current = batches[-1]
+            longest = lengths[current[0]]
+            if len(current) < max_items and longest * (len(current) + 1) <= max_samples:
+                current.append(index)
+                continue
+        batches.append([index])
+    return batches
+
+
+def estimate_bytes(samples: Sequence[int], upstream: Upstream, layers: int, itemsize: int) -> int:
+    frames = sum(n / upstream.sample_rate * upstream.frame_rate for n in samples)
+    return int(frames * layers * upstream.dim * itemsize)
+
+
+def _load_batch(utterances, batch):
+    return [load_utterance(utterances[i]) for i in batch]
+
+
+def _forward_batches(upstream, utterances, lengths, device, layers, batch_seconds, on_batch, name="", peak_limit=FP16_MAX):
+    """Yield (utterance, [layers, frames, dim] float32 numpy) for each utterance. The next
+    batch's audio is decoded in a background thread while the encoder runs on this one."""
+    upstream = upstream.to(device).eval()
+    max_items = 64 if getattr(upstream, "batch_safe", True) else 1
+    index = torch.tensor(layers)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    batches = length_batches(lengths, int(batch_seconds * 16_000), max_items)
+    with ThreadPoolExecutor(max_workers=1) as decoder:
+        pending = decoder.submit(_load_batch, utterances, batches[0]) if batches else None
+        for n, batch in enumerate(batches):
+            wavs = pending.result()
+            if n + 1 < len(batches):
+                pending = decoder.submit(_load_batch, utterances, batches[n + 1])
+            yield from _encode(upstream, utterances, batch, wavs, device, index, autocast, name, peak_limit)
+            if on_batch:
+                on_batch(len(batch))
+
+
+def _encode(upstream, utterances, batch, wavs, device, index, autocast, name="", peak_limit=FP16_MAX):
+    sizes = torch.tensor([w.size for w in wavs])
+    padded = torch.zeros(len(wavs), int(sizes.max()))
+    for row, wav in enumerate(wavs):
+        padded[row, : wav.size] = torch.from_numpy(wav)
+    with torch.inference_mode(), autocast:
+        out = upstream(padded.to(device), sizes.to(device))
+    check_upstream(out, upstream, len(wavs), name, peak_limit)
+    hidden = out.hidden_states.index_select(0, index.to(out.hidden_states.device)).float().cpu().numpy()
+    for row, i in enumerate(batch):
+        yield utterances[i], hidden[:, row, : int(out.lengths[row])]
+
+
+def _hold_lock(stack: ExitStack, cache: FeatureCache, name: str, missing: int) -> None:
+    """Enter the cache's lock for one set of utterances on ``stack``, or refuse in one clear line
+    when the folder cannot be written (a shared cache mounted read-only that lacks entries)."""
+    try:
+        stack.enter_context(cache.lock(name))
+    except PermissionError as exc:
+        raise SerbenchError(f"feature cache {cache.dir} cannot be written ({exc.strerror}) and lacks {missing} "
+                            "entries: point SERBENCH_CACHE at a writable folder (or complete the shared cache)") from None
+    except OSError as exc:
+        if exc.errno != errno.EROFS:
+            raise
+        raise SerbenchError(f"feature cache {cache.dir} is on a read-only filesystem and lacks {missing} entries: "
+                            "point SERBENCH_CACHE at a writable folder") from None
+
+
+@torch.inference_mode()
+def extract(
+    upstream: Upstream,
+    utterances: Sequence[Utterance],
+    device: torch.device,
+    layers: tuple[int, ...],
+    cache: FeatureCache | None = None,
+    budget_bytes: float = float("inf"),
+    dtype: str = "float16",
+    batch_seconds: float = 160.0,
+    on_batch: Callable[[int], None] | None = None,
+    name: str = "",
+) -> tuple[dict[str, np.ndarray], CacheStats]:
+    """``{utterance id: [len(layers), frames, dim]}`` for every utterance, and what the cache
+    contributed. Without a cache everything is extracted and kept in memory. ``name`` (the
+    upstream's registered name) is how an output that breaks the contract is blamed."""
+    stats = CacheStats()
+    features: dict[str, np.ndarray] = {}
+    hashes = {u.id: utterance_hash(u) for u in utterances} if cache else {}
+    # one lock per set of utterances: a second process on the same set waits and finds the
+    # first's entries; disjoint sets (extraction shards) go side by side
+    lock_name = hashlib.sha256(" ".join(sorted(hashes.values())).encode()).hexdigest()[:16]
+
+    def take_hits(wanted: Sequence[Utterance]) -> list[Utterance]:
+        missing = []
+        for u in wanted:
+            found = cache.load(hashes[u.id], u.id) if cache else None
+            if found is None:
+                missing.append(u)
+            else:
+                features[u.id] = found
+                stats.hits += 1
+                if on_batch:
+                    on_batch(1)
+        return missing
+
+    missing = take_hits(utterances)  # hits need no lock: a complete cache may be read-only
+    with ExitStack() as held:
+        if cache and missing:
+            _hold_lock(held, cache, lock_name, len(missing))
+            missing = take_hits(missing)  # what another process stored while this one waited
+        stats.misses = len(missing)
+        lengths = [num_samples(u) for u in missing]
+        itemsize = np.dtype(dtype).itemsize
+        needed = estimate_bytes(lengths, upstream, len(layers), itemsize)
+        if cache and needed > budget_bytes:
+            raise SerbenchError(
+                f"the feature cache would grow by about {human_bytes(needed)} ({len(missing)} utterances, "
+                f"{len(layers)} layers x {upstream.dim} dims, {dtype}), over the budget of {human_bytes(budget_bytes)}: "
+                "keep fewer layers with -o upstream.layers=[...], or raise -o cache.budget_gb=N"
+            )
+        # cache writes go to a background thread, overlapping the next batch's forward pass
+        with ThreadPoolExecutor(max_workers=1) as writer:
+            stored = {}
+            peak_limit = FP16_MAX if dtype == "float16" else float("inf")  # float32 holds ComParE's energies
+            for u, array in _forward_batches(upstream, missing, lengths, device, layers, batch_seconds, on_batch, name,
+                                             peak_limit):
+                array = array.astype(dtype)
+                if cache:
+                    stored[u.id] = writer.submit(cache.store, hashes[u.id], array)
+                else:
+                    features[u.id] = array
+            for uid, future in stored.items():
+                features[uid] = future.result()
+    if cache:
+        stats.bytes = sum(int(a.nbytes) for a in features.values())
+    return features, stats

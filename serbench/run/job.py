@@ -1,0 +1,233 @@
+"""One (fold, seed) job: build the downstream, train, test once, write the job's files.
+
+A job needs only its :class:`Workspace` (the plan, the protocol, the encoder, and the features
+and voice-activity masks of the utterances it touches, memory-mapped from the cache); any
+process that rebuilds the workspace from the run directory can run it (see
+:mod:`serbench.run.execute`). A job that raises leaves ``failed/<job>.json`` with its traceback
+for ``serbench status``; the record goes when the job is later done.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from serbench.api.atomic import write_json
+from serbench.api.downstream import DownstreamContext
+from serbench.api.errors import SerbenchError
+from serbench.api.progress import Reporter
+from serbench.api.protocol import Fold, Protocol
+from serbench.api.upstream import Upstream
+from serbench.report import claims
+from serbench.report.metrics import METRICS, score
+from serbench.report.results import Job, failure_path, job_done, job_stem, write_job
+from serbench.run import closed_form, conformance, finetune, heap, saved_model, stages
+from serbench.run.batching import AudioBatcher, FeatureBatcher
+from serbench.run.plan import Plan
+from serbench.run.trainer import FoldData, train_fold
+
+
+@dataclass
+class Workspace:
+    """What a process needs to run a plan's jobs; built once per process and run directory."""
+
+    plan: Plan
+    run_dir: Path
+    protocol: Protocol
+    upstream: Upstream  # the frozen encoder (features), or a template rebuilt per job (fine-tuning)
+    upstream_params: dict  # the upstream plugin's own parameters (without the host's)
+    host: dict  # the host's upstream parameters: layers, finetune, freeze_frontend, ...
+    layers: tuple[int, ...]
+    vad_level: int | None
+    features: dict | None = None  # frozen mode: utterance id -> [layers, frames, dim]
+    vad_masks: dict | None = None
+    frontend_cache: dict | None = field(default=None)  # fine-tuning: frozen front-end outputs, shared by jobs
+
+    @property
+    def tuning(self) -> bool:
+        return bool(self.host["finetune"])
+
+    def encoder(self) -> Upstream:
+        """The encoder a job uses: a fresh one per job when fine-tuning, else the shared frozen one."""
+        return self.plan.specs["upstream"].build(**self.upstream_params) if self.tuning else self.upstream
+
+
+def claim_and_run(ws: Workspace, job: Job, reporter: Reporter) -> str:
+    """Run ``job`` if this process can claim it: ``"done"`` (now or by another process meanwhile)
+    or ``"held"`` (a live owner has it). An exception is recorded in ``failed/`` and re-raised."""
+    claim = claims.take(ws.run_dir, *job)
+    if claim is None:
+        return "held"
+    with claim:
+        if not job_done(ws.run_dir, *job):
+            try:
+                run_job(ws, job, reporter)
+            except Exception as exc:
+                record_failure(ws.run_dir, job, exc)
+                raise
+            finally:
+                heap.release()  # the job's freed tensors go back to the system
+    failure_path(ws.run_dir, *job).unlink(missing_ok=True)
+    return "done"
+
+
+def record_failure(run_dir: Path, job: Job, exc: BaseException) -> Path:
+    path = failure_path(run_dir, *job)
+    write_json(path, {"fold": job.fold, "seed": job.seed, "host": socket.gethostname(), "time": time.time(),
+                      "error": f"{type(exc).__name__}: {exc}",
+                      "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))})
+    return path
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _predictions_frame(proto: Protocol, fold: str, seed: int, ids: Sequence[str], probs: np.ndarray) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "fold": fold,
+            "seed": seed,
+            "utterance_id": list(ids),
+            "speaker": [proto.utterances[i].speaker for i in ids],
+            "label": [proto.utterances[i].label for i in ids],
+            "prediction": [proto.classes[k] for k in probs.argmax(1)],
+        }
+    )
+    for k, name in enumerate(proto.classes):
+        frame[f"prob_{name}"] = probs[:, k]
+    return frame
+
+
+def _checked_pooling(spec, dim: int, params: Mapping[str, Any]) -> torch.nn.Module:
+    return conformance.check_pooling_once(spec.build(dim, **params), spec.name)
+
+
+@torch.no_grad()
+def _check_first_batch(model: torch.nn.Module, loss, data: FoldData, specs: Mapping, device: torch.device) -> None:
+    """Two training utterances through the model and the loss before training: a plugin whose
+    output breaks its contract is named now, not in a traceback later (eval mode: no dropout
+    draws, so the training that follows is unchanged)."""
+    model.to(device).eval()
+    batch = data.batcher(list(data.train[:2]))
+    features = batch.get("features")
+    if isinstance(features, torch.Tensor) and not bool(torch.isfinite(features).all()):
+        raise SerbenchError(f"the features of {', '.join(batch['ids'])} hold NaN/inf values: a damaged feature-cache "
+                            f"entry (serbench cache clear --upstream {specs['upstream'].name}) or an upstream that "
+                            "returned them")
+    out = model(batch)
+    conformance.check_downstream(out, model, batch, len(data.classes), specs["downstream"].name)
+    conformance.check_loss(loss(out, batch), loss, specs["loss"].name)
+
+
+def build_head(ws: Workspace, fold: Fold, upstream: Upstream) -> tuple[torch.nn.Module, Any]:
+    """The downstream model (with its pooling) and the loss of one fold, as the plan configures them."""
+    config, specs, protocol = ws.plan.config, ws.plan.specs, ws.protocol
+    pooling_spec, pooling_params = specs["pooling"], config["pooling"]["params"]
+    context = DownstreamContext(
+        num_layers=len(ws.layers),
+        dim=upstream.dim,
+        frame_rate=upstream.frame_rate,
+        classes=tuple(protocol.classes),
+        make_pooling=lambda dim: _checked_pooling(pooling_spec, dim, pooling_params),
+        train_counts=tuple(protocol.label_counts(fold.train)),
+        loss=specs["loss"].name,
+    )
+    model = specs["downstream"].build(context, **config["downstream"]["params"])
+    loss = specs["loss"].build(protocol.classes, protocol.label_counts(fold.train), **config["loss"]["params"])
+    return model, loss
+
+
+def check_build(ws: Workspace) -> None:
+    """Build the first fold's model and loss once, and read its stage declarations, so that a
+    combination of parameters a plugin refuses (wavlm_cond's gender with text conditioning), a
+    missing extra or a stage that would read test data is refused before the run directory
+    exists, not by every job after the features were extracted. Every job seeds itself before
+    it builds, so this build changes no result."""
+    model, _ = build_head(ws, ws.protocol.folds[0], ws.upstream)
+    closed_form.check(model, ws.tuning, ws.plan.specs["downstream"].name)
+    declared = getattr(model, "stages", None)
+    if declared is not None:
+        stages.check(declared(), ws.plan.specs["downstream"].name)
+
+
+def run_job(ws: Workspace, job: Job, reporter: Reporter) -> None:
+    """One (fold, seed): build, train, test once, write the job's files."""
+    the_plan, protocol, layers, features, run_dir = ws.plan, ws.protocol, ws.layers, ws.features, ws.run_dir
+    config, specs = the_plan.config, the_plan.specs
+    fold, seed = {f.name: f for f in protocol.folds}[job.fold], job.seed
+    upstream = ws.encoder()
+    train = config["train"]
+    t0 = time.perf_counter()
+    _seed_everything(seed)
+    model, loss = build_head(ws, fold, upstream)
+    groups = None
+    if features is None:  # fine-tuning: the encoder is part of the model
+        tuning = config["upstream"]["params"]
+        finetune.prepare(upstream, tuning["freeze_frontend"], tuning["gradient_checkpointing"], tuning["spec_augment"])
+        model = finetune.FineTuneModel(upstream, model, layers, ws.vad_level, ws.frontend_cache, specs["upstream"].name)
+        groups = finetune.parameter_groups(model, train["lr"], tuning["lr"])
+        batcher = AudioBatcher(protocol.utterances, protocol.classes, train["crop_seconds"], seed, the_plan.device,
+                               max_seconds=train["max_seconds"])
+    else:
+        max_frames = int(train["max_seconds"] * upstream.frame_rate)
+        batcher = FeatureBatcher(features, protocol.utterances, protocol.classes, the_plan.device, ws.vad_masks, max_frames)
+    data = FoldData(batcher, protocol.utterances, protocol.classes, fold.train, fold.dev, fold.test)
+    method_stages = getattr(model.downstream if features is None else model, "stages", None)
+    if method_stages is not None:
+        model.to(the_plan.device)
+        stages.run_stages(model, method_stages(), {"train": fold.train, "dev": fold.dev}, batcher, the_plan.device,
+                          seed, run_dir / "stages" / job_stem(fold.name, seed), specs["downstream"].name, reporter.info,
+                          reporter.task, bf16=train["bf16"])
+    _check_first_batch(model, loss, data, specs, the_plan.device)
+    if closed_form.is_closed_form(model):  # scikit-learn heads: fitted once, C chosen on dev
+        outcome, fit = closed_form.fit_fold(model, data, protocol.main_metric, train, seed, the_plan.device)
+        reporter.info(f"fold {fold.name} seed {seed}: C {fit['C']:g} chosen on dev ({fit['dev_score'] * 100:.2f}); "
+                      f"{fit['unconverged']} of {len(fit['grid'])} fits stopped at max_iter")
+    else:
+        with reporter.task(f"fold {fold.name} seed {seed} (epochs)", train["max_epochs"], announce=False) as advance:
+            outcome = train_fold(
+                model, loss, data, protocol.main_metric, train, seed, the_plan.device,
+                on_epoch=lambda epoch, dev: advance(1), groups=groups,
+            )
+        fit = {"best_epoch": outcome.best_epoch, "epochs_run": outcome.epochs_run}
+    if features is not None:  # serbench predict reads it; a fine-tuned encoder is not saved (see saved_model)
+        saved_model.save(ws, fold, seed, upstream, model, fit)
+    frame = _predictions_frame(protocol, fold.name, seed, fold.test, outcome.test_probs)
+    dev_frame = _predictions_frame(protocol, fold.name, seed, fold.dev, outcome.dev_probs)
+    y_true = np.array([protocol.classes.index(label) for label in frame["label"]])
+    metrics = score(y_true, outcome.test_probs.argmax(1), protocol.classes)
+    record = {
+        "fold": fold.name,
+        "seed": seed,
+        "n_train": len(fold.train),
+        "n_dev": len(fold.dev),
+        "n_test": len(fold.test),
+        "metrics": {m: metrics[m] for m in METRICS},
+        "per_class": metrics["per_class"],
+        "confusion": metrics["confusion"],
+        "best_epoch": outcome.best_epoch,
+        "epochs_run": outcome.epochs_run,
+        "dev_history": outcome.dev_history,
+        "train_s": round(time.perf_counter() - t0, 3),
+        "torch_threads": torch.get_num_threads(),  # CPU float reductions, so a score, can depend on it
+    }
+    if ws.vad_masks is not None:  # the result's vad_no_speech annotation counts these over every job
+        record["vad_no_speech"] = sorted(i for i in fold.train + fold.dev + fold.test if not ws.vad_masks[i].any())
+    write_job(run_dir, record, frame, dev_frame)
+    reporter.info(
+        f"fold {fold.name} seed {seed}: " + ", ".join(f"{m} {metrics[m] * 100:.2f}" for m in METRICS)
+        + f" (best epoch {outcome.best_epoch}/{outcome.epochs_run})"
+    )

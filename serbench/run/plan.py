@@ -1,0 +1,368 @@
+"""A run's plan: every name, parameter, path and recipe resolved before anything heavy is built.
+
+The plan knows no paper, corpus or model: it reads plugin specs. A run directory is named after
+a hash of the resolved configuration (without where it runs) and of the corpus's content, so
+repeating a command resumes it, and a worker rebuilds the same plan from the run directory's
+``config.json`` (:func:`load_plan`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from serbench.api import recipes, stage_recipes
+from serbench.api.errors import SerbenchError
+from serbench.api.meta import DownstreamMeta
+from serbench.api.protocol import Protocol
+from serbench.api.recipes import Recipe
+from serbench.api.specs import Spec
+from serbench.api.textfiles import read_json
+from serbench.api.user_config import data_location, env_var
+from serbench.run import finetune
+from serbench.run.features import CACHE_PARAMS
+from serbench.run.overrides import check_keys, parse_overrides
+from serbench.run.registry import Registry, registry
+from serbench.run.trainer import TRAIN_PARAMS
+
+
+@dataclass
+class Plan:
+    """The fully resolved configuration of a run, before anything heavy is built."""
+
+    config: dict
+    specs: dict[str, Spec]
+    device: torch.device
+    data: Path | None
+    executor: Spec | None = None  # where the jobs run (serbench_plugins.executors); not in the run id
+    _protocol: Protocol | None = field(default=None, repr=False, compare=False)
+    _corpus: str = field(default="", repr=False, compare=False)  # the protocol's digest, computed once
+
+    def protocol(self) -> Protocol:
+        """The corpus and its folds, built once (the run id depends on their content)."""
+        if self._protocol is None:
+            spec = self.specs["protocol"]
+            built = spec.build(self.data, **self.config["protocol"]["params"])
+            if not isinstance(built, Protocol):
+                raise SerbenchError(f"protocol {spec.name} (plugin {spec.plugin!r}) returned "
+                                    f"{type(built).__name__}, not a serbench.api.protocol.Protocol")
+            self._protocol = built
+        return self._protocol
+
+    @property
+    def run_id(self) -> str:
+        """Names and a hash of the configuration and of the corpus's content (utterances, labels,
+        side information, folds: :meth:`Protocol.digest`), without the device and the corpus's
+        location: a login node and a GPU node, or two mounts of one corpus, agree on the run
+        directory; two corpora read by one protocol (two EmoBox datasets, two CSV files), or a
+        corpus edited since, get directories of their own."""
+        self._corpus = self._corpus or self.protocol().digest()  # (read several times a run; a large corpus takes a moment)
+        what = {**identity(self.config), "corpus": self._corpus}
+        digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:10]
+        names = [self.config[k]["name"] for k in ("protocol", "upstream", "downstream")]
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", "_".join(names)) + f"_{digest}"
+
+
+def identity(config: Mapping) -> dict:
+    """What a run's id hashes: its configuration without where it runs (device, executor and
+    its options) and without the corpus's location."""
+    out = {k: v for k, v in config.items() if k not in ("device", "executor")}
+    out["overrides"] = {k: v for k, v in config["overrides"].items() if k != "executor"}
+    out["protocol"] = {k: v for k, v in config["protocol"].items() if k != "data"}
+    return out
+
+
+def load_plan(run_dir: Path, device: str = "auto", reg: Registry | None = None) -> Plan:
+    """The plan of an existing run directory, rebuilt from its ``config.json`` with the names,
+    overrides and recipe the user gave; refused when today's plugins resolve it otherwise
+    (a plugin's parameters changed since) or its id is not the directory's name."""
+    run_dir = Path(run_dir)
+    try:
+        config = read_json(run_dir / "config.json", " (a damaged run directory: start it again)")
+    except FileNotFoundError:
+        raise SerbenchError(f"{run_dir}: no config.json (not a run directory)") from None
+    problem = _config_problem(config)
+    if problem:
+        raise SerbenchError(f"{run_dir / 'config.json'}: {problem} (not a run configuration serbench wrote: a damaged "
+                            "or hand-edited run directory; start the run again with serbench run)")
+    own = (reg or registry()).get("downstream", config["downstream"]["name"]).meta.own_pooling
+    rebuilt = plan(config["upstream"]["name"], config["downstream"]["name"], None if own else config["pooling"]["name"],
+                   config["loss"]["name"], config["protocol"]["name"], config["protocol"]["data"], config["seeds"],
+                   device, config["overrides"], reg, config["recipe"]["name"], config.get("executor", {}).get("name", "local"))
+    if rebuilt.run_id != run_dir.name:
+        now, then = identity(rebuilt.config), identity(config)
+        if json.dumps(now, sort_keys=True) == json.dumps(then, sort_keys=True):  # (JSON turned tuples into lists)
+            raise SerbenchError(f"{run_dir}: its corpus at {rebuilt.data} changed since it ran (utterances, labels, "
+                                "side information or folds): its job files are not results on today's corpus; "
+                                "rerun with serbench run (a new run id; this one is kept)")
+        bumped = [f"{kind} {now[kind]['name']} {then[kind].get('version', '1')} -> {now[kind]['version']}"
+                  for kind in rebuilt.specs if then[kind].get("version", "1") != now[kind]["version"]]
+        if bumped:
+            raise SerbenchError(f"{run_dir}: its plugins changed version since it ran ({'; '.join(bumped)}): its "
+                                "job files are not today's results; rerun with serbench run (a new run id)")
+        changed = sorted(k for k in then if json.dumps(now.get(k), sort_keys=True) != json.dumps(then[k], sort_keys=True))
+        raise SerbenchError(f"{run_dir}: its config.json now resolves to run {rebuilt.run_id} "
+                            f"(changed: {', '.join(changed) or 'the id'}); rerun it with serbench run")
+    check_config_file(run_dir, rebuilt.config)
+    return rebuilt
+
+
+def _config_problem(config: Any) -> str:
+    """What keeps ``config`` from being a run's ``config.json`` ('' when nothing): the parts a
+    plan is rebuilt from, each of the type serbench wrote."""
+    if not isinstance(config, dict):
+        return f"a JSON {type(config).__name__}, expected an object"
+    for kind in ("upstream", "downstream", "pooling", "loss", "protocol", "recipe"):
+        part = config.get(kind)
+        if not isinstance(part, dict) or not isinstance(part.get("name"), str):
+            return f"{kind}.name missing or not text"
+    if not isinstance(config["protocol"].get("data"), (str, type(None))):
+        return "protocol.data is neither text nor null"
+    seeds = config.get("seeds")
+    if not isinstance(seeds, list) or not seeds or not all(type(s) is int for s in seeds):
+        return "seeds is not a list of integers"
+    overrides = config.get("overrides")
+    if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
+        return "overrides is not an object of sections"
+    if not isinstance(config.get("executor", {}), dict):
+        return "executor is not an object"
+    return ""
+
+
+def _differences(a: Any, b: Any, where: str = "") -> list[str]:
+    """The dotted keys at which two JSON values differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b), key=str)
+                for d in _differences(a.get(k), b.get(k), f"{where}.{k}" if where else str(k))]
+    return [] if a == b and type(a) is type(b) else [where or "(the whole file)"]
+
+
+def check_config_file(run_dir: Path, config: Mapping) -> None:
+    """Refuse, naming the file, a run directory whose ``config.json`` is not what its run
+    resolves to: serbench rebuilds a run from the names, overrides and recipe in it, so a value
+    edited elsewhere in the file (``train.lr``) would be ignored and then written over. Where the
+    run is done (device, executor) and the corpus's location may differ between invocations.
+    Nothing to check when there is no file yet."""
+    path = Path(run_dir) / "config.json"
+    try:
+        written = read_json(path, " (a damaged run directory: start it again)")
+    except FileNotFoundError:
+        return
+    problem = _config_problem(written)
+    if problem:
+        raise SerbenchError(f"{path}: {problem} (not a run configuration serbench wrote: a damaged or hand-edited "
+                            "run directory; start the run again with serbench run)")
+    now = json.loads(json.dumps(identity(config)))  # (JSON turns tuples into lists)
+    edited = _differences(identity(written), now)
+    if edited:
+        shown = ", ".join(edited[:3]) + (", ..." if len(edited) > 3 else "")
+        raise SerbenchError(f"{path}: {shown} differ from what the run resolves to (edited by hand?): serbench never "
+                            "reads settings from this file but its names, overrides and recipe; give a change as "
+                            "-o to serbench run (a new run id), or restore the file")
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu":
+        return torch.device("cpu")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise SerbenchError(
+                f"--device {device}: CUDA is not available here (torch {torch.__version__}); "
+                "use --device cpu or --device auto"
+            )
+        return torch.device(device)
+    raise SerbenchError(f"--device {device!r}: expected auto, cpu or cuda[:N]")
+
+
+def worker_device(run_device: str, gpus: float, option: str) -> str:
+    """The device a cluster task runs on: ``cuda`` when it is given GPUs, else the CPU; a run
+    on CUDA without GPUs per task is refused (the scheduler would hide them from the task)."""
+    if gpus > 0:
+        return "cuda"
+    if run_device.startswith("cuda"):
+        raise SerbenchError(f"--device {run_device} with {option}=0: the scheduler hides the GPUs from each task "
+                            f"(CUDA_VISIBLE_DEVICES=''); set {option}=1, or --device cpu")
+    return "cpu"
+
+
+def _data_for(spec: Spec, data: str | Path | None) -> Path | None:
+    """The corpus location: ``--data``, else the saved or environment setting. An empty
+    ``--data ""`` is refused (a path of "" is the current directory to the OS, and falling back
+    to the saved location would run on a corpus the user did not name)."""
+    if isinstance(data, str) and not data.strip():
+        raise SerbenchError(f"--data {data!r}: an empty path; give the corpus's location, or leave --data out "
+                            "to use the saved one (serbench config get data.KEY)")
+    key = spec.meta.data_key
+    if not key:
+        return Path(data) if data else None
+    location = data_location(key, data)
+    if location is None:
+        raise SerbenchError(
+            f"protocol {spec.name} needs the {key} corpus and no location is set: pass --data PATH, "
+            f"run 'serbench config set data.{key} PATH' or set {env_var(key)}; "
+            "to try serbench without a corpus, use --protocol synthetic"
+        )
+    if not location.exists():
+        raise SerbenchError(f"data.{key}: {location} does not exist")
+    return location
+
+
+def load_protocol(
+    name: str,
+    data: str | Path | None = None,
+    overrides: Mapping[str, Any] | Sequence[str] | None = None,
+    reg: Registry | None = None,
+) -> Protocol:
+    """Build one protocol on its own (``serbench splits``, ``serbench data check``);
+    ``overrides`` are its parameters, or CLI-style ``["protocol.dev=speaker"]``."""
+    reg = reg or registry()
+    spec = reg.get("protocol", name)
+    if overrides is not None and not isinstance(overrides, Mapping):
+        parsed = parse_overrides(overrides)
+        check_keys(parsed, {"protocol": spec.params})
+        overrides = parsed.get("protocol", {})
+    params = spec.resolve(overrides or {}, "-o protocol")
+    return spec.build(_data_for(spec, data), **params)
+
+
+def plan(
+    upstream: str,
+    downstream: str,
+    pooling: str | None = None,
+    loss: str | None = None,
+    protocol: str = "iemocap_5fold",
+    data: str | Path | None = None,
+    seeds: Sequence[int] = (0,),
+    device: str = "auto",
+    overrides: Mapping[str, Mapping[str, Any]] | Sequence[str] | None = None,
+    reg: Registry | None = None,
+    recipe: str | None = None,
+    executor: str = "local",
+) -> Plan:
+    """Check every name, parameter and path; fill in defaults, the recipe in force under the
+    user's overrides. Raises SerbenchError."""
+    reg = reg or registry()
+    if overrides is None:
+        overrides = {}
+    elif not isinstance(overrides, Mapping):
+        overrides = parse_overrides(overrides)
+    specs = {"protocol": reg.get("protocol", protocol), "upstream": reg.get("upstream", upstream)}
+    specs["downstream"] = reg.get("downstream", downstream)
+    meta = specs["downstream"].meta
+    method_recipe: Recipe | None = meta.recipe
+    chosen = recipes.choose(recipe, method_recipe, downstream)
+    paper = method_recipe if chosen == "paper" else None
+    demo = bool(paper and paper.demo and specs["protocol"].meta.demo)
+    specs["pooling"] = _pooling_spec(reg, pooling, meta, paper, downstream)
+    default_loss = (paper and paper.loss) or meta.default_loss or specs["protocol"].meta.default_loss or "ce"
+    specs["loss"] = reg.get("loss", loss or default_loss)
+    # every upstream also takes the host's parameters: layer selection and fine-tuning
+    specs["upstream"] = replace(specs["upstream"], params=specs["upstream"].params + finetune.UPSTREAM_PARAMS)
+    params = {kind: spec.params for kind, spec in specs.items()}
+    runner_spec = reg.get("executor", executor)  # where the jobs run: not part of the run's identity
+    check_keys(overrides, {**params, "train": TRAIN_PARAMS, "cache": CACHE_PARAMS, "executor": runner_spec.params})
+    if meta.upstream == "finetune" and not specs["upstream"].meta.trainable:
+        raise SerbenchError(f"downstream {downstream} trains its encoder, and upstream {upstream} has no trainable "
+                            "weights: use a transformers upstream (serbench list upstreams)")
+    recipe_values = paper.nested(demo) if paper else {}
+    not_applied = recipes.set_aside(  # what this path cannot apply (a frozen encoder, another test split), and why
+        recipe_values, paper, overrides, upstream=specs["upstream"].name, trainable=specs["upstream"].meta.trainable,
+        trains_encoder=meta.upstream == "finetune", test_split=_test_split(specs["protocol"], overrides)) if paper else {}
+    merged = recipes.merge(recipe_values, overrides)
+    check_keys(merged, {**params, "train": TRAIN_PARAMS, "cache": CACHE_PARAMS, "executor": runner_spec.params})
+    overrides = _effective(overrides, lambda given: _settings(specs, recipes.merge(recipe_values, given), given, meta))
+    merged = recipes.merge(recipe_values, overrides)
+    if not seeds:
+        raise SerbenchError("--seeds: give at least one seed, e.g. --seeds 0,1,2")
+    twice = sorted({int(s) for s in seeds if list(seeds).count(s) > 1})
+    if twice:
+        raise SerbenchError(f"--seeds: seed {twice[0]} is given twice (every job would run twice)")
+    if any(int(s) < 0 for s in seeds):
+        raise SerbenchError(f"--seeds: {min(int(s) for s in seeds)} is negative; seeds are integers from 0")
+    if any(int(s) >= 2**32 for s in seeds):
+        raise SerbenchError(f"--seeds: {max(int(s) for s in seeds)} is too large; seeds are integers below 2**32")
+    resolved_device = resolve_device(device)
+    location = _data_for(specs["protocol"], data)
+    settings = _settings(specs, merged, overrides, meta)
+    config: dict[str, Any] = {  # a plugin's version is part of the run's identity: bumping it starts afresh
+        kind: {"name": spec.name, "version": spec.version, "params": settings[kind]} for kind, spec in specs.items()
+    }
+    config["train"], config["cache"] = settings["train"], settings["cache"]
+    config["protocol"]["data"] = str(location) if location else None
+    config["seeds"] = [int(s) for s in seeds]
+    config["device"] = str(resolved_device)
+    config["overrides"] = {k: dict(v) for k, v in overrides.items()}
+    config["recipe"] = recipes.record(chosen, paper, recipe_values, overrides, demo, not_applied, pooling, loss)
+    if paper and paper.stages:  # each stage's optimiser, lr, schedule, epochs, batch, stopping, and from where
+        config["recipe"]["stages"] = stage_recipes.resolve(paper.stages, config, overrides, paper.demo if demo else {})
+    config["executor"] = {"name": runner_spec.name,
+                          "params": runner_spec.resolve(overrides.get("executor", {}), "-o executor")}
+    return Plan(config, specs, resolved_device, location, runner_spec)
+
+
+def _settings(specs: Mapping[str, Spec], merged: Mapping, user: Mapping, meta: DownstreamMeta) -> dict[str, dict]:
+    """Every section's parameters, resolved from the recipe's values and the user's ``merged``
+    over them (``user``: the user's own overrides), each checked against its Param."""
+    out = {kind: spec.resolve(merged.get(kind, {}), f"-o {kind}") for kind, spec in specs.items()}
+    for section, section_params in (("train", TRAIN_PARAMS), ("cache", CACHE_PARAMS)):
+        out[section] = Spec(section, dict, "", section_params).resolve(merged.get(section, {}), f"-o {section}")
+    if meta.upstream == "finetune":
+        out["upstream"]["finetune"] = True
+    if meta.spec_augment is not None and "spec_augment" not in user.get("upstream", {}):
+        out["upstream"]["spec_augment"] = meta.spec_augment
+    return out
+
+
+def _effective(overrides: Mapping[str, Mapping[str, Any]], settings_of) -> dict[str, dict[str, Any]]:
+    """The overrides that change the run, each as its parameter's type: ``-o train.lr=<default>``
+    (or the recipe's value) is dropped and ``train.lr=1e-3`` and ``0.001`` (or ``max_epochs=2``
+    and ``2.0``) become one value, so one run has one id however its command was spelt. The
+    executor's options are kept as given (where the jobs run is not part of the run's id)."""
+    full = settings_of(overrides)
+    kept: dict[str, dict[str, Any]] = {}
+    for section, values in overrides.items():
+        for name in values:
+            if section == "executor":
+                kept.setdefault(section, {})[name] = values[name]
+                continue
+            rest = {s: {k: v for k, v in vs.items() if (s, k) != (section, name)} for s, vs in overrides.items()}
+            if settings_of(rest) != full:
+                kept.setdefault(section, {})[name] = full[section][name]
+    return kept
+
+
+def _pooling_spec(reg: Registry, pooling: str | None, meta: DownstreamMeta, paper: Recipe | None, downstream: str) -> Spec:
+    """The pooling plugin; a method with its own pooling refuses ``--pooling``."""
+    own = meta.own_pooling
+    if not own:
+        return reg.get("pooling", pooling or (paper and paper.pooling) or meta.default_pooling or "mean")
+    if pooling is not None:
+        raise SerbenchError(f"--pooling {pooling}: downstream {downstream} pools with its own {own}; "
+                            "it takes no pooling plugin (see serbench list downstreams " + downstream + ")")
+
+    def refuse(*_args, **_kwargs):
+        raise SerbenchError(f"downstream {downstream} pools with its own {own}")
+
+    return Spec(name=f"own: {own}", factory=refuse, summary=f"{downstream}'s own pooling")
+
+
+def _test_split(spec: Spec, overrides: Mapping) -> str:
+    """What the protocol scores on under the user's options (``Development``, ``test session``)."""
+    return spec.meta.test_split.format(**spec.resolve(overrides.get("protocol", {}), "-o protocol"))
+
+
+def describe_recipe(config: Mapping) -> str:
+    """One log line: the recipe in force and what it set, then each stage's recipe."""
+    line = recipes.describe(config)
+    if config["recipe"].get("stages"):
+        line += "; stages: " + stage_recipes.describe(config["recipe"]["stages"])
+    return line

@@ -1,0 +1,1 @@
+"""sap_gap: SAP+GAP of Hyeon, Oh & Choi (Interspeech 2024), with its segmental pooling."""

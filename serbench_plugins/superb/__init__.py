@@ -1,0 +1,1 @@
+"""superb: the SUPERB emotion-recognition head (weighted layer sum, pooling, linear)."""

@@ -1,0 +1,1 @@
+"""wavlm_cond: WavLM with speaker, gender and text conditioning (Diatlova et al., Odyssey 2024)."""
