@@ -86,12 +86,14 @@ def test_compare_2016_energies_need_float32_features_and_get_them(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["egemaps", "compare_2016"])
+@pytest.mark.e2e
 def test_the_licence_is_shown_by_serbench_list(name):
     done = run_cli("list", "upstream", name)
     assert done.returncode == 0, done.stderr
     assert "research/non-commercial licence" in done.stdout and "serbench[opensmile]" in done.stdout
 
 
+@pytest.mark.e2e
 def test_a_missing_opensmile_names_the_extra_in_one_line(tmp_path):
     hidden = tmp_path / "hide" / "opensmile"
     hidden.mkdir(parents=True)
