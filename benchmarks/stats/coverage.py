@@ -11,7 +11,7 @@ folds). The truth is the statistic's expectation under the design (the mean over
     python benchmarks/stats/coverage.py [--replicates 2000] [--page docs/protocols-and-statistics.md]
 
 writes the table to stdout, and between the page's ``<!-- simulated: coverage -->`` markers
-with ``--page``. ``tests/test_coverage.py`` runs the same designs and asserts >= 93%.
+with ``--page``. ``tests/report/test_coverage.py`` runs the same designs and asserts >= 93%.
 """
 
 from __future__ import annotations

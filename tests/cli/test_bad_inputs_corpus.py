@@ -1,4 +1,4 @@
-"""Issue 22's corpus and run inputs, in the bad-input table's pattern (tests/test_bad_inputs.py):
+"""Issue 22's corpus and run inputs, in the bad-input table's pattern (tests/cli/test_bad_inputs.py):
 each case runs the command as a user types it and must exit 2 with one line naming the culprit,
 write nothing, and change no file it was given. Beside the table: a refused run refused again
 for the same reason, overrides spelt differently naming one run, and truncated audio measured

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("coverage_sim", ROOT / "benchmarks" / "stats" / "coverage.py")
 coverage_sim = importlib.util.module_from_spec(spec)
 sys.modules[spec.name] = coverage_sim  # dataclasses look their module up

@@ -12,7 +12,7 @@ from serbench.run import suites
 
 from conftest import run_cli
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = """name = "tiny"
 version = "1"
 seeds = [0]

@@ -17,7 +17,7 @@ import torch
 
 from serbench.api import SerbenchError
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 KINDS = {"upstream": "serbench-prosody", "pooling": "serbench-maxpool", "loss": "serbench-focal",
          "downstream": "serbench-probe", "protocol": "serbench-folders", "executor": "serbench-subprocess"}
 

@@ -18,7 +18,7 @@ from serbench.run.registry import HOOKS, Registry, available, create
 
 from conftest import run_cli
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "serbench-maxpool"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "serbench-maxpool"
 
 
 def _fake_distribution(site: Path, name: str, module_source: str) -> None:

@@ -14,7 +14,7 @@ import pytest
 import serbench
 from serbench.api.errors import SerbenchError
 from serbench.api.protocol import SPEAKERS_UNKNOWN, Fold, Protocol, Utterance
-from serbench.cli.main import run_notes
+from serbench.cli.tables import run_notes
 from serbench.report.fusion import speaker_record
 from serbench.report.leaderboard import settings
 from serbench.report.results import Result

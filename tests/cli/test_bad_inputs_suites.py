@@ -1,4 +1,4 @@
-"""Issue 22's bad inputs for suites and executors, in the pattern of tests/test_bad_inputs.py:
+"""Issue 22's bad inputs for suites and executors, in the pattern of tests/cli/test_bad_inputs.py:
 each case runs the command as a user types it and must exit 2 with one line naming the culprit
 (the file and line, or the option), run no command, and change nothing outside the output
 directory. A suite is data people share: it sets no executor option, names plugins (never
@@ -166,7 +166,7 @@ def test_a_suite_at_the_limit_is_accepted_and_the_schema_keeps_the_shipped_suite
     path = tmp_path / "s.toml"
     path.write_text(_matrix(f"protocols = [{names}]\nupstreams = [{names}]\ndownstreams = [{names}]\n"))
     assert suites.MAX_CELLS == 1000 and len(suites.load(path).cells) == 10 * 10 * 10
-    root = Path(__file__).resolve().parents[1] / "benchmarks"
+    root = Path(__file__).resolve().parents[2] / "benchmarks"
     assert [len(suites.load(root / f"{n}.toml").cells) for n in ("smoke", "seed-papers")] == [5, 4]
 
 

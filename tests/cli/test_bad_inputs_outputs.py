@@ -1,7 +1,7 @@
 """Issue 22's bad inputs for what reads finished runs: compare, plot, finish, leaderboard (markdown,
 CSV, LaTeX, site). Each case runs the command as a user types it on a copy of a real finished run
 with one file edited, truncated or replaced, and must exit 2 with one line naming the culprit and
-change no file anywhere (the table of tests/test_bad_inputs.py, grown). Then a hostile result.json
+change no file anywhere (the table of tests/cli/test_bad_inputs.py, grown). Then a hostile result.json
 (run id ``../../x``, names with ``/``, ``..``, NUL, thousands of characters) goes through every
 output command, which must write inside its output folder only; and CSV exports are checked to
 open in a spreadsheet as text, never as formulas."""
