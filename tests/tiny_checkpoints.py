@@ -26,3 +26,16 @@ def save_checkpoint(folder: Path, family: str, seed: int = 0) -> Path:
     getattr(transformers, model_name)(config).save_pretrained(folder)
     transformers.Wav2Vec2FeatureExtractor(return_attention_mask=mask, do_normalize=normalize).save_pretrained(folder)
     return folder
+
+
+def save_whisper_checkpoint(folder: Path, seed: int = 0, mel_bins: int = 80) -> Path:
+    """A tiny random Whisper (encoder and a one-layer decoder) with its feature extractor."""
+    import transformers
+
+    config = transformers.WhisperConfig(d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=64,
+                                        decoder_layers=1, decoder_attention_heads=2, decoder_ffn_dim=64,
+                                        num_mel_bins=mel_bins, vocab_size=51865)
+    torch.manual_seed(seed)
+    transformers.WhisperModel(config).save_pretrained(folder)
+    transformers.WhisperFeatureExtractor(feature_size=mel_bins).save_pretrained(folder)
+    return folder

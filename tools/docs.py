@@ -50,11 +50,16 @@ def commands() -> str:
 
 
 def options() -> str:
+    from serbench.report.report_options import REPORT_PARAMS
+    from serbench.report.robustness import ROBUSTNESS_PARAMS
+    from serbench.run import trainer
+    from serbench.run.augment import AUGMENT_PARAMS
     from serbench.run.features import CACHE_PARAMS
     from serbench.run.finetune import UPSTREAM_PARAMS
-    from serbench.run.trainer import TRAIN_PARAMS
 
-    rows = _params("upstream", UPSTREAM_PARAMS) + _params("train", TRAIN_PARAMS) + _params("cache", CACHE_PARAMS)
+    rows = (_params("upstream", UPSTREAM_PARAMS) + _params("train", trainer.TRAIN_PARAMS + AUGMENT_PARAMS)
+            + _params("cache", CACHE_PARAMS) + _params("robustness", ROBUSTNESS_PARAMS)
+            + _params("report", REPORT_PARAMS))
     return _table(["option", "type", "default", "allowed", "what it does"], rows)
 
 

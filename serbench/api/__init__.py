@@ -11,8 +11,8 @@ above it (``report``, ``run``, ``cli``).
 
 from serbench.api.errors import SerbenchError
 from serbench.api.hookspecs import hookimpl
-from serbench.api.meta import DownstreamMeta, ExecutorMeta, LossMeta, PoolingMeta, ProtocolMeta, UpstreamMeta
+from serbench.api.meta import DownstreamMeta, ExecutorMeta, LossMeta, PerturbationMeta, PoolingMeta, ProtocolMeta, UpstreamMeta
 from serbench.api.specs import Param, Spec
 
-__all__ = ["DownstreamMeta", "ExecutorMeta", "LossMeta", "Param", "PoolingMeta", "ProtocolMeta", "SerbenchError", "Spec",
+__all__ = ["DownstreamMeta", "ExecutorMeta", "LossMeta", "Param", "PerturbationMeta", "PoolingMeta", "ProtocolMeta", "SerbenchError", "Spec",
            "UpstreamMeta", "hookimpl"]

@@ -57,6 +57,17 @@ def register_protocols() -> list:
 
 
 @hookspec
+def register_perturbations() -> list:
+    """Waveform perturbations (noise, telephone band, reverberation, ...): test-time robustness
+    conditions (``serbench run --perturb NAME:k=v``) and training augmentation
+    (``-o train.augment=NAME:k=v``). Factory: ``(**params) -> callable(wav, rng) -> wav`` taking a
+    float32 ``[samples]`` 16 kHz waveform and a ``numpy.random.Generator`` (its only source of
+    randomness: serbench seeds it from the condition and the utterance, so a rerun and the feature
+    cache agree) and returning a waveform of the same length; an optional ``fingerprint() -> str``
+    names what the parameters do not (the content of supplied noise or impulse-response files)."""
+
+
+@hookspec
 def register_executors() -> list:
     """Where a run's units run: feature-extraction shards, then (fold, seed) jobs. Factory:
     ``(**params) -> executor`` with ``slots(n_units) -> int`` (how many run at once: the

@@ -101,8 +101,14 @@ class ExecutorMeta(_Meta):
     pass
 
 
+@dataclass(frozen=True)
+class PerturbationMeta(_Meta):
+    pass
+
+
 BY_KIND: dict[str, type] = {"upstream": UpstreamMeta, "downstream": DownstreamMeta, "pooling": PoolingMeta,
-                            "loss": LossMeta, "protocol": ProtocolMeta, "executor": ExecutorMeta}
+                            "loss": LossMeta, "protocol": ProtocolMeta, "executor": ExecutorMeta,
+                            "perturbation": PerturbationMeta}
 
 
 def typed(kind: str, meta: Any) -> Any:

@@ -8,8 +8,10 @@ import math
 import re
 import warnings
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 from serbench.api.errors import SerbenchError
 from serbench.api.textfiles import line_break
@@ -128,7 +130,15 @@ class Protocol:
     each utterance is its own pseudo-speaker: speaker-level statistics are then utterance-level
     and labelled so). ``speaker_dependent`` declares a protocol whose folds put one speaker in
     both train and test by design; any other protocol with such a fold is refused.
+
+    ``corpora`` (set by a protocol that combines corpora, such as ``cross_corpus``) names each
+    one as ``role:name=protocol[part]#digest``; the result's comparability key then carries them.
+    ``notes`` is what the protocol wants recorded in ``result.json`` under
+    ``annotations.protocol`` (counts of dropped utterances, say).
     """
+
+    corpora: tuple[str, ...] = ()  # class defaults (read-only) for a subclass that skips this __init__
+    notes: Mapping = MappingProxyType({})
 
     def __init__(
         self,
@@ -151,6 +161,7 @@ class Protocol:
         self.required = required or {}
         self.speaker_source = speaker_source
         self.speaker_dependent = speaker_dependent
+        self.corpora, self.notes = (), {}  # set after construction by a protocol that has any
         for u in utterances:  # a protocol's own reader names the file and line; this catches any other
             for what in ("id", "label", "speaker", "session"):
                 problem = line_break(str(getattr(u, what) or ""))

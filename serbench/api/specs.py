@@ -19,7 +19,7 @@ from typing import Any
 
 from serbench.api.errors import SerbenchError, did_you_mean
 
-KINDS = ("upstream", "downstream", "pooling", "loss", "protocol", "executor")
+KINDS = ("upstream", "downstream", "pooling", "loss", "protocol", "executor", "perturbation")
 
 
 @dataclass(frozen=True)

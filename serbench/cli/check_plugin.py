@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from serbench.api.errors import SerbenchError
@@ -224,6 +225,25 @@ def check_protocol(protocol: Any, name: str) -> list[Check]:
     return checks
 
 
+def check_perturbation(perturbation: Any, name: str) -> list[Check]:
+    """A perturbation on two seconds of a tone with noise: a finite float waveform of the same
+    length, and the same output from two generators seeded alike (its only randomness is the one
+    serbench seeds, so a rerun and the feature cache agree)."""
+    rng = np.random.default_rng(0)
+    t = np.arange(32_000) / 16_000
+    wav = (0.1 * np.sin(2 * np.pi * 220 * t) + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+    out = perturbation(wav.copy(), np.random.default_rng(7))
+    shape_ok = isinstance(out, np.ndarray) and out.shape == wav.shape
+    checks = [Check("same length", shape_ok, "" if shape_ok else f"returned {getattr(out, 'shape', type(out).__name__)} "
+                    f"for {wav.shape}")]
+    finite = shape_ok and bool(np.isfinite(out).all())
+    checks.append(Check("finite samples", finite))
+    again = perturbation(wav.copy(), np.random.default_rng(7))
+    same = shape_ok and isinstance(again, np.ndarray) and np.array_equal(out, again)
+    checks.append(Check("deterministic given the generator", same, "" if same else f"{name} draws randomness of its own"))
+    return checks
+
+
 def check_executor(spec: Any, params: dict, name: str) -> list[Check]:
     """Run one small synthetic run (fbank, superb, one epoch, five folds) in this process and again
     through the executor, each from an empty feature cache: its interface, and the same per-job
@@ -303,4 +323,6 @@ def check_plugin(kind: str, name: str, overrides: list[str] | None = None, data:
         from serbench.run.plan import load_protocol
 
         return check_protocol(load_protocol(name, data, parsed.get("protocol", {})), name)
+    if kind == "perturbation":
+        return check_perturbation(spec.build(**params), name)
     return check_executor(spec, params, name)

@@ -86,7 +86,8 @@ def cmd_cache(args: argparse.Namespace, out: Console) -> None:
     for e in entries:
         layers = e.meta.get("layers", [])
         shown = ",".join(map(str, layers)) if len(layers) <= 6 else f"{len(layers)}: {layers[0]}..{layers[-1]}"
-        table.add_row(e.meta.get("upstream", "?"), e.meta.get("fingerprint", "?"), shown, e.meta.get("dtype", "?"),
+        perturbed = f" + {e.meta['perturbation']}" if e.meta.get("perturbation") else ""  # --perturb, train.augment
+        table.add_row(e.meta.get("upstream", "?"), str(e.meta.get("fingerprint", "?")) + perturbed, shown, e.meta.get("dtype", "?"),
                       str(e.entries), cache.human_bytes(e.bytes), e.folder.name)
     out.print(table)
 

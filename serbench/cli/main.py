@@ -66,8 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--executor", default="local", help="where the jobs run (serbench list executors; -o executor.KEY=VALUE)")
     run.add_argument("--out", default="runs", help="where run directories go (default: runs/)")
     run.add_argument("-o", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a parameter: upstream.*, downstream.*, pooling.*, loss.*, protocol.*, train.*")
+                     help="override a parameter: upstream.*, downstream.*, pooling.*, loss.*, protocol.*, train.*, report.*")
     run.add_argument("--quiet", action="store_true", help="print only the final table")
+    run.add_argument("--perturb", action="append", default=[], metavar="NAME[:KEY=VALUE,...]",
+                     help="also score each job's model on this perturbed copy of the test set (repeatable; serbench "
+                          "list perturbations; -o robustness.max_drop=, robustness.min_unchanged=)")
 
     lst = sub.add_parser("list", help="list plugins of one kind, or one plugin's parameters")
     lst.add_argument("kind", nargs="?", help=f"one of {', '.join(k + 's' for k in KINDS)}")
@@ -76,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("plugins", help="installed plugins as JSON, with load errors")
 
     check = sub.add_parser("check-plugin", help="run one plugin through the conformance checks on small random inputs")
-    check.add_argument("kind", help="upstream, downstream, pooling, loss or protocol")
+    check.add_argument("kind", help="upstream, downstream, pooling, loss, protocol, executor or perturbation")
     check.add_argument("name")
     check.add_argument("-o", dest="overrides", action="append", default=[], metavar="KIND.KEY=VALUE",
                        help="a parameter of the plugin")
@@ -131,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     scoring.add_argument("--classes", help="comma-separated class order (default: a run's, else the sorted labels "
                                            "and predictions); also names a class never predicted")
     scoring.add_argument("--json", metavar="FILE", help="also write every file's scores as a JSON list, in order")
+    scoring.add_argument("--clean", metavar="PREDICTIONS.csv", help="the files hold perturbed predictions (a condition "
+                         "column, e.g. a run's predictions_perturbed.csv): compare each condition with these clean ones")
+    scoring.add_argument("--fairness-threshold", type=float, metavar="X",
+                         help="fairness flag: largest |UA of one sex - UA of all| (default: the run's, else 0.075, "
+                              "audEERING's); needs a gender column")
 
     bench = sub.add_parser("bench", help="run a benchmark suite (benchmarks/NAME.toml) and write its leaderboard")
     bench.add_argument("suite", metavar="SUITE.toml")

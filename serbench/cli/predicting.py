@@ -9,11 +9,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from serbench.run.predict import predict, write
-
 
 def cmd_predict(args: argparse.Namespace, out: Console) -> None:
     """Print each file's probabilities and write ``files.csv`` and ``segments.csv``."""
+    from serbench.run.predict import predict, write  # torch: loaded by this command only
+
     result = predict(args.run_dir, args.audio, args.fold, args.seed, args.max_seconds, args.device)
     for note in result.notes:
         out.print(escape(note))

@@ -105,7 +105,19 @@ def cmd_score(args: argparse.Namespace, out: Console) -> None:
     from serbench.report.results import Result
     from serbench.report.score import parse_classes, score_files
 
-    scored = score_files(args.files, parse_classes(args.classes) if args.classes is not None else None)
+    classes = parse_classes(args.classes) if args.classes is not None else None
+    if args.clean:
+        from serbench.report.robustness_report import robustness_table
+        from serbench.report.score_robustness import score_robustness
+
+        scored = [score_robustness(path, args.clean, classes) for path in args.files]
+        for entry in scored:
+            out.print(robustness_table(Result({"robustness": entry}, Path(entry["file"]).parent)))
+        if args.json:
+            write_json(args.json, scored)
+            out.print(f"wrote {args.json}")
+        return
+    scored = score_files(args.files, classes, args.fairness_threshold)
     for entry in scored:
         title = f"{entry['file']}  ({len(entry['folds'])} fold x seed jobs, {len(entry['classes'])} classes)"
         out.print(summary_table(Result({"run_id": entry["file"], **entry}, Path(entry["file"]).parent), title))

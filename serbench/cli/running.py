@@ -20,6 +20,7 @@ from serbench.run.registry import registry
 if TYPE_CHECKING:
     pass
 from serbench.cli.tables import run_notes, summary_table
+from serbench.report.robustness_report import robustness_table
 
 
 def cmd_run(args: argparse.Namespace, out: Console) -> None:
@@ -27,7 +28,8 @@ def cmd_run(args: argparse.Namespace, out: Console) -> None:
     from serbench.run.plan import plan
 
     the_plan = plan(args.upstream, args.downstream, args.pooling, args.loss, args.protocol, args.data,
-                    args.seeds, args.device, args.overrides, recipe=args.recipe, executor=args.executor)
+                    args.seeds, args.device, args.overrides, recipe=args.recipe, executor=args.executor,
+                    perturbations=args.perturb)
     if args.prepare:
         from serbench.run.execute import open_run, prepare, runs_folder
 
@@ -42,6 +44,8 @@ def cmd_run(args: argparse.Namespace, out: Console) -> None:
         return
     result = execute(the_plan, args.out, Reporter(quiet=args.quiet))
     out.print(summary_table(result))
+    if "robustness" in result.data:
+        out.print(robustness_table(result))
     for note in run_notes(result):
         out.print(f"note: {escape(note)}")
     out.print(f"result: {result.run_dir / 'result.json'}")
@@ -83,6 +87,8 @@ def cmd_finish(args: argparse.Namespace, out: Console) -> None:
     run_dir = Path(args.run_dir)
     result = execute(load_plan(run_dir, "cpu"), run_dir.parent, Reporter(quiet=True), only=[])
     out.print(summary_table(result))
+    if "robustness" in result.data:
+        out.print(robustness_table(result))
     for note in run_notes(result):
         out.print(f"note: {escape(note)}")
     out.print(f"result: {result.run_dir / 'result.json'}")

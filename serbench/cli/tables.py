@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich.markup import escape
 from rich.table import Table
 
 from serbench.api.protocol import SPEAKERS_UNKNOWN
@@ -31,13 +32,22 @@ def summary_table(result: Result, title: str | None = None) -> Table:
         table.add_row(name, f"{entry['mean'] * 100:.2f}", f"{entry['std'] * 100:.2f}",
                       span(entry["ci95"], "n/a (1 fold)"),
                       span(entry["ci95_bootstrap"], "none: " + str(cluster.get("reason") or "too few clusters")))
+    from serbench.report.beyond_table import table_rows
+
+    extra = table_rows(result.data)
+    if extra:
+        table.add_section()
+    for row in extra:
+        table.add_row(*map(escape, row))
     return table
 
 
 def run_notes(result: Result) -> list[str]:
     """What a reader of the table must know about its speakers: a speaker-dependent protocol
     (the score includes knowing the voice) and unknown speakers (the speaker-level columns
-    resample utterances). Empty for a result made before ``speakers`` was recorded."""
+    resample utterances), and what the protocol left out and counted (``annotations.protocol``:
+    cross_corpus's unmapped labels, audformat's rater ties). Empty for a result made before
+    ``speakers`` was recorded."""
     record = result.data.get("speakers")
     if not isinstance(record, dict):
         return []
@@ -48,4 +58,10 @@ def run_notes(result: Result) -> list[str]:
         source = str(record.get("source"))
         where = "each utterance its own pseudo-speaker" if source == SPEAKERS_UNKNOWN else source
         notes.append(f"speakers unknown ({where}): speaker-level statistics are utterance-level")
+    left_out = ((result.data.get("annotations") or {}).get("protocol") or {})
+    for what, per_corpus in left_out.items() if isinstance(left_out, dict) else ():
+        if isinstance(per_corpus, dict):  # e.g. cross_corpus's dropped_unmapped: {corpus: {label: count}}
+            shown = "; ".join(f"{k}: " + (", ".join(f"{a} {n}" for a, n in v.items()) if isinstance(v, dict) else str(v))
+                              for k, v in per_corpus.items())
+            notes.append(f"{what.replace('_', ' ')} ({shown}): left out of the run")
     return notes

@@ -158,9 +158,10 @@ def _write_fused(runs: list[Result], jobs: list[Job], sources: dict, classes: li
         fused_dev /= fused_dev.sum(1, keepdims=True)
         frames = []
         for ids, probs, source in ((test_ids, fused_test, test[0]), (dev_ids, fused_dev, dev[0])):
-            frame = source.loc[ids, ["fold", "seed", "speaker", "label"]].reset_index()
-            frame = frame[["fold", "seed", "utterance_id", "speaker", "label"]]
-            frame.insert(5, "prediction", [classes[k] for k in probs.argmax(1)])
+            gender = ["gender"] if "gender" in source.columns else []  # per-gender scores (serbench.report.groups)
+            frame = source.loc[ids, ["fold", "seed", "speaker", *gender, "label"]].reset_index()
+            frame = frame[["fold", "seed", "utterance_id", "speaker", *gender, "label"]]
+            frame.insert(5 + len(gender), "prediction", [classes[k] for k in probs.argmax(1)])
             for k, c in enumerate(classes):
                 frame[f"prob_{c}"] = probs[:, k]
             frames.append(frame)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from tabulate import tabulate
 
 from serbench.api.errors import SerbenchError
+from serbench.report.beyond_table import FAIRNESS_COLUMN, FAIRNESS_CSV, fairness_cell, fairness_values
 from serbench.report.ranking import clipped, groups, mixed_warning, ordered, user_overrides, versions
 
 if TYPE_CHECKING:  # results pulls in pandas and scipy: not needed to build the CLI
@@ -79,6 +80,8 @@ def settings(result: Result) -> str:
 
 
 HEADERS = ["protocol", "upstream", "downstream", "pooling", "loss", "recipe", "settings", "seeds", "versions", "run"]
+FAIRNESS_NOTE = (f"{FAIRNESS_COLUMN}: female minus male UA in points with its cluster interval, then audEERING's "
+                 "fairness flag (each sex's UA within report.fairness_threshold of the whole's); - when no gender is known.")
 CLIPPED_NOTE = "an interval that reaches past 0 or 100 is clipped to that range and shown as [low, high]"
 
 
@@ -88,7 +91,7 @@ def _row(r: Result, ci: str) -> list[str]:
     return ([config["protocol"], config["upstream"], config["downstream"], config["pooling"], config.get("loss", "?"),
              (config.get("recipe") or {}).get("name", "?"), settings(r), ",".join(map(str, config["seeds"])),
              versions(r), r.run_id]
-            + [cell(r.summary[m], ci) for m in COLUMNS])
+            + [cell(r.summary[m], ci) for m in COLUMNS] + [fairness_cell(r.data, ci)])
 
 
 def rows(results: Sequence[Result], ci: str = "t") -> list[list[str]]:
@@ -103,7 +106,7 @@ def markdown(results: Sequence[Result], ci: str = "t") -> str:
     One group: the table, its group named under it. Several: a warning line, then each group
     under its own heading."""
     _check_ci(ci)
-    headers = HEADERS + [f"{name} (%)" for name in COLUMNS.values()]
+    headers = HEADERS + [f"{name} (%)" for name in COLUMNS.values()] + [FAIRNESS_COLUMN]
     note = ("Student-t over folds" if ci == "t" else
             "cluster interval at the level where the dependence lives: folds when speakers nest in folds, "
             "speakers in one test split; delete-one-cluster jackknife with t")
@@ -116,7 +119,7 @@ def markdown(results: Sequence[Result], ci: str = "t") -> str:
         title = one_line(group.heading).replace("|", "\\|")
         parts.append(f"### {title}\n\n{body}\n" if warning else f"{body}\n\nComparable group: {title}.\n")
     return ("\n".join(parts) + f"\nValues: mean over folds ± half-width of its 95% confidence interval ({note}); "
-            f"{CLIPPED_NOTE}. Rows are ranked within a comparability group only.\n")
+            f"{CLIPPED_NOTE}. Rows are ranked within a comparability group only. {FAIRNESS_NOTE}\n")
 
 
 LINE_BREAKING = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
@@ -142,7 +145,7 @@ def latex(results: Sequence[Result], ci: str = "t") -> str:
     """The markdown tables as LaTeX booktabs tables, for a paper: one per comparability group,
     each under a ``\\paragraph`` naming its group when there are several."""
     _check_ci(ci)
-    headers = HEADERS + [f"{name} (\\%)" for name in COLUMNS.values()]
+    headers = HEADERS + [f"{name} (\\%)" for name in COLUMNS.values()] + [FAIRNESS_COLUMN]
     note = "Student-t over folds" if ci == "t" else "cluster interval (folds or speakers as clusters)"
     found = groups(results)
     warning = mixed_warning(found)
@@ -171,7 +174,7 @@ def csv_table(results: Sequence[Result]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     metrics = [f"{m}_{part}" for m in COLUMNS for part in ("mean", "t_low", "t_high", "boot_low", "boot_high")]
-    writer.writerow(HEADERS + metrics + ["speakers", "rank", "comparability", "group"])
+    writer.writerow(HEADERS + metrics + ["speakers", "rank", "comparability", "group"] + FAIRNESS_CSV)
     for group in groups(results):
         for rank, r in enumerate(group.results, start=1):
             values = []
@@ -181,7 +184,8 @@ def csv_table(results: Sequence[Result]) -> str:
                 values += [f"{v * 100:.4f}" if v is not None else "" for v in (entry["mean"], *t, *boot)]
             speakers = r.summary["ua"].get("speakers")
             writer.writerow(safe_row(_row(r, "t")[: len(HEADERS)] + values
-                                     + ["" if speakers is None else speakers, rank, group.key, group.heading]))
+                                     + ["" if speakers is None else speakers, rank, group.key, group.heading]
+                                     + fairness_values(r.data)))
     return out.getvalue()
 
 

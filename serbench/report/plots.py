@@ -8,7 +8,8 @@
 - ``forest``: UA, WA and macro-F1, each mean with both 95% intervals (t over folds, and the
   cluster interval: folds or speakers as clusters), on one axis;
 - ``per_fold``: each metric per fold (every seed a point, the fold's mean a bar);
-- ``curves``: each job's dev criterion per epoch (the early-stopping curve), best epoch marked.
+- ``curves``: each job's dev criterion per epoch (the early-stopping curve), best epoch marked;
+- ``reliability``: accuracy against confidence in 15 bins (:mod:`serbench.report.reliability`).
 
 :func:`plot_systems` draws the suite-level forest plot: every run of one comparability group
 (:mod:`serbench.report.ranking`) on one axis, labelled so that two poolings or two override sets of
@@ -76,9 +77,13 @@ def plot_run(run_dir: str | Path, formats: tuple[str, ...] = FORMATS, into: Path
     target = into if into is not None else inside(result.run_dir, "figures")
     target.mkdir(exist_ok=True)
     written = []
+    from serbench.report import reliability
+
     for name, draw in (("confusion", _confusion), ("per_class_recall", _per_class), ("forest", _forest),
-                       ("per_fold", _per_fold), ("curves", _curves)):
+                       ("per_fold", _per_fold), ("curves", _curves), ("reliability", reliability.draw)):
         figure = draw(plt, result, records)
+        if figure is None:  # nothing to draw it from (a reliability diagram needs probabilities)
+            continue
         figure.suptitle(f"{result.run_id}", fontsize=8, y=0.995)
         figure.tight_layout()
         for fmt in formats:

@@ -89,6 +89,8 @@ def heading(comparability: dict) -> str:
              f"classes {classes}"]
     if comparability["test_split"]:
         parts.append(f"test: {comparability['test_split']}")
+    if comparability.get("corpora"):  # a cross-corpus run: its corpora by role and name
+        parts.append(" ".join(c.partition("=")[0] for c in comparability["corpora"]))
     if comparability["metrics"] != METRIC_DEFINITIONS:
         parts.append(f"metrics {comparability['metrics']}")
     return " · ".join(parts + [f"key {comparability['key']}"])

@@ -137,9 +137,19 @@ def fields_problem(data: dict) -> str:
         problem = folds_problem(data["folds"])
         if problem:
             return problem
+    if "robustness" in data:  # serbench run --perturb
+        from serbench.report.robustness_report import robustness_problem
+
+        problem = robustness_problem(data["robustness"])
+        if problem:
+            return problem
     if data.get("overall") is not None and isinstance(classes, list):
-        return overall_problem(data["overall"], classes)
-    return ""
+        problem = overall_problem(data["overall"], classes)
+        if problem:
+            return problem
+    from serbench.report.beyond_table import beyond_problem
+
+    return beyond_problem(data, METRICS)
 
 
 def missing_parts(data: dict, parts: tuple[str, ...]) -> str:

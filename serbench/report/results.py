@@ -249,13 +249,15 @@ FOLD_FIELDS = ("fold", "seed", "n_train", "n_dev", "n_test", "metrics", "best_ep
 
 
 def finish(run_dir: Path, jobs: list[Job], classes: list[str], main_metric: str, speakers_known: bool = True,
-           **fields) -> Result:
+           report: dict | None = None, **fields) -> Result:
     """Read the run's job files back, summarise them and write ``result.json`` (schema
     ``serbench.result/1``) and ``predictions.csv``. ``fields`` are the run's own entries:
     ``config``, ``plugins``, ``environment``, ``timing``, ... . ``speakers_known`` False: the
     predictions' speaker column holds pseudo-speakers (one per utterance), so speaker-level
-    intervals are labelled utterance-level."""
+    intervals are labelled utterance-level. ``report``: the ``-o report.*`` settings
+    (:mod:`serbench.report.report_options`) for the ``groups`` and ``calibration`` sections."""
     from serbench.api.version import __version__
+    from serbench.report.beyond import score_beyond
 
     records, predictions = read_jobs(run_dir, jobs)
     history = []  # each earlier invocation's timing and cache figures, kept rather than overwritten
@@ -278,6 +280,8 @@ def finish(run_dir: Path, jobs: list[Job], classes: list[str], main_metric: str,
         "overall": overall(predictions, classes),
         "history": history,
     }
+    data.update(score_beyond(predictions, classes, speakers_known, data["summary"], report,
+                             lambda fold, seed: dev_file(run_dir, fold, seed), str(run_dir)))
     data["timing"] = {**data.get("timing", {}), "train_s": round(sum(r["train_s"] for r in records), 3)}
     return write_result(run_dir, data, predictions)
 
@@ -377,14 +381,18 @@ CORPUS_UNKNOWN = "unknown"  # a result written before results recorded their cor
 
 
 def comparability(protocol: str, corpus: str, classes: Sequence[str], test_split: str | None,
-                  metrics: str = METRIC_DEFINITIONS) -> dict:
+                  metrics: str = METRIC_DEFINITIONS, corpora: Sequence[str] = ()) -> dict:
     """What two results must share before one is ranked above the other, marked "≈ best" beside
     it or tested against it: the protocol's name alone is not enough (two CSV files, two EmoBox
     datasets, two class sets or two MSP-Podcast test sets read by one protocol are different
     tasks). ``corpus`` is :meth:`serbench.api.protocol.Protocol.digest`; ``key`` a short hash of
-    every part, for grouping and for naming a group's files."""
+    every part, for grouping and for naming a group's files. ``corpora`` (a cross-corpus run's
+    training and test corpora, :attr:`serbench.api.protocol.Protocol.corpora`) is a part only when
+    given, so every other result keeps the key it had."""
     parts = {"protocol": protocol, "corpus": corpus, "classes": list(classes), "test_split": test_split,
              "metrics": metrics}
+    if corpora:
+        parts["corpora"] = list(corpora)
     key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:10]
     return {**parts, "key": key}
 
@@ -411,14 +419,18 @@ def comparability_of(result: Result) -> dict:
             or not (split is None or isinstance(split, str))):
         raise SerbenchError(f"{where}: comparability {recorded!r}: protocol, corpus and metrics must be text, "
                             "classes a list of names, test_split text or null (rerun serbench finish on its run)")
-    return comparability(recorded["protocol"], recorded["corpus"], classes, split, recorded["metrics"])
+    corpora = recorded.get("corpora") or []
+    if not isinstance(corpora, list) or not all(isinstance(c, str) for c in corpora):
+        raise SerbenchError(f"{where}: comparability corpora {corpora!r:.60} is not a list of corpus names (rerun "
+                            "serbench finish on its run)")
+    return comparability(recorded["protocol"], recorded["corpus"], classes, split, recorded["metrics"], corpora)
 
 
 def comparability_difference(a: dict, b: dict) -> str:
     """The first part two comparability records differ in, as ``part: A vs B`` ('' when the
     keys agree); an unknown corpus says how to record it."""
-    for part in COMPARABILITY_PARTS:
-        if a[part] != b[part]:
+    for part in COMPARABILITY_PARTS + ("corpora",):
+        if a.get(part) != b.get(part):
             hint = ("; a result written before serbench recorded corpus digests: rerun serbench finish on it"
                     if part == "corpus" and (a[part].startswith(CORPUS_UNKNOWN) or b[part].startswith(CORPUS_UNKNOWN)) else "")
             what = " (utterances, labels, speakers or folds differ)" if part == "corpus" else ""

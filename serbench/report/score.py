@@ -21,12 +21,15 @@ import numpy as np
 import pandas as pd
 
 from serbench.api.errors import SerbenchError
+from serbench.api.protocol import gender
 from serbench.api.textfiles import csv_rows, read_json
+from serbench.report.beyond import score_beyond
+from serbench.report.groups import FAIRNESS_THRESHOLD
 from serbench.report.metrics import METRICS, score
 from serbench.report.results import SCHEMA, overall, sha256_of, summarize_run
 
 REQUIRED = ("utterance_id", "label", "prediction")
-OPTIONAL = ("fold", "seed", "speaker")
+OPTIONAL = ("fold", "seed", "speaker", "gender")
 PROB_PREFIX = "prob_"
 ONE_FOLD = "all"  # the fold of a file without a fold column
 ONE_SEED = 0
@@ -79,6 +82,8 @@ def read_predictions(path: Path) -> Table:
                             f"required: {', '.join(REQUIRED)}; optional: {', '.join(OPTIONAL)}, prob_<class>)")
     has = {c: c in header for c in OPTIONAL}
     columns: dict[str, list] = {c: [] for c in ("fold", "seed", "utterance_id", "speaker", "label", "prediction")}
+    extra = (["gender"] if has["gender"] else []) + [c for c in header if c.startswith(PROB_PREFIX) and len(c) > len(PROB_PREFIX)]
+    columns.update({c: [] for c in extra})  # per-gender scores and calibration (serbench.report.beyond)
     first_line: dict[tuple[str, int, str], int] = {}
     for line, row in rows:
         where = f"{path}:{line}"
@@ -101,6 +106,8 @@ def read_predictions(path: Path) -> Table:
         columns["speaker"].append(row["speaker"] if has["speaker"] else row["utterance_id"])
         columns["label"].append(row["label"])
         columns["prediction"].append(row["prediction"])
+        for column in extra:
+            columns[column].append(gender(row[column], where) or "" if column == "gender" else _probability(row[column], column, where))
     if not first_line:
         raise SerbenchError(f"{path}: a header and no rows: nothing to score")
     notes = []
@@ -111,6 +118,16 @@ def read_predictions(path: Path) -> Table:
     frame = pd.DataFrame(columns)
     frame["seed"] = frame["seed"].astype(np.int64)
     return Table(frame, header, list(first_line.values()), notes)
+
+
+def _probability(text: str, column: str, where: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0 + 1e-6:  # (NaN fails too)
+        raise SerbenchError(f"{where}: {column} {text!r} is not a probability in [0, 1]")
+    return value
 
 
 def _seed(text: str, where: str) -> int:
@@ -196,10 +213,16 @@ def _unknown_speakers_note(summary: dict) -> str:
     return FOLDS_WITHOUT_SPEAKERS_NOTE if design.get("unit") == "fold" else SPEAKERS_UNKNOWN_NOTE
 
 
-def score_file(path: str | Path, classes: list[str] | None = None) -> dict:
+def score_file(path: str | Path, classes: list[str] | None = None, fairness_threshold: float | None = None) -> dict:
     """One predictions file scored like a run: ``{file, classes, summary, folds, overall,
-    speakers, notes}``, ``summary`` and ``overall`` in the structure of a ``result.json``."""
+    speakers, groups, calibration, notes}``, all in the structure of a ``result.json``
+    (``groups.gender`` needs a ``gender`` column, ``calibration`` the ``prob_<class>`` columns;
+    temperature scaling needs a run's dev predictions and is reported by runs only). The
+    fairness threshold is ``fairness_threshold``, else the run's own, else audEERING's."""
     path = Path(path)
+    if fairness_threshold is not None and not 0.0 <= fairness_threshold <= 1.0:  # (NaN fails too)
+        raise SerbenchError(f"--fairness-threshold {fairness_threshold}: expected a difference of proportions in [0, 1] "
+                            f"(audEERING's is {FAIRNESS_THRESHOLD})")
     table = read_predictions(path)
     run = _run_result(path)
     chosen, source = choose_classes(path, table, classes, run)
@@ -207,6 +230,8 @@ def score_file(path: str | Path, classes: list[str] | None = None) -> dict:
     speakers = _speakers(table, run)
     records = job_records(frame, chosen)
     summary = summarize_run(records, frame, chosen, speakers_known=speakers["known"])
+    threshold = fairness_threshold if fairness_threshold is not None else _run_threshold(run)
+    beyond = score_beyond(frame, chosen, speakers["known"], summary, {"fairness_threshold": threshold}, where=str(path))
     notes = [f"classes from {source}: {', '.join(chosen)}", *table.notes]
     if not speakers["known"]:
         notes.append(_unknown_speakers_note(summary))
@@ -225,10 +250,20 @@ def score_file(path: str | Path, classes: list[str] | None = None) -> dict:
         "folds": records,
         "overall": overall(frame, chosen),
         "speakers": {**speakers, "count": int(frame["speaker"].nunique())},
+        **beyond,
         "notes": notes,
     }
 
 
-def score_files(paths: Sequence[str | Path], classes: list[str] | None = None) -> list[dict]:
+def score_files(paths: Sequence[str | Path], classes: list[str] | None = None,
+                fairness_threshold: float | None = None) -> list[dict]:
     """Each file scored on its own, in the order given."""
-    return [score_file(p, classes) for p in paths]
+    return [score_file(p, classes, fairness_threshold) for p in paths]
+
+
+def _run_threshold(run: dict | None) -> float:
+    """The fairness threshold a run's result was scored with, so that its own predictions.csv
+    reproduces its groups section; audEERING's otherwise."""
+    gender = ((run or {}).get("groups") or {}).get("gender") if isinstance((run or {}).get("groups"), dict) else None
+    found = ((gender or {}).get("fairness") or {}).get("threshold") if isinstance(gender, dict) else None
+    return float(found) if isinstance(found, (int, float)) and not isinstance(found, bool) else FAIRNESS_THRESHOLD

@@ -27,6 +27,7 @@ from pathlib import Path
 from jinja2 import Environment
 
 from serbench.api.errors import SerbenchError
+from serbench.report.beyond_table import FAIRNESS_COLUMN, fairness_cell
 from serbench.report.leaderboard import COLUMNS, cluster_header, reported_for, settings
 from serbench.report.ranking import clipped, groups, mixed_warning, system_label, versions
 from serbench.report.results import Result
@@ -172,7 +173,7 @@ def build(results: Sequence[Result], target: str | Path, reg, ci: str = "t") -> 
     folders = dict(zip(map(id, results), unique_file_names([r.run_id for r in results])))  # never a run id as a path
     env = Environment(autoescape=True)
     headers = (["downstream", "upstream", "pooling", "loss", "recipe", "settings", "seeds", "versions", "run"]
-               + [f"{n} (%)" for n in COLUMNS.values()])
+               + [f"{n} (%)" for n in COLUMNS.values()] + [FAIRNESS_COLUMN])
     sections = []
     found = groups(results)
     tables_of = Counter(g.comparability["protocol"] for g in found)  # a protocol's only table keeps #table-<protocol>
@@ -189,10 +190,10 @@ def build(results: Sequence[Result], target: str | Path, reg, ci: str = "t") -> 
                          "loss": config.get("loss"), "recipe": (config.get("recipe") or {}).get("name", ""),
                          "settings": settings(r), "seeds": ",".join(map(str, config["seeds"])), "run": r.run_id,
                          "versions": versions(r), "label": system_label(r),
-                         "metrics": [_metric_cell(r.summary[m], ci, r) for m in COLUMNS]})
+                         "metrics": [_metric_cell(r.summary[m], ci, r) for m in COLUMNS] + [_fairness_cell(r)]})
             split, pairs, why = reported_for(r, reg, among=results)
             for row in _reported_rows(r, pairs, link):
-                rows.append(row)
+                rows.append({**row, "metrics": row["metrics"] + [{"value": "", "title": "", "text": "–"}]})
             if not pairs:
                 notes.append(f"{r.run_id}: {why}")
             _run_page(env, r, target, f"runs/{folders[id(r)]}", plot_run)
@@ -225,6 +226,13 @@ def _metric_cell(entry: dict, ci: str, r: Result) -> dict:
     plugins = ", ".join(f"{k} v{v}" for k, v in r.data.get("plugins", {}).items())
     return {"value": entry["mean"], "text": f"{_pct(entry['mean'])} {_interval(interval, _missing(entry, ci))}",
             "title": f"plugins: {plugins}; encoder fingerprint {r.data.get('upstream_fingerprint', '?')}"}
+
+
+def _fairness_cell(r: Result) -> dict:
+    """Female - male UA with its interval and audEERING's flag (:mod:`serbench.report.groups`)."""
+    difference = (((r.data.get("groups") or {}).get("gender") or {}).get("difference") or {}).get("ua") or {}
+    return {"value": difference.get("mean", ""), "text": fairness_cell(r.data),
+            "title": "female - male UA, cluster interval; pass/FAIL: each sex's UA within the threshold of the whole's"}
 
 
 def _reported_rows(r: Result, pairs: list[dict], link: str | None = None) -> list[dict]:

@@ -139,6 +139,7 @@ class AudioBatcher:
         self.rng = np.random.default_rng(seed)
         self.max_samples = int(max_seconds * sample_rate)
         self.sample_rate = sample_rate
+        self.load = load_utterance  # how a waveform is read (a perturbed copy's: serbench.run.augment)
         self._sizes: dict[str, int] = {}
 
     def lengths(self, ids: Sequence[str]) -> list[int]:
@@ -150,7 +151,7 @@ class AudioBatcher:
         return [min(self._sizes[i], self.max_samples or self._sizes[i]) for i in ids]
 
     def __call__(self, ids: Sequence[str], labels: Mapping[str, str] | None = None, train: bool = False) -> Batch:
-        wavs = [load_utterance(self.utterances[i]) for i in ids]
+        wavs = [self.load(self.utterances[i]) for i in ids]
         if self.max_samples:
             wavs = [w[: self.max_samples] for w in wavs]
         whole = [True] * len(wavs)

@@ -82,10 +82,12 @@ class CacheKey:
     dim: int
     frame_rate: float
     version: str = "1"  # the upstream plugin's Spec version: bumping it means its output changed
+    perturbation: str = ""  # the fingerprint of a perturbed copy of the audio (serbench.run.perturb); "" for clean
 
     @property
     def folder_name(self) -> str:
-        identity = json.dumps([FORMAT_VERSION, self.fingerprint, list(self.layers), self.dtype, self.version])
+        parts = [FORMAT_VERSION, self.fingerprint, list(self.layers), self.dtype, self.version]
+        identity = json.dumps(parts + [self.perturbation] if self.perturbation else parts)  # clean folders keep their names
         return hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 

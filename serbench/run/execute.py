@@ -27,10 +27,10 @@ from serbench.api.progress import Reporter
 from serbench.api.protocol import Protocol, Utterance
 from serbench.api.textfiles import read_json
 from serbench.api.user_config import cache_dir
-from serbench.report import claims
+from serbench.report import claims, robustness
 from serbench.report.metrics import METRICS
 from serbench.report.results import Job, Result, comparability, failure_path, finish, job_done, job_problem, read_records
-from serbench.run import needs
+from serbench.run import needs, perturbed_features
 from serbench.run.cache import CacheKey, FeatureCache, human_bytes, utterance_hash
 from serbench.run.features import (
     CacheStats,
@@ -136,6 +136,8 @@ def load_inputs(ws: Workspace, jobs: Sequence[Job], reporter: Reporter, shard: S
     if ws.vad_level is not None:
         ws.vad_masks = _vad(ws, features, reporter)
     ws.features = keep_on_device(features, ws.plan.device)
+    if shard is None:  # perturbed copies (--perturb, train.augment): each job's own folds
+        perturbed_features.load(ws, jobs, _cache_key(ws) if ws.plan.config["cache"]["enabled"] else None, reporter)
     return stats
 
 
@@ -433,6 +435,7 @@ def _summarise(ws: Workspace, jobs: list[Job], stats: CacheStats, started: float
         no_speech = len(set().union(*(r.get("vad_no_speech", []) for r in read_records(run_dir, jobs))))
     result = finish(
         run_dir, jobs, ws.protocol.classes, ws.protocol.main_metric, speakers_known=ws.protocol.speakers_known,
+        report=config.get("report"),
         speakers=ws.protocol.speaker_record(),
         config={
             "upstream": config["upstream"]["name"],
@@ -447,7 +450,8 @@ def _summarise(ws: Workspace, jobs: list[Job], stats: CacheStats, started: float
         },
         plugins={spec.name: spec.version for spec in specs.values()},
         comparability=comparability(config["protocol"]["name"], ws.protocol.digest(), ws.protocol.classes,
-                                    specs["protocol"].meta.test_split.format(**config["protocol"]["params"]) or None),
+                                    specs["protocol"].meta.test_split.format(**config["protocol"]["params"]) or None,
+                                    corpora=ws.protocol.corpora),
         upstream_fingerprint=ws.upstream.fingerprint(),
         environment={
             "python": platform.python_version(),
@@ -458,8 +462,11 @@ def _summarise(ws: Workspace, jobs: list[Job], stats: CacheStats, started: float
         },
         cache=stats.__dict__,
         annotations=({"vad_no_speech": no_speech} if ws.vad_level is not None else {})
-        | ({"corpus_differs": differs} if (differs := ws.protocol.published_differences()) else {}),
+        | ({"corpus_differs": differs} if (differs := ws.protocol.published_differences()) else {})
+        | ({"protocol": ws.protocol.notes} if ws.protocol.notes else {}),
         timing={"total_s": round(time.perf_counter() - started, 3), "features_s": round(features_s, 3)},
+        **({"robustness": robustness.section(run_dir, jobs, ws.protocol.classes, ws.protocol.speakers_known, config)}
+           if config.get("perturb") else {}),
     )
     data = result.data
     reporter.info("done: " + ", ".join(f"{m} {data['summary'][m]['mean'] * 100:.2f}" for m in METRICS))
@@ -499,6 +506,7 @@ def run(
     quiet: bool = True,
     recipe: str | None = None,
     executor: str = "local",
+    perturbations: Sequence[str] = (),
 ) -> Result:
     """Run ``downstream`` on ``upstream`` under ``protocol``; returns the written result.
 
@@ -506,5 +514,5 @@ def run(
     is ``"paper"`` (the default for a method that declares one) or ``"shared"``; ``executor``
     names where the jobs run (``-o executor.workers=2`` style keys go in ``overrides``)."""
     the_plan = plan(upstream, downstream, pooling, loss, protocol, data, seeds, device, overrides, recipe=recipe,
-                    executor=executor)
+                    executor=executor, perturbations=perturbations)
     return execute(the_plan, out, Reporter(quiet=quiet))

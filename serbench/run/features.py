@@ -87,11 +87,12 @@ def estimate_bytes(samples: Sequence[int], upstream: Upstream, layers: int, item
     return int(frames * layers * upstream.dim * itemsize)
 
 
-def _load_batch(utterances, batch):
-    return [load_utterance(utterances[i]) for i in batch]
+def _load_batch(utterances, batch, load=load_utterance):
+    return [load(utterances[i]) for i in batch]
 
 
-def _forward_batches(upstream, utterances, lengths, device, layers, batch_seconds, on_batch, name="", peak_limit=FP16_MAX):
+def _forward_batches(upstream, utterances, lengths, device, layers, batch_seconds, on_batch, name="", load=load_utterance,
+                     peak_limit=FP16_MAX):
     """Yield (utterance, [layers, frames, dim] float32 numpy) for each utterance. The next
     batch's audio is decoded in a background thread while the encoder runs on this one."""
     upstream = upstream.to(device).eval()
@@ -100,11 +101,11 @@ def _forward_batches(upstream, utterances, lengths, device, layers, batch_second
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
     batches = length_batches(lengths, int(batch_seconds * 16_000), max_items)
     with ThreadPoolExecutor(max_workers=1) as decoder:
-        pending = decoder.submit(_load_batch, utterances, batches[0]) if batches else None
+        pending = decoder.submit(_load_batch, utterances, batches[0], load) if batches else None
         for n, batch in enumerate(batches):
             wavs = pending.result()
             if n + 1 < len(batches):
-                pending = decoder.submit(_load_batch, utterances, batches[n + 1])
+                pending = decoder.submit(_load_batch, utterances, batches[n + 1], load)
             yield from _encode(upstream, utterances, batch, wavs, device, index, autocast, name, peak_limit)
             if on_batch:
                 on_batch(len(batch))
@@ -150,10 +151,12 @@ def extract(
     batch_seconds: float = 160.0,
     on_batch: Callable[[int], None] | None = None,
     name: str = "",
+    load: Callable[[Utterance], np.ndarray] = load_utterance,
 ) -> tuple[dict[str, np.ndarray], CacheStats]:
     """``{utterance id: [len(layers), frames, dim]}`` for every utterance, and what the cache
     contributed. Without a cache everything is extracted and kept in memory. ``name`` (the
-    upstream's registered name) is how an output that breaks the contract is blamed."""
+    upstream's registered name) is how an output that breaks the contract is blamed. ``load``
+    reads an utterance's waveform (a perturbed copy's, with a cache keyed by the perturbation)."""
     stats = CacheStats()
     features: dict[str, np.ndarray] = {}
     hashes = {u.id: utterance_hash(u) for u in utterances} if cache else {}
@@ -194,7 +197,7 @@ def extract(
             stored = {}
             peak_limit = FP16_MAX if dtype == "float16" else float("inf")  # float32 holds ComParE's energies
             for u, array in _forward_batches(upstream, missing, lengths, device, layers, batch_seconds, on_batch, name,
-                                             peak_limit):
+                                             load, peak_limit):
                 array = array.astype(dtype)
                 if cache:
                     stored[u.id] = writer.submit(cache.store, hashes[u.id], array)

@@ -31,7 +31,7 @@ from serbench.api.upstream import Upstream
 from serbench.report import claims
 from serbench.report.metrics import METRICS, score
 from serbench.report.results import Job, failure_path, job_done, job_stem, write_job
-from serbench.run import closed_form, conformance, finetune, heap, saved_model, stages
+from serbench.run import augment, closed_form, conformance, finetune, heap, robustness_eval, saved_model, stages
 from serbench.run.batching import AudioBatcher, FeatureBatcher
 from serbench.run.plan import Plan
 from serbench.run.trainer import FoldData, train_fold
@@ -52,6 +52,8 @@ class Workspace:
     features: dict | None = None  # frozen mode: utterance id -> [layers, frames, dim]
     vad_masks: dict | None = None
     frontend_cache: dict | None = field(default=None)  # fine-tuning: frozen front-end outputs, shared by jobs
+    perturbed: dict | None = None  # frozen mode, --perturb: condition key -> {test id: features}
+    augmented: list | None = None  # frozen mode, train.augment: one {train id: features} per copy
 
     @property
     def tuning(self) -> bool:
@@ -106,6 +108,8 @@ def _predictions_frame(proto: Protocol, fold: str, seed: int, ids: Sequence[str]
             "prediction": [proto.classes[k] for k in probs.argmax(1)],
         }
     )
+    if any(u.gender for u in proto.utterances.values()):  # per-gender scores (serbench.report.groups); '' when unknown
+        frame.insert(4, "gender", [proto.utterances[i].gender or "" for i in ids])
     for k, name in enumerate(proto.classes):
         frame[f"prob_{name}"] = probs[:, k]
     return frame
@@ -184,6 +188,7 @@ def run_job(ws: Workspace, job: Job, reporter: Reporter) -> None:
     else:
         max_frames = int(train["max_seconds"] * upstream.frame_rate)
         batcher = FeatureBatcher(features, protocol.utterances, protocol.classes, the_plan.device, ws.vad_masks, max_frames)
+    batcher = augment.wrap(batcher, train, features, ws.augmented, fold.train)  # the batcher itself when off
     data = FoldData(batcher, protocol.utterances, protocol.classes, fold.train, fold.dev, fold.test)
     method_stages = getattr(model.downstream if features is None else model, "stages", None)
     if method_stages is not None:
@@ -224,6 +229,9 @@ def run_job(ws: Workspace, job: Job, reporter: Reporter) -> None:
         "train_s": round(time.perf_counter() - t0, 3),
         "torch_threads": torch.get_num_threads(),  # CPU float reductions, so a score, can depend on it
     }
+    if the_plan.config.get("perturb"):  # each condition's copy of the test set, through the same model
+        robustness_eval.evaluate_job(ws, model, data, fold.test,
+                                lambda probs: _predictions_frame(protocol, fold.name, seed, fold.test, probs), record)
     if ws.vad_masks is not None:  # the result's vad_no_speech annotation counts these over every job
         record["vad_no_speech"] = sorted(i for i in fold.train + fold.dev + fold.test if not ws.vad_masks[i].any())
     write_job(run_dir, record, frame, dev_frame)

@@ -9,7 +9,7 @@ from typing import Any
 from serbench.api.errors import SerbenchError, did_you_mean
 from serbench.api.specs import Param
 
-SECTIONS = ("upstream", "downstream", "pooling", "loss", "protocol", "train", "cache", "executor")
+SECTIONS = ("upstream", "downstream", "pooling", "loss", "protocol", "train", "cache", "executor", "robustness", "report")
 
 
 def parse_value(text: str) -> Any:

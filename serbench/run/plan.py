@@ -26,11 +26,16 @@ from serbench.api.recipes import Recipe
 from serbench.api.specs import Spec
 from serbench.api.textfiles import read_json
 from serbench.api.user_config import data_location, env_var
-from serbench.run import finetune
+from serbench.report.report_options import REPORT_PARAMS
+from serbench.report.robustness import ROBUSTNESS_PARAMS
+from serbench.run import finetune, perturb
+from serbench.run.augment import AUGMENT_PARAMS
 from serbench.run.features import CACHE_PARAMS
 from serbench.run.overrides import check_keys, parse_overrides
 from serbench.run.registry import Registry, registry
-from serbench.run.trainer import TRAIN_PARAMS
+from serbench.run.trainer import TRAIN_PARAMS as _TRAINER_PARAMS
+
+TRAIN_PARAMS = _TRAINER_PARAMS + AUGMENT_PARAMS  # the train section: the trainer's, and augmentation
 
 
 @dataclass
@@ -72,9 +77,10 @@ class Plan:
 
 def identity(config: Mapping) -> dict:
     """What a run's id hashes: its configuration without where it runs (device, executor and
-    its options) and without the corpus's location."""
-    out = {k: v for k, v in config.items() if k not in ("device", "executor")}
-    out["overrides"] = {k: v for k, v in config["overrides"].items() if k != "executor"}
+    its options), without how its predictions are scored (``report``) and without the corpus's
+    location."""
+    out = {k: v for k, v in config.items() if k not in ("device", "executor", "report")}
+    out["overrides"] = {k: v for k, v in config["overrides"].items() if k not in ("executor", "report")}
     out["protocol"] = {k: v for k, v in config["protocol"].items() if k != "data"}
     return out
 
@@ -95,7 +101,8 @@ def load_plan(run_dir: Path, device: str = "auto", reg: Registry | None = None) 
     own = (reg or registry()).get("downstream", config["downstream"]["name"]).meta.own_pooling
     rebuilt = plan(config["upstream"]["name"], config["downstream"]["name"], None if own else config["pooling"]["name"],
                    config["loss"]["name"], config["protocol"]["name"], config["protocol"]["data"], config["seeds"],
-                   device, config["overrides"], reg, config["recipe"]["name"], config.get("executor", {}).get("name", "local"))
+                   device, config["overrides"], reg, config["recipe"]["name"], config.get("executor", {}).get("name", "local"),
+                   perturbations=[c["key"] for c in config.get("perturb", [])])
     if rebuilt.run_id != run_dir.name:
         now, then = identity(rebuilt.config), identity(config)
         if json.dumps(now, sort_keys=True) == json.dumps(then, sort_keys=True):  # (JSON turned tuples into lists)
@@ -247,9 +254,11 @@ def plan(
     reg: Registry | None = None,
     recipe: str | None = None,
     executor: str = "local",
+    perturbations: Sequence[str] = (),
 ) -> Plan:
     """Check every name, parameter and path; fill in defaults, the recipe in force under the
-    user's overrides. Raises SerbenchError."""
+    user's overrides. ``perturbations``: test-time conditions (``--perturb NAME:k=v``), each
+    scored beside clean. Raises SerbenchError."""
     reg = reg or registry()
     if overrides is None:
         overrides = {}
@@ -269,7 +278,9 @@ def plan(
     specs["upstream"] = replace(specs["upstream"], params=specs["upstream"].params + finetune.UPSTREAM_PARAMS)
     params = {kind: spec.params for kind, spec in specs.items()}
     runner_spec = reg.get("executor", executor)  # where the jobs run: not part of the run's identity
-    check_keys(overrides, {**params, "train": TRAIN_PARAMS, "cache": CACHE_PARAMS, "executor": runner_spec.params})
+    check_keys(overrides, {**params, "train": TRAIN_PARAMS, "cache": CACHE_PARAMS, "executor": runner_spec.params,
+                           "robustness": ROBUSTNESS_PARAMS,
+                           "report": REPORT_PARAMS})
     if meta.upstream == "finetune" and not specs["upstream"].meta.trainable:
         raise SerbenchError(f"downstream {downstream} trains its encoder, and upstream {upstream} has no trainable "
                             "weights: use a transformers upstream (serbench list upstreams)")
@@ -278,7 +289,9 @@ def plan(
         recipe_values, paper, overrides, upstream=specs["upstream"].name, trainable=specs["upstream"].meta.trainable,
         trains_encoder=meta.upstream == "finetune", test_split=_test_split(specs["protocol"], overrides)) if paper else {}
     merged = recipes.merge(recipe_values, overrides)
-    check_keys(merged, {**params, "train": TRAIN_PARAMS, "cache": CACHE_PARAMS, "executor": runner_spec.params})
+    check_keys(merged, {**params, "train": TRAIN_PARAMS, "cache": CACHE_PARAMS, "executor": runner_spec.params,
+                        "robustness": ROBUSTNESS_PARAMS,
+                        "report": REPORT_PARAMS})
     overrides = _effective(overrides, lambda given: _settings(specs, recipes.merge(recipe_values, given), given, meta))
     merged = recipes.merge(recipe_values, overrides)
     if not seeds:
@@ -297,6 +310,7 @@ def plan(
         kind: {"name": spec.name, "version": spec.version, "params": settings[kind]} for kind, spec in specs.items()
     }
     config["train"], config["cache"] = settings["train"], settings["cache"]
+    config["report"] = settings["report"]  # how the predictions are scored: not part of the run id
     config["protocol"]["data"] = str(location) if location else None
     config["seeds"] = [int(s) for s in seeds]
     config["device"] = str(resolved_device)
@@ -306,6 +320,7 @@ def plan(
         config["recipe"]["stages"] = stage_recipes.resolve(paper.stages, config, overrides, paper.demo if demo else {})
     config["executor"] = {"name": runner_spec.name,
                           "params": runner_spec.resolve(overrides.get("executor", {}), "-o executor")}
+    _perturbation_settings(config, settings["robustness"], perturbations, overrides, reg)
     return Plan(config, specs, resolved_device, location, runner_spec)
 
 
@@ -313,13 +328,35 @@ def _settings(specs: Mapping[str, Spec], merged: Mapping, user: Mapping, meta: D
     """Every section's parameters, resolved from the recipe's values and the user's ``merged``
     over them (``user``: the user's own overrides), each checked against its Param."""
     out = {kind: spec.resolve(merged.get(kind, {}), f"-o {kind}") for kind, spec in specs.items()}
-    for section, section_params in (("train", TRAIN_PARAMS), ("cache", CACHE_PARAMS)):
+    for section, section_params in (("train", TRAIN_PARAMS), ("cache", CACHE_PARAMS), ("robustness", ROBUSTNESS_PARAMS),
+                                    ("report", REPORT_PARAMS)):
         out[section] = Spec(section, dict, "", section_params).resolve(merged.get(section, {}), f"-o {section}")
     if meta.upstream == "finetune":
         out["upstream"]["finetune"] = True
     if meta.spec_augment is not None and "spec_augment" not in user.get("upstream", {}):
         out["upstream"]["spec_augment"] = meta.spec_augment
     return out
+
+
+def _perturbation_settings(config: dict, thresholds: dict, perturbations: Sequence[str], overrides: Mapping,
+                           reg: Registry) -> None:
+    """Test-time conditions and training augmentation into ``config``, canonically spelt; absent
+    when unused, so that a run without them keeps its id (and its resumable job files)."""
+    train = config["train"]
+    if train["augment"]:
+        train["augment"] = perturb.parse(train["augment"], "-o train.augment", reg).key
+        if "augment" in config["overrides"].get("train", {}):  # one spelling, one run id
+            config["overrides"]["train"]["augment"] = train["augment"]
+    elif "augment_copies" in overrides.get("train", {}):
+        raise SerbenchError("-o train.augment_copies: set -o train.augment=NAME:k=v too (augmentation is off)")
+    else:
+        del train["augment"], train["augment_copies"]
+    if perturbations:
+        config["perturb"] = [c.record(reg) for c in perturb.parse_all(perturbations, "--perturb", reg)]
+        config["robustness"] = thresholds
+    elif overrides.get("robustness"):
+        raise SerbenchError(f"-o robustness.{next(iter(overrides['robustness']))}: the robustness rule applies to "
+                            "--perturb conditions; give at least one (serbench list perturbations)")
 
 
 def _effective(overrides: Mapping[str, Mapping[str, Any]], settings_of) -> dict[str, dict[str, Any]]:

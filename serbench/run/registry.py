@@ -24,6 +24,7 @@ HOOKS = {
     "loss": "register_losses",
     "protocol": "register_protocols",
     "executor": "register_executors",
+    "perturbation": "register_perturbations",
 }
 PLURALS = {HOOKS[k].removeprefix("register_"): k for k in KINDS}  # "upstreams" -> "upstream"
 

@@ -158,6 +158,8 @@ def train_fold(
     epoch = 0
     for epoch in range(1, params["max_epochs"] + 1):
         model.train()
+        if hasattr(data.batcher, "set_epoch"):  # training augmentation draws another copy per epoch
+            data.batcher.set_epoch(epoch)
         total = torch.zeros((), device=device)  # checked once per epoch: no host sync per batch
         for chunk in _batches(data, data.train, params["batch_size"], generator, params["bucket_batches"]):
             batch = data.batcher(chunk, labels, train=True)

@@ -10,16 +10,13 @@ and one-by-one extraction then agree for every family.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import warnings
-from functools import lru_cache
-from pathlib import Path
 
 import torch
 from torch import nn
 
+from serbench.api.checkpoints import locate
 from serbench.api.errors import SerbenchError
 from serbench.api.upstream import Upstream, UpstreamOutput
 
@@ -135,47 +132,6 @@ class TransformersEncoder(Upstream):
 
     def fingerprint(self) -> str:
         return self._fingerprint
-
-
-def _weights_digest(folder: Path) -> str:
-    files = sorted(p for p in folder.iterdir() if p.suffix in (".json", ".safetensors", ".bin"))
-    # hashed once per process per file state: fine-tuning builds a fresh encoder for every job
-    return _digest(tuple((p, p.stat().st_size, p.stat().st_mtime_ns) for p in files))
-
-
-@lru_cache(maxsize=16)
-def _digest(files: tuple) -> str:
-    digest = hashlib.sha256()
-    for path, _, _ in files:
-        digest.update(path.name.encode())
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:16]
-
-
-def locate(target: str) -> tuple[Path, str]:
-    """(local folder, fingerprint) for a repo id in the local cache or a directory."""
-    path = Path(target).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise SerbenchError(f"{path}: no config.json (expected a transformers checkpoint folder)")
-        return path, f"dir:{path.resolve()}@sha256:{_weights_digest(path)}"
-    if target.startswith((".", "/", "~")):
-        raise SerbenchError(f"{target}: no such checkpoint directory")
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    try:
-        folder = Path(snapshot_download(target, local_files_only=True))
-    except (LocalEntryNotFoundError, OSError, ValueError):
-        home = os.environ.get("HF_HOME", "~/.cache/huggingface")
-        raise SerbenchError(
-            f"weights for {target} are not in the local Hugging Face cache ({home}); serbench never downloads "
-            f"at run time. Where there is a network, run: hf download {target} "
-            f"(or: huggingface-cli download {target}); or pass --upstream hf:/path/to/checkpoint"
-        ) from None
-    return folder, f"{target}@{folder.name}"
 
 
 def load(target: str) -> TransformersEncoder:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -68,8 +69,9 @@ def test_predictions_file_matches_the_folds(cli_run):
     _, run_dir = cli_run
     frame = pd.read_csv(run_dir / "predictions.csv", dtype={"fold": str, "speaker": str})
     classes = ["neutral", "happy", "angry", "sad"]
-    assert list(frame.columns) == ["fold", "seed", "utterance_id", "speaker", "label", "prediction"] + [
+    assert list(frame.columns) == ["fold", "seed", "utterance_id", "speaker", "gender", "label", "prediction"] + [
         f"prob_{c}" for c in classes]
+    assert (frame["gender"] == frame["speaker"].str[-1]).all()  # the synthetic corpus's speakers are 01F, 01M, ...
     assert len(frame) == 640 and frame["utterance_id"].is_unique
     probs = frame[[f"prob_{c}" for c in classes]].to_numpy()
     assert probs.sum(1) == pytest.approx(1.0, abs=1e-4)
@@ -92,6 +94,31 @@ def test_overall_per_class_and_confusion_match_sklearn(cli_run):
     assert overall["confusion"]["counts"] == confusion_matrix(frame["label"], frame["prediction"], labels=labels).tolist()
     recalls = recall_score(frame["label"], frame["prediction"], labels=labels, average=None)
     assert [overall["per_class"][c]["recall"] for c in labels] == pytest.approx(recalls.tolist())
+
+
+def test_groups_and_calibration_are_sklearns_on_the_predictions(cli_run):
+    """result.json's per-gender UA is balanced accuracy on each sex's rows (per fold, then the
+    mean), F - M their difference; its NLL is log_loss per fold, averaged; the table shows both."""
+    from sklearn.metrics import balanced_accuracy_score, log_loss
+
+    done, run_dir = cli_run
+    frame = pd.read_csv(run_dir / "predictions.csv", dtype={"fold": str})
+    result = json.loads((run_dir / "result.json").read_text())
+    classes = result["classes"]
+    ua = {}
+    for sex in ("F", "M"):
+        ua[sex] = np.mean([balanced_accuracy_score(part["label"], part["prediction"])
+                           for _, part in frame[frame["gender"] == sex].groupby("fold")])
+        assert result["groups"]["gender"]["groups"][sex]["ua"]["mean"] == pytest.approx(ua[sex])
+    assert result["groups"]["gender"]["difference"]["ua"]["mean"] == pytest.approx(ua["F"] - ua["M"])
+    assert result["groups"]["gender"]["fairness"]["threshold"] == 0.075
+    probs = frame[[f"prob_{c}" for c in classes]].to_numpy()
+    frame["y"], frame["row"] = frame["label"].map(classes.index), range(len(frame))
+    nll = np.mean([log_loss(part["y"], probs[part["row"]] / probs[part["row"]].sum(1, keepdims=True),
+                            labels=range(len(classes))) for _, part in frame.groupby("fold")])
+    assert result["calibration"]["nll"]["mean"] == pytest.approx(nll, abs=1e-6)
+    assert result["calibration"]["temperature_scaling"] == {"enabled": False}
+    assert "UA F - M" in done.stdout and "ECE %" in done.stdout and "fairness (audEERING)" in done.stdout
 
 
 def test_embedded_corpus_is_learnable(cli_run):

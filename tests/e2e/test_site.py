@@ -74,7 +74,7 @@ def test_the_site_in_a_real_browser(site, tmp_path):
 
         browser.get((root / "runs" / run_ids[0] / "index.html").as_uri())
         images = browser.find_elements(By.TAG_NAME, "img")
-        assert len(images) == 5
+        assert len(images) == 6  # confusion, per-class recall, forest, per fold, curves, reliability
         for image in images:  # a broken image has no natural size
             assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", image), \
                 image.get_attribute("src")

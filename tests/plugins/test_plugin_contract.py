@@ -22,7 +22,7 @@ from serbench.run.needs import KNOWN
 from serbench.run.registry import registry
 
 SERBENCH = Path(__file__).resolve().parents[2] / "serbench"
-CONTEXT = {"upstream": 0, "downstream": 1, "pooling": 1, "loss": 2, "protocol": 1, "executor": 0}
+CONTEXT = {"upstream": 0, "downstream": 1, "pooling": 1, "loss": 2, "protocol": 1, "executor": 0, "perturbation": 0}
 SPECS = [(kind, name) for kind, specs in registry().specs.items() for name in sorted(specs)]
 
 
