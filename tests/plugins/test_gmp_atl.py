@@ -88,6 +88,7 @@ def test_stages_see_only_the_training_fold_pseudo_labels_are_made_and_the_recipe
     assert centres.shape == (8, 32) and centres.abs().sum() > 0
 
 
+@pytest.mark.e2e  # an in-process staged training: 15-108 s in the default run at load 4-13
 def test_ablation_without_pseudo_labels_keeps_the_multitask_stage(tmp_path, stage_feed):
     result = serbench.run_benchmark("tiny", "gmp_atl", protocol="synthetic", out=tmp_path,
                           overrides=SMALL + ["downstream.pseudo_labels=false", "loss.margin=0.3"])
@@ -130,6 +131,7 @@ def test_ce_ablation_trains_a_plain_linear_classifier():
     torch.testing.assert_close(out_ce["logits"], ce.emotion_ce(z))  # W z + b, not 30 cos
 
 
+@pytest.mark.e2e  # an in-process staged training: 15-108 s in the default run at load 4-13
 def test_without_gmps_runs_no_stage(tmp_path, stage_feed):
     serbench.run_benchmark("tiny", "gmp_atl", protocol="synthetic", out=tmp_path, loss="ce",
                  overrides=SMALL + ["downstream.pseudo_labels=false", "downstream.multitask=false"])

@@ -80,6 +80,7 @@ def test_a_stage_that_would_read_test_is_refused_and_the_guard_holds():
         guard(["a", "c"])
 
 
+@pytest.mark.e2e  # an in-process staged training: 15-108 s in the default run at load 4-13
 def test_no_stage_sees_a_test_utterance_and_a_rerun_resumes(tmp_path, monkeypatch, stage_feed):
     result = serbench.run_benchmark("tiny", "wap_la", protocol="synthetic", out=tmp_path, overrides=SMALL)
     protocol = create("protocol", "synthetic", None, per_class=1)
@@ -149,6 +150,7 @@ def test_patch_groups_consecutive_frames_into_tokens():
         _wap_la((5, 5, 5, 5), patch=0)
 
 
+@pytest.mark.e2e  # an in-process staged training: 15-108 s in the default run at load 4-13
 def test_bf16_training_runs_both_stages(tmp_path):
     """``-o train.bf16=true``: the teacher's frames come out of autocast in bf16, the
     prototypes stay float32 (their running means would lose precision in bf16)."""

@@ -233,6 +233,6 @@ def test_a_protocol_that_returns_a_list_is_named(tmp_path, monkeypatch):
 
     monkeypatch.setitem(registry().specs["protocol"], "listy",
                         Spec(name="listy", factory=lambda data: [], summary="x", plugin="acme", meta=ProtocolMeta()))
-    with pytest.raises(SerbenchError, match=r"protocol listy \(plugin 'acme'\) returned list, not a serbench\.corpus\.Protocol"):
+    with pytest.raises(SerbenchError, match=r"protocol listy \(plugin 'acme'\) returned list, not a serbench\.api\.protocol\.Protocol"):
         serbench.run_benchmark("fbank", "superb", protocol="listy", out=tmp_path)
     assert not list(tmp_path.iterdir())
