@@ -1,11 +1,14 @@
-"""The README's reference tables, generated from the code so they cannot drift: the commands
+"""The docs' reference tables, generated from the code so they cannot drift: the commands
 (argparse's usage lines), the options every run takes, the plugins and their versions, the
 hooks, the ``meta`` keys a Spec may declare and the batch a downstream receives; and the plugin
 author's reference page, docs/plugin-api.md, generated whole from ``serbench.api``'s docstrings.
 
-A maintainer's generator, not a user command: ``python tools/docs.py`` rewrites each section
-between ``<!-- generated: NAME -->`` and ``<!-- end: NAME -->`` in README.md; ``python
-tools/docs.py --check`` (and tests/test_docs.py) fails when one (or the page) is stale.
+Each table lives on the page of the reader who needs it (:data:`PAGES`: a user's tables in
+docs/running.md, a plugin author's in docs/writing-plugins.md). A maintainer's generator, not
+a user command: ``python tools/docs.py`` rewrites each section between
+``<!-- generated: NAME -->`` and ``<!-- end: NAME -->`` on those pages; ``python tools/docs.py
+--check`` (and tests/test_docs.py) fails when one is stale or out of place. It also writes docs/plugin-api.md, the plugin
+author's reference, from the docstrings of :mod:`serbench.api`.
 """
 
 from __future__ import annotations
@@ -107,28 +110,43 @@ def batch() -> str:
 SECTIONS: dict[str, Callable[[], str]] = {
     "commands": commands, "options": options, "plugins": plugins, "hooks": hooks, "meta": meta, "batch": batch,
 }
+# Where each generated section lives, relative to the repository root.
+PAGES: dict[str, tuple[str, ...]] = {
+    "docs/running.md": ("commands", "options", "plugins"),
+    "docs/writing-plugins.md": ("hooks", "meta", "batch"),
+}
 _SECTION = re.compile(r"(<!-- generated: (\w+) -->\n)(.*?)(<!-- end: \2 -->)", re.S)
 
 
-def render(text: str, source: str = "README.md") -> str:
-    """``text`` with every generated section rebuilt; an unknown or missing section is refused."""
+def render(text: str, source: str = "README.md", expected: Iterable[str] | None = None) -> str:
+    """``text`` with every generated section rebuilt. An unknown section is refused, and so is
+    one of ``expected`` (default: all) that ``text`` lacks, or one that ``text`` holds but
+    ``expected`` puts on another page."""
+    expected = set(SECTIONS if expected is None else expected)
     found = {m.group(2) for m in _SECTION.finditer(text)}
-    unknown, missing = found - set(SECTIONS), set(SECTIONS) - found
-    if unknown or missing:
-        raise SerbenchError(f"{source}: generated sections {sorted(unknown)} are unknown, {sorted(missing)} missing "
-                            f"(known: {', '.join(SECTIONS)})")
+    unknown, missing, elsewhere = found - set(SECTIONS), expected - found, (found & set(SECTIONS)) - expected
+    if unknown or missing or elsewhere:
+        raise SerbenchError(f"{source}: generated sections {sorted(unknown)} are unknown, {sorted(missing)} missing, "
+                            f"{sorted(elsewhere)} belong on another page (known: {', '.join(SECTIONS)})")
     return _SECTION.sub(lambda m: f"{m.group(1)}{SECTIONS[m.group(2)]()}\n{m.group(4)}", text)
 
 
-def update(readme: Path, check: bool = False) -> list[str]:
-    """Rewrite ``readme``'s generated sections (or, with ``check``, only say which are stale)."""
-    text = readme.read_text(encoding="utf-8")
-    fresh = render(text, str(readme))
-    stale = [m.group(2) for m, n in zip(_SECTION.finditer(text), _SECTION.finditer(fresh)) if m.group(0) != n.group(0)]
-    if stale and not check:
-        from serbench.api.atomic import write_text
+def update(root: Path, check: bool = False) -> list[str]:
+    """Rewrite the generated sections of every page in :data:`PAGES` under ``root`` (or, with
+    ``check``, only say which are stale, as ``page: section``)."""
+    from serbench.api.atomic import write_text
 
-        write_text(readme, fresh)
+    stale: list[str] = []
+    for page, names in PAGES.items():
+        path = root / page
+        if not path.is_file():
+            raise SerbenchError(f"{path}: no such page (it holds the generated sections {', '.join(names)})")
+        text = path.read_text(encoding="utf-8")
+        fresh = render(text, str(path), names)
+        changed = [m.group(2) for m, n in zip(_SECTION.finditer(text), _SECTION.finditer(fresh)) if m.group(0) != n.group(0)]
+        stale += [f"{page}: {name}" for name in changed]
+        if changed and not check:
+            write_text(path, fresh)
     return stale
 
 
@@ -209,26 +227,24 @@ def update_page(page: Path = PAGE, check: bool = False) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Rebuild README.md's generated tables and docs/plugin-api.md.")
-    parser.add_argument("--readme", type=Path, default=Path(__file__).resolve().parents[1] / "README.md",
-                        help="the file (default: the repository's README.md)")
-    parser.add_argument("--page", type=Path, default=PAGE, help="the plugin API page (default: docs/plugin-api.md)")
+    parser = argparse.ArgumentParser(description="Rebuild the docs' generated tables (commands, options, plugins, hooks).")
+    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1],
+                        help="the checkout whose docs/ pages are rebuilt (default: this repository)")
+    parser.add_argument("--page", type=Path, help="the plugin API page (default: ROOT/docs/plugin-api.md)")
     parser.add_argument("--check", action="store_true", help="only say which sections are stale (exit 1 if any)")
     args = parser.parse_args(argv)
-    if not args.readme.is_file():
-        print(f"docs: --readme {args.readme}: no such file", file=sys.stderr)
-        return 2
     try:
-        stale = update(args.readme, check=args.check)
-        if update_page(args.page, check=args.check):
-            stale.append(str(args.page))
+        stale = update(args.root, check=args.check)
+        page = args.page or args.root / "docs" / "plugin-api.md"
+        if update_page(page, check=args.check):
+            stale.append(str(page))
     except SerbenchError as exc:
         print(f"docs: {exc}", file=sys.stderr)
         return 2
     if args.check:
-        print(f"stale: {', '.join(stale)} (run python tools/docs.py)" if stale else "README tables and the page are current")
+        print(f"stale: {', '.join(stale)} (run python tools/docs.py)" if stale else "docs tables are current")
         return 1 if stale else 0
-    print(f"rebuilt: {', '.join(stale)}" if stale else "README tables and the page were current")
+    print(f"rebuilt: {', '.join(stale)}" if stale else "docs tables were current")
     return 0
 
 

@@ -8,10 +8,10 @@ the ones serbench writes (:func:`serbench.report.stats.cluster_interval` and the
 folds). The truth is the statistic's expectation under the design (the mean over
 ``TRUTH_DRAWS`` corpora). Coverage = share of replicates whose interval holds the truth.
 
-    python benchmarks/stats/coverage.py [--replicates 2000] [--readme README.md]
+    python benchmarks/stats/coverage.py [--replicates 2000] [--page docs/protocols-and-statistics.md]
 
-writes the table to stdout, and between the README's ``<!-- simulated: coverage -->`` markers
-with ``--readme``. ``tests/test_coverage.py`` runs the same designs and asserts >= 93%.
+writes the table to stdout, and between the page's ``<!-- simulated: coverage -->`` markers
+with ``--page``. ``tests/report/test_coverage.py`` runs the same designs and asserts >= 93%.
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ def table(rows: list[dict]) -> str:
 
 
 def report(replicates: int) -> tuple[list[dict], str]:
-    """Every design's coverage (seeded: the same text each time) and the README's text."""
+    """Every design's coverage (seeded: the same text each time) and the docs page's text."""
     rows = [coverage(d, replicates, seed=i) for i, d in enumerate(DESIGNS)]
     return rows, (f"Nominal 95%; {replicates} simulated runs per design (seeded), the truth the "
                   f"statistic's expectation over {TRUTH_DRAWS:,} more.\n\n" + table(rows))
@@ -164,17 +164,17 @@ def report(replicates: int) -> tuple[list[dict], str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicates", type=int, default=2000)
-    parser.add_argument("--readme", type=Path)
+    parser.add_argument("--page", type=Path, help="the docs page whose coverage block is rewritten")
     args = parser.parse_args(argv)
     _, text = report(args.replicates)
     print(text)
-    if args.readme:
-        readme = args.readme.read_text()
+    if args.page:
+        page_text = args.page.read_text()
         block = re.compile(r"(<!-- simulated: coverage -->\n).*?(\n<!-- end simulated: coverage -->)", re.S)
-        if not block.search(readme):
-            print(f"{args.readme}: no <!-- simulated: coverage --> block", file=sys.stderr)
+        if not block.search(page_text):
+            print(f"{args.page}: no <!-- simulated: coverage --> block", file=sys.stderr)
             return 1
-        args.readme.write_text(block.sub(lambda m: m.group(1) + text + m.group(2), readme))
+        args.page.write_text(block.sub(lambda m: m.group(1) + text + m.group(2), page_text))
     return 0
 
 

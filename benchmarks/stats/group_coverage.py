@@ -11,9 +11,9 @@ statistic under the design (the mean over ``TRUTH_DRAWS`` more corpora). Coverag
 replicates whose interval holds the truth; "separate" is what two per-group intervals
 combined as if independent would give (sqrt of the summed squared half-widths), for contrast.
 
-    python benchmarks/stats/group_coverage.py [--replicates 1000] [--readme README.md]
+    python benchmarks/stats/group_coverage.py [--replicates 1000] [--readme docs/protocols-and-statistics.md]
 
-writes the table to stdout, and between the README's ``<!-- simulated: group coverage -->``
+writes the table to stdout, and between the ``<!-- simulated: group coverage -->`` markers of the page given to
 markers with ``--readme``. ``tests/test_groups.py`` runs the same designs and asserts >= 92%.
 """
 
@@ -136,7 +136,7 @@ def table(rows: list[dict]) -> str:
 
 
 def report(replicates: int) -> tuple[list[dict], str]:
-    """Every design's coverage (seeded: the same text each time) and the README's text."""
+    """Every design's coverage (seeded: the same text each time) and the docs page's text."""
     rows = [coverage(d, replicates, seed=i) for i, d in enumerate(DESIGNS)]
     return rows, (f"Nominal 95%; {replicates} simulated runs per design (seeded), the truth the "
                   f"statistic's expectation over {TRUTH_DRAWS:,} more.\n\n" + table(rows))

@@ -21,7 +21,7 @@ class Batch(TypedDict, total=False):
     """The dict a downstream's ``forward`` (and a pooling and a loss) receives. B utterances;
     L the kept upstream layers, T frames, D the upstream's width. Note the layout: ``features``
     is batch-first ``[B, L, T, D]`` while an upstream returns ``UpstreamOutput.hidden_states``
-    as ``[L, B, T, D]``. The README's batch table is generated from these annotations."""
+    as ``[L, B, T, D]``. The batch table in docs/writing-plugins.md is generated from these annotations."""
 
     ids: Annotated[list[str], "always: utterance ids, in batch order"]
     labels: Annotated[torch.Tensor, "always: class indices [B] (int64) in the protocol's class order"]

@@ -22,7 +22,7 @@ from serbench.cli.results import cmd_compare, cmd_fuse, cmd_leaderboard, cmd_plo
 from serbench.cli.running import cmd_bench, cmd_finish, cmd_job, cmd_run, cmd_status
 from serbench.report import leaderboard
 
-EPILOG = "Docs: README.md. Bad input exits with status 2 and one line naming what is wrong."
+EPILOG = "Docs: README.md and docs/. Bad input exits with status 2 and one line naming what is wrong."
 
 
 class _Parser(argparse.ArgumentParser):

@@ -20,7 +20,7 @@ every (fold, seed) job.
   show p = 0.2 beside an interval that excludes 0 (Ernst 2004, *Statist. Sci.* 19:676, §4;
   Lehmann & Romano, *Testing Statistical Hypotheses*, §5.8). The shift model is approximate
   for recall-type metrics; under a true difference the swaps spread wider than the null, so
-  the interval errs wide (simulated in tests/test_compare.py). A bootstrap interval beside a
+  the interval errs wide (simulated in tests/report/test_compare.py). A bootstrap interval beside a
   permutation p-value resamples another way around another null, and disagreed with it in
   ~9.5% of null comparisons.
 - More than two systems: every pair, or each against ``baseline``, with Holm's step-down

@@ -28,8 +28,8 @@ estimate ± t(G-1) x jackknife standard error, G the number of clusters: the "CV
 MacKinnon, Nielsen & Webb (2023, *J. Econometrics* 232:272) recommend when clusters are few or
 unequal in size, where the plug-in bootstrap variance (too small by (G-1)/G, and smaller
 still for ratios such as recall) under-covers. It is deterministic (no resampling seed), and
-its coverage is simulated for every design in ``benchmarks/stats/coverage.py`` (table in the
-README; ``tests/test_coverage.py`` asserts >= 93%). With fewer than :data:`MIN_CLUSTERS`
+its coverage is simulated for every design in ``benchmarks/stats/coverage.py`` (table in
+docs/protocols-and-statistics.md; ``tests/report/test_coverage.py`` asserts >= 93%). With fewer than :data:`MIN_CLUSTERS`
 clusters there is no interval, and the reason is recorded.
 
 When the protocol does not know its speakers (each utterance its own pseudo-speaker), a

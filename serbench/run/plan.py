@@ -310,6 +310,8 @@ def plan(
         raise SerbenchError(f"train.shuffle_labels with loss {specs['loss'].name}: shuffled labels carry no rater "
                             "distributions; run the control with a majority-label loss")
     config["train"]["targets"] = "soft" if soft_loss else config["train"]["targets"]  # --loss soft_ce alone says it too
+    if config["train"]["targets"] == "majority":  # the default is left out: a run without soft labels keeps its id
+        del config["train"]["targets"]
     dimensional_task.check_plan(task, specs["downstream"], specs["loss"], settings["protocol"], settings["train"])
     if task != "categorical":  # only then: a categorical run keeps the configuration (and id) it had
         config["task"] = dimensional_task.plan_record(task, specs["downstream"])
