@@ -87,9 +87,9 @@ class Reporter:
 @contextmanager
 def steps(description: str, total: int, console: Console | None = None) -> Iterator[Callable[[int], None]]:
     """Progress of long work a plugin does before a run's bars exist (a corpus generated or
-    unpacked on first use, ~25 s): a bar on a terminal, a log line elsewhere, nothing on the
-    terminal under ``--quiet``. Yields ``advance(n)``."""
-    log.info(f"{description}: {total} to do")
+    unpacked on first use, ~25 s): a bar on a terminal; nothing under ``--quiet`` or when
+    stderr is not a terminal (a log line there would stand before a refusal that follows, whose
+    contract is one error line). Yields ``advance(n)``."""
     console = console or Console(stderr=True)
     if _QUIET["quiet"] or not console.is_terminal:
         yield lambda n=1: None

@@ -189,10 +189,15 @@ def check_downstream(model: torch.nn.Module, name: str) -> list[Check]:
 def check_loss(loss: Any, name: str) -> list[Check]:
     checks: list[Check] = []
     logits = torch.randn(6, 4, generator=torch.Generator().manual_seed(0), requires_grad=True)
-    batch = {"labels": torch.tensor([0, 1, 2, 3, 0, 1]), "attributes": torch.rand(6, 3), "ids": list("abcdef")}
-    # what the built-in downstreams put beside the logits (a cosine head; valence and arousal heads)
+    generator = torch.Generator().manual_seed(1)
+    batch = {"labels": torch.tensor([0, 1, 2, 3, 0, 1]), "attributes": torch.rand(6, 3), "ids": list("abcdef"),
+             # a soft-target loss reads the raters' shares; a regression loss (--task dimensional) the targets
+             "soft_labels": torch.softmax(torch.randn(6, 4, generator=generator), dim=-1),
+             "targets": torch.rand(6, 3, generator=generator)}
+    # what the built-in downstreams put beside the logits (a cosine head; valence and arousal heads;
+    # one regressed value per dimension)
     outputs = {"logits": logits, "cosine": torch.tanh(logits), "valence": torch.sigmoid(logits[:, 0]),
-               "arousal": torch.sigmoid(logits[:, 1])}
+               "arousal": torch.sigmoid(logits[:, 1]), "values": logits[:, :3]}
 
     def contract():
         value = loss(outputs, batch)
@@ -318,7 +323,10 @@ def check_plugin(kind: str, name: str, overrides: list[str] | None = None, data:
         model = spec.build(_context(lambda dim: mean.build(dim)), **params)
         return check_downstream(model, name)
     if kind == "loss":
-        return check_loss(spec.build(["neu", "hap", "ang", "sad"], [5, 5, 5, 5], **params), name)
+        extra = {}
+        if spec.meta.targets == "soft":  # its factory also receives the training utterances' rater distributions
+            extra["train_distributions"] = np.full((20, 4), 0.25)
+        return check_loss(spec.build(["neu", "hap", "ang", "sad"], [5, 5, 5, 5], **params, **extra), name)
     if kind == "protocol":
         from serbench.run.plan import load_protocol
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from serbench.api import Param, ProtocolMeta, Spec, hookimpl
+from serbench.api import iemocap_format as fmt
 from serbench.api.errors import SerbenchError
 from serbench.api.folds import (
     DEV_MODES,
@@ -19,7 +20,6 @@ from serbench.api.folds import (
     leave_one_speaker_out_paired,
 )
 from serbench.api.protocol import Protocol
-from serbench_plugins.protocols import iemocap_format as fmt
 from serbench_plugins.protocols import iemocap_raters
 
 SPEAKERS = tuple(f"{s:02d}{g}" for s in fmt.SESSIONS for g in "FM")  # 01F, 01M, ..., 05M

@@ -21,11 +21,11 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
+from serbench.api import iemocap_format as fmt
 from serbench.api.errors import SerbenchError
 from serbench.api.protocol import Utterance
 from serbench.api.soft_labels import from_votes
 from serbench.api.textfiles import numbered_lines, read_text
-from serbench_plugins.protocols import iemocap_format as fmt
 
 RATER_LINE = re.compile(r"^C-(?P<rater>[EFM]\d+):\t(?P<categories>[^\t]*)(?:\t.*)?$")
 CATEGORIES = {"neutral": "neu", "happiness": "hap", "excited": "exc", "anger": "ang", "sadness": "sad",

@@ -30,11 +30,11 @@ import numpy as np
 import soundfile as sf
 
 from serbench.api import Param, ProtocolMeta, Spec, hookimpl
+from serbench.api import iemocap_format as fmt
 from serbench.api.folds import leave_one_session_out
 from serbench.api.progress import steps
 from serbench.api.protocol import Protocol
 from serbench.api.user_config import cache_dir
-from serbench_plugins.protocols import iemocap_format as fmt
 from serbench_plugins.protocols.synthetic_speech import (
     SAMPLE_RATE,
     annotate,

@@ -144,11 +144,11 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "result.json not JSON": (_result("{not json"), r"result\.json:1: not valid JSON \(Expecting property name"),
     "score of 750%": (_result(json.dumps({"schema": "serbench.result/1", "config": {
         "protocol": "p", "upstream": "u", "downstream": "d", "pooling": "mean", "seeds": [0]},
-        "summary": {m: {"mean": 7.5} for m in ("ua", "wa", "macro_f1")}})), r"summary\.ua\.mean is 7\.5, not a proportion"),
+        "summary": {m: {"mean": 7.5} for m in ("ua", "wa", "macro_f1")}})), r"summary\.ua\.mean is 7\.5, not a number in \[0, 1\]"),
     "result.json not UTF-8": (_result("\udcff\udcfe garbage"), r"result\.json:1: byte 0xff is not UTF-8"),
     "NaN score": (_result('{"schema": "serbench.result/1", "config": {"protocol": "p", "upstream": "u", "downstream": '
                           '"d", "pooling": "mean", "seeds": [0]}, "summary": {"ua": {"mean": NaN}}}'),
-                  r"summary\.ua\.mean is nan, not a proportion"),
+                  r"summary\.ua\.mean is nan, not a number in \[0, 1\]"),
 }
 
 

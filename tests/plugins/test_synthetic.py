@@ -4,9 +4,9 @@ from collections import Counter
 
 import pytest
 
+from serbench.api import iemocap_format as fmt
 from serbench.api.audio import load_audio
 from serbench.run.registry import create
-from serbench_plugins.protocols import iemocap_format as fmt
 from serbench_plugins.protocols.synthetic import build_tree
 
 

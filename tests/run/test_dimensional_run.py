@@ -106,6 +106,7 @@ def test_categorical_configuration_has_no_task_key_and_its_comparability_key_is_
         comparability("p", "c", ["a", "b"], None)["key"]
 
 
+@pytest.mark.e2e  # refused as a user types it: the CLI in a subprocess
 @pytest.mark.parametrize("args, message", [
     (["--downstream", "wap_la", "--task", "dimensional"], "downstream wap_la has no regression head"),
     (["--downstream", "superb", "--loss", "ccc"], "--loss ccc: it trains the dimensional task, not categorical"),
@@ -124,6 +125,7 @@ def _csv_corpus(tmp_path, header: str, rows: list[str]):
     return tmp_path / "corpus.csv"
 
 
+@pytest.mark.e2e
 def test_a_protocol_without_dimensions_refuses_the_task(tmp_path):
     rows = [f"{k}.wav,{'ab'[k % 2]},s{k},{k % 3 + 1}" for k in range(12)]
     data = _csv_corpus(tmp_path, "path,label,speaker,fold", rows)
@@ -133,6 +135,7 @@ def test_a_protocol_without_dimensions_refuses_the_task(tmp_path):
     assert "gives no arousal, valence or dominance values" in done.stderr
 
 
+@pytest.mark.e2e
 def test_a_partly_filled_dimension_column_names_the_line(tmp_path):
     rows = [f"{k}.wav,{'ab'[k % 2]},s{k},{k % 3 + 1},{'' if k == 4 else 3}" for k in range(12)]
     data = _csv_corpus(tmp_path, "path,label,speaker,fold,arousal", rows)
@@ -164,7 +167,7 @@ def test_iemocap_reads_each_utterances_v_a_d_triple_exactly(tmp_path):
     stays small), each with its own [V, A, D] triple, chosen so that any two of the three
     differ: reading A as V (or D) would fail. IEMOCAP's header names the order
     ``[V, A, D]``, and its annotator lines ``val; act; dom`` agree."""
-    from serbench_plugins.protocols import iemocap_format as fmt
+    from serbench.api import iemocap_format as fmt
 
     from lookalike import reference_records, write_iemocap
 
