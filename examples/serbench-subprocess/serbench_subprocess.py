@@ -21,8 +21,11 @@ from pathlib import Path
 from serbench.api import Param, Spec, hookimpl
 
 
-def command(run_dir: Path, unit, device: str) -> list[str]:
-    """The ``serbench job`` command line that runs ``unit`` (a Job(fold, seed) or a Shard(index, count))."""
+def command(run_dir: Path, work, device: str) -> list[str]:
+    """The ``serbench job`` command line that runs ``work``, a :class:`serbench.api.WorkUnit`
+    holding a Job(fold, seed) or a Shard(index, count): the unit is run again from the run
+    directory in a fresh process instead of being called here."""
+    unit = work.unit
     base = [sys.executable, "-m", "serbench", "job", str(run_dir), "--device", device, "--quiet"]
     if hasattr(unit, "fold"):
         return base + ["--fold", str(unit.fold), "--seed", str(unit.seed)]
