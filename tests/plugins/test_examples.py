@@ -105,10 +105,12 @@ def test_the_folders_protocol_holds_out_one_speaker_per_fold(tmp_path):
 
 
 def test_the_subprocess_executor_runs_each_unit_as_serbench_job():
-    from serbench.report.results import Job
-    from serbench.run.execute import Shard
+    from serbench.api.work import Job, Shard, WorkUnit
+
+    def unit(what):  # what an executor is handed: the unit of work, ready to run (never called here)
+        return WorkUnit("runs/x", what, "cpu", lambda *args: "")
 
     command = _module("serbench-subprocess").command
-    assert command(Path("runs/x"), Job("3", 1), "cpu")[2:] == ["serbench", "job", "runs/x", "--device", "cpu", "--quiet",
-                                                                "--fold", "3", "--seed", "1"]
-    assert command(Path("runs/x"), Shard(0, 2), "cpu")[-2:] == ["--shard", "1/2"]
+    assert command(Path("runs/x"), unit(Job("3", 1)), "cpu")[2:] == ["serbench", "job", "runs/x", "--device", "cpu",
+                                                                      "--quiet", "--fold", "3", "--seed", "1"]
+    assert command(Path("runs/x"), unit(Shard(0, 2)), "cpu")[-2:] == ["--shard", "1/2"]

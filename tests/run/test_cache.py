@@ -161,6 +161,7 @@ def test_two_runs_sharing_the_cache_take_turns(tmp_path):
 
 
 def test_second_run_needs_no_encoder_forward_pass(tmp_path, monkeypatch):
+    monkeypatch.setenv("SERBENCH_CACHE", str(tmp_path / "cache"))  # its own cache: other tests extract the same corpus
     fast = ["protocol.per_class=2", "train.max_epochs=1"]
     first = serbench.run_benchmark("fbank", "superb", protocol="synthetic", out=tmp_path, overrides=fast)
     assert first.data["cache"]["misses"] == 80 and first.data["cache"]["hits"] == 0
