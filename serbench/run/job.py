@@ -211,10 +211,10 @@ def run_job(ws: Workspace, job: Job, reporter: Reporter) -> None:
     scoring = None
     if ws.dimensions:  # --task dimensional: targets in the batch, values out of the model, dev CCC selects
         model, batcher, scoring = dimensional_task.adapt(model, batcher, protocol, ws.dimensions, specs["downstream"],
-                                                         fold.train)
+                                                         train_ids)
         data = FoldData(batcher, protocol.utterances, dimensional_task.head_classes(protocol, ws.dimensions,
-                        specs["downstream"]), fold.train, fold.dev, fold.test)
-        model.to(the_plan.device).calibrate(batcher(list(fold.train[: train["batch_size"]])))
+                        specs["downstream"]), train_ids, dev_ids, fold.test)  # select_split=none holds here too
+        model.to(the_plan.device).calibrate(batcher(list(train_ids[: train["batch_size"]])))
     _check_first_batch(model, loss, data, specs, the_plan.device)
     if closed_form.is_closed_form(model):  # scikit-learn heads: fitted once, C chosen on dev
         outcome, fit = closed_form.fit_fold(model, data, protocol.main_metric, train, seed, the_plan.device)
