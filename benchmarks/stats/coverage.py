@@ -16,8 +16,6 @@ with ``--page``. ``tests/report/test_coverage.py`` runs the same designs and ass
 
 from __future__ import annotations
 
-import argparse
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +25,9 @@ from scipy.special import expit
 
 from serbench.report.metrics import METRICS
 from serbench.report.stats import cluster_interval, fold_statistic, job_statistic, summarize
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling docs_block, also when loaded by file
+import docs_block  # noqa: E402
 
 TRUTH_DRAWS = 20_000
 NAMES = {"ua": "UA", "wa": "WA", "macro_f1": "macro-F1"}
@@ -162,20 +163,7 @@ def report(replicates: int) -> tuple[list[dict], str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--replicates", type=int, default=2000)
-    parser.add_argument("--page", type=Path, help="the docs page whose coverage block is rewritten")
-    args = parser.parse_args(argv)
-    _, text = report(args.replicates)
-    print(text)
-    if args.page:
-        page_text = args.page.read_text()
-        block = re.compile(r"(<!-- simulated: coverage -->\n).*?(\n<!-- end simulated: coverage -->)", re.S)
-        if not block.search(page_text):
-            print(f"{args.page}: no <!-- simulated: coverage --> block", file=sys.stderr)
-            return 1
-        args.page.write_text(block.sub(lambda m: m.group(1) + text + m.group(2), page_text))
-    return 0
+    return docs_block.main(argv, __doc__.splitlines()[0], "coverage", 2000, report)
 
 
 if __name__ == "__main__":

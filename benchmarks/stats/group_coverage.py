@@ -11,7 +11,7 @@ statistic under the design (the mean over ``TRUTH_DRAWS`` more corpora). Coverag
 replicates whose interval holds the truth; "separate" is what two per-group intervals
 combined as if independent would give (sqrt of the summed squared half-widths), for contrast.
 
-    python benchmarks/stats/group_coverage.py [--replicates 1000] [--readme docs/protocols-and-statistics.md]
+    python benchmarks/stats/group_coverage.py [--replicates 1000] [--page docs/protocols-and-statistics.md]
 
 writes the table to stdout, and between the ``<!-- simulated: group coverage -->`` markers of the page given to
 markers with ``--readme``. ``tests/test_groups.py`` runs the same designs and asserts >= 92%.
@@ -19,8 +19,6 @@ markers with ``--readme``. ``tests/test_groups.py`` runs the same designs and as
 
 from __future__ import annotations
 
-import argparse
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +28,9 @@ from scipy.special import expit
 
 from serbench.report.groups import GENDERS, compare_groups
 from serbench.report.stats import job_statistic
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling docs_block, also when loaded by file
+import docs_block  # noqa: E402
 
 TRUTH_DRAWS = 20_000
 NAMES = {"ua": "UA", "wa": "WA", "macro_f1": "macro-F1"}
@@ -143,20 +144,7 @@ def report(replicates: int) -> tuple[list[dict], str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--replicates", type=int, default=1000)
-    parser.add_argument("--readme", type=Path)
-    args = parser.parse_args(argv)
-    _, text = report(args.replicates)
-    print(text)
-    if args.readme:
-        readme = args.readme.read_text()
-        block = re.compile(r"(<!-- simulated: group coverage -->\n).*?(\n<!-- end simulated: group coverage -->)", re.S)
-        if not block.search(readme):
-            print(f"{args.readme}: no <!-- simulated: group coverage --> block", file=sys.stderr)
-            return 1
-        args.readme.write_text(block.sub(lambda m: m.group(1) + text + m.group(2), readme))
-    return 0
+    return docs_block.main(argv, __doc__.splitlines()[0], "group coverage", 1000, report)
 
 
 if __name__ == "__main__":

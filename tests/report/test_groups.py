@@ -181,7 +181,7 @@ def test_the_readme_group_coverage_table_is_the_scripts_output(simulated):
     _, text = simulated
     readme = (ROOT / "docs" / "protocols-and-statistics.md").read_text()
     block = readme.split("<!-- simulated: group coverage -->\n")[1].split("\n<!-- end simulated: group coverage -->")[0]
-    assert block == text, "rerun: python benchmarks/stats/group_coverage.py --replicates 400 --readme docs/protocols-and-statistics.md"
+    assert block == text, "rerun: python benchmarks/stats/group_coverage.py --replicates 400 --page docs/protocols-and-statistics.md"
 
 
 @pytest.mark.parametrize("index", range(len(group_coverage.DESIGNS)), ids=[d.name for d in group_coverage.DESIGNS])
