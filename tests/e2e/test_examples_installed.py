@@ -1,6 +1,6 @@
 """Every example in examples/ installed with pip, as a third party's package would be, and used
-through the installed command: listed, passed by ``serbench check-plugin``, and all six kinds
-together in one run whose scores are checked against scikit-learn on its predictions."""
+through the installed command: listed, passed by ``serbench check-plugin``, and all seven kinds
+together in one run (the perturbation scored beside clean) whose scores are checked against scikit-learn on its predictions."""
 
 from __future__ import annotations
 
@@ -19,12 +19,12 @@ from conftest import run_cli
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PLUGINS = {"upstream": "prosody", "pooling": "max", "loss": "focal", "downstream": "probe", "protocol": "folders",
-           "executor": "subprocess"}
+           "executor": "subprocess", "perturbation": "packetloss"}
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> dict:
-    """The six packages installed into one folder (no dependencies, no network), on PYTHONPATH."""
+    """The seven packages installed into one folder (no dependencies, no network), on PYTHONPATH."""
     target = tmp_path_factory.mktemp("site")
     packages = sorted(str(p) for p in EXAMPLES.iterdir() if (p / "pyproject.toml").is_file())
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target",
@@ -54,21 +54,24 @@ def test_every_example_is_listed(site):
         assert name in listed.stdout, name
 
 
-@pytest.mark.parametrize("kind", ["upstream", "pooling", "loss", "downstream", "protocol"])
+@pytest.mark.parametrize("kind", ["upstream", "pooling", "loss", "downstream", "protocol", "perturbation"])
 def test_every_example_passes_check_plugin(kind, site, corpus):
     extra = ["--data", str(corpus)] if kind == "protocol" else []
     done = run_cli("check-plugin", kind, PLUGINS[kind], *extra, env=site)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_all_six_examples_in_one_run(site, corpus, tmp_path):
+def test_all_seven_examples_in_one_run(site, corpus, tmp_path):
     done = run_cli("run", "--upstream", "prosody", "--downstream", "probe", "--pooling", "max", "--loss", "focal",
                    "--protocol", "folders", "--data", str(corpus), "--executor", "subprocess", "-o", "executor.workers=2",
+                   "--perturb", "packetloss:rate=0.5",
                    "-o", "train.max_epochs=3", "--device", "cpu", "--quiet", "--out", str(tmp_path), env=site)
     assert done.returncode == 0, done.stderr
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     result = json.loads((run_dir / "result.json").read_text())
     assert {result["plugins"][name] for name in ("prosody", "probe", "max", "focal", "folders")} == {"1"}
+    (condition,) = result["robustness"]["conditions"].values()  # the perturbation scored beside clean
+    assert condition["perturbation"]["name"] == "packetloss" and 0.0 <= condition["unchanged"] <= 1.0
     assert [f["fold"] for f in result["folds"]] == ["s1", "s2", "s3"]
     with (run_dir / "predictions.csv").open() as f:
         rows = list(csv.DictReader(f))

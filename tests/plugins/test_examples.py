@@ -19,7 +19,8 @@ from serbench.api import SerbenchError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 KINDS = {"upstream": "serbench-prosody", "pooling": "serbench-maxpool", "loss": "serbench-focal",
-         "downstream": "serbench-probe", "protocol": "serbench-folders", "executor": "serbench-subprocess"}
+         "downstream": "serbench-probe", "protocol": "serbench-folders", "executor": "serbench-subprocess",
+         "perturbation": "serbench-packetloss"}
 
 
 def _module(package: str):
@@ -34,7 +35,7 @@ def _module(package: str):
 def test_there_is_an_example_for_every_plugin_kind():
     from serbench.run.registry import HOOKS
 
-    assert set(KINDS) == set(HOOKS) - {"perturbation"}, "a plugin kind without an example in examples/"
+    assert set(KINDS) == set(HOOKS), "a plugin kind without an example in examples/"
     for kind, package in KINDS.items():
         text = (EXAMPLES / package / "pyproject.toml").read_text(encoding="utf-8")
         assert "[project.entry-points.serbench]" in text, package
@@ -114,3 +115,29 @@ def test_the_subprocess_executor_runs_each_unit_as_serbench_job():
     assert command(Path("runs/x"), unit(Job("3", 1)), "cpu")[2:] == ["serbench", "job", "runs/x", "--device", "cpu",
                                                                       "--quiet", "--fold", "3", "--seed", "1"]
     assert command(Path("runs/x"), unit(Shard(0, 2)), "cpu")[-2:] == ["--shard", "1/2"]
+
+
+def test_packet_loss_loses_its_share_of_packets_in_bursts_and_keeps_the_rest_untouched():
+    module = _module("serbench-packetloss")
+    rng = np.random.default_rng(3)
+    wav = rng.uniform(0.1, 0.9, 16000 * 120).astype(np.float32)  # no sample is 0: a zero marks a loss
+    out = module.PacketLoss(rate=0.2, burst=4.0)(wav, np.random.default_rng(11))
+    assert out.shape == wav.shape and out.dtype == np.float32
+    packets = out.reshape(-1, 320)  # 20 ms at 16 kHz
+    lost = (packets == 0).all(axis=1)
+    assert ((packets == 0).any(axis=1) == lost).all(), "a packet is lost whole or not at all"
+    kept = ~lost
+    assert np.array_equal(packets[kept], wav.reshape(-1, 320)[kept])
+    n = lost.size  # 6,000 packets: the loss share within binomial-ish reach of 0.2 (bursts widen it)
+    assert abs(lost.mean() - 0.2) < 5 * math.sqrt(0.2 * 0.8 * 4 / n)
+    bursts, run = [], 0  # mean burst length by hand: lengths of the runs of lost packets
+    for flag in lost.tolist() + [False]:
+        if flag:
+            run += 1
+        elif run:
+            bursts.append(run)
+            run = 0
+    assert 3.0 < np.mean(bursts) < 5.0
+    again = module.PacketLoss(rate=0.2, burst=4.0)(wav, np.random.default_rng(11))
+    assert np.array_equal(out, again), "the generator is its only randomness"
+    assert np.array_equal(module.PacketLoss(rate=0.0)(wav, np.random.default_rng(0)), wav)
