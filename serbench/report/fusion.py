@@ -80,7 +80,8 @@ def speaker_record(runs: list[Result]) -> dict | None:
 
 def fuse(run_dirs: list[str | Path], out: str | Path) -> Result:
     runs = load_runs(run_dirs, "fuse")
-    refuse_dimensional(runs, "serbench fuse", "it averages class probabilities")
+    refuse_dimensional(runs, "serbench fuse", "fusion fits per-class weights to class probabilities on dev, and a "
+                       "regression has neither classes nor probabilities (compare its runs with serbench compare)")
     first = runs[0].data
     key = comparability_of(runs[0])
     for r in runs:

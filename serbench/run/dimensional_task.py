@@ -218,6 +218,8 @@ def predictions_frame(protocol: Protocol, fold: str, seed: int, ids: Sequence[st
     utterances = [protocol.utterances[i] for i in ids]
     frame = pd.DataFrame({"fold": fold, "seed": seed, "utterance_id": list(ids),
                           "speaker": [u.speaker for u in utterances], "label": [u.label for u in utterances]})
+    if any(u.gender for u in protocol.utterances.values()):  # per-sex CCC (serbench.report.dimension_groups)
+        frame.insert(4, "gender", [u.gender or "" for u in utterances])
     reference = targets(utterances, dimensions)
     for k, d in enumerate(dimensions):
         frame[f"pred_{d}"] = as_written(values[:, k])
