@@ -95,15 +95,6 @@ def value_problem(name: str, value: object) -> str:
     return ""
 
 
-def refuse_dimensional(results, command: str, why: str) -> None:
-    """One error line when a command that serves categorical results only is given a dimensional one."""
-    from serbench.api.errors import SerbenchError
-
-    for r in results:
-        if is_dimensional(r.data):
-            raise SerbenchError(f"{command}: {r.run_dir} is a dimensional result (--task dimensional), and {why}")
-
-
 def shown(name: str, value: float) -> str:
     """A metric as tables print it: proportions as percentages, correlations and MAE as 0.xxx."""
     return f"{value:.3f}" if name.startswith(("ccc", "pearson", "mae")) else f"{value * 100:.2f}"

@@ -46,23 +46,23 @@ def hand_predictions(seed: int = 0, female_noise: float = 0.10, male_noise: floa
     return pd.DataFrame(rows)
 
 
-def build_run(run_dir: Path, frame: pd.DataFrame, threshold: float | None = None):
+def build_run(run_dir: Path, frame: pd.DataFrame, threshold: float | None = None, dims: list[str] = DIMS):
     """A finished dimensional run made from ``frame``: job files, then serbench's finish."""
     run_dir.mkdir(parents=True)
     jobs = []
     for (fold, seed), part in frame.groupby(["fold", "seed"], sort=False):
         part = part.reset_index(drop=True)
         record = {"fold": fold, "seed": int(seed), "n_train": 40, "n_dev": len(part), "n_test": len(part),
-                  "metrics": table_metrics(part, DIMS), "best_epoch": 2, "dev_history": [0.1, 0.3, 0.2],
+                  "metrics": table_metrics(part, dims), "best_epoch": 2, "dev_history": [0.1, 0.3, 0.2],
                   "train_s": 0.0}
         write_job(run_dir, record, part, part)
         jobs.append(Job(fold, int(seed)))
     config = {"upstream": "fbank", "downstream": "superb", "pooling": "mean", "loss": "mse", "protocol": "hand",
               "seeds": [0], "overrides": {}, "recipe": {"name": "shared"}, "params": {}}
     key = comparability("hand", "digest0", ["neutral"], "test", "serbench.dimensional/1",
-                        task="dimensional: " + ", ".join(DIMS))
+                        task="dimensional: " + ", ".join(dims))
     report = {} if threshold is None else {"fairness_threshold": threshold}
-    return finish(run_dir, jobs, ["neutral"], "ccc_mean", True, report, DIMS, config=config,
+    return finish(run_dir, jobs, ["neutral"], "ccc_mean", True, report, dims, config=config,
                   plugins={"superb": "1", "fbank": "1", "mean": "1", "mse": "1", "hand": "1"},
                   comparability=key, environment={}, timing={"total_s": 0.0})
 
@@ -205,12 +205,50 @@ def test_the_site_shows_dimensional_runs_in_their_own_columns(run, tmp_path):
     assert "UA" not in re.sub(r"<[^>]+>", " ", run_page).split("Configuration")[0]
 
 
-def test_fuse_refuses_dimensional_runs_in_one_line(run, tmp_path):
+def _other_system(frame: pd.DataFrame, seed: int, noise: float) -> pd.DataFrame:
+    """The same utterances and references, another system's predictions."""
+    rng = np.random.default_rng(seed)
+    other = frame.copy()
+    for d in DIMS:
+        other[f"pred_{d}"] = (0.6 * other[f"true_{d}"] + 0.2 + rng.normal(0, noise, len(other))).round(6)
+    return other
+
+
+def test_fuse_combines_dimensional_runs_with_weights_fitted_on_dev_ccc(run, tmp_path):
+    """Two systems on the same references: per job and dimension the fused prediction is
+    w * A + (1 - w) * B with w fitted on dev CCC; a brute-force grid over w, scored with
+    audmetric, finds no better dev CCC, and the fused test CCC is audmetric's on w * A + (1 - w) * B."""
     from serbench.report.fusion import fuse
 
-    result, _ = run
-    other = build_run(tmp_path / "other", hand_predictions(seed=1))
-    with pytest.raises(SerbenchError, match=r"dimensional result.*per-class weights") as caught:
+    result, frame = run
+    other = build_run(tmp_path / "other", _other_system(frame, 7, 0.3))
+    fused = fuse([result.run_dir, other.run_dir], tmp_path / "fused")
+    assert fused.data["task"] == "dimensional" and fused.data["dimensions"] == DIMS
+    b = _other_system(frame, 7, 0.3)
+    grid = np.linspace(0, 1, 201)
+    recorded = json.loads((tmp_path / "fused" / "config.json").read_text())["weights"]
+    for record in fused.data["folds"]:
+        weights = recorded[f"{record['fold']}/{record['seed']}"]
+        rows_a, rows_b = frame[frame["fold"] == record["fold"]], b[b["fold"] == record["fold"]]
+        for d in DIMS:
+            w = weights[d]
+            assert len(w) == 2 and min(w) >= 0 and sum(w) == pytest.approx(1.0, abs=1e-6)
+            truth = rows_a[f"true_{d}"].to_numpy()
+            a_pred, b_pred = rows_a[f"pred_{d}"].to_numpy(), rows_b[f"pred_{d}"].to_numpy()
+            best_on_grid = max(audmetric.concordance_cc(truth, g * a_pred + (1 - g) * b_pred) for g in grid)
+            fitted = audmetric.concordance_cc(truth, w[0] * a_pred + w[1] * b_pred)  # dev = test in these runs
+            assert fitted >= best_on_grid - 1e-3
+            assert record["metrics"][f"ccc_{d}"] == pytest.approx(
+                audmetric.concordance_cc(truth, np.round(w[0] * a_pred + w[1] * b_pred, 6)), abs=1e-6)
+    assert "dev CCC" in fused.data["config"]["weighting"]
+
+
+def test_fuse_refuses_runs_of_another_task_in_one_line(run, tmp_path):
+    from serbench.report.fusion import fuse
+
+    result, frame = run
+    other = build_run(tmp_path / "other", _other_system(frame, 3, 0.3).drop(columns=["pred_valence", "true_valence"]),
+                      dims=["arousal"])
+    with pytest.raises(SerbenchError, match=r"not comparable: task") as caught:
         fuse([result.run_dir, other.run_dir], tmp_path / "fused")
-    assert "\n" not in str(caught.value)
-    assert not (tmp_path / "fused").exists()
+    assert "\n" not in str(caught.value) and not (tmp_path / "fused").exists()
