@@ -327,6 +327,8 @@ def _reported_rows(r: Result, pairs: list[dict], link: str | None = None,
         by_variant.setdefault(key, {})[row["metric"]] = row["value"] * UNITS[row["unit"]]
     out = []
     for (variant, setup), values in by_variant.items():
+        if not any(m in values for m in shown):  # numbers of another task (a categorical row beside a dimensional run)
+            continue
         differs = f"reported with {setup} (measured: {config['upstream']}, {config['pooling']})"
         name = f"{config['downstream']} (reported{': ' + variant if variant else ''})"
         out.append({"kind": "reported", "link": link, "downstream": name,
