@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--csv", metavar="FILE", help="also write the table as CSV (means and both intervals, in percent)")
     board.add_argument("--html", metavar="DIR", help="also write a static site (index, one page per run, figures) into DIR")
 
-    fuse = sub.add_parser("fuse", help="late fusion of runs, per-class weights fitted on dev (COBYLA)")
+    fuse = sub.add_parser("fuse", help="late fusion of runs, per-class weights fitted on dev (COBYLA); dimensional runs: per-dimension weights on dev CCC")
     fuse.add_argument("runs", nargs="+", metavar="RUN_DIR")
     fuse.add_argument("--out", required=True, help="the fused run directory to write")
 

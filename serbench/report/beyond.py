@@ -24,7 +24,9 @@ def score_beyond(predictions: pd.DataFrame, classes: list[str], speakers_known: 
     options = {**DEFAULTS, **(report or {})}
     if not classes or "prediction" not in predictions.columns:  # not a categorical result: nothing here applies
         return {"groups": None, "calibration": None}
-    out = {"groups": groups.summarize(predictions, classes, speakers_known, summary, options["fairness_threshold"])}
+    per_class = (options["fairness_recall_per_class"], options["fairness_precision_per_class"])
+    out = {"groups": groups.summarize(predictions, classes, speakers_known, summary, options["fairness_threshold"],
+                                      per_class)}
     if not all(c in predictions.columns for c in calibration.prob_columns(classes)):
         out["calibration"] = None
         return out

@@ -18,34 +18,54 @@ def fairness_mark(data: Mapping) -> str:
     return "" if passed is None else ("pass" if passed else "FAIL")
 
 
-def table_rows(data: Mapping, metric: str = "ua") -> list[tuple[str, str, str, str, str]]:
+def _dimensional(data: Mapping) -> bool:
+    return data.get("task") == "dimensional"
+
+
+def _check_name(check: Mapping) -> str:
+    """``ua``, ``ccc_arousal``, ``recall_per_class angry``: what a fairness check compared."""
+    return f"{check['metric']} {check['class']}" if check.get("class") else str(check["metric"])
+
+
+def worst_check(fair: Mapping) -> Mapping:
+    """The check furthest past (or closest to) its own threshold (checks of one result may have
+    different thresholds: audEERING's recall per class is 0.175, UA's 0.075)."""
+    return max(fair["checks"], key=lambda c: abs(c["difference_to_all"]) - c.get("threshold", fair["threshold"]))
+
+
+def table_rows(data: Mapping, metric: str | None = None) -> list[tuple[str, str, str, str, str]]:
     """Rows for a run's table under the accuracy metrics (metric, mean, std, t interval, cluster
-    interval): ``metric`` per gender and female - male, the fairness flag, the spread over
-    speakers, and the calibration metrics; nothing for a result without those sections."""
+    interval): ``metric`` (UA; a dimensional result's mean CCC) per gender and female - male,
+    the fairness flag, the spread over speakers, and the calibration metrics; nothing for a
+    result without those sections. Proportions in percent, a CCC as it is."""
     rows = []
+    metric = metric or ("ccc_mean" if _dimensional(data) else "ua")
     shown = {"ua": "UA", "wa": "WA", "macro_f1": "macro-F1"}.get(metric, metric)
+    scale, digits = (1.0, 3) if _dimensional(data) else (100.0, 2)
     gender = (data.get("groups") or {}).get("gender")
     if gender:
         for g, entry in gender["groups"].items():
             why = "none: " + str(entry["cluster"].get("reason"))
-            rows.append((f"{shown} {g} ({entry['utterances']} utt.)", f"{entry[metric]['mean'] * 100:.2f}", "", "",
-                         _percent(entry[metric]["ci95"], why)))
+            rows.append((f"{shown} {g} ({entry['utterances']} utt.)", f"{entry[metric]['mean'] * scale:.{digits}f}",
+                         "", "", _percent(entry[metric]["ci95"], why, scale, digits)))
         difference = gender.get("difference")
         if difference:
             why = "none: " + str(difference["cluster"].get("reason"))
-            rows.append((f"{shown} {difference['groups']}", f"{difference[metric]['mean'] * 100:+.2f}", "", "",
-                         _percent(difference[metric]["ci95"], why)))
+            rows.append((f"{shown} {difference['groups']}", f"{difference[metric]['mean'] * scale:+.{digits}f}", "",
+                         "", _percent(difference[metric]["ci95"], why, scale, digits)))
         fair = gender["fairness"]
         if fair["passed"] is not None:
-            worst = max(fair["checks"], key=lambda c: abs(c["difference_to_all"]))
+            worst = worst_check(fair)
             rows.append(("fairness (audEERING)", "pass" if fair["passed"] else "FAIL", "", "",
-                         f"max |{shown}(sex) - {shown}(all)| {abs(worst['difference_to_all']) * 100:.2f} "
-                         f"<= {fair['threshold'] * 100:.2f}?"))
+                         f"worst: |{_check_name(worst)}({worst['group']}) - all| "
+                         f"{abs(worst['difference_to_all']) * scale:.{digits}f} "
+                         f"<= {worst.get('threshold', fair['threshold']) * scale:.{digits}f}?"))
     speaker = (data.get("groups") or {}).get("speaker")
     if speaker:
         spread = speaker["spread"][metric]
-        rows.append((f"{shown} per speaker ({len(speaker['speakers'])})", "", f"{spread['std'] * 100:.2f}", "",
-                     f"{spread['min'] * 100:.2f} ({spread['worst']}) to {spread['max'] * 100:.2f} ({spread['best']})"))
+        rows.append((f"{shown} per speaker ({len(speaker['speakers'])})", "", f"{spread['std'] * scale:.{digits}f}", "",
+                     f"{spread['min'] * scale:.{digits}f} ({spread['worst']}) to {spread['max'] * scale:.{digits}f} "
+                     f"({spread['best']})"))
     scored = data.get("calibration")
     if scored:
         why = "none: " + str(scored["cluster"].get("reason"))
@@ -63,6 +83,12 @@ def table_rows(data: Mapping, metric: str = "ua") -> list[tuple[str, str, str, s
 
 
 FAIRNESS_COLUMN = "UA F - M (fairness)"
+DIMENSIONAL_FAIRNESS_COLUMN = "CCC F - M (fairness)"
+
+
+def fairness_column(data: Mapping) -> str:
+    """The fairness column's header for a result of this task."""
+    return DIMENSIONAL_FAIRNESS_COLUMN if _dimensional(data) else FAIRNESS_COLUMN
 
 
 def fairness_cell(data: Mapping, ci: str = "t") -> str:
@@ -74,6 +100,10 @@ def fairness_cell(data: Mapping, ci: str = "t") -> str:
     difference = (gender or {}).get("difference")
     if not difference:
         return "-"
+    if _dimensional(data):  # female - male mean CCC, as it is
+        entry = difference["ccc_mean"]
+        shown = f"{entry['mean']:+.3f} " + _percent(entry["ci95"], "(no interval)", 1.0, 3)
+        return f"{shown} {fairness_mark(data)}".strip()
     entry = difference["ua"]
     shown = f"{entry['mean'] * 100:+.2f} " + _percent(entry["ci95"], "(no interval)")
     return f"{shown} {fairness_mark(data)}".strip()
@@ -157,8 +187,11 @@ FAIRNESS_CSV = ["ua_f_minus_m", "ua_f_minus_m_low", "ua_f_minus_m_high", "fairne
 
 
 def fairness_values(data: Mapping) -> list[str]:
-    """The leaderboard CSV's fairness cells, in percent points (empty when no gender is known)."""
+    """The leaderboard CSV's fairness cells, in percent points (empty when no gender is known; a
+    dimensional result's UA cells are empty, its flag is kept)."""
     gender = (data.get("groups") or {}).get("gender") or {}
+    if _dimensional(data):
+        return ["", "", "", fairness_mark(data)]
     entry = (gender.get("difference") or {}).get("ua")
     if not entry:
         return ["", "", "", ""]

@@ -76,22 +76,23 @@ def fields(records: list[dict], predictions: pd.DataFrame, dimensions: Sequence[
     }
 
 
+def groups(predictions: pd.DataFrame, dimensions: Sequence[str], speakers_known: bool, summary: dict,
+           report: Mapping | None = None) -> dict:
+    """The ``groups`` section (per sex, per speaker, fairness: :mod:`serbench.report.dimension_groups`),
+    at the ``-o report.fairness_threshold`` the run was given (audEERING's 0.075 by default)."""
+    from serbench.report import dimension_groups
+    from serbench.report.groups import FAIRNESS_THRESHOLD
+
+    threshold = (report or {}).get("fairness_threshold", FAIRNESS_THRESHOLD)
+    return dimension_groups.summarize(predictions, dimensions, speakers_known, summary, threshold)
+
+
 def value_problem(name: str, value: object) -> str:
     """'' when ``value`` is a number inside the metric's range; else why not."""
     lo, hi = metric_bounds(name)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
         return f"{value!r}, not a number in [{lo:g}, {hi:g}]"
     return ""
-
-
-def refuse_dimensional(results, command: str, why: str) -> None:
-    """One error line when a command that serves categorical results only is given a dimensional one."""
-    from serbench.api.errors import SerbenchError
-
-    for r in results:
-        if is_dimensional(r.data):
-            raise SerbenchError(f"{command}: {r.run_dir} is a dimensional result (--task dimensional), and {why}; not "
-                                "done for dimensional results yet")
 
 
 def shown(name: str, value: float) -> str:

@@ -4,7 +4,8 @@ writes them, scored exactly as the run scores its jobs (:func:`serbench.report.d
 and summarised as it summarises them (:func:`serbench.report.dimension_results.fields`). A run's own
 ``predictions.csv`` therefore reproduces its ``result.json``. ``fold``, ``seed`` and ``speaker``
 are optional as for categorical tables; every value must be a finite number, else the error
-names the file and line.
+names the file and line. A ``gender`` column (F / M / empty) adds the per-sex section and the
+fairness flag (:mod:`serbench.report.dimension_groups`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from serbench.api.errors import SerbenchError
+from serbench.api.protocol import gender
 from serbench.report.dimension_results import fields, table_metrics
 from serbench.report.dimensions import DIMENSIONS
 
@@ -46,8 +48,10 @@ def read_table(path: Path, header: list[str], rows) -> tuple[pd.DataFrame, list[
         raise SerbenchError(f"{path}:1: column {half[0]!r} without its partner (each dimension needs pred_ and true_)")
     if "utterance_id" not in header:
         raise SerbenchError(f"{path}:1: no 'utterance_id' column (a dimensional table needs it, and pred_<dim>, true_<dim>)")
-    has = {c: c in header for c in ("fold", "seed", "speaker")}
+    has = {c: c in header for c in ("fold", "seed", "speaker", "gender")}
     out: dict[str, list] = {c: [] for c in ("fold", "seed", "utterance_id", "speaker")}
+    if has["gender"]:
+        out["gender"] = []
     values: dict[str, list[float]] = {f"{s}_{d}": [] for d in dims for s in ("pred", "true")}
     seen: dict[tuple, int] = {}
     for line, row in rows:
@@ -68,6 +72,8 @@ def read_table(path: Path, header: list[str], rows) -> tuple[pd.DataFrame, list[
         out["seed"].append(seed)
         out["utterance_id"].append(row["utterance_id"])
         out["speaker"].append(row["speaker"] if has["speaker"] else row["utterance_id"])
+        if has["gender"]:
+            out["gender"].append(gender(row["gender"], where) or "")
         for column in values:
             values[column].append(_number(row[column], where, column))
     if not seen:
@@ -82,9 +88,11 @@ def read_table(path: Path, header: list[str], rows) -> tuple[pd.DataFrame, list[
     return frame, dims, notes
 
 
-def score_table(path: Path, header: list[str], rows) -> dict:
+def score_table(path: Path, header: list[str], rows, fairness_threshold: float | None = None) -> dict:
     """One dimensional predictions file scored like a run: ``{file, task, dimensions, metrics,
-    summary, folds, overall, speakers, notes}``."""
+    summary, folds, overall, speakers, groups, notes}`` (the fairness flag at
+    ``fairness_threshold``, audEERING's when None)."""
+    from serbench.report.dimension_results import groups
     frame, dims, notes = read_table(path, header, rows)
     records = [{"fold": fold, "seed": int(seed), "n_test": len(part), "metrics": table_metrics(part, dims)}
                for (fold, seed), part in frame.groupby(["fold", "seed"], sort=False)]
@@ -95,6 +103,8 @@ def score_table(path: Path, header: list[str], rows) -> dict:
 
         unit = scored["summary"][scored["main_metric"]]["cluster"]["unit"]
         notes.append(FOLDS_WITHOUT_SPEAKERS_NOTE if unit == "fold" else SPEAKERS_UNKNOWN_NOTE)
+    report = {} if fairness_threshold is None else {"fairness_threshold": fairness_threshold}
+    scored["groups"] = groups(frame, dims, known, scored["summary"], report)
     return {"file": str(path), "classes": [], **scored, "folds": records,
             "speakers": {"source": "the file's speaker column" if known else "unknown", "known": known,
                          "count": int(frame["speaker"].nunique())},

@@ -1,5 +1,8 @@
 """``serbench fuse``: late fusion of several runs with per-class weights fitted on dev.
 
+Dimensional runs (``--task dimensional``) are fused by :mod:`serbench.report.dimension_fusion`:
+a weighted mean of their predicted values, per dimension, weights fitted on dev CCC.
+
 For each (fold, seed) job the runs share, a weight matrix W (models x classes) is fitted on
 the dev probabilities by COBYLA (scipy) to maximise the protocol's main metric of
 argmax_c sum_m W[m, c] p_m(c); test is then scored once with that W. Constraint: each class's
@@ -23,7 +26,7 @@ from serbench.api.atomic import write_json
 from serbench.api.errors import SerbenchError
 from serbench.api.work import Job
 from serbench.report import locks
-from serbench.report.dimension_results import refuse_dimensional
+from serbench.report.dimension_results import dimensions_of, is_dimensional
 from serbench.report.metrics import METRICS, confusion, from_confusion, score
 from serbench.report.results import (
     Result,
@@ -80,7 +83,6 @@ def speaker_record(runs: list[Result]) -> dict | None:
 
 def fuse(run_dirs: list[str | Path], out: str | Path) -> Result:
     runs = load_runs(run_dirs, "fuse")
-    refuse_dimensional(runs, "serbench fuse", "it averages class probabilities")
     first = runs[0].data
     key = comparability_of(runs[0])
     for r in runs:
@@ -103,6 +105,15 @@ def fuse(run_dirs: list[str | Path], out: str | Path) -> Result:
     left_out = {run: dropped for run, dropped in left_out.items() if dropped}
     out = Path(out)
     _refuse_if_taken(out)  # before the lock: a refused fuse leaves nothing in a folder it may not use
+    if is_dimensional(first):  # one comparability key: every run regresses the same dimensions
+        from serbench.report import dimension_fusion
+
+        dimensions = dimensions_of(first)
+        sources = dimension_fusion.read_sources(runs, jobs, dimensions)
+        with locks.exclusive(out / LOCK):
+            _refuse_if_taken(out)
+            return dimension_fusion.write(runs, jobs, sources, dimensions, classes, key, left_out, out,
+                                          speaker_record(runs))
     sources = _read_sources(runs, jobs, classes)  # every input read and checked before anything is written
     with locks.exclusive(out / LOCK):  # a second fuse into --out waits here, then finds it taken
         _refuse_if_taken(out)

@@ -33,7 +33,15 @@ arXiv:2312.06270; thresholds in https://audeering.github.io/ser-tests/method-tes
 set by more than a threshold: 0.075 for the unweighted average recall (UAR, serbench's ``ua``)
 and 0.075 for the concordance correlation coefficient of arousal, valence and dominance.
 serbench applies that rule to each sex's ``ua`` against the whole's (``-o
-report.fairness_threshold=...`` sets it; CCC follows where a result has it). What serbench
+report.fairness_threshold=...`` sets it; a dimensional result's CCC per dimension:
+:mod:`serbench.report.dimension_groups`). audEERING's categorical tests also compare each
+sex's **recall per class** (threshold 0.175) and **precision per class** (0.075) with the
+combined test set's, after *Equalized Odds*; serbench checks both too, each class's value over
+every (fold, seed) job's test predictions together (pooled, as the ``overall`` block is: one
+class's recall per fold rests on a handful of utterances), at ``-o
+report.fairness_recall_per_class`` and ``-o report.fairness_precision_per_class``. A class a sex
+has no utterance of (recall) or no prediction of (precision) is skipped for that sex and said
+so. What serbench
 does differently, as its own choices: audEERING first balances each sex to 1000 samples with
 similar truth values; serbench scores every test utterance (the group sizes are recorded), and
 shows the female - male difference with its interval beside the flag, so a reader can tell a
@@ -53,6 +61,8 @@ GENDERS = ("F", "M")
 DIFFERENCE = "F - M"
 FAIRNESS_THRESHOLD = 0.075  # audEERING ser-tests, "Fairness Sex": UAR and CCC
 FAIRNESS_METRICS = ("ua", "ccc")  # UAR (categorical) and CCC (dimensional), the two audEERING tests by sex
+RECALL_PER_CLASS_THRESHOLD = 0.175  # audEERING ser-tests, Fairness Sex, emotion: Recall Per Class Female / Male
+PRECISION_PER_CLASS_THRESHOLD = 0.075  # audEERING ser-tests, Fairness Sex, emotion: Precision Per Class Female / Male
 SPEAKER_INTERVAL = "delete-one-utterance jackknife within the speaker (conditional on the speaker and its fold's model)"
 
 
@@ -97,7 +107,7 @@ def _group_design(counts: np.ndarray, fold_of_job: np.ndarray, whole: Design) ->
 
 
 def by_gender(frame: pd.DataFrame, classes: list[str], speakers_known: bool, overall: dict,
-              threshold: float = FAIRNESS_THRESHOLD) -> dict | None:
+              threshold: float = FAIRNESS_THRESHOLD, per_class: tuple[float, float] | None = None) -> dict | None:
     """Each metric per gender with its interval, the female - male difference with its
     interval (same replicates, see the module docstring), and the fairness flag; None when the
     table knows no gender."""
@@ -115,7 +125,49 @@ def by_gender(frame: pd.DataFrame, classes: list[str], speakers_known: bool, ove
     if unknown:
         out["unknown_gender_utterances"] = unknown
     out["fairness"] = fairness(out["groups"], overall, threshold)
+    if per_class is not None:
+        add_per_class_checks(out["fairness"], frame, genders, classes, *per_class)
     return out
+
+
+def per_class_rates(labels: np.ndarray, predictions: np.ndarray, classes: list[str]) -> dict[str, dict]:
+    """Recall and precision of each class over the given rows; None where undefined (no
+    utterance of the class: recall; no prediction of it: precision)."""
+    out = {}
+    for c in classes:
+        truth, guess = labels == c, predictions == c
+        hits = int((truth & guess).sum())
+        out[c] = {"recall": hits / int(truth.sum()) if truth.any() else None,
+                  "precision": hits / int(guess.sum()) if guess.any() else None}
+    return out
+
+
+def add_per_class_checks(found: dict, frame: pd.DataFrame, genders: pd.Series, classes: list[str],
+                         recall_threshold: float, precision_threshold: float) -> None:
+    """audEERING's Recall / Precision Per Class (Female, Male) checks, appended to ``found``
+    (the :func:`fairness` record), pooled over every job's test predictions; ``passed`` is
+    recomputed over every check."""
+    labels, predictions = frame["label"].astype(str).to_numpy(), frame["prediction"].astype(str).to_numpy()
+    whole = per_class_rates(labels, predictions, classes)
+    skipped = []
+    present = [g for g in GENDERS if (genders == g).any()]
+    for g in present if len(present) == len(GENDERS) else ():
+        mask = (genders == g).to_numpy()
+        rates = per_class_rates(labels[mask], predictions[mask], classes)
+        for kind, limit in (("recall", recall_threshold), ("precision", precision_threshold)):
+            for c in classes:
+                if rates[c][kind] is None or whole[c][kind] is None:
+                    skipped.append(f"{kind} of {c} for {g}")
+                    continue
+                gap = rates[c][kind] - whole[c][kind]
+                found["checks"].append({"metric": f"{kind}_per_class", "class": c, "group": g,
+                                        "difference_to_all": gap, "threshold": limit, "passed": abs(gap) <= limit})
+    found["per_class"] = {"over": "every (fold, seed) job's test predictions together",
+                          "recall_threshold": recall_threshold, "precision_threshold": precision_threshold,
+                          "skipped": skipped}
+    found["rule"] += ("; |recall or precision of a class (sex) - that of all| <= its threshold (audEERING ser-tests, "
+                      "Fairness Sex: Recall Per Class, Precision Per Class)")
+    found["passed"] = None if not found["checks"] else all(c["passed"] for c in found["checks"])
 
 
 def compare_groups(counts: dict[str, np.ndarray], fold_of_job: np.ndarray, speakers_known: bool = True) -> dict:
@@ -166,7 +218,8 @@ def fairness(groups: dict, overall: dict, threshold: float) -> dict:
             continue
         for g in GENDERS:
             gap = groups[g][metric]["mean"] - overall[metric]["mean"]
-            checks.append({"metric": metric, "group": g, "difference_to_all": gap, "passed": abs(gap) <= threshold})
+            checks.append({"metric": metric, "group": g, "difference_to_all": gap, "threshold": threshold,
+                           "passed": abs(gap) <= threshold})
     passed = None if not checks else all(c["passed"] for c in checks)
     return {"rule": "|metric(sex) - metric(all test utterances)| <= threshold, for each sex (audEERING ser-tests, "
                     "Fairness Sex; UAR and CCC)",
@@ -209,8 +262,10 @@ def by_speaker(frame: pd.DataFrame, classes: list[str]) -> dict:
 
 
 def summarize(frame: pd.DataFrame, classes: list[str], speakers_known: bool, overall: dict,
-              threshold: float = FAIRNESS_THRESHOLD) -> dict:
+              threshold: float = FAIRNESS_THRESHOLD,
+              per_class: tuple[float, float] = (RECALL_PER_CLASS_THRESHOLD, PRECISION_PER_CLASS_THRESHOLD)) -> dict:
     """A result's ``groups`` section: ``gender`` (None when unknown) and ``speaker`` (None
-    when the protocol does not know its speakers: each utterance would be its own group)."""
-    return {"gender": by_gender(frame, classes, speakers_known, overall, threshold),
+    when the protocol does not know its speakers: each utterance would be its own group).
+    ``per_class``: audEERING's recall and precision per class thresholds."""
+    return {"gender": by_gender(frame, classes, speakers_known, overall, threshold, per_class),
             "speaker": by_speaker(frame, classes) if speakers_known else None}

@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING
 from tabulate import tabulate
 
 from serbench.api.errors import SerbenchError
-from serbench.report.beyond_table import FAIRNESS_COLUMN, FAIRNESS_CSV, fairness_cell, fairness_values
+from serbench.report.beyond_table import (
+    DIMENSIONAL_FAIRNESS_COLUMN,
+    FAIRNESS_COLUMN,
+    FAIRNESS_CSV,
+    fairness_cell,
+    fairness_column,
+    fairness_values,
+)
 from serbench.report.ranking import clipped, groups, mixed_warning, ordered, user_overrides, versions
 
 if TYPE_CHECKING:  # results pulls in pandas and scipy: not needed to build the CLI
@@ -101,7 +108,10 @@ def settings(result: Result) -> str:
 
 HEADERS = ["protocol", "upstream", "downstream", "pooling", "loss", "recipe", "settings", "seeds", "versions", "run"]
 FAIRNESS_NOTE = (f"{FAIRNESS_COLUMN}: female minus male UA in points with its cluster interval, then audEERING's "
-                 "fairness flag (each sex's UA within report.fairness_threshold of the whole's); - when no gender is known.")
+                 "fairness flag (each sex's UA within report.fairness_threshold of the whole's, and each class's recall "
+                 "and precision within report.fairness_recall_per_class / report.fairness_precision_per_class); "
+                 f"{DIMENSIONAL_FAIRNESS_COLUMN} for a dimensional result: female minus male mean CCC, the flag on each "
+                 "dimension's CCC; - when no gender is known.")
 CLIPPED_NOTE = "an interval that reaches past 0 or 100 is clipped to that range and shown as [low, high]"
 
 
@@ -134,7 +144,7 @@ def markdown(results: Sequence[Result], ci: str = "t") -> str:
     parts = [f"{warning}\n"] if warning else []
     for group in found:
         headers = (HEADERS + [metric_header(m) for m in metric_columns(group.results[0])]  # one task per group
-                   + [FAIRNESS_COLUMN])
+                   + [fairness_column(group.results[0].data)])
         cells = [[one_line(c).replace("|", "\\|") for c in _row(r, ci)] for r in group.results]  # a '|' splits a cell
         body = tabulate(cells, headers=headers, tablefmt="pipe", disable_numparse=True)
         title = one_line(group.heading).replace("|", "\\|")
@@ -205,7 +215,7 @@ def _latex_tabular(results: Sequence[Result], ci: str) -> str:
     fairness = any(fairness_cell(r.data, ci) != "-" for r in results)  # shown only where a gender is known
     names = metric_columns(results[0])  # one task per comparability group
     headers = ["method", "encoder", "pooling", *(name for name, _ in optional), "seeds",
-               *(metric_header(m) for m in names), *([FAIRNESS_COLUMN] if fairness else [])]
+               *(metric_header(m) for m in names), *([fairness_column(results[0].data)] if fairness else [])]
     right = len(names) + fairness
     lines = ["\\begin{tabular}{" + "l" * (len(headers) - right) + "r" * right + "}", "\\toprule",
              " & ".join(latex_text(h) for h in headers) + " \\\\", "\\midrule"]

@@ -12,10 +12,15 @@
 - ``curves``: each job's dev criterion per epoch (the early-stopping curve), best epoch marked;
 - ``reliability``: accuracy against confidence in 15 bins (:mod:`serbench.report.reliability`).
 
+A dimensional result (``--task dimensional``) gets :mod:`serbench.report.dimension_plots`' figures
+instead of the class ones: ``forest`` (CCC and Pearson r per dimension), ``scatter`` (predicted
+against true per dimension), ``per_fold`` (CCC per dimension and fold), and the same ``curves``.
+
 :func:`plot_systems` draws the suite-level forest plot: every run of one comparability group
 (:mod:`serbench.report.ranking`) on one axis, labelled so that two poolings or two override sets of
 a method are told apart, its main metric with both 95% intervals (the leaderboard site shows
-it per group). Every interval drawn is clipped to [0, 100].
+it per group; a dimensional group gets one panel per CCC). Every interval drawn is clipped to
+its metric's range ([0, 100] % for a proportion, [-1, 1] for a correlation).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import numpy as np
 
 from serbench.api.errors import SerbenchError
 from serbench.api.work import Job
-from serbench.report.dimension_results import refuse_dimensional
+from serbench.report.dimension_results import is_dimensional
 from serbench.report.leaderboard import COLUMNS
 from serbench.report.ranking import clipped
 from serbench.report.result_fields import missing_parts
@@ -74,7 +79,6 @@ def plot_run(run_dir: str | Path, formats: tuple[str, ...] = DEFAULT_FORMATS, in
         raise SerbenchError(f"--format: give at least one of {', '.join(FORMATS)}")
     plt = _pyplot()
     result = load_result(run_dir)
-    refuse_dimensional([result], "serbench plot", "its figures are of class metrics and confusion matrices")
     missing = missing_parts(result.data, ("folds", "classes"))
     if missing:
         raise SerbenchError(f"{result.run_dir / 'result.json'}: {missing}, so no figure can be drawn (rerun serbench "
@@ -83,10 +87,7 @@ def plot_run(run_dir: str | Path, formats: tuple[str, ...] = DEFAULT_FORMATS, in
     target = into if into is not None else inside(result.run_dir, "figures")
     target.mkdir(exist_ok=True)
     written = []
-    from serbench.report import reliability
-
-    for name, draw in (("confusion", _confusion), ("per_class_recall", _per_class), ("forest", _forest),
-                       ("per_fold", _per_fold), ("curves", _curves), ("reliability", reliability.draw)):
+    for name, draw in _drawers(result):
         figure = draw(plt, result, records)
         if figure is None:  # nothing to draw it from (a reliability diagram needs probabilities)
             continue
@@ -98,6 +99,23 @@ def plot_run(run_dir: str | Path, formats: tuple[str, ...] = DEFAULT_FORMATS, in
             written.append(path)
         plt.close(figure)
     return written
+
+
+def _drawers(result: Result) -> list[tuple]:
+    """``(name, draw(plt, result, records))`` for every figure of this kind of result."""
+    if is_dimensional(result.data):
+        from serbench.report import dimension_plots
+        from serbench.report.results import read_run_predictions
+
+        def scatter(plt, result, records):
+            return dimension_plots.scatter(plt, result, read_run_predictions(result))
+
+        return [("forest", dimension_plots.forest), ("scatter", scatter), ("per_fold", dimension_plots.per_fold),
+                ("curves", _curves)]
+    from serbench.report import reliability
+
+    return [("confusion", _confusion), ("per_class_recall", _per_class), ("forest", _forest),
+            ("per_fold", _per_fold), ("curves", _curves), ("reliability", reliability.draw)]
 
 
 def _confusion(plt, result: Result, records: list[dict]):
@@ -217,6 +235,14 @@ def plot_systems(results: list[Result], path: Path) -> Path:
     (group,) = found
     plt = _pyplot()
     runs, metric = group.results, group.metric
+    if is_dimensional(runs[0].data):  # one comparability group: every run of it is of the same task
+        from serbench.report.dimension_plots import draw_systems
+
+        figure = draw_systems(plt, runs, [system_label(r) for r in runs], group.heading)
+        figure.tight_layout()
+        figure.savefig(path, dpi=PNG_DPI)
+        plt.close(figure)
+        return path
     figure, ax = plt.subplots(figsize=(9.0, 1.0 + 0.45 * len(runs)))
     for row, r in enumerate(runs):
         entry = r.summary[metric]

@@ -151,7 +151,7 @@ def fields_problem(data: dict) -> str:
             return problem
     from serbench.report.beyond_table import beyond_problem
 
-    return beyond_problem(data, METRICS)
+    return beyond_problem(data, result_metrics(data))
 
 
 def missing_parts(data: dict, parts: tuple[str, ...]) -> str:

@@ -278,6 +278,7 @@ def finish(run_dir: Path, jobs: list[Job], classes: list[str], main_metric: str,
     }
     if dimensions:  # task, dimensions, metric names, main metric, summary and overall of a regression
         data.update(dimension_results.fields(records, predictions, dimensions, speakers_known))
+        data["groups"] = dimension_results.groups(predictions, dimensions, speakers_known, data["summary"], report)
     else:
         data["summary"] = summarize_run(records, predictions, classes, speakers_known=speakers_known)
         data["overall"] = overall(predictions, classes)

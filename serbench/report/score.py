@@ -225,8 +225,9 @@ def score_file(path: str | Path, classes: list[str] | None = None, fairness_thre
 
         header, rows = csv_rows(path)
         if dimensions_in(header) and "prediction" not in header:
-            _run_result(path)  # a run's own table: refused when edited since the run wrote it
-            return score_table(path, header, rows)
+            run = _run_result(path)  # a run's own table: refused when edited since the run wrote it
+            threshold = fairness_threshold if fairness_threshold is not None else _run_threshold(run)
+            return score_table(path, header, rows, threshold)
     table = read_predictions(path)
     run = _run_result(path)
     chosen, source = choose_classes(path, table, classes, run)
@@ -235,7 +236,8 @@ def score_file(path: str | Path, classes: list[str] | None = None, fairness_thre
     records = job_records(frame, chosen)
     summary = summarize_run(records, frame, chosen, speakers_known=speakers["known"])
     threshold = fairness_threshold if fairness_threshold is not None else _run_threshold(run)
-    beyond = score_beyond(frame, chosen, speakers["known"], summary, {"fairness_threshold": threshold}, where=str(path))
+    beyond = score_beyond(frame, chosen, speakers["known"], summary,
+                          {"fairness_threshold": threshold, **_run_per_class_thresholds(run)}, where=str(path))
     notes = [f"classes from {source}: {', '.join(chosen)}", *table.notes]
     if not speakers["known"]:
         notes.append(_unknown_speakers_note(summary))
@@ -263,6 +265,19 @@ def score_files(paths: Sequence[str | Path], classes: list[str] | None = None,
                 fairness_threshold: float | None = None) -> list[dict]:
     """Each file scored on its own, in the order given."""
     return [score_file(p, classes, fairness_threshold) for p in paths]
+
+
+def _run_per_class_thresholds(run: dict | None) -> dict:
+    """The per-class fairness thresholds a run's result was scored with (none: the defaults)."""
+    gender = ((run or {}).get("groups") or {}).get("gender") if isinstance((run or {}).get("groups"), dict) else None
+    found = ((gender or {}).get("fairness") or {}).get("per_class") if isinstance(gender, dict) else None
+    out = {}
+    for key, option in (("recall_threshold", "fairness_recall_per_class"),
+                        ("precision_threshold", "fairness_precision_per_class")):
+        value = found.get(key) if isinstance(found, dict) else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[option] = float(value)
+    return out
 
 
 def _run_threshold(run: dict | None) -> float:

@@ -11,6 +11,9 @@ and test split only. Results of several groups get a warning line, never one ran
 ``DIR/runs/<run id>/`` holds one page per run (configuration, environment, per-fold table,
 figures) with copies of its ``result.json`` and ``predictions.csv`` and its figures
 (:mod:`serbench.report.plots`, drawn into the site: the run folders given are only read).
+A dimensional group's table (``--task dimensional``) has the result's own columns (mean CCC,
+then CCC, Pearson r and MAE per dimension, as they are: no percent) and its fairness column the
+female - male CCC; its run pages show the dimensional figures (:mod:`serbench.report.dimension_plots`).
 
 A run id is text read from a result, so its folder is :func:`serbench.report.safe_paths.file_name`
 of it (two copies of one run get two folders), and every file is written through
@@ -30,9 +33,9 @@ from pathlib import Path
 from jinja2 import Environment
 
 from serbench.api.errors import SerbenchError
-from serbench.report.beyond_table import FAIRNESS_COLUMN, fairness_cell
-from serbench.report.dimension_results import refuse_dimensional
-from serbench.report.leaderboard import COLUMNS, cluster_header, reported_for, settings
+from serbench.report.beyond_table import fairness_cell, fairness_column
+from serbench.report.dimension_results import is_dimensional
+from serbench.report.leaderboard import COLUMNS, cell, cluster_header, metric_columns, metric_header, reported_for, settings
 from serbench.report.ranking import clipped, groups, mixed_warning, system_label, versions
 from serbench.report.results import Result
 from serbench.report.safe_paths import copy_inside, file_name, inside, unique_file_names, write_text_inside
@@ -81,7 +84,8 @@ INDEX = """<!doctype html>
 not significantly different from the best run of its table (speaker-block paired permutation test,
 Holm-corrected, &alpha; = 0.05). One table per comparability group (protocol, corpus digest, classes,
 test split, metric definitions): runs are ranked and marked within a table only. An interval that
-reaches past 0 or 100 is clipped to that range. Grey rows: numbers as published by a method's authors,
+reaches past 0 or 100 is clipped to that range. A dimensional group's cells (--task dimensional) are CCC, Pearson r
+and MAE as they are, not percent, each interval clipped to its metric's range. Grey rows: numbers as published by a method's authors,
 on the same protocol and test split only, with what differs from the measured row. Click a column
 header to sort.</p>
 {% if warning %}<p class="warning">{{ warning }}</p>{% endif %}
@@ -89,7 +93,7 @@ header to sort.</p>
 {% for section in sections %}
 <h2 id="{{ section.anchor }}">{{ section.heading }}</h2>
 <table class="sortable" id="table-{{ section.anchor }}">
-<thead><tr>{% for h in headers %}<th>{{ h }}</th>{% endfor %}</tr></thead>
+<thead><tr>{% for h in section.headers %}<th>{{ h }}</th>{% endfor %}</tr></thead>
 <tbody>
 {% for row in section.rows %}
 <tr class="{{ row.kind }}">
@@ -116,12 +120,12 @@ RUN = """<!doctype html>
 <p>{{ config.downstream }} on {{ config.upstream }}, {{ config.protocol }}; files: <a href="result.json">result.json</a>,
 <a href="predictions.csv">predictions.csv</a></p>
 <h2>Summary</h2>
-<table><thead><tr><th>metric</th><th>mean %</th><th>95% CI (t, folds)</th><th>95% CI ({{ cluster }})</th></tr></thead>
+<table><thead><tr><th>metric</th><th>mean{{ unit }}</th><th>95% CI (t, folds)</th><th>95% CI ({{ cluster }})</th></tr></thead>
 <tbody>{% for name, e in summary %}<tr><td>{{ name }}</td><td class="num">{{ e.mean }}</td><td>{{ e.t }}</td><td>{{ e.boot }}</td></tr>{% endfor %}</tbody></table>
 <h2>Figures</h2>
 {% for f in figures %}<img src="{{ f }}" alt="{{ f }}">{% else %}<p>{{ no_figures }}</p>{% endfor %}
 <h2>Per (fold, seed) job</h2>
-<table class="sortable"><thead><tr><th>fold</th><th>seed</th><th>n test</th>{% for n in metric_names %}<th>{{ n }} %</th>{% endfor %}<th>best epoch</th></tr></thead>
+<table class="sortable"><thead><tr><th>fold</th><th>seed</th><th>n test</th>{% for n in metric_names %}<th>{{ n }}{{ unit }}</th>{% endfor %}<th>best epoch</th></tr></thead>
 <tbody>{% for f in folds %}<tr><td>{{ f.fold }}</td><td>{{ f.seed }}</td><td class="num">{{ f.n_test }}</td>
 {% for v in f.cells %}<td class="num">{{ v }}</td>{% endfor %}<td class="num">{{ f.best_epoch }}</td></tr>{% endfor %}</tbody></table>
 <h2>Plugins and encoder</h2>
@@ -139,11 +143,23 @@ def _pct(x: float) -> str:
     return f"{x * 100:.2f}"
 
 
-def _interval(interval, missing: str = "1 fold") -> str:
+def _interval(interval, metric: str = "ua", missing: str = "1 fold") -> str:
     """``[lo, hi]`` in percent, clipped to [0, 100] (results written before intervals were
     clipped at the source hold bounds outside it)."""
     shown = clipped(interval)
     return f"n/a ({missing})" if shown is None else f"[{_pct(shown[0])}, {_pct(shown[1])}]"
+
+
+def _dimensional_value(x: float) -> str:
+    return f"{x:.3f}"
+
+
+def _dimensional_interval(interval, metric: str, missing: str = "1 fold") -> str:
+    """``[lo, hi]`` of a CCC, r or MAE as it is, clipped to the metric's own range."""
+    from serbench.report.dimension_stats import clipped as within
+
+    shown = within(interval, metric)
+    return f"n/a ({missing})" if shown is None else f"[{shown[0]:.3f}, {shown[1]:.3f}]"
 
 
 def _missing(entry: dict, ci: str) -> str:
@@ -224,8 +240,7 @@ def _write_site(results: Sequence[Result], target: Path, reg, ci: str, drawers) 
     inside(target, "runs").mkdir(exist_ok=True)
     folders = dict(zip(map(id, results), unique_file_names([r.run_id for r in results])))  # never a run id as a path
     env = Environment(autoescape=True)
-    headers = (["downstream", "upstream", "pooling", "loss", "recipe", "settings", "seeds", "versions", "run"]
-               + [f"{n} (%)" for n in COLUMNS.values()] + [FAIRNESS_COLUMN])
+    described = ["downstream", "upstream", "pooling", "loss", "recipe", "settings", "seeds", "versions", "run"]
     sections = []
     found = groups(results)
     tables_of = Counter(g.comparability["protocol"] for g in found)  # a protocol's only table keeps #table-<protocol>
@@ -233,6 +248,8 @@ def _write_site(results: Sequence[Result], target: Path, reg, ci: str, drawers) 
         protocol = group.comparability["protocol"]
         anchor = protocol if tables_of[protocol] == 1 else f"{protocol}-{group.key}"
         close, unpaired = _close_to_best(group.results, group.metric)
+        shown = metric_columns(group.results[0])  # one group, one task: every run has these metrics
+        headers = described + [metric_header(m) for m in shown] + [fairness_column(group.results[0].data)]
         rows, notes = [], []
         for r in group.results:
             config = r.data["config"]
@@ -242,9 +259,9 @@ def _write_site(results: Sequence[Result], target: Path, reg, ci: str, drawers) 
                          "loss": config.get("loss"), "recipe": (config.get("recipe") or {}).get("name", ""),
                          "settings": settings(r), "seeds": ",".join(map(str, config["seeds"])), "run": r.run_id,
                          "versions": versions(r), "label": system_label(r),
-                         "metrics": [_metric_cell(r.summary[m], ci, r) for m in COLUMNS] + [_fairness_cell(r)]})
+                         "metrics": [_metric_cell(r.summary[m], ci, r, m) for m in shown] + [_fairness_cell(r)]})
             split, pairs, why = reported_for(r, reg, among=results)
-            for row in _reported_rows(r, pairs, link):
+            for row in _reported_rows(r, pairs, link, shown):
                 rows.append({**row, "metrics": row["metrics"] + [{"value": "", "title": "", "text": "–"}]})
             if not pairs:
                 notes.append(f"{r.run_id}: {why}")
@@ -252,10 +269,10 @@ def _write_site(results: Sequence[Result], target: Path, reg, ci: str, drawers) 
         note = ("No reported row on this protocol and test split for: " + "; ".join(notes) + ".") if notes else ""
         figure = (plot_systems(group.results, inside(target, f"forest-{file_name(group.key)}.svg")).name
                   if plot_systems else "")
-        sections.append({"anchor": anchor, "heading": group.heading, "rows": rows,
+        sections.append({"anchor": anchor, "heading": group.heading, "rows": rows, "headers": headers,
                          "note": " ".join(filter(None, [unpaired, note])), "figure": figure})
     ci_note = "Student-t over folds" if ci == "t" else "cluster interval (folds or speakers as clusters)"
-    page = env.from_string(INDEX).render(title="serbench leaderboard", style=STYLE, sort=SORT, headers=headers,
+    page = env.from_string(INDEX).render(title="serbench leaderboard", style=STYLE, sort=SORT,
                                          sections=sections, ci_note=ci_note, warning=mixed_warning(found),
                                          no_figures="" if drawers else NO_FIGURES)
     return write_text_inside(target, "index.html", page)
@@ -267,8 +284,6 @@ def check_inputs(results: Sequence[Result]) -> None:
     from serbench.report.result_fields import missing_parts
     from serbench.report.results import read_run_predictions
 
-    refuse_dimensional(results, "serbench leaderboard --html", "the site's pages and figures are of class metrics; "
-                       "the markdown, --csv and --latex tables show dimensional results")
     for r in results:
         missing = missing_parts(r.data, ("folds", "classes"))
         if missing:
@@ -277,21 +292,29 @@ def check_inputs(results: Sequence[Result]) -> None:
         read_run_predictions(r)
 
 
-def _metric_cell(entry: dict, ci: str, r: Result) -> dict:
+def _metric_cell(entry: dict, ci: str, r: Result, metric: str = "ua") -> dict:
+    """A proportion in percent with its bracketed interval; a dimensional metric (CCC, r, MAE)
+    as it is, with ± or its clipped bounds (:func:`serbench.report.leaderboard.cell`)."""
     interval = entry["ci95"] if ci == "t" else entry.get("ci95_bootstrap")
     plugins = ", ".join(f"{k} v{v}" for k, v in r.data.get("plugins", {}).items())
-    return {"value": entry["mean"], "text": f"{_pct(entry['mean'])} {_interval(interval, _missing(entry, ci))}",
+    text = (f"{_pct(entry['mean'])} {_interval(interval, metric, _missing(entry, ci))}" if metric in COLUMNS
+            else cell(entry, ci, metric))
+    return {"value": entry["mean"], "text": text,
             "title": f"plugins: {plugins}; encoder fingerprint {r.data.get('upstream_fingerprint', '?')}"}
 
 
 def _fairness_cell(r: Result) -> dict:
-    """Female - male UA with its interval and audEERING's flag (:mod:`serbench.report.groups`)."""
-    difference = (((r.data.get("groups") or {}).get("gender") or {}).get("difference") or {}).get("ua") or {}
+    """Female - male UA (CCC for a dimensional result) with its interval and audEERING's flag
+    (:mod:`serbench.report.groups`)."""
+    metric = "ccc_mean" if is_dimensional(r.data) else "ua"
+    difference = (((r.data.get("groups") or {}).get("gender") or {}).get("difference") or {}).get(metric) or {}
     return {"value": difference.get("mean", ""), "text": fairness_cell(r.data),
-            "title": "female - male UA, cluster interval; pass/FAIL: each sex's UA within the threshold of the whole's"}
+            "title": f"female - male {metric}, cluster interval; pass/FAIL: audEERING's fairness checks "
+                     "(each sex's score within the threshold of the whole's)"}
 
 
-def _reported_rows(r: Result, pairs: list[dict], link: str | None = None) -> list[dict]:
+def _reported_rows(r: Result, pairs: list[dict], link: str | None = None,
+                   shown: tuple[str, ...] = tuple(COLUMNS)) -> list[dict]:
     """One grey row per reported variant, its metrics in the measured row's columns, linking
     to its run's page (``link``; by default the folder of the run id made safe)."""
     link = link or f"runs/{file_name(r.run_id)}/index.html"
@@ -304,12 +327,14 @@ def _reported_rows(r: Result, pairs: list[dict], link: str | None = None) -> lis
         by_variant.setdefault(key, {})[row["metric"]] = row["value"] * UNITS[row["unit"]]
     out = []
     for (variant, setup), values in by_variant.items():
+        if not any(m in values for m in shown):  # numbers of another task (a categorical row beside a dimensional run)
+            continue
         differs = f"reported with {setup} (measured: {config['upstream']}, {config['pooling']})"
         name = f"{config['downstream']} (reported{': ' + variant if variant else ''})"
         out.append({"kind": "reported", "link": link, "downstream": name,
                     "mark": False, "upstream": differs, "pooling": "", "loss": "", "recipe": "paper", "settings": "",
                     "seeds": "", "run": "", "versions": "", "label": "as published", "metrics": [{"value": values.get(m, ""), "title": "as published",
-                                              "text": f"{values[m]:.2f}" if m in values else "–"} for m in COLUMNS]})
+                                              "text": f"{values[m]:.2f}" if m in values else "–"} for m in shown]})
     return out
 
 
@@ -321,14 +346,17 @@ def _run_page(env: Environment, r: Result, target: Path, folder: str, plot_run) 
         copy_inside(target, r.run_dir / name, f"{folder}/{name}")
     figures = [path.name for path in plot_run(r.run_dir, ("svg",), into=inside(target, folder))] if plot_run else []
     data = r.data
+    shown = metric_columns(r)
+    value, interval = (_pct, _interval) if not is_dimensional(data) else (_dimensional_value, _dimensional_interval)
     page = env.from_string(RUN).render(
-        r=r, style=STYLE, sort=SORT, config=data["config"], figures=figures, no_figures=NO_FIGURES, metric_names=list(COLUMNS.values()),
-        cluster=cluster_header(data["summary"]["ua"]).removeprefix("95% CI (").removesuffix(")"),
-        summary=[(name, {"mean": _pct(data["summary"][m]["mean"]), "t": _interval(data["summary"][m]["ci95"]),
-                         "boot": _interval(data["summary"][m].get("ci95_bootstrap"),
-                                           _missing(data["summary"][m], "bootstrap"))}) for m, name in COLUMNS.items()],
+        r=r, style=STYLE, sort=SORT, config=data["config"], figures=figures, no_figures=NO_FIGURES,
+        metric_names=[COLUMNS.get(m, m) for m in shown], unit="" if is_dimensional(data) else " %",
+        cluster=cluster_header(data["summary"][shown[0]]).removeprefix("95% CI (").removesuffix(")"),
+        summary=[(COLUMNS.get(m, m), {"mean": value(data["summary"][m]["mean"]), "t": interval(data["summary"][m]["ci95"], m),
+                                      "boot": interval(data["summary"][m].get("ci95_bootstrap"), m,
+                                                       _missing(data["summary"][m], "bootstrap"))}) for m in shown],
         folds=[{"fold": f["fold"], "seed": f["seed"], "n_test": f["n_test"], "best_epoch": f.get("best_epoch"),
-                "cells": [_pct(f["metrics"][m]) for m in COLUMNS]} for f in data["folds"]],
+                "cells": [value(f["metrics"][m]) for m in shown]} for f in data["folds"]],
         plugins=json.dumps({"plugins": data.get("plugins"), "upstream_fingerprint": data.get("upstream_fingerprint")}, indent=2),
         config_json=json.dumps(data["config"], indent=2), environment=json.dumps(data.get("environment", {}), indent=2))
     write_text_inside(target, f"{folder}/index.html", page)

@@ -51,6 +51,23 @@ def check_plan(task: str, downstream, loss, protocol_params: Mapping, train: Map
                             "dimensional targets")
 
 
+PROTOCOL_TASK = "task"  # a protocol parameter the run sets from --task (msp_podcast: keep X / O rows when dimensional)
+
+
+def set_protocol_task(protocol_params: dict, protocol, task: str, overrides: Mapping) -> None:
+    """A protocol that reads rows differently per task declares a ``task`` parameter; the run sets
+    it from ``--task`` (never by hand: ``-o protocol.task`` is refused). At the categorical default
+    it is left out of the configuration, so categorical run ids stay as they were."""
+    if not any(p.name == PROTOCOL_TASK for p in protocol.params):
+        return
+    if PROTOCOL_TASK in (overrides.get("protocol") or {}):
+        raise SerbenchError(f"-o protocol.{PROTOCOL_TASK}: set by --task (give --task dimensional instead)")
+    if task == "categorical":
+        protocol_params.pop(PROTOCOL_TASK, None)
+    else:
+        protocol_params[PROTOCOL_TASK] = task
+
+
 def plan_record(task: str, downstream) -> dict | None:
     """What ``config['task']`` holds (None for the categorical default, kept out of the config):
     the task and how the targets are scaled for the method (see :class:`ValuesModel`)."""
@@ -218,6 +235,8 @@ def predictions_frame(protocol: Protocol, fold: str, seed: int, ids: Sequence[st
     utterances = [protocol.utterances[i] for i in ids]
     frame = pd.DataFrame({"fold": fold, "seed": seed, "utterance_id": list(ids),
                           "speaker": [u.speaker for u in utterances], "label": [u.label for u in utterances]})
+    if any(u.gender for u in protocol.utterances.values()):  # per-sex CCC (serbench.report.dimension_groups)
+        frame.insert(4, "gender", [u.gender or "" for u in utterances])
     reference = targets(utterances, dimensions)
     for k, d in enumerate(dimensions):
         frame[f"pred_{d}"] = as_written(values[:, k])

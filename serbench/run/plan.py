@@ -313,6 +313,7 @@ def plan(
     if config["train"]["targets"] == "majority":  # the default is left out: a run without soft labels keeps its id
         del config["train"]["targets"]
     dimensional_task.check_plan(task, specs["downstream"], specs["loss"], settings["protocol"], settings["train"])
+    dimensional_task.set_protocol_task(config["protocol"]["params"], specs["protocol"], task, overrides)
     if task != "categorical":  # only then: a categorical run keeps the configuration (and id) it had
         config["task"] = dimensional_task.plan_record(task, specs["downstream"])
     config["protocol"]["data"] = str(location) if location else None

@@ -2,7 +2,13 @@
 
 ``Labels/labels_consensus.csv`` (FileName, EmoClass, EmoAct, EmoVal, EmoDom, SpkrID, Gender,
 Split_Set), audio in ``Audios/``, transcripts in ``Transcripts/<stem>.txt`` when present.
-X (no agreement) and O (other) are outside the task. ``SpkrID`` ``Unknown`` becomes a
+X (no agreement) and O (other) are outside the categorical task. Under ``--task dimensional``
+(the ``task`` parameter, which the run sets from ``--task``) they are kept: their arousal,
+valence and dominance were rated like every other row's, and the challenge's attribute track
+scores every test utterance. Their labels are then ``no_agreement`` and ``other``, listed after
+the eight classes (a predictions table names every label among the result's classes; a
+multitask method's classifier, sap_gap's, sees them as two more classes: serbench's own
+choice). Version 3: before, a dimensional run dropped them. ``SpkrID`` ``Unknown`` becomes a
 speaker of its own per utterance, so the speaker bootstrap does not lump strangers together.
 ``Gender`` is read as F / M (Female / Male, any case) or unknown; another value is refused
 naming its line (version 2: before, a value other than Female / Male counted as unknown).
@@ -24,6 +30,8 @@ from serbench_plugins.protocols.msp_podcast_raters import distributions
 
 CODES = {"A": "angry", "S": "sad", "H": "happy", "U": "surprise", "F": "fear", "D": "disgust", "C": "contempt", "N": "neutral"}
 OUTSIDE_TASK = {"X", "O"}
+ATTRIBUTE_ONLY = {"X": "no_agreement", "O": "other"}  # kept under --task dimensional, with these labels
+TASKS = ("categorical", "dimensional")
 PARTITIONS = {"Train", "Development", "Test1", "Test2", "Test3"}
 COLUMNS = ("FileName", "EmoClass", "EmoAct", "EmoVal", "EmoDom", "SpkrID", "Gender", "Split_Set")
 
@@ -38,8 +46,9 @@ def _attribute(value: str, where: str, column: str) -> float:
     return (x - 1.0) / 6.0
 
 
-def read_labels(root: Path) -> list[tuple[Utterance, str]]:
-    """(utterance, Split_Set) for every row of the task's classes."""
+def read_labels(root: Path, task: str = "categorical") -> list[tuple[Utterance, str]]:
+    """(utterance, Split_Set) for every row of the task's classes; for the dimensional task also
+    the X and O rows (labelled as :data:`ATTRIBUTE_ONLY` says)."""
     labels = root / "Labels" / "labels_consensus.csv"
     if not labels.is_file():
         raise SerbenchError(f"{labels}: missing (expected an MSP-Podcast folder at {root})")
@@ -57,9 +66,9 @@ def read_labels(root: Path) -> list[tuple[Utterance, str]]:
         seen[name] = line
         if split not in PARTITIONS:
             raise SerbenchError(f"{where}: unknown Split_Set {split!r} (known: {', '.join(sorted(PARTITIONS))})")
-        if code in OUTSIDE_TASK:
+        if code in OUTSIDE_TASK and task != "dimensional":
             continue
-        if code not in CODES:
+        if code not in CODES and code not in OUTSIDE_TASK:
             raise SerbenchError(f"{where}: unknown EmoClass {code!r} (known: {', '.join(CODES)}, X, O)")
         audio = root / "Audios" / name
         if not audio.is_file():
@@ -71,7 +80,7 @@ def read_labels(root: Path) -> list[tuple[Utterance, str]]:
             Utterance(
                 id=stem,
                 path=audio,
-                label=CODES[code],
+                label=CODES.get(code) or ATTRIBUTE_ONLY[code],
                 speaker=f"unknown-{stem}" if speaker.lower() == "unknown" else speaker,
                 gender=gender(record["Gender"], where),
                 attributes={
@@ -87,10 +96,11 @@ def read_labels(root: Path) -> list[tuple[Utterance, str]]:
 
 
 def make_protocol(data: Path | None, test_set: str, dev_fraction: float, seed: int,
-                  rater_labels: bool = False) -> Protocol:
+                  rater_labels: bool = False, task: str = "categorical") -> Protocol:
     if data is None:
         raise SerbenchError("msp_podcast needs --data PATH (the MSP-Podcast folder)")
-    rows = read_labels(Path(data))
+    rows = read_labels(Path(data), task)
+    classes = list(CODES.values()) + (list(ATTRIBUTE_ONLY.values()) if task == "dimensional" else [])
     if rater_labels:  # off by default: the corpus (and its digest) stays as it was read before soft labels
         shares = distributions(Path(data), list(CODES.values()))
         rows = [(replace(u, distribution=shares.get(u.id, {})), split) for u, split in rows]
@@ -108,7 +118,7 @@ def make_protocol(data: Path | None, test_set: str, dev_fraction: float, seed: i
     else:
         dev = by_split.get("Development", [])
     fold = Fold(test_set, tuple(u.id for u in train), tuple(u.id for u in dev), tuple(u.id for u in test))
-    return Protocol("msp_podcast", train + dev + test, [fold], list(CODES.values()), main_metric="macro_f1",
+    return Protocol("msp_podcast", train + dev + test, [fold], classes, main_metric="macro_f1",
                     speaker_source="labels_consensus.csv SpkrID (Unknown: one pseudo-speaker per utterance)")
 
 
@@ -125,8 +135,10 @@ def register_protocols() -> list[Spec]:
                 Param("seed", int, 0, "seed of that dev split", bounds=">= 0"),
                 Param("rater_labels", bool, False, "read Labels/labels_detailed.csv: the raters' primary emotions as "
                       "each utterance's label distribution (soft labels)"),
+                Param("task", str, "categorical", "set by --task: dimensional keeps the X and O rows (their "
+                      "attributes are rated)", TASKS),
             ),
-            version="2",
+            version="3",
             citation="Lotfian & Busso, IEEE Trans. Affective Computing 10(4), 2019, doi:10.1109/TAFFC.2017.2736999",
             meta=ProtocolMeta(data_key="msp_podcast", default_loss="weighted_ce", test_split="{test_set}",
                               folds=1),

@@ -17,6 +17,16 @@ paper's is multilingual; conditional layer norm divides by the standard deviatio
 paper's formula divides by the variance. The recipe record (``own_choices``) and ``serbench
 list downstreams wavlm_cond`` name the same choices.
 
+**Dimensional task** (``--task dimensional``, serbench's extension): the paper reports the
+challenge's categorical track only (macro-F1 on MSP-Podcast); the corpus and the challenge also
+have an attribute track (arousal, valence, dominance, scored by CCC). Under ``--task
+dimensional`` the same conditioned model is built with the dimension names as its classes: the
+final linear layer then has one output per dimension, read as that dimension's standardised
+value (:class:`serbench.run.dimensional_task.ValuesModel`), trained with ``mse`` unless
+``--loss ccc`` is given. Every layer before it, the conditioning included, is unchanged, and so
+is the categorical model (no version bump). That head, its loss and its target scaling are
+serbench's own choices, not the paper's.
+
 Model selection as the paper reported: the best of every epoch's score on MSP-Podcast's
 Development, mean over seeds. When a run scores Development (``msp_podcast -o
 protocol.test_set=Development``), the paper recipe selects each seed's epoch there

@@ -105,6 +105,8 @@ def register_downstreams() -> list[Spec]:
             version="4",
             citation=CITATION,
             meta=DownstreamMeta(paper="Diatlova et al., Odyssey 2024", default_pooling="mean", default_loss="weighted_ce", needs=_needs,
-                                reported=REPORTED, recipe=RECIPE),
+                                reported=REPORTED, recipe=RECIPE,
+                                # --task dimensional: the classifier becomes one linear output per dimension
+                                dimensions=("*",)),
         )
     ]

@@ -35,6 +35,37 @@ def test_wavlm_cond_end_to_end(tmp_path, options):
     assert len(result.data["folds"]) == 5
 
 
+def test_wavlm_cond_regresses_the_dimensions_with_its_conditioning(tmp_path):
+    """--task dimensional: gender-conditioned wavlm_cond writes pred_<dim> columns, and the
+    result's CCC is audmetric's on its own predictions table; the categorical model is unchanged
+    (same parameter shapes but the last layer's, whose width is the number of dimensions)."""
+    audmetric = pytest.importorskip("audmetric")
+    result = serbench.run_benchmark("tiny", "wavlm_cond", pooling="std", protocol="synthetic", out=tmp_path,
+                                    overrides=FAST + ["downstream.gender=sum"], recipe="shared", task="dimensional")
+    assert result.data["task"] == "dimensional" and result.data["config"]["loss"] == "mse"
+    assert result.data["config"]["params"]["downstream"]["gender"] == "sum"
+    frame = pd.read_csv(result.run_dir / "predictions.csv", dtype={"fold": str})
+    for record in result.data["folds"]:
+        rows = frame[frame["fold"] == record["fold"]]
+        for d in result.data["dimensions"]:
+            assert record["metrics"][f"ccc_{d}"] == pytest.approx(
+                audmetric.concordance_cc(rows[f"true_{d}"], rows[f"pred_{d}"]), abs=1e-9)
+    from serbench.api.downstream import DownstreamContext
+    from serbench_plugins.wavlm_cond.model import WavLMConditioned
+
+    def built(classes):
+        from serbench.run.registry import registry
+
+        context = DownstreamContext(num_layers=3, dim=16, frame_rate=50.0, classes=tuple(classes),
+                                    make_pooling=lambda dim: registry().get("pooling", "std").build(dim))
+        return WavLMConditioned(context, "linear", 8, "sum", "none", 0.1, False)
+
+    categorical, dimensional = built(["a", "b", "c", "d"]), built(["arousal", "valence", "dominance"])
+    assert categorical.classifier.out_features == 4 and dimensional.classifier.out_features == 3
+    shapes = lambda m: {k: v.shape for k, v in m.state_dict().items() if not k.startswith("classifier")}  # noqa: E731
+    assert shapes(categorical) == shapes(dimensional)
+
+
 def _csv_without_side_information(tmp_path):
     rows = []
     for k in range(8):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -35,6 +36,35 @@ def test_msp_podcast_partitions_classes_and_unknown_speakers(msp):
     u = protocol.utterances["MSP-PODCAST_0000_0000"]
     assert u.label == "angry" and u.gender == "M" and u.transcript == "transcript 0"
     assert u.attributes == pytest.approx({"valence": 2 / 6, "arousal": 3.2 / 6, "dominance": 4.5 / 6})
+
+
+def test_msp_podcast_keeps_x_and_o_rows_under_the_dimensional_task(msp):
+    """The look-alike labels file has 3 X and 3 O rows per partition: the categorical task drops
+    them, the dimensional one keeps them with their attributes, read as (x - 1) / 6."""
+    root, rows = msp
+    categorical = load_protocol("msp_podcast", root)
+    dimensional = load_protocol("msp_podcast", root, {"task": "dimensional"})
+    (fold,), (wide,) = categorical.folds, dimensional.folds
+    for split, ids_c, ids_d in (("Train", fold.train, wide.train), ("Test1", fold.test, wide.test)):
+        expected = [Path(r[0]).stem for r in rows if r[7] == split]
+        assert sorted(ids_d) == sorted(expected) and len(ids_d) == 30
+        assert sorted(ids_c) == sorted(Path(r[0]).stem for r in rows if r[7] == split and r[1] not in "XO")
+    assert dimensional.classes == MSP_CLASSES + ["no_agreement", "other"] and categorical.classes == MSP_CLASSES
+    x_row = next(r for r in rows if r[1] == "X" and r[7] == "Test1")
+    u = dimensional.utterances[Path(x_row[0]).stem]
+    assert u.label == "no_agreement"
+    assert u.attributes == pytest.approx({"valence": 2 / 6, "arousal": 3.2 / 6, "dominance": 4.5 / 6})
+
+
+def test_the_run_sets_msp_podcasts_task_from_its_own_task_option(msp):
+    root, _ = msp
+    categorical = plan("fbank", "superb", protocol="msp_podcast", data=root, device="cpu")
+    assert "task" not in categorical.config["protocol"]["params"]  # the categorical configuration (and id) as it was
+    dimensional = plan("fbank", "superb", protocol="msp_podcast", data=root, device="cpu", task="dimensional")
+    assert dimensional.config["protocol"]["params"]["task"] == "dimensional"
+    assert len(dimensional.protocol().folds[0].test) == 30  # X and O rows scored
+    with pytest.raises(SerbenchError, match=r"-o protocol\.task: set by --task"):
+        plan("fbank", "superb", protocol="msp_podcast", data=root, device="cpu", overrides=["protocol.task=dimensional"])
 
 
 def test_msp_podcast_test_set_option(msp):

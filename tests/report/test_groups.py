@@ -146,6 +146,58 @@ def test_fairness_flag_is_audeerings_rule_with_a_settable_threshold():
     assert groups.fairness({"F": by_sex["F"]}, overall, 0.10)["passed"] is None  # one sex: nothing to compare
 
 
+def test_per_class_fairness_checks_are_audeerings_by_hand():
+    """Eight utterances by hand. angry: F 2 of 2 recalled, M 0 of 2, all 2 of 4 -> recall gaps
+    +0.5 / -0.5; F predicts angry twice (both right), M once (wrong), all 2 of 3 -> precision
+    gaps +1/3 / -2/3. happy: F recalls 2 of 2 (all: 2 of 2, gap 0); M has no happy utterance (its
+    recall skipped) and predicts happy once, wrongly (precision 0 vs all 2/3). sad: only M has sad
+    utterances and predictions (recall 1/2, precision 1/2, as all) -> F's sad checks skipped."""
+    rows = [("F", "angry", "angry"), ("F", "angry", "angry"), ("F", "happy", "happy"), ("F", "happy", "happy"),
+            ("M", "angry", "sad"), ("M", "angry", "happy"), ("M", "sad", "angry"), ("M", "sad", "sad")]
+    frame = pd.DataFrame([{"gender": g, "label": y, "prediction": p} for g, y, p in rows])
+    found = {"checks": [], "passed": None, "rule": "r"}
+    groups.add_per_class_checks(found, frame, frame["gender"], ["angry", "happy", "sad"], 0.175, 0.075)
+    gaps = {(c["metric"], c["class"], c["group"]): c["difference_to_all"] for c in found["checks"]}
+    assert gaps[("recall_per_class", "angry", "F")] == pytest.approx(0.5)
+    assert gaps[("recall_per_class", "angry", "M")] == pytest.approx(-0.5)
+    assert gaps[("precision_per_class", "angry", "F")] == pytest.approx(1 - 2 / 3)
+    assert gaps[("precision_per_class", "angry", "M")] == pytest.approx(0 - 2 / 3)
+    assert gaps[("recall_per_class", "happy", "F")] == pytest.approx(0.0)
+    assert gaps[("precision_per_class", "happy", "F")] == pytest.approx(1 - 2 / 3)
+    assert gaps[("precision_per_class", "happy", "M")] == pytest.approx(0 - 2 / 3)
+    assert gaps[("recall_per_class", "sad", "M")] == pytest.approx(0.0)
+    assert gaps[("precision_per_class", "sad", "M")] == pytest.approx(0.0)
+    assert sorted(found["per_class"]["skipped"]) == ["precision of sad for F", "recall of happy for M",
+                                                     "recall of sad for F"]
+    assert len(found["checks"]) == 2 * 2 * 3 - 3
+    assert found["passed"] is False
+    thresholds = {(c["metric"], c["class"], c["group"]): c["threshold"] for c in found["checks"]}
+    assert thresholds[("recall_per_class", "angry", "F")] == 0.175
+    assert thresholds[("precision_per_class", "angry", "F")] == 0.075
+    relaxed = {"checks": [], "passed": None, "rule": "r"}
+    groups.add_per_class_checks(relaxed, frame, frame["gender"], ["angry", "happy", "sad"], 1.0, 1.0)
+    assert relaxed["passed"] is True
+    assert groups.RECALL_PER_CLASS_THRESHOLD == 0.175 and groups.PRECISION_PER_CLASS_THRESHOLD == 0.075
+
+
+def test_per_class_fairness_reads_sklearns_per_sex_recall_and_precision():
+    from sklearn.metrics import precision_score, recall_score
+
+    frame = predictions()
+    result = groups.summarize(frame, CLASSES, True, overall_of(frame))["gender"]
+    checks = {(c["metric"], c["class"], c["group"]): c["difference_to_all"] for c in result["fairness"]["checks"]
+              if c["metric"].endswith("per_class")}
+    all_recall = recall_score(frame["label"], frame["prediction"], labels=CLASSES, average=None)
+    all_precision = precision_score(frame["label"], frame["prediction"], labels=CLASSES, average=None)
+    for g in ("F", "M"):
+        part = frame[frame["gender"] == g]
+        recall = recall_score(part["label"], part["prediction"], labels=CLASSES, average=None)
+        precision = precision_score(part["label"], part["prediction"], labels=CLASSES, average=None)
+        for k, c in enumerate(CLASSES):
+            assert checks[("recall_per_class", c, g)] == pytest.approx(recall[k] - all_recall[k])
+            assert checks[("precision_per_class", c, g)] == pytest.approx(precision[k] - all_precision[k])
+
+
 def test_no_gender_column_no_gender_groups_and_unknown_speakers_no_speaker_groups():
     frame = predictions().drop(columns="gender")
     found = groups.summarize(frame, CLASSES, False, overall_of(frame))
@@ -216,8 +268,9 @@ def test_report_options_are_checked_recorded_and_not_part_of_the_run_id(tmp_path
     base = plan("fbank", "superb", protocol="synthetic", overrides=small)
     tuned = plan("fbank", "superb", protocol="synthetic",
                  overrides=small + ["report.fairness_threshold=0.1", "report.temperature_scaling=true"])
-    assert tuned.config["report"] == {"fairness_threshold": 0.1, "temperature_scaling": True}
-    assert base.config["report"] == {"fairness_threshold": 0.075, "temperature_scaling": False}
+    per_class = {"fairness_recall_per_class": 0.175, "fairness_precision_per_class": 0.075}  # audEERING's
+    assert tuned.config["report"] == {"fairness_threshold": 0.1, "temperature_scaling": True, **per_class}
+    assert base.config["report"] == {"fairness_threshold": 0.075, "temperature_scaling": False, **per_class}
     assert tuned.run_id == base.run_id  # rescoring, not retraining
     with pytest.raises(SerbenchError, match=r"report\.fairness_threshold"):
         plan("fbank", "superb", protocol="synthetic", overrides=small + ["report.fairness_threshold=2"])

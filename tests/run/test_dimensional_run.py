@@ -240,12 +240,15 @@ def test_leaderboard_shows_a_dimensional_results_own_metrics(dimensional_run):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", [["plot"], ["leaderboard", "--html"]])
-def test_commands_for_class_results_refuse_a_dimensional_one_in_one_line(dimensional_run, command, tmp_path):
+def test_plot_and_the_site_show_a_dimensional_run(dimensional_run, tmp_path):
     _, run_dir = dimensional_run
-    done = run_cli(command[0], str(run_dir), *command[1:], *([str(tmp_path / "site")] if "--html" in command else []))
-    assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1, done.stderr
-    assert "is a dimensional result" in done.stderr and not (tmp_path / "site").exists()
+    done = run_cli("plot", str(run_dir), "--format", "svg")
+    assert done.returncode == 0, done.stderr
+    assert {"forest.svg", "scatter.svg", "per_fold.svg"} <= {p.name for p in (run_dir / "figures").iterdir()}
+    done = run_cli("leaderboard", str(run_dir), "--html", str(tmp_path / "site"))
+    assert done.returncode == 0, done.stderr
+    assert "ccc_arousal" in (tmp_path / "site" / "index.html").read_text()
+
 
 
 def test_scoring_a_dimensional_table_imports_no_torch(tmp_path):
