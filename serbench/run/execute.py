@@ -45,6 +45,7 @@ from serbench.run.features import (
 from serbench.run.finetune import UPSTREAM_PARAMS
 from serbench.run.job import Workspace, check_build, claim_and_run
 from serbench.run.plan import Plan, check_config_file, describe_recipe, identity, load_plan, plan
+from serbench.run.stored_features import release_maps
 from serbench.run.vad import speech_frames
 
 
@@ -127,6 +128,7 @@ def load_inputs(ws: Workspace, jobs: Sequence[Job], reporter: Reporter, shard: S
     if shard is not None:
         needed = needed[shard.index::shard.count]
     features, stats = _features(ws, [ws.protocol.utterances[i] for i in needed], reporter)
+    features = release_maps(features)  # read batch by batch: resident memory does not grow with the corpus
     if ws.vad_level is not None:
         ws.vad_masks = _vad(ws, features, reporter)
     ws.features = keep_on_device(features, ws.plan.device)
