@@ -5,7 +5,8 @@ A job is data (:class:`~serbench.report.results.Job`): any process that can read
 and the feature cache rebuilds what the job needs (:func:`work_unit`, what ``serbench job``
 and every executor's worker call). With an executor that runs several units at once, frozen
 features are extracted first in shards (:class:`Shard`), one per worker, each into the cache,
-so N workers extract N times faster; then the jobs read them memory-mapped.
+so N workers extract N times faster; then the jobs read them from the cache batch by batch
+(:mod:`serbench.run.stored_features`).
 """
 
 from __future__ import annotations
