@@ -224,24 +224,45 @@ def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def _row_key(line: str) -> tuple[float, str]:
+    cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    return float(cells[0]), cells[3]
+
+
 def write_results(rows: list[str], command: str, loads: list[str]) -> None:
+    """Put ``rows`` into the scale section of RESULTS.md: a row of the same size and path is
+    replaced, the others kept (sizes measured by separate invocations end up in one table),
+    and the invocation is listed under the table."""
     path = ROOT / "benchmarks" / "perf" / "RESULTS.md"
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    text = path.read_text()
+    kept, runs = {}, []
+    if MARK_BEGIN in text and MARK_END in text:
+        old = text.split(MARK_BEGIN, 1)[1].split(MARK_END, 1)[0]
+        for line in old.splitlines():
+            if line.startswith("| ") and not line.startswith("| hours"):
+                kept[_row_key(line)] = line
+            elif line.startswith("- `python benchmarks/perf/scale.py"):
+                runs.append(line)
+    kept.update({_row_key(line): line for line in rows})
+    runs.append(f"- `{command}`: {stamp}, load average before each size {'; '.join(loads)}")
+    ordered = [kept[k] for k in sorted(kept, key=lambda k: (k[1], k[0]))]
     section = "\n".join([
         MARK_BEGIN,
-        f"## Scale: head training over cached features (issue 27 item 4; {stamp})",
+        "## Scale: head training over cached features (issue 27 item 4)",
         "",
-        f"`{command}` on {machine()}; load average before each size: {'; '.join(loads)} "
-        "(shared machine: timings under load). Synthetic float16 features of a 3-layer, 1024-wide encoder "
-        "at 50 frames/s in serbench's cache format, IEMOCAP utterance durations; the `superb` head (`ce`), "
-        "batch 32, dev scored after every epoch, in a fresh process per size. Peak RSS is the process's VmHWM; "
-        "RssAnon / RssFile are the largest values sampled every 0.1 s.",
+        f"On {machine()}. Synthetic float16 features of a 3-layer, 1024-wide encoder at 50 frames/s in "
+        "serbench's cache format, IEMOCAP utterance durations; the `superb` head (`ce`), batch 32, dev scored "
+        "after every epoch, in a fresh process per size. Peak RSS is the process's VmHWM; RssAnon / RssFile are "
+        "the largest values sampled every 0.1 s. \"load s\" is reading every entry through `FeatureCache.load` "
+        "(checksums included). The machine is shared: timings were taken under the load stated below.",
         "",
         HEADER,
-        *rows,
+        *ordered,
+        "",
+        *runs,
         MARK_END,
     ])
-    text = path.read_text()
     if MARK_BEGIN in text and MARK_END in text:
         before, rest = text.split(MARK_BEGIN, 1)
         text = before + section + rest.split(MARK_END, 1)[1]
