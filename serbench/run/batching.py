@@ -15,6 +15,7 @@ import torch
 from serbench.api.audio import load_utterance, utterance_frames
 from serbench.api.batch import ATTRIBUTES, Batch, frame_mask
 from serbench.api.protocol import Utterance
+from serbench.run.stored_features import frames_of
 
 
 def side_information(
@@ -45,8 +46,9 @@ def side_information(
 
 
 class FeatureBatcher:
-    """Batches of precomputed features ``{id: [L, T, D]}``: numpy (possibly memory-mapped)
-    or tensors already on the training device."""
+    """Batches of precomputed features ``{id: [L, T, D]}``: numpy arrays, cache entries on disk
+    (:class:`serbench.run.stored_features.StoredArray`, read batch by batch so that resident
+    memory stays one batch whatever the corpus size) or tensors already on the training device."""
 
     def __init__(self, features: Mapping[str, np.ndarray], utterances: Mapping[str, Utterance],
                  classes: Sequence[str], device: torch.device | str = "cpu",
@@ -61,9 +63,7 @@ class FeatureBatcher:
         return [min(n, self.max_frames) for n in frames] if self.max_frames else frames
 
     def __call__(self, ids: Sequence[str], labels: Mapping[str, str] | None = None, train: bool = False) -> Batch:
-        arrays = [self.features[i] for i in ids]
-        if self.max_frames:
-            arrays = [a[:, : self.max_frames] for a in arrays]
+        arrays = [frames_of(self.features[i], self.max_frames) for i in ids]
         layers, _, dim = arrays[0].shape
         lengths = torch.tensor([a.shape[1] for a in arrays])
         padded = torch.zeros(len(ids), layers, int(lengths.max()), dim, device=self.device)

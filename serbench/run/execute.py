@@ -5,7 +5,8 @@ A job is data (:class:`~serbench.report.results.Job`): any process that can read
 and the feature cache rebuilds what the job needs (:func:`work_unit`, what ``serbench job``
 and every executor's worker call). With an executor that runs several units at once, frozen
 features are extracted first in shards (:class:`Shard`), one per worker, each into the cache,
-so N workers extract N times faster; then the jobs read them memory-mapped.
+so N workers extract N times faster; then the jobs read them from the cache batch by batch
+(:mod:`serbench.run.stored_features`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from serbench.run.features import (
 from serbench.run.finetune import UPSTREAM_PARAMS
 from serbench.run.job import Workspace, check_build, claim_and_run
 from serbench.run.plan import Plan, check_config_file, describe_recipe, identity, load_plan, plan
+from serbench.run.stored_features import release_maps
 from serbench.run.vad import speech_frames
 
 
@@ -127,6 +129,7 @@ def load_inputs(ws: Workspace, jobs: Sequence[Job], reporter: Reporter, shard: S
     if shard is not None:
         needed = needed[shard.index::shard.count]
     features, stats = _features(ws, [ws.protocol.utterances[i] for i in needed], reporter)
+    features = release_maps(features)  # read batch by batch: resident memory does not grow with the corpus
     if ws.vad_level is not None:
         ws.vad_masks = _vad(ws, features, reporter)
     ws.features = keep_on_device(features, ws.plan.device)

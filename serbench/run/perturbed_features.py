@@ -14,6 +14,7 @@ from serbench.run import augment
 from serbench.run.cache import CacheKey, FeatureCache
 from serbench.run.features import extract, keep_on_device
 from serbench.run.perturb import Perturber, from_records
+from serbench.run.stored_features import release_maps
 
 
 def load(ws, jobs: Sequence, key: CacheKey | None, reporter: Reporter) -> None:
@@ -44,4 +45,4 @@ def _extract(ws, ids: list[str], perturber: Perturber, copy: int, key: CacheKey 
                                   cache, config["cache"]["budget_gb"] * 1e9, config["cache"]["dtype"], on_batch=advance,
                                   name=name, load=lambda u: perturber.load(u, copy))
     reporter.info(f"features ({label}): {len(features)} utterances (cache: {stats.hits} hits, {stats.misses} misses)")
-    return keep_on_device(features, ws.plan.device)
+    return keep_on_device(release_maps(features), ws.plan.device)  # read batch by batch, like clean features
