@@ -5,8 +5,9 @@
 One contract per plugin kind, each documenting shapes, dtypes, padding and determinism:
 :class:`Upstream` (:mod:`~serbench.api.upstream`), :class:`Pooling`, :class:`Loss`,
 :class:`Downstream` with its :class:`DownstreamContext` and :class:`Batch`, :class:`Protocol`
-with :class:`Fold` and :class:`Utterance` (:mod:`~serbench.api.protocol`), :class:`Stage` and
-:class:`StageInput`, :class:`Executor` and the :class:`WorkUnit` it runs. Hooks
+with :class:`Fold` and :class:`Utterance` (:mod:`~serbench.api.protocol`), :class:`Stage`
+(with its :class:`Optimiser` and :class:`Schedule`) and :class:`StageInput`, :class:`Executor`
+and the :class:`WorkUnit` it runs. Hooks
 (:mod:`~serbench.api.hookspecs`) return :class:`Spec` lists; each kind's typed ``meta`` is in
 :mod:`~serbench.api.meta`. The building blocks plugins share are modules of this package:
 ``blocks`` (layer weights, masked pooling and self-attention, cosine classifier, class
@@ -29,7 +30,8 @@ _LAZY = {
     "Downstream": "serbench.api.downstream", "DownstreamContext": "serbench.api.downstream",
     "Batch": "serbench.api.batch",
     "Protocol": "serbench.api.protocol", "Fold": "serbench.api.protocol", "Utterance": "serbench.api.protocol",
-    "Stage": "serbench.api.stages", "StageInput": "serbench.api.stages",
+    "Stage": "serbench.api.stages", "StageInput": "serbench.api.stages", "Optimiser": "serbench.api.stages",
+    "Schedule": "serbench.api.stages",
     "Executor": "serbench.api.executor", "WorkUnit": "serbench.api.work", "Job": "serbench.api.work",
     "Shard": "serbench.api.work", "Reporter": "serbench.api.progress",
 }

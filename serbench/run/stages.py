@@ -2,9 +2,10 @@
 
 A downstream model may define ``stages() -> list[Stage]``. Each stage declares the splits it
 reads (``train`` and/or ``dev``; never ``test``) and whether it may see their utterance
-labels. The runner hands each stage a :class:`StageInput` whose batcher refuses any other
-utterance and strips labels the stage did not declare, then saves the model's state after
-the stage under the run directory, so a rerun resumes after the last finished stage.
+labels. The runner trains each stage through the one training loop (:mod:`serbench.run.loop`)
+with a :class:`StageInput` whose batcher refuses any other utterance and strips labels the
+stage did not declare, then saves the model's state after the stage under the run directory,
+so a rerun resumes after the last finished stage.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from serbench.api.atomic import temporary
 from serbench.api.errors import SerbenchError
 from serbench.api.stages import ALLOWED_SPLITS, LABEL_KEYS, Stage, StageInput
+from serbench.run import loop
 
 
 class GuardedBatcher:
@@ -76,7 +78,7 @@ def run_stages(model: torch.nn.Module, stages: Sequence[Stage], splits: dict[str
                device: torch.device, seed: int, folder: Path, method: str, report: Callable[[str], None],
                task=None, bf16: bool = False) -> dict[str, set]:
     """Run (or resume) every stage; returns the ids each stage was fed. ``task(description,
-    total)`` is the reporter's progress-bar context (one bar per stage)."""
+    total)`` is the reporter's progress-bar context (one bar per stage, advanced per epoch)."""
     check(stages, method)
     seen = {}
     for number, stage in enumerate(stages, start=1):
@@ -90,9 +92,12 @@ def run_stages(model: torch.nn.Module, stages: Sequence[Stage], splits: dict[str
             report(f"stage {stage.name}: {path} cannot be used ({problem}); computing the stage again")
         ids = tuple(i for split in stage.splits for i in splits[split])
         guard = GuardedBatcher(batcher, ids, stage.labels, stage.name)
-        with task(f"stage {number}/{len(stages)}: {stage.name}", 1, announce=False) if task else nullcontext(lambda n=1: None) as advance:
-            stage.run(StageInput(ids, guard, device, seed, model, bf16))
-            advance(1)
+        bar = f"stage {number}/{len(stages)}: {stage.name}"
+        with task(bar, max(stage.epochs, 1), announce=False) if task else nullcontext(lambda n=1: None) as advance:
+            trained = loop.train(stage, StageInput(ids, guard, device, seed, model, bf16),
+                                 on_epoch=lambda epoch, _: advance(1))
+            if not trained.epochs_run:  # a stage of its before hook alone
+                advance(1)
         seen[stage.name] = guard.seen
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = temporary(path)

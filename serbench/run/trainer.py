@@ -1,5 +1,10 @@
 """Training one downstream on one fold: AdamW, early stopping on dev, best-on-dev weights.
 
+The supervised training is one :class:`~serbench.api.stages.Stage` (AdamW at ``train.lr``,
+``train.schedule``, ``train.max_epochs`` epochs, ``train.grad_clip``) run by the one training
+loop (:mod:`serbench.run.loop`) with dev selection as the loop's option; this module says what
+the stage is, how an epoch is scored on dev, and predicts.
+
 Model selection reads dev only; test is predicted once, after the best weights are restored.
 The one exception is asked for by name (``train.select_split=test``): a paper that reported
 its best epoch on the scored split itself (Diatlova et al. on MSP-Podcast's Development) is
@@ -13,7 +18,6 @@ memory stays within what training needs (twice the size set the GMP-ATL demo's p
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +30,9 @@ from serbench.api.batch import bucketed
 from serbench.api.errors import SerbenchError
 from serbench.api.protocol import Utterance
 from serbench.api.specs import Param
+from serbench.api.stages import Optimiser, Schedule, Stage, StageInput
 from serbench.report.metrics import confusion, from_confusion
+from serbench.run import loop
 
 TRAIN_PARAMS = (
     Param("lr", float, 1e-3, "AdamW learning rate", bounds="> 0"),
@@ -115,21 +121,6 @@ def dev_loss(model: nn.Module, loss_fn, data: FoldData, batch_size: int,
     return total / max(len(ids), 1)
 
 
-def schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float, kind: str):
-    """Linear warm-up over ``warmup_ratio`` of the steps, then constant or cosine to zero."""
-    warmup = int(round(warmup_ratio * total_steps))
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        if kind == "constant":
-            return 1.0
-        progress = (step - warmup) / max(total_steps - warmup, 1)
-        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
 def train_fold(
     model: nn.Module,
     loss_fn: Callable[[dict, dict], torch.Tensor],
@@ -147,76 +138,49 @@ def train_fold(
     ``scoring`` (``--task dimensional``: :class:`serbench.run.dimensional_task.DimensionalScoring`)
     replaces class probabilities and the main metric with its ``predict`` and ``score``; the
     outcome's ``*_probs`` then hold its predicted values."""
-    generator = torch.Generator().manual_seed(seed)
     index = {c: k for k, c in enumerate(data.classes)}
-    labels = dev_map = None
     select_ids = data.test if params.get("select_split", "dev") == "test" else data.dev
     last_epoch = params.get("select_split", "dev") == "none"  # no selection: the last weights are kept
     dev_labels = None if scoring else np.array([index[data.utterances[i].label] for i in select_ids])
     values_of = scoring.predict if scoring else predict
-    if params["shuffle_labels"]:  # the control: training *and* model selection see permuted labels
+    shuffled: dict = {"labels": None, "dev_labels": dev_labels, "dev_map": None}
+
+    def permute_labels(inputs: StageInput, generator: torch.Generator) -> None:
+        """The control: training *and* model selection see permuted labels."""
+        if not params["shuffle_labels"]:
+            return
         permuted = torch.randperm(len(data.train), generator=generator).tolist()
-        labels = {i: data.utterances[data.train[j]].label for i, j in zip(data.train, permuted)}
+        shuffled["labels"] = {i: data.utterances[data.train[j]].label for i, j in zip(data.train, permuted)}
         dev_order = torch.randperm(len(select_ids), generator=generator).numpy()
-        dev_labels = dev_labels[dev_order]  # selecting epochs on true dev labels would leak them
-        dev_map = {i: data.classes[k] for i, k in zip(select_ids, dev_labels)}
-    model.to(device)
-    groups = groups or [{"params": [p for p in model.parameters() if p.requires_grad]}]
-    optimizer = torch.optim.AdamW(groups, lr=params["lr"], weight_decay=params["weight_decay"])
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=params["bf16"])
-    steps_per_epoch = math.ceil(len(data.train) / params["batch_size"])
-    scheduler = schedule(optimizer, steps_per_epoch * params["max_epochs"], params["warmup_ratio"], params["schedule"])
-    best_score, best_epoch, best_state, history = -np.inf, 0, None, []
-    epoch = 0
-    for epoch in range(1, params["max_epochs"] + 1):
-        model.train()
-        if hasattr(data.batcher, "set_epoch"):  # training augmentation draws another copy per epoch
-            data.batcher.set_epoch(epoch)
-        total = torch.zeros((), device=device)  # checked once per epoch: no host sync per batch
-        for chunk in _batches(data, data.train, params["batch_size"], generator, params["bucket_batches"]):
-            batch = data.batcher(chunk, labels, train=True)
-            with autocast:
-                loss = loss_fn(model(batch), batch)
-            total += loss.detach().float()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if params["grad_clip"] > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), params["grad_clip"])
-            optimizer.step()
-            scheduler.step()
-        if not torch.isfinite(total):
-            raise SerbenchError(f"training loss is {total.item()} at epoch {epoch}: training diverged or the inputs hold "
-                                "NaN/inf (lower train.lr, or check the features); nothing is scored")
-        if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
-            raise SerbenchError(f"the weights turned NaN/inf in epoch {epoch}: training diverged (lower train.lr); "
-                                "nothing is scored")
-        if last_epoch:
-            if on_epoch:
-                on_epoch(epoch, float("nan"))
-            best_epoch = epoch
-            continue
+        shuffled["dev_labels"] = dev_labels[dev_order]  # selecting epochs on true dev labels would leak them
+        shuffled["dev_map"] = {i: data.classes[k] for i, k in zip(select_ids, shuffled["dev_labels"])}
+
+    def select(epoch: int) -> float:
         try:
             if params["select_on"] == "loss":
-                score = -dev_loss(model, loss_fn, data, params["batch_size"], dev_map, select_ids)
+                score = -dev_loss(model, loss_fn, data, params["batch_size"], shuffled["dev_map"], select_ids)
             else:
                 values = values_of(model, data, select_ids, device, params["batch_size"])
-                score = scoring.score(values, select_ids) if scoring else dev_score(values, dev_labels, main_metric)
+                score = (scoring.score(values, select_ids) if scoring
+                         else dev_score(values, shuffled["dev_labels"], main_metric))
         except NonFinite as exc:
             raise SerbenchError(f"after epoch {epoch}, {exc} (training diverged? lower train.lr)") from None
         if not math.isfinite(score):
             raise SerbenchError(f"after epoch {epoch}, the dev {params['select_on']} is {score}: training diverged "
                                 "(lower train.lr); nothing is scored")
-        history.append(score)
-        if on_epoch:
-            on_epoch(epoch, score)
-        if score > best_score:
-            best_score, best_epoch = score, epoch
-            best_state = copy.deepcopy(model.state_dict())
-        elif epoch - best_epoch >= params["patience"]:
-            break
-    if not last_epoch:
-        model.load_state_dict(best_state)
+        return score
+
+    model.to(device)
+    stage = Stage(
+        "supervised", ("train",), True, step=lambda batch, generator, progress: loss_fn(model(batch), batch),
+        optimiser=Optimiser("adamw", params["lr"], params["weight_decay"]),
+        schedule=Schedule(params["schedule"], params["warmup_ratio"]), epochs=params["max_epochs"],
+        batch_size=params["batch_size"], grad_clip=params["grad_clip"], bucket_batches=params["bucket_batches"],
+        parameters=(lambda _: groups) if groups else None, before=permute_labels)
+    inputs = StageInput(tuple(data.train), data.batcher, device, seed, model, params["bf16"])
+    trained = loop.train(stage, inputs, fetch=lambda chunk: data.batcher(chunk, shuffled["labels"], train=True),
+                         selection=None if last_epoch else loop.Selection(select, params["patience"]), on_epoch=on_epoch)
     dev_probs = (values_of(model, data, data.dev, device, params["batch_size"]) if data.dev
                  else np.zeros((0, len(data.classes)), dtype=np.float32))
     test_probs = values_of(model, data, data.test, device, params["batch_size"])
-    return FoldOutcome(test_probs, dev_probs, best_epoch, epoch, history)
+    return FoldOutcome(test_probs, dev_probs, trained.best_epoch, trained.epochs_run, trained.history)

@@ -54,7 +54,7 @@ from serbench.api.blocks import CosineClassifier, gender_ids
 from serbench.api.downstream import DownstreamContext
 from serbench.api.errors import SerbenchError
 from serbench.api.kmeans import kmeans
-from serbench.api.stages import Stage, StageInput
+from serbench.api.stages import Optimiser, Stage, StageInput
 
 
 def span_mask(lengths: torch.Tensor, mask_prob: float, mask_length: int) -> torch.Tensor:
@@ -99,7 +99,8 @@ class GmpAtl(nn.Module):
                              batch_size=stage_batch_size, mask_prob=mask_prob, mask_length=mask_length,
                              kmeans_frames=kmeans_frames)
         self.scale = 30.0
-        self._targets: dict | None = None  # frame labels from the pseudo-label stage, for the next
+        # during the stages: the fine-tuning wrapper and the frame labels the pseudo-label stage made
+        self._running: dict = {}
 
     def utterance(self, frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         lengths = mask.sum(1).clamp(min=1).cpu()
@@ -117,20 +118,26 @@ class GmpAtl(nn.Module):
 
     # -- stages -------------------------------------------------------------------------
     def stages(self) -> list[Stage]:
-        stages = [Stage("multitask", ("train",), True, self.train_multitask)] if self.multitask else []
+        """The stages as data: Adam at the stage lr, constant, no clipping; whole utterances
+        (no crops), so frame labels stay aligned."""
+        s = self.settings
+        train = dict(optimiser=Optimiser("adam", s["lr"]), batch_size=s["batch_size"], train_batches=False)
+        stages = [Stage("multitask", ("train",), True, step=self.multitask_loss, epochs=s["stage1_epochs"],
+                        before=self._tuned, **train)] if self.multitask else []
         if self.pseudo_labels:
-            stages += [Stage("pseudo_labels", ("train",), False, self.make_pseudo_labels),
-                       Stage("masked_prediction", ("train",), False, self.train_masked_prediction)]
+            stages += [Stage("pseudo_labels", ("train",), False, before=self.make_pseudo_labels),
+                       Stage("masked_prediction", ("train",), False, step=self.masked_prediction_loss,
+                             epochs=s["stage2_epochs"], before=self.label_frames, **train)]
         return stages
 
-    def _tuned(self, stage: StageInput):
+    def _tuned(self, stage: StageInput, generator: torch.Generator | None = None):
         """The fine-tuning model (serbench.run.finetune.FineTuneModel): ``.encode(batch)`` runs its
-        encoder. Checked before the first stage: a checkpoint whose config turns SpecAugment off
-        (``apply_spec_augment=false``) under ``-o upstream.spec_augment=true`` (the checkpoint's
-        own masking kept as it is) would make transformers ignore stage 2's explicit masks, so
-        the encoder would be retrained to predict labels of frames it sees: refused, not
-        silently run. With ``spec_augment=false`` (this method's default) serbench turns the
-        random masking off and the explicit masks on (serbench.run.finetune.prepare)."""
+        encoder; kept for the stage's steps. Checked before each stage: a checkpoint whose config
+        turns SpecAugment off (``apply_spec_augment=false``) under ``-o upstream.spec_augment=true``
+        (the checkpoint's own masking kept as it is) would make transformers ignore stage 2's
+        explicit masks, so the encoder would be retrained to predict labels of frames it sees:
+        refused, not silently run. With ``spec_augment=false`` (this method's default) serbench
+        turns the random masking off and the explicit masks on (serbench.run.finetune.prepare)."""
         upstream = getattr(stage.model, "upstream", None)
         if upstream is None or not hasattr(upstream, "model"):
             raise SerbenchError("gmp_atl trains the encoder: it needs a transformers upstream (hubert_base, hf:...)")
@@ -139,37 +146,20 @@ class GmpAtl(nn.Module):
                                 "config turns off (apply_spec_augment=false): transformers would then ignore the "
                                 "masked-prediction stage's masks; leave upstream.spec_augment at false (this method's "
                                 "default), or run pseudo_labels=false")
+        self._running["tuned"] = stage.model  # a plain dict: the wrapper holds this module, not the reverse
         return stage.model
 
-    def _epochs(self, stage: StageInput, epochs: int, step) -> None:
-        s = self.settings
-        generator = torch.Generator().manual_seed(stage.seed)
-        params = [p for p in stage.model.parameters() if p.requires_grad]
-        optimizer = torch.optim.Adam(params, lr=s["lr"])
-        stage.model.train()
-        for _ in range(epochs):
-            for chunk in stage.batches(s["batch_size"], generator):
-                with stage.autocast():
-                    loss = step(stage.batcher(chunk), generator)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-
-    def train_multitask(self, stage: StageInput) -> None:
-        tuned = self._tuned(stage)
-
-        def step(batch, generator):
-            out = tuned.encode(batch)
-            mask = torch.arange(out.hidden_states.shape[2], device=out.lengths.device)[None] < out.lengths[:, None]
-            z = self.utterance(out.hidden_states[-1].float(), mask)
-            genders = gender_ids(batch["genders"], z.device)
-            known = genders < 2
-            loss = self.alpha_e * F.cross_entropy(self.emotion_ce(z), batch["labels"])
-            if known.any():
-                loss = loss + (1 - self.alpha_e) * F.cross_entropy(self.gender(z[known]), genders[known])
-            return loss
-
-        self._epochs(stage, self.settings["stage1_epochs"], step)
+    def multitask_loss(self, batch: dict, generator: torch.Generator, progress: float) -> torch.Tensor:
+        """Stage 1: alpha_e CE over emotions + (1 - alpha_e) CE over the known genders."""
+        out = self._running["tuned"].encode(batch)
+        mask = torch.arange(out.hidden_states.shape[2], device=out.lengths.device)[None] < out.lengths[:, None]
+        z = self.utterance(out.hidden_states[-1].float(), mask)
+        genders = gender_ids(batch["genders"], z.device)
+        known = genders < 2
+        loss = self.alpha_e * F.cross_entropy(self.emotion_ce(z), batch["labels"])
+        if known.any():
+            loss = loss + (1 - self.alpha_e) * F.cross_entropy(self.gender(z[known]), genders[known])
+        return loss
 
     @torch.no_grad()
     def _frames(self, tuned, batch) -> list[torch.Tensor]:
@@ -177,13 +167,14 @@ class GmpAtl(nn.Module):
         hidden = out.hidden_states[self.layer].float()
         return [hidden[row, : int(n)] for row, n in enumerate(out.lengths)]
 
-    def make_pseudo_labels(self, stage: StageInput) -> None:
+    def make_pseudo_labels(self, stage: StageInput, generator: torch.Generator) -> None:
+        """k-means centres per scale over (at most ``kmeans_frames``) training frames of the
+        stage-1 encoder; its frames labelled now for the next stage (not gradient training)."""
         tuned = self._tuned(stage)
         stage.model.eval()
         size = self.settings["batch_size"]
         per_utterance = {uid: f for chunk in stage.batches(size) for uid, f in zip(chunk, self._frames(tuned, stage.batcher(chunk)))}
         frames = torch.cat(list(per_utterance.values()))
-        generator = torch.Generator().manual_seed(stage.seed)
         if frames.shape[0] > self.settings["kmeans_frames"]:
             frames = frames[torch.randperm(frames.shape[0], generator=generator)[: self.settings["kmeans_frames"]].to(frames.device)]
         for n, k in enumerate(self.scales):
@@ -191,37 +182,37 @@ class GmpAtl(nn.Module):
             filled = centres[torch.arange(k) % centres.shape[0]]  # fewer frames than k: repeat centres
             getattr(self, f"centres_{n}").copy_(filled)
         # the masked-prediction stage reads the same encoder's frames: label them now, not twice
-        self._targets = {uid: self.labels_for(f) for uid, f in per_utterance.items()}
+        self._running["targets"] = {uid: self.labels_for(f) for uid, f in per_utterance.items()}
 
     def labels_for(self, frames: torch.Tensor) -> list[torch.Tensor]:
         return [torch.cdist(frames, getattr(self, f"centres_{n}")).argmin(-1) for n in range(len(self.scales))]
 
-    def train_masked_prediction(self, stage: StageInput) -> None:
+    def label_frames(self, stage: StageInput, generator: torch.Generator) -> None:
+        """Before stage 2: every training frame's label at each scale, from the stage-1 encoder
+        (kept from the pseudo-label stage of this process; made again after a resume)."""
         tuned = self._tuned(stage)
-        encoder = tuned.upstream
-        if not hasattr(encoder.model, "masked_spec_embed"):
+        if not hasattr(tuned.upstream.model, "masked_spec_embed"):
             raise SerbenchError("gmp_atl: this encoder has no mask embedding (its config has mask_time_prob = 0)")
         stage.model.eval()
-        targets = self._targets or {}  # labelled by the pseudo-label stage of this process
+        targets = self._running.get("targets") or {}
         if set(targets) != set(stage.ids):  # resumed after that stage: label again, from the same encoder
             targets = {}
             for chunk in stage.batches(self.settings["batch_size"]):  # the stage-1 encoder, before it changes
                 for uid, frames in zip(chunk, self._frames(tuned, stage.batcher(chunk))):
                     targets[uid] = self.labels_for(frames)
-        self._targets = None
-        s = self.settings
+        self._running["targets"] = targets
 
-        def step(batch, generator):
-            lengths = encoder.model._get_feat_extract_output_lengths(batch["wav_lengths"])
-            masked = span_mask(lengths, s["mask_prob"], s["mask_length"])
-            out = tuned.encode(batch, mask_time_indices=masked)
-            last = out.hidden_states[-1].float()
-            rows, cols = masked.nonzero(as_tuple=True)
-            loss = last.new_zeros(())
-            for n, predictor in enumerate(self.predictors):
-                labels = nn.utils.rnn.pad_sequence([targets[uid][n] for uid in batch["ids"]], batch_first=True)
-                wanted = labels.to(last.device)[rows, cols]
-                loss = loss + F.cross_entropy(predictor(last[rows, cols]), wanted)
-            return loss
-
-        self._epochs(stage, s["stage2_epochs"], step)
+    def masked_prediction_loss(self, batch: dict, generator: torch.Generator, progress: float) -> torch.Tensor:
+        """Stage 2: HuBERT-style span masks; CE of each masked frame's label, summed over scales."""
+        tuned, targets, s = self._running["tuned"], self._running["targets"], self.settings
+        lengths = tuned.upstream.model._get_feat_extract_output_lengths(batch["wav_lengths"])
+        masked = span_mask(lengths, s["mask_prob"], s["mask_length"])
+        out = tuned.encode(batch, mask_time_indices=masked)
+        last = out.hidden_states[-1].float()
+        rows, cols = masked.nonzero(as_tuple=True)
+        loss = last.new_zeros(())
+        for n, predictor in enumerate(self.predictors):
+            labels = nn.utils.rnn.pad_sequence([targets[uid][n] for uid in batch["ids"]], batch_first=True)
+            wanted = labels.to(last.device)[rows, cols]
+            loss = loss + F.cross_entropy(predictor(last[rows, cols]), wanted)
+        return loss

@@ -45,7 +45,6 @@ consecutive frames as one token, and a token is valid when any of its frames is)
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 from torch import nn
@@ -53,7 +52,7 @@ from torch.nn import functional as F
 
 from serbench.api.blocks import masked_self_attention
 from serbench.api.downstream import DownstreamContext
-from serbench.api.stages import Stage, StageInput
+from serbench.api.stages import Optimiser, Schedule, Stage, StageInput
 from serbench_plugins.wap_la.statistical_attentive import StatisticalAttentivePooling
 
 
@@ -163,9 +162,15 @@ class WapLa(nn.Module):
         self.aug_mask_ratio = aug_mask_ratio
 
     def stages(self) -> list[Stage]:
+        """Stage 1 as data: Adam over the student and the mask embedding, cosine to 0 over the
+        stage's steps; prototypes drawn before it, the EMA teacher updated after each step."""
         if not self.adapter_training:
             return []
-        return [Stage("adapter", splits=("train", "dev"), labels=False, run=self.train_adapter)]
+        s = self.settings
+        return [Stage("adapter", splits=("train", "dev"), labels=False, step=self.ssl_losses,
+                      optimiser=Optimiser("adam", s["lr"]), schedule=Schedule("cosine"), epochs=s["epochs"],
+                      batch_size=s["batch_size"], parameters=lambda _: [*self.adapter.parameters(), self.mask_embedding],
+                      before=self.draw_prototypes, after_step=self.update_teacher)]
 
     def tokens(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """The last layer's frames grouped ``patch`` at a time: tokens [B, T/patch, patch*D]
@@ -193,33 +198,16 @@ class WapLa(nn.Module):
         lam = lambda_at(progress, s["lambda_start"], s["lambda_end"])
         return lam * rec + (1 - lam) * pce
 
-    def train_adapter(self, stage: StageInput) -> None:
-        s = self.settings
-        generator = torch.Generator().manual_seed(stage.seed)
-        ids = list(stage.ids)
-        with torch.no_grad():  # prototypes start at randomly chosen teacher frames
-            x, mask = self.tokens(stage.batcher(ids[: s["batch_size"]]))
+    def draw_prototypes(self, stage: StageInput, generator: torch.Generator) -> None:
+        """Prototypes start at randomly chosen teacher frames of the stage's first ids."""
+        with torch.no_grad():
+            x, mask = self.tokens(stage.batcher(list(stage.ids)[: self.settings["batch_size"]]))
             frames = self.teacher(x, mask)[mask]
             pick = torch.randint(0, frames.shape[0], (self.prototypes.shape[0],), generator=generator)
             self.prototypes.copy_(frames[pick.to(frames.device)])
-        params = list(self.adapter.parameters()) + [self.mask_embedding]
-        optimizer = torch.optim.Adam(params, lr=s["lr"])
-        steps = s["epochs"] * math.ceil(len(ids) / s["batch_size"])
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(steps, 1))
-        step = 0
-        self.train()
-        self.teacher.eval()
-        for _ in range(s["epochs"]):
-            for chunk in stage.batches(s["batch_size"], generator):
-                batch = stage.batcher(chunk, train=True)
-                with stage.autocast():
-                    loss = self.ssl_losses(batch, generator, step / max(steps, 1))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                ema_update(self.teacher, self.adapter, s["alpha"])
-                step += 1
+
+    def update_teacher(self) -> None:
+        ema_update(self.teacher, self.adapter, self.settings["alpha"])
 
     def train(self, mode: bool = True):
         super().train(mode)

@@ -109,7 +109,10 @@ def register_downstreams() -> list[Spec]:
                 Param("adapter_heads", int, 6, "attention heads of the adapter's blocks (must divide width)", bounds=">= 1"),
                 Param("patch", int, 1, "encoder frames per adapter token", bounds=">= 1"),
             ),
-            version="4",
+            # 5: the adapter stage runs in the one training loop, whose cosine is the closed form
+            # 0.5 (1 + cos(pi s / S)); torch's CosineAnnealingLR (before) computes it recursively
+            # and differs in the last bits from the 7th step on, so long stages can move a score
+            version="5",
             citation="Song, McLoughlin, Gu, Jiang & Song, An Efficient Transfer Learning Method Based on Adapter with Local Attributes for SER",
             meta=DownstreamMeta(paper="Song et al. (WAP-LA)", default_loss="ce", own_pooling="sap_stat", reported=REPORTED, recipe=RECIPE),
         )

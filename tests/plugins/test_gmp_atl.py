@@ -143,7 +143,7 @@ def test_pseudo_label_stage_labels_the_frames_the_masked_stage_trains_on():
     encoder; a resumed run labels again: both must give the same labels."""
     from serbench.api.downstream import DownstreamContext
     from serbench.api.stages import StageInput
-    from serbench.run import finetune
+    from serbench.run import finetune, loop
     from serbench.run.batching import AudioBatcher
     from serbench.run.stages import GuardedBatcher
 
@@ -157,11 +157,13 @@ def test_pseudo_label_stage_labels_the_frames_the_masked_stage_trains_on():
     model = finetune.FineTuneModel(upstream, head, range(upstream.num_layers), frontend_cache={})
     batcher = GuardedBatcher(AudioBatcher(protocol.utterances, protocol.classes, 0.0, 0), fold.train, False, "p")
     stage = StageInput(tuple(fold.train), batcher, torch.device("cpu"), 0, model)
-    head.make_pseudo_labels(stage)
-    assert set(head._targets) == set(fold.train)
+    pseudo_labels = {s.name: s for s in head.stages()}["pseudo_labels"]
+    loop.train(pseudo_labels, stage)
+    targets = head._running["targets"]
+    assert set(targets) == set(fold.train)
     for chunk in stage.batches(8):
         for uid, frames in zip(chunk, head._frames(model, batcher(chunk))):
-            for kept, again in zip(head._targets[uid], head.labels_for(frames)):
+            for kept, again in zip(targets[uid], head.labels_for(frames)):
                 assert torch.equal(kept, again)
 
 
@@ -192,6 +194,7 @@ def test_spec_augment_on_a_checkpoint_that_disables_it_is_refused_before_the_sta
     import pytest
 
     from serbench.api.errors import SerbenchError
+    from serbench.run import loop
 
     head, model, stage = _tiny_stage(spec_augment=True, apply_spec_augment=False)
     # why: transformers ignores explicit masks when the checkpoint's config turns SpecAugment off
@@ -204,14 +207,14 @@ def test_spec_augment_on_a_checkpoint_that_disables_it_is_refused_before_the_sta
         masked = model.encode(batch, mask_time_indices=masks).hidden_states[-1]
     torch.testing.assert_close(plain, masked)  # every frame "masked", nothing changed
     with pytest.raises(SerbenchError, match=r"apply_spec_augment=false.*ignore the masked-prediction stage's masks"):
-        head.train_multitask(stage)  # refused at the first stage, before any training
+        loop.train(head.stages()[0], stage)  # refused at the first stage, before any training
     # the method's default (spec_augment=false) turns the explicit masks on: they act
     head, model, stage = _tiny_stage(spec_augment=False, apply_spec_augment=False)
     model.eval()
     with torch.no_grad():
         assert not torch.allclose(model.encode(batch).hidden_states[-1],
                                   model.encode(batch, mask_time_indices=masks).hidden_states[-1])
-    head.train_multitask(stage)
+    loop.train(head.stages()[0], stage)
 
 
 def test_reported_rows_name_the_footnotes_checkpoint_and_the_training_share_is_shown(tmp_path):

@@ -92,10 +92,10 @@ def test_no_stage_sees_a_test_utterance_and_a_rerun_resumes(tmp_path, monkeypatc
     # interrupt: fold 2's supervised stage never finished; its adapter stage did
     (result.run_dir / "folds" / "fold-2_seed-0.json").unlink()
 
-    def refuse(self, stage):
+    def refuse(self, stage, generator):
         raise AssertionError("stage 1 ran again although its output was saved")
 
-    monkeypatch.setattr(wap_la.WapLa, "train_adapter", refuse)
+    monkeypatch.setattr(wap_la.WapLa, "draw_prototypes", refuse)
     again = serbench.run_benchmark("tiny", "wap_la", protocol="synthetic", out=tmp_path, overrides=SMALL)
     assert "stage adapter: resumed" in (again.run_dir / "run.log").read_text()
     assert len(again.data["folds"]) == 5

@@ -8,13 +8,14 @@ import torch
 
 import serbench
 from serbench.api.protocol import Utterance
+from serbench.api.stages import Schedule
 from serbench.run.batching import FeatureBatcher
-from serbench.run.trainer import schedule
+from serbench.run.loop import schedule
 
 
 def _lrs(total, warmup, kind):
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    scheduler = schedule(optimizer, total, warmup, kind)
+    scheduler = schedule(optimizer, total, Schedule(kind, warmup))
     lrs = []
     for _ in range(total):
         lrs.append(optimizer.param_groups[0]["lr"])
