@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +55,7 @@ class Plan:
     def protocol(self) -> Protocol:
         """The corpus and its folds, built once (the run id depends on their content)."""
         if self._protocol is None:
-            spec = self.specs["protocol"]
-            built = spec.build(self.data, **self.config["protocol"]["params"])
-            if not isinstance(built, Protocol):
-                raise SerbenchError(f"protocol {spec.name} (plugin {spec.plugin!r}) returned "
-                                    f"{type(built).__name__}, not a serbench.api.protocol.Protocol")
-            self._protocol = built
+            self._protocol = build_protocol(self.specs["protocol"], self.data, self.config["protocol"]["params"])
         return self._protocol
 
     @property
@@ -222,7 +218,19 @@ def load_protocol(
         check_keys(parsed, {"protocol": spec.params})
         overrides = parsed.get("protocol", {})
     params = spec.resolve(overrides or {}, "-o protocol")
-    return spec.build(_data_for(spec, data), **params)
+    return build_protocol(spec, _data_for(spec, data), params, reg)
+
+
+def build_protocol(spec: Spec, data: Path | None, params: Mapping[str, Any], reg: Registry | None = None) -> Protocol:
+    """``spec``'s corpus and folds from its resolved ``params``; a protocol that reads other
+    protocols (``meta.reads_protocols``: cross_corpus) is handed :func:`load_protocol` bound to
+    ``reg`` (the seam that keeps such a plugin inside serbench.api)."""
+    loader = {"load_protocol": partial(load_protocol, reg=reg)} if getattr(spec.meta, "reads_protocols", False) else {}
+    built = spec.build(data, **params, **loader)
+    if not isinstance(built, Protocol):
+        raise SerbenchError(f"protocol {spec.name} (plugin {spec.plugin!r}) returned "
+                            f"{type(built).__name__}, not a serbench.api.protocol.Protocol")
+    return built
 
 
 def plan(
