@@ -18,15 +18,21 @@ from serbench.api.user_config import env_var
 from serbench.cli.tables import run_notes, summary_table
 from serbench.report.robustness_report import robustness_table
 from serbench.run.registry import registry
+from serbench.run.request import RunRequest
+
+
+def request_from_args(args: argparse.Namespace) -> RunRequest:
+    """``serbench run``'s parsed options as a request (the one place the CLI's names meet it)."""
+    return RunRequest(args.upstream, args.downstream, args.pooling, args.loss, args.protocol, args.data,
+                      tuple(args.seeds), args.device, tuple(args.overrides), recipe=args.recipe,
+                      executor=args.executor, perturbations=tuple(args.perturb), task=args.task)
 
 
 def cmd_run(args: argparse.Namespace, out: Console) -> None:
     from serbench.run.execute import execute
     from serbench.run.plan import plan
 
-    the_plan = plan(args.upstream, args.downstream, args.pooling, args.loss, args.protocol, args.data,
-                    args.seeds, args.device, args.overrides, recipe=args.recipe, executor=args.executor,
-                    perturbations=args.perturb, task=args.task)
+    the_plan = plan(request_from_args(args))
     if args.prepare:
         from serbench.run.execute import open_run, prepare, runs_folder
 

@@ -15,7 +15,6 @@ import platform
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -45,6 +44,7 @@ from serbench.run.features import (
 from serbench.run.finetune import UPSTREAM_PARAMS
 from serbench.run.job import Workspace, check_build, claim_and_run
 from serbench.run.plan import Plan, check_config_file, describe_recipe, identity, load_plan, plan
+from serbench.run.request import RunRequest
 from serbench.run.vad import speech_frames
 
 
@@ -497,28 +497,17 @@ def _check_corpus(run_dir: Path, protocol: Protocol) -> None:
                         "audio": audio})
 
 
-def run(
-    upstream: str,
-    downstream: str,
-    pooling: str | None = None,
-    loss: str | None = None,
-    protocol: str = "iemocap_5fold",
-    data: str | Path | None = None,
-    seeds: Sequence[int] = (0,),
-    device: str = "auto",
-    out: str | Path = "runs",
-    overrides: Mapping[str, Mapping[str, Any]] | Sequence[str] | None = None,
-    quiet: bool = True,
-    recipe: str | None = None,
-    executor: str = "local",
-    perturbations: Sequence[str] = (),
-    task: str = "categorical",
-) -> Result:
-    """Run ``downstream`` on ``upstream`` under ``protocol``; returns the written result.
+def run(request: RunRequest, out: str | Path = "runs", quiet: bool = True) -> Result:
+    """Run ``request`` (a downstream on an upstream under a protocol); returns the written result.
 
-    ``overrides`` is ``{"train": {"lr": 1e-4}}`` or CLI-style ``["train.lr=1e-4"]``; ``recipe``
-    is ``"paper"`` (the default for a method that declares one) or ``"shared"``; ``executor``
-    names where the jobs run (``-o executor.workers=2`` style keys go in ``overrides``)."""
-    the_plan = plan(upstream, downstream, pooling, loss, protocol, data, seeds, device, overrides, recipe=recipe,
-                    executor=executor, perturbations=perturbations, task=task)
-    return execute(the_plan, out, Reporter(quiet=quiet))
+    ``RunRequest("fbank", "superb", protocol="synthetic", overrides=["train.lr=1e-4"])``: the
+    overrides are also ``{"train": {"lr": 1e-4}}``; ``recipe`` is ``"paper"`` (the default for a
+    method that declares one) or ``"shared"``; ``executor`` names where the jobs run
+    (``-o executor.workers=2`` style keys go in the overrides)."""
+    return execute(plan(request), out, Reporter(quiet=quiet))
+
+
+def run_benchmark(*names: str, out: str | Path = "runs", quiet: bool = True, **fields) -> Result:
+    """``serbench.run_benchmark(upstream="fbank", downstream="superb", protocol="synthetic", ...)``:
+    :func:`run` with the request's fields given as keywords (the documented one-liner)."""
+    return run(RunRequest(*names, **fields), out=out, quiet=quiet)

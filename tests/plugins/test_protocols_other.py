@@ -9,6 +9,7 @@ import pytest
 
 from serbench.api.errors import SerbenchError
 from serbench.run.plan import load_protocol, plan
+from serbench.run.request import RunRequest
 from serbench_plugins.protocols.iemocap import COUNTS_MERGED
 
 from lookalike import reference_records, tiny_wav, write_emobox, write_iemocap, write_msp_podcast
@@ -49,7 +50,7 @@ def test_msp_podcast_test_set_option(msp):
 
 
 def test_msp_podcast_defaults_to_weighted_ce(msp):
-    resolved = plan("fbank", "superb", protocol="msp_podcast", data=msp[0], device="cpu")
+    resolved = plan(RunRequest("fbank", "superb", protocol="msp_podcast", data=msp[0], device="cpu"))
     assert resolved.config["loss"]["name"] == "weighted_ce"
 
 

@@ -239,8 +239,9 @@ def test_job_and_finish_run_a_run_directory_by_hand(tmp_path):
 def test_a_run_directory_whose_config_resolves_otherwise_is_refused(tmp_path):
     from serbench.api.errors import SerbenchError
     from serbench.run.plan import load_plan, plan
+    from serbench.run.request import RunRequest
 
-    the_plan = plan("fbank", "superb", None, None, "synthetic", None, (0,), "cpu", ["train.max_epochs=1"])
+    the_plan = plan(RunRequest("fbank", "superb", None, None, "synthetic", None, (0,), "cpu", ["train.max_epochs=1"]))
     run_dir = tmp_path / the_plan.run_id
     run_dir.mkdir()
     (run_dir / "config.json").write_text(json.dumps(the_plan.config))

@@ -196,11 +196,12 @@ def test_voice_activity_masks_are_kept_in_the_cache_and_read_back(tmp_path, monk
     from serbench.api.progress import Reporter
     from serbench.run import execute
     from serbench.run.plan import plan
+    from serbench.run.request import RunRequest
     from serbench.run.vad import speech_frames
 
     monkeypatch.setenv("SERBENCH_CACHE", str(tmp_path / "cache"))
-    the_plan = plan("fbank", "sap_gap", None, None, "synthetic", None, (0,), "cpu",
-                    ["protocol.per_class=1"], recipe="shared")
+    the_plan = plan(RunRequest("fbank", "sap_gap", None, None, "synthetic", None, (0,), "cpu",
+                    ["protocol.per_class=1"], recipe="shared"))
     first = execute.prepare(the_plan, tmp_path / "run")
     execute.load_inputs(first, [execute.Job("1", 0)], Reporter(quiet=True))
     stored = list((tmp_path / "cache" / "features").glob(f"*/vad-{first.vad_level}/*.npy"))
