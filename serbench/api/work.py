@@ -15,15 +15,35 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
+KEY_SEPARATOR = "_seed-"
+
 
 class Job(NamedTuple):
-    """One (fold, seed) job of a run: what the runner dispatches, workers run and ``fuse`` pairs."""
+    """One (fold, seed) job of a run: what the runner dispatches, workers run and ``fuse`` pairs.
+
+    Its one spelling as text is :attr:`key` (``fold-<fold>_seed-<seed>``): the stem of every
+    file a job leaves in a run directory (record, predictions, claim, failure, saved model,
+    stage checkpoints) and its key in maps written to disk; :meth:`parse` reads it back.
+    ``str(job)`` (``fold 1 seed 0``) is for messages only."""
 
     fold: str
     seed: int
 
     def __str__(self) -> str:
         return f"fold {self.fold} seed {self.seed}"
+
+    @property
+    def key(self) -> str:
+        return f"fold-{self.fold}{KEY_SEPARATOR}{self.seed}"
+
+    @classmethod
+    def parse(cls, key: str) -> Job:
+        """The job a :attr:`key` names (a fold name may itself hold ``_seed-``: the seed is
+        after the last one); a key that is not one raises ValueError naming it."""
+        fold, separator, seed = key.removeprefix("fold-").rpartition(KEY_SEPARATOR)
+        if not key.startswith("fold-") or not separator or not fold or not seed.isdigit():
+            raise ValueError(f"{key!r} is not a job key (fold-<fold>_seed-<seed>)")
+        return cls(fold, int(seed))
 
 
 class Shard(NamedTuple):

@@ -17,6 +17,7 @@ from serbench.api.progress import Reporter
 from serbench.api.user_config import env_var
 from serbench.cli.tables import run_notes, summary_table
 from serbench.report.robustness_report import robustness_table
+from serbench.report.rundir import RunDir
 from serbench.run.registry import registry
 from serbench.run.request import RunRequest
 
@@ -51,7 +52,7 @@ def cmd_run(args: argparse.Namespace, out: Console) -> None:
         out.print(robustness_table(result))
     for note in run_notes(result):
         out.print(f"note: {escape(note)}")
-    out.print(f"result: {result.run_dir / 'result.json'}")
+    out.print(f"result: {result.dir.result}")
 
 
 def cmd_job(args: argparse.Namespace, out: Console) -> None:
@@ -94,7 +95,7 @@ def cmd_finish(args: argparse.Namespace, out: Console) -> None:
         out.print(robustness_table(result))
     for note in run_notes(result):
         out.print(f"note: {escape(note)}")
-    out.print(f"result: {result.run_dir / 'result.json'}")
+    out.print(f"result: {result.dir.result}")
 
 
 def cmd_bench(args: argparse.Namespace, out: Console) -> None:
@@ -125,7 +126,7 @@ def cmd_bench(args: argparse.Namespace, out: Console) -> None:
     results = []
     for k, (cell, the_plan) in enumerate(zip(suite.cells, plans), start=1):
         run_dir = Path(args.out) / the_plan.run_id
-        before = (run_dir / "jobs.json").exists() and all(state == "done" for *_, state, _ in claims.status(run_dir))
+        before = RunDir(run_dir).jobs_list.exists() and all(state == "done" for *_, state, _ in claims.status(run_dir))
         result = execute(the_plan, args.out, Reporter(quiet=True))
         results.append(result)
         main = result.data.get("main_metric", "ua")

@@ -30,7 +30,8 @@ from serbench.api.user_config import cache_dir
 from serbench.api.work import Job, Shard, WorkUnit
 from serbench.report import claims, robustness
 from serbench.report.metrics import METRICS
-from serbench.report.results import Result, comparability, failure_path, finish, job_done, job_problem, read_records
+from serbench.report.results import Result, comparability, finish, job_done, job_problem, read_records
+from serbench.report.rundir import RunDir
 from serbench.run import dimensional_task, needs, perturbed_features
 from serbench.run.cache import CacheKey, FeatureCache, human_bytes, utterance_hash
 from serbench.run.features import (
@@ -111,9 +112,9 @@ def open_run(ws: Workspace) -> list[Job]:
     """Create or resume the run directory; its jobs."""
     _check_corpus(ws.run_dir, ws.protocol)
     check_config_file(ws.run_dir, ws.plan.config)  # an edited config.json is refused, not written over
-    write_json(ws.run_dir / "config.json", ws.plan.config)
+    write_json(RunDir(ws.run_dir).config, ws.plan.config)
     jobs = _all_jobs(ws)
-    write_json(ws.run_dir / "jobs.json", [job._asdict() for job in jobs])  # serbench status
+    write_json(RunDir(ws.run_dir).jobs_list, [job._asdict() for job in jobs])  # serbench status
     return jobs
 
 
@@ -211,7 +212,7 @@ def work_through(ws: Workspace, jobs: Sequence[Job], reporter: Reporter) -> dict
                     state = "done" if job_done(ws.run_dir, *job) else claim_and_run(ws, job, reporter)
                 except Exception as exc:  # recorded in failed/; the other jobs go on
                     failed[job] = f"{type(exc).__name__}: {exc}"
-                    reporter.info(f"{job} failed: {failed[job]} (traceback: {failure_path(ws.run_dir, *job)})")
+                    reporter.info(f"{job} failed: {failed[job]} (traceback: {RunDir(ws.run_dir).failure(job)})")
                     if isinstance(exc, ContractError):
                         return failed
                     state = "failed"
@@ -244,7 +245,7 @@ def work_unit(run_dir: str | Path, unit: Job | Shard, device: str = "auto", quie
         the_plan = load_plan(run_dir, device)
         ws = _WORKSPACE[key] = prepare(the_plan, run_dir)
     reporter = Reporter(quiet=quiet)
-    reporter.log_to(run_dir / "run.log")
+    reporter.log_to(RunDir(run_dir).log)
     try:
         if isinstance(unit, Shard):
             load_inputs(ws, _all_jobs(ws), reporter, unit)
@@ -272,10 +273,10 @@ def _stop_if_a_contract_broke(run_dir: Path) -> None:
     its ``jobs.json``, which every ``serbench run`` rewrites) broke a plugin's contract: every
     job would fail the same way. In process, :func:`work_through` stops the same way."""
     try:
-        started = (run_dir / "jobs.json").stat().st_mtime
+        started = RunDir(run_dir).jobs_list.stat().st_mtime
     except OSError:
         return
-    for path in sorted((run_dir / "failed").glob("*.json")):
+    for path in sorted(RunDir(run_dir).failed.glob("*.json")):
         try:
             record = json.loads(path.read_text())
         except (OSError, ValueError):
@@ -344,8 +345,8 @@ def _map(executor, run_dir: Path, units: Sequence[Job | Shard], device: str, rep
 def _wait_for_held(run_dir: Path, jobs: Sequence[Job]) -> None:
     """Wait while other processes (another serbench run on this directory) hold claims."""
     while True:
-        held = [job for job in jobs if not job_done(run_dir, *job) and claims.claim_path(run_dir, *job).exists()
-                and not claims.is_stale(claims.claim_path(run_dir, *job))]
+        held = [job for job in jobs if not job_done(run_dir, *job) and RunDir(run_dir).claim(job).exists()
+                and not claims.is_stale(RunDir(run_dir).claim(job))]
         if not held:
             return
         time.sleep(claims.POLL)
@@ -382,7 +383,7 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
         pending = [job for job in jobs if not job_done(run_dir, *job) and (wanted is None or job in wanted)]
         executor = None if in_process or not pending else the_plan.executor.build(**the_plan.config["executor"]["params"])
         _check_budget(ws, pending)
-        reporter.log_to(run_dir / "run.log")
+        reporter.log_to(RunDir(run_dir).log)
         jobs = open_run(ws)
         reporter.info(f"run {the_plan.run_id} -> {run_dir}")
         for line in _earlier_versions(run_dir, the_plan.config):
@@ -408,7 +409,7 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
         if failed:
             ran = {job: error for job, error in failed.items() if "not started:" not in str(error)} or failed
             first, error = next(iter(ran.items()))
-            where = failure_path(run_dir, *first) if isinstance(first, Job) else run_dir / "run.log"
+            where = RunDir(run_dir).failure(first) if isinstance(first, Job) else RunDir(run_dir).log
             unstarted = sum(job not in ran and not job_done(run_dir, *job) for job in pending)
             stopped = f"; {unstarted} not started (a plugin broke its contract: they would fail alike)" if unstarted else ""
             raise SerbenchError(f"{run_dir}: {len(ran)} jobs failed (first: {first}: {error}; traceback: {where}){stopped}; "
@@ -482,7 +483,7 @@ def _check_corpus(run_dir: Path, protocol: Protocol) -> None:
     """A run directory is resumed only on the audio it was started on (the run id holds the
     corpus's ids, labels and folds, not its sound): the content hashes the feature cache
     computes anyway; a copy of the corpus elsewhere is the same corpus."""
-    record = run_dir / "corpus.json"
+    record = RunDir(run_dir).corpus
     digest = protocol.digest()
     audio = {uid: utterance_hash(u)[:16] for uid, u in sorted(protocol.utterances.items())}
     previous = read_json(record, " (a damaged run directory: use another --out)") if record.exists() else None

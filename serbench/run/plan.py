@@ -30,6 +30,7 @@ from serbench.api.textfiles import read_json
 from serbench.api.user_config import data_location, env_var
 from serbench.report.report_options import REPORT_PARAMS
 from serbench.report.robustness import ROBUSTNESS_PARAMS
+from serbench.report.rundir import RunDir
 from serbench.run import dimensional_task, finetune, perturb
 from serbench.run.augment import AUGMENT_PARAMS
 from serbench.run.features import CACHE_PARAMS
@@ -89,12 +90,12 @@ def load_plan(run_dir: Path, device: str = "auto", reg: Registry | None = None) 
     (a plugin's parameters changed since) or its id is not the directory's name."""
     run_dir = Path(run_dir)
     try:
-        config = read_json(run_dir / "config.json", " (a damaged run directory: start it again)")
+        config = read_json(RunDir(run_dir).config, " (a damaged run directory: start it again)")
     except FileNotFoundError:
         raise SerbenchError(f"{run_dir}: no config.json (not a run directory)") from None
     problem = _config_problem(config)
     if problem:
-        raise SerbenchError(f"{run_dir / 'config.json'}: {problem} (not a run configuration serbench wrote: a damaged "
+        raise SerbenchError(f"{RunDir(run_dir).config}: {problem} (not a run configuration serbench wrote: a damaged "
                             "or hand-edited run directory; start the run again with serbench run)")
     own = (reg or registry()).get("downstream", config["downstream"]["name"]).meta.own_pooling
     rebuilt = plan(request_of(config, device, own), reg)
@@ -164,7 +165,7 @@ def check_config_file(run_dir: Path, config: Mapping) -> None:
     edited elsewhere in the file (``train.lr``) would be ignored and then written over. Where the
     run is done (device, executor) and the corpus's location may differ between invocations.
     Nothing to check when there is no file yet."""
-    path = Path(run_dir) / "config.json"
+    path = RunDir(run_dir).config
     try:
         written = read_json(path, " (a damaged run directory: start it again)")
     except FileNotFoundError:
