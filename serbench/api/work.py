@@ -73,8 +73,20 @@ class WorkUnit:
     device: str
     work: Callable[[str, Job | Shard, str], str]
 
-    def __call__(self) -> str:
-        return self.work(self.run_dir, self.unit, self.device)
+    def __call__(self, cache: object | None = None) -> str:
+        """Run the unit here. ``cache``: an object from :meth:`new_cache` that a worker which
+        runs units one after another keeps and hands to each (serbench keeps the last run
+        directory's rebuilt workspace in it); without one the unit rebuilds what it needs."""
+        if cache is None:
+            return self.work(self.run_dir, self.unit, self.device)
+        return self.work(self.run_dir, self.unit, self.device, cache=cache)
+
+    @staticmethod
+    def new_cache() -> object:
+        """A fresh per-worker cache for :meth:`__call__` (opaque to the executor)."""
+        from importlib import import_module
+
+        return import_module("serbench.run.execute").WorkspaceCache()
 
     def on(self, device: str) -> WorkUnit:
         return replace(self, device=device)

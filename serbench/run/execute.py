@@ -14,6 +14,7 @@ import json
 import platform
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -118,22 +119,25 @@ def open_run(ws: Workspace) -> list[Job]:
     return jobs
 
 
-def load_inputs(ws: Workspace, jobs: Sequence[Job], reporter: Reporter, shard: Shard | None = None) -> CacheStats:
-    """Frozen mode: the features (and voice-activity masks) of every utterance ``jobs`` touch,
-    from the cache or extracted into it; only ``shard``'s part of them when one is given."""
+def load_inputs(ws: Workspace, jobs: Sequence[Job], reporter: Reporter,
+                shard: Shard | None = None) -> tuple[Workspace, CacheStats]:
+    """Frozen mode: ``ws`` with the features (and voice-activity masks, and perturbed copies) of
+    every utterance ``jobs`` touch, from the cache or extracted into it (only ``shard``'s part
+    of the features when one is given); ``ws`` itself is unchanged. Fine-tuning: ``ws`` as it is."""
     if ws.tuning:
-        return CacheStats()
+        return ws, CacheStats()
     wanted = {job.fold for job in jobs}
     needed = sorted({i for f in ws.protocol.folds if f.name in wanted for i in f.train + f.dev + f.test})
     if shard is not None:
         needed = needed[shard.index::shard.count]
     features, stats = _features(ws, [ws.protocol.utterances[i] for i in needed], reporter)
-    if ws.vad_level is not None:
-        ws.vad_masks = _vad(ws, features, reporter)
-    ws.features = keep_on_device(features, ws.plan.device)
+    masks = _vad(ws, features, reporter) if ws.vad_level is not None else None
+    loaded = replace(ws, features=keep_on_device(features, ws.plan.device), vad_masks=masks)
     if shard is None:  # perturbed copies (--perturb, train.augment): each job's own folds
-        perturbed_features.load(ws, jobs, _cache_key(ws) if ws.plan.config["cache"]["enabled"] else None, reporter)
-    return stats
+        perturbed, augmented = perturbed_features.load(
+            loaded, jobs, _cache_key(ws) if ws.plan.config["cache"]["enabled"] else None, reporter)
+        loaded = replace(loaded, perturbed=perturbed, augmented=augmented)
+    return loaded, stats
 
 
 def _cache_key(ws: Workspace) -> CacheKey:
@@ -230,26 +234,38 @@ def work_through(ws: Workspace, jobs: Sequence[Job], reporter: Reporter) -> dict
     return failed
 
 
-_WORKSPACE: dict[tuple[str, str], Workspace] = {}  # a worker process's last workspace, reused by its next unit
+class WorkspaceCache:
+    """The workspace of the run directory a worker ran its last unit of, kept for its next one
+    (rebuilding it means reading the corpus and building the encoder again). Owned by whoever
+    runs units one after another and handed in explicitly (``WorkUnit(cache=...)``: an
+    executor's worker process keeps one for its lifetime); holds one run directory at a time."""
+
+    def __init__(self) -> None:
+        self._key: tuple[str, str] | None = None
+        self._workspace: Workspace | None = None
+
+    def get(self, run_dir: Path, device: str) -> Workspace:
+        key = (str(run_dir.resolve()), device)
+        if self._key != key or self._workspace is None:
+            self._key, self._workspace = None, None  # the previous run's workspace goes first
+            self._workspace, self._key = prepare(load_plan(run_dir, device), run_dir), key
+        return self._workspace
 
 
-def work_unit(run_dir: str | Path, unit: Job | Shard, device: str = "auto", quiet: bool = True) -> str:
+def work_unit(run_dir: str | Path, unit: Job | Shard, device: str = "auto", quiet: bool = True,
+              cache: WorkspaceCache | None = None) -> str:
     """Run one unit of a run directory in this process: a :class:`Job` (``(fold, seed)``) or a
     :class:`Shard` of feature extraction. What ``serbench job`` and every executor's worker
-    call; raises on failure (a job's traceback is also kept in ``failed/``)."""
+    call; raises on failure (a job's traceback is also kept in ``failed/``). The workspace is
+    rebuilt from the run directory, or taken from ``cache`` (a worker's own, reused between
+    its units)."""
     run_dir = Path(run_dir)
-    key = (str(run_dir.resolve()), device)
-    ws = _WORKSPACE.get(key)
-    if ws is None:
-        _WORKSPACE.clear()
-        the_plan = load_plan(run_dir, device)
-        ws = _WORKSPACE[key] = prepare(the_plan, run_dir)
+    ws = (cache or WorkspaceCache()).get(run_dir, device)
     reporter = Reporter(quiet=quiet)
     reporter.log_to(RunDir(run_dir).log)
     try:
         if isinstance(unit, Shard):
             load_inputs(ws, _all_jobs(ws), reporter, unit)
-            ws.features = ws.vad_masks = None
             return f"{unit}: done"
         job = Job(str(unit[0]), int(unit[1]))
         if job not in _all_jobs(ws):
@@ -258,11 +274,8 @@ def work_unit(run_dir: str | Path, unit: Job | Shard, device: str = "auto", quie
         if job_done(run_dir, *job):
             return f"{job}: done before"
         _stop_if_a_contract_broke(run_dir)
-        load_inputs(ws, [job], reporter)
-        try:
-            state = claim_and_run(ws, job, reporter)  # raises the job's own error (recorded in failed/)
-        finally:
-            ws.features = ws.vad_masks = None
+        loaded, _ = load_inputs(ws, [job], reporter)
+        state = claim_and_run(loaded, job, reporter)  # raises the job's own error (recorded in failed/)
         return f"{job}: {'done' if state == 'done' else 'held by another process'}"
     finally:
         reporter.close()
@@ -401,9 +414,9 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
             if pending:
                 if executor is None or getattr(executor, "in_process", False):
                     t0 = time.perf_counter()
-                    stats = load_inputs(ws, pending, reporter)
+                    loaded, stats = load_inputs(ws, pending, reporter)
                     features_s = time.perf_counter() - t0
-                    failed = work_through(ws, pending, reporter)
+                    failed = work_through(loaded, pending, reporter)
                 else:
                     failed = dispatch(ws, executor, pending, reporter)
         if failed:

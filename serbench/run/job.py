@@ -40,9 +40,14 @@ from serbench.run.plan import Plan
 from serbench.run.trainer import FoldData, train_fold
 
 
-@dataclass
+@dataclass(frozen=True)
 class Workspace:
-    """What a process needs to run a plan's jobs; built once per process and run directory."""
+    """What a process needs to run a plan's jobs, rebuilt from the run directory alone
+    (:func:`serbench.run.execute.prepare`). Frozen: the inputs a set of jobs reads (features,
+    voice-activity masks, perturbed and augmented copies) are loaded into a copy of it
+    (:func:`serbench.run.execute.load_inputs` returns one), never set on a workspace another
+    unit may hold. ``frontend_cache`` is the one thing jobs fill: a fine-tuning run's frozen
+    front-end outputs, a cache (a value computed once, the same for every job), not state."""
 
     plan: Plan
     run_dir: Path
