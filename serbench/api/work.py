@@ -71,22 +71,24 @@ class WorkUnit:
     run_dir: str
     unit: Job | Shard
     device: str
-    work: Callable[[str, Job | Shard, str], str]
+    work: Callable[..., str]
+    new_cache: Callable[[], object] | None = None  # a module-level class too: it pickles by reference
 
     def __call__(self, cache: object | None = None) -> str:
-        """Run the unit here. ``cache``: an object from :meth:`new_cache` that a worker which
-        runs units one after another keeps and hands to each (serbench keeps the last run
-        directory's rebuilt workspace in it); without one the unit rebuilds what it needs."""
+        """Run the unit here. ``cache``: an object made by ``new_cache()`` that a worker which
+        runs units one after another keeps for its lifetime and hands to each (serbench keeps
+        the last run directory's rebuilt workspace in it, opaque to the executor); without one
+        the unit rebuilds what it needs from the run directory."""
         if cache is None:
             return self.work(self.run_dir, self.unit, self.device)
         return self.work(self.run_dir, self.unit, self.device, cache=cache)
 
-    @staticmethod
-    def new_cache() -> object:
-        """A fresh per-worker cache for :meth:`__call__` (opaque to the executor)."""
-        from importlib import import_module
-
-        return import_module("serbench.run.execute").WorkspaceCache()
+    def cached_in(self, worker_state: dict) -> str:
+        """Run the unit with the cache kept in ``worker_state`` (a worker process's own dict),
+        made there on its first unit: what an executor's worker calls to reuse its cache."""
+        if "cache" not in worker_state and self.new_cache is not None:
+            worker_state["cache"] = self.new_cache()
+        return self(worker_state.get("cache"))
 
     def on(self, device: str) -> WorkUnit:
         return replace(self, device=device)

@@ -351,7 +351,7 @@ def dispatch(ws: Workspace, executor, pending: Sequence[Job], reporter: Reporter
 def _map(executor, run_dir: Path, units: Sequence[Job | Shard], device: str, reporter: Reporter) -> dict:
     """The executor runs each unit handed in as a :class:`WorkUnit` (:func:`work_unit` and its
     data); the units that failed, with their errors."""
-    work = [WorkUnit(str(run_dir), unit, device, work_unit) for unit in units]
+    work = [WorkUnit(str(run_dir), unit, device, work_unit, WorkspaceCache) for unit in units]
     return {w.unit: error for w, error in executor.map(run_dir, work, device, reporter).items()}
 
 
@@ -376,7 +376,7 @@ def runs_folder(out: str | Path) -> Path:
 
 
 def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None = None,
-            only: Sequence[tuple[str, int]] | None = None, summarise: bool = True,
+            only: Sequence[Job] | None = None, summarise: bool = True,
             in_process: bool = False) -> Result | None:
     """Run every (fold, seed) job that has no result yet (or those of ``only``) through the
     plan's executor (``in_process``: in this process only, as ``serbench job`` does), then

@@ -140,7 +140,7 @@ def _check_run(run_dir: Path) -> dict:
     return config
 
 
-def choose_jobs(run_dir: Path, config: dict, fold: str | None, seed: int | None) -> list[tuple[str, int]]:
+def choose_jobs(run_dir: Path, config: dict, fold: str | None, seed: int | None) -> list[Job]:
     """The saved models to average: all, or those of ``fold`` and/or ``seed``."""
     saved = saved_model.saved_jobs(run_dir)
     if not saved:
@@ -149,7 +149,7 @@ def choose_jobs(run_dir: Path, config: dict, fold: str | None, seed: int | None)
                                 "fold and seed), so serbench predict cannot use it")
         raise SerbenchError(f"{run_dir}: no saved models in {RunDir(run_dir).models} (a run made before serbench saved "
                             "models, or no job finished yet): rerun it to save them")
-    chosen = [(f, s) for f, s in saved if (fold is None or f == fold) and (seed is None or s == seed)]
+    chosen = [job for job in saved if (fold is None or job.fold == fold) and (seed is None or job.seed == seed)]
     if not chosen:
         folds = ", ".join(sorted({f for f, _ in saved}))
         seeds = ", ".join(str(s) for s in sorted({s for _, s in saved}))
@@ -244,7 +244,7 @@ class Prediction:
     classes: list[str]
     files: pd.DataFrame  # one row per input file
     segments: pd.DataFrame  # one row per segment (a whole file is one segment)
-    models: list[tuple[str, int]]
+    models: list[Job]
     notes: list[str]
 
 
@@ -257,7 +257,7 @@ def predict(run_dir: str | Path, inputs: Sequence[str], fold: str | None = None,
     files = audio_files(inputs)
     reg = reg or registry()
     first, _ = saved_model.load(run_dir, *jobs[0])
-    where = RunDir(run_dir).model(Job(*jobs[0]))[0]
+    where = RunDir(run_dir).model(jobs[0])[0]
     up = first["upstream"]
     upstream = _spec(reg, "upstream", up, where).build(**up["own_params"])
     if upstream.fingerprint() != up["fingerprint"]:

@@ -90,10 +90,11 @@ def save(ws: Workspace, fold, seed: int, upstream, model: nn.Module, fit: dict) 
                              "weights": {"file": weights.name, "sha256": _sha256(weights)}})
 
 
-def saved_jobs(run_dir: Path) -> list[tuple[str, int]]:
-    """(fold, seed) of every saved model of a run, in the order of its ``jobs.json``."""
-    jobs = read_json(RunDir(run_dir).jobs_list, " (a damaged run directory)")
-    return [(str(j["fold"]), int(j["seed"])) for j in jobs if RunDir(run_dir).model(Job(str(j["fold"]), int(j["seed"])))[0].exists()]
+def saved_jobs(run_dir: Path) -> list[Job]:
+    """The job of every saved model of a run, in the order of its ``jobs.json``."""
+    listed = read_json(RunDir(run_dir).jobs_list, " (a damaged run directory)")
+    jobs = [Job(str(j["fold"]), int(j["seed"])) for j in listed]
+    return [job for job in jobs if RunDir(run_dir).model(job)[0].exists()]
 
 
 def load(run_dir: Path, fold: str, seed: int) -> tuple[dict, dict[str, torch.Tensor]]:

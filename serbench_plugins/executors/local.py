@@ -24,17 +24,16 @@ _WORKER: dict[str, object] = {}  # a pool process's own state (spawned: never sh
 
 
 def _start_worker(threads: int) -> None:
-    """A pool process's start: its share of the cores, and the cache it hands each of its units
-    (the run's rebuilt workspace, reused while its units are of one run directory)."""
+    """A pool process's start: its share of the cores. Its units share the cache it keeps in
+    ``_WORKER`` (the run's rebuilt workspace, reused while its units are of one run directory)."""
     import torch
 
     os.environ["OMP_NUM_THREADS"] = str(threads)
     torch.set_num_threads(threads)
-    _WORKER["cache"] = WorkUnit.new_cache()
 
 
 def _run_unit(unit: WorkUnit) -> str:
-    return unit(_WORKER.get("cache"))
+    return unit.cached_in(_WORKER)
 
 
 

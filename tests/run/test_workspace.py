@@ -39,7 +39,7 @@ def test_loading_inputs_leaves_the_workspace_as_it_was(prepared):
 
 
 def test_a_worker_cache_keeps_one_run_directorys_workspace(prepared, tmp_path):
-    cache = WorkUnit.new_cache()
+    cache = execute.WorkspaceCache()
     run_dir = prepared.run_dir
     first = cache.get(run_dir, "cpu")
     assert cache.get(run_dir, "cpu") is first  # the next unit of the same run reuses it
@@ -53,5 +53,8 @@ def test_a_unit_run_with_and_without_a_cache_writes_the_same_job(prepared, tmp_p
     assert unit() == "fold 1 seed 0: done"
     without = json.loads(run_dir.job_record(Job("1", 0)).read_text())["metrics"]
     run_dir.job_record(Job("1", 0)).unlink()
-    assert unit(WorkUnit.new_cache()) == "fold 1 seed 0: done"
+    state: dict = {}
+    cached = WorkUnit(str(run_dir.path), Job("1", 0), "cpu", execute.work_unit, execute.WorkspaceCache)
+    assert cached.cached_in(state) == "fold 1 seed 0: done"
+    assert isinstance(state["cache"], execute.WorkspaceCache)
     assert json.loads(run_dir.job_record(Job("1", 0)).read_text())["metrics"] == without
