@@ -237,8 +237,9 @@ def work_through(ws: Workspace, jobs: Sequence[Job], reporter: Reporter) -> dict
 class WorkspaceCache:
     """The workspace of the run directory a worker ran its last unit of, kept for its next one
     (rebuilding it means reading the corpus and building the encoder again). Owned by whoever
-    runs units one after another and handed in explicitly (``WorkUnit(cache=...)``: an
-    executor's worker process keeps one for its lifetime); holds one run directory at a time."""
+    runs units one after another and handed in explicitly (``unit(cache)``; an executor's
+    worker process keeps one for its lifetime: ``WorkUnit.cached_in``); holds one run
+    directory at a time."""
 
     def __init__(self) -> None:
         self._key: tuple[str, str] | None = None
