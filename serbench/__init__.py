@@ -7,6 +7,8 @@ The Python API the CLI is a thin layer over::
     serbench.create("upstream", "fbank", n_mels=40)  # build one plugin
     result = serbench.run_benchmark(upstream="fbank", downstream="superb", protocol="synthetic")
     result.summary["ua"]                             # {mean, std, ci95, ci95_bootstrap}
+    request = serbench.RunRequest("fbank", "superb", protocol="synthetic", seeds=(0, 1))  # frozen
+    result = serbench.run_request(request, out="runs")  # what run_benchmark calls
 """
 
 from serbench.api.errors import SerbenchError
@@ -18,9 +20,10 @@ from serbench.api.version import __version__
 # run layer, a package).
 _LAZY = {"available": ("serbench.run.registry", "available"), "create": ("serbench.run.registry", "create"),
          "Result": ("serbench.report.results", "Result"), "load_result": ("serbench.report.results", "load_result"),
-         "run_benchmark": ("serbench.run.execute", "run"), "compare": ("serbench.report.compare", "compare")}
+         "run_benchmark": ("serbench.run.execute", "run_benchmark"), "RunRequest": ("serbench.run.request", "RunRequest"),
+         "run_request": ("serbench.run.execute", "run"), "compare": ("serbench.report.compare", "compare")}
 
-__all__ = ["SerbenchError", "Result", "available", "compare", "create", "load_result", "run_benchmark", "__version__"]
+__all__ = ["SerbenchError", "Result", "RunRequest", "available", "compare", "create", "load_result", "run_benchmark", "run_request", "__version__"]
 
 
 def __getattr__(name: str):

@@ -107,6 +107,9 @@ class ProtocolMeta(_Meta):
     folds: int = field(default=0, metadata=_key(
         "how many folds the protocol always makes (0: known once the corpus is read); a dry run counts jobs "
         "without the corpus", int))
+    reads_protocols: bool = field(default=False, metadata=_key(
+        "the factory reads other registered protocols' corpora: the host passes it load_protocol= (a "
+        "serbench.api.protocol.ProtocolLoader)", bool))
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import math
 import re
 import warnings
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -18,6 +18,12 @@ from serbench.api.textfiles import line_break
 
 SPEAKERS_UNKNOWN = "unknown"  # Protocol.speaker_source when each utterance stands in for its own speaker
 SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")  # nothing a fold name makes can leave the run directory
+
+ProtocolLoader = Callable[[str, "str | Path | None", "Mapping[str, object]"], "Protocol"]
+"""``load_protocol(name, data, options) -> Protocol``: how a protocol that reads other registered
+protocols (``ProtocolMeta(reads_protocols=True)``, e.g. cross_corpus) builds a member corpus. The
+host passes it to the factory as the keyword ``load_protocol``, bound to the registry the run
+uses, so the plugin needs nothing of serbench outside this package; raises SerbenchError."""
 
 
 GENDERS = {"f": "F", "female": "F", "woman": "F", "w": "F", "m": "M", "male": "M", "man": "M"}

@@ -15,15 +15,35 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
+KEY_SEPARATOR = "_seed-"
+
 
 class Job(NamedTuple):
-    """One (fold, seed) job of a run: what the runner dispatches, workers run and ``fuse`` pairs."""
+    """One (fold, seed) job of a run: what the runner dispatches, workers run and ``fuse`` pairs.
+
+    Its one spelling as text is :attr:`key` (``fold-<fold>_seed-<seed>``): the stem of every
+    file a job leaves in a run directory (record, predictions, claim, failure, saved model,
+    stage checkpoints) and its key in maps written to disk; :meth:`parse` reads it back.
+    ``str(job)`` (``fold 1 seed 0``) is for messages only."""
 
     fold: str
     seed: int
 
     def __str__(self) -> str:
         return f"fold {self.fold} seed {self.seed}"
+
+    @property
+    def key(self) -> str:
+        return f"fold-{self.fold}{KEY_SEPARATOR}{self.seed}"
+
+    @classmethod
+    def parse(cls, key: str) -> Job:
+        """The job a :attr:`key` names (a fold name may itself hold ``_seed-``: the seed is
+        after the last one); a key that is not one raises ValueError naming it."""
+        fold, separator, seed = key.removeprefix("fold-").rpartition(KEY_SEPARATOR)
+        if not key.startswith("fold-") or not separator or not fold or not seed.isdigit():
+            raise ValueError(f"{key!r} is not a job key (fold-<fold>_seed-<seed>)")
+        return cls(fold, int(seed))
 
 
 class Shard(NamedTuple):
@@ -51,10 +71,24 @@ class WorkUnit:
     run_dir: str
     unit: Job | Shard
     device: str
-    work: Callable[[str, Job | Shard, str], str]
+    work: Callable[..., str]
+    new_cache: Callable[[], object] | None = None  # a module-level class too: it pickles by reference
 
-    def __call__(self) -> str:
-        return self.work(self.run_dir, self.unit, self.device)
+    def __call__(self, cache: object | None = None) -> str:
+        """Run the unit here. ``cache``: an object made by ``new_cache()`` that a worker which
+        runs units one after another keeps for its lifetime and hands to each (serbench keeps
+        the last run directory's rebuilt workspace in it, opaque to the executor); without one
+        the unit rebuilds what it needs from the run directory."""
+        if cache is None:
+            return self.work(self.run_dir, self.unit, self.device)
+        return self.work(self.run_dir, self.unit, self.device, cache=cache)
+
+    def cached_in(self, worker_state: dict) -> str:
+        """Run the unit with the cache kept in ``worker_state`` (a worker process's own dict),
+        made there on its first unit: what an executor's worker calls to reuse its cache."""
+        if "cache" not in worker_state and self.new_cache is not None:
+            worker_state["cache"] = self.new_cache()
+        return self(worker_state.get("cache"))
 
     def on(self, device: str) -> WorkUnit:
         return replace(self, device=device)

@@ -257,6 +257,7 @@ def check_executor(spec: Any, params: dict, name: str) -> list[Check]:
     import tempfile
 
     from serbench.run.execute import run
+    from serbench.run.request import RunRequest
 
     checks: list[Check] = []
     executor = None
@@ -282,8 +283,9 @@ def check_executor(spec: Any, params: dict, name: str) -> list[Check]:
 
         def once(label: str, executor_name: str, extra: list[str]):
             os.environ["SERBENCH_CACHE"] = str(Path(tmp) / label / "cache")
-            results[label] = run("fbank", "superb", protocol="synthetic", out=Path(tmp) / label / "runs",
-                                 overrides=overrides + extra, executor=executor_name, device="cpu")
+            request = RunRequest("fbank", "superb", protocol="synthetic", device="cpu", overrides=overrides + extra,
+                                 executor=executor_name)
+            results[label] = run(request, out=Path(tmp) / label / "runs")
 
         try:
             _run(checks, "reference run in this process", lambda: once("reference", "local", []))

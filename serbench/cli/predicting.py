@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from serbench.report.rundir import RunDir
+
 
 def cmd_predict(args: argparse.Namespace, out: Console) -> None:
     """Print each file's probabilities and write ``files.csv`` and ``segments.csv``."""
@@ -24,6 +26,6 @@ def cmd_predict(args: argparse.Namespace, out: Console) -> None:
         table.add_row(escape(values["file"]), str(values["segments"]),
                       *[f"{values[f'prob_{c}']:.4f}" for c in result.classes], values["prediction"])
     out.print(table)
-    folder = Path(args.out) if args.out else Path(args.run_dir) / "predict"
+    folder = Path(args.out) if args.out else RunDir(args.run_dir).predict
     files, segs = write(result, folder)
     out.print(f"written: {files} (per file), {segs} (per segment)")

@@ -27,7 +27,7 @@ def cmd_fuse(args: argparse.Namespace, out: Console) -> None:
     out.print(f"fused the jobs every run has: folds {', '.join(used['folds'])}; seeds {', '.join(map(str, used['seeds']))}")
     for run, dropped in result.data["config"]["left_out"].items():
         out.print(f"left out of {run} (not in every run): {', '.join(dropped)}")
-    out.print(f"result: {result.run_dir / 'result.json'}")
+    out.print(f"result: {result.dir.result}")
 
 
 def cmd_leaderboard(args: argparse.Namespace, out: Console) -> None:

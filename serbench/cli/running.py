@@ -17,16 +17,23 @@ from serbench.api.progress import Reporter
 from serbench.api.user_config import env_var
 from serbench.cli.tables import run_notes, summary_table
 from serbench.report.robustness_report import robustness_table
+from serbench.report.rundir import RunDir
 from serbench.run.registry import registry
+from serbench.run.request import RunRequest
+
+
+def request_from_args(args: argparse.Namespace) -> RunRequest:
+    """``serbench run``'s parsed options as a request (the one place the CLI's names meet it)."""
+    return RunRequest(args.upstream, args.downstream, args.pooling, args.loss, args.protocol, args.data,
+                      tuple(args.seeds), args.device, tuple(args.overrides), recipe=args.recipe,
+                      executor=args.executor, perturbations=tuple(args.perturb), task=args.task)
 
 
 def cmd_run(args: argparse.Namespace, out: Console) -> None:
     from serbench.run.execute import execute
     from serbench.run.plan import plan
 
-    the_plan = plan(args.upstream, args.downstream, args.pooling, args.loss, args.protocol, args.data,
-                    args.seeds, args.device, args.overrides, recipe=args.recipe, executor=args.executor,
-                    perturbations=args.perturb, task=args.task)
+    the_plan = plan(request_from_args(args))
     if args.prepare:
         from serbench.run.execute import open_run, prepare, runs_folder
 
@@ -45,7 +52,7 @@ def cmd_run(args: argparse.Namespace, out: Console) -> None:
         out.print(robustness_table(result))
     for note in run_notes(result):
         out.print(f"note: {escape(note)}")
-    out.print(f"result: {result.run_dir / 'result.json'}")
+    out.print(f"result: {result.dir.result}")
 
 
 def cmd_job(args: argparse.Namespace, out: Console) -> None:
@@ -88,7 +95,7 @@ def cmd_finish(args: argparse.Namespace, out: Console) -> None:
         out.print(robustness_table(result))
     for note in run_notes(result):
         out.print(f"note: {escape(note)}")
-    out.print(f"result: {result.run_dir / 'result.json'}")
+    out.print(f"result: {result.dir.result}")
 
 
 def cmd_bench(args: argparse.Namespace, out: Console) -> None:
@@ -119,7 +126,7 @@ def cmd_bench(args: argparse.Namespace, out: Console) -> None:
     results = []
     for k, (cell, the_plan) in enumerate(zip(suite.cells, plans), start=1):
         run_dir = Path(args.out) / the_plan.run_id
-        before = (run_dir / "jobs.json").exists() and all(state == "done" for *_, state, _ in claims.status(run_dir))
+        before = RunDir(run_dir).jobs_list.exists() and all(state == "done" for *_, state, _ in claims.status(run_dir))
         result = execute(the_plan, args.out, Reporter(quiet=True))
         results.append(result)
         main = result.data.get("main_metric", "ua")

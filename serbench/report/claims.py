@@ -32,7 +32,9 @@ from pathlib import Path
 
 from serbench.api.errors import SerbenchError
 from serbench.api.textfiles import read_json
-from serbench.report.results import failure_path, job_done, job_stem
+from serbench.api.work import Job
+from serbench.report.results import job_done
+from serbench.report.rundir import RunDir
 
 HEARTBEAT = 30.0  # seconds between an owner's touches of its claim
 LEASE = 300.0  # an untouched claim whose owner cannot be checked is stale after this
@@ -40,10 +42,6 @@ GRACE = 10.0  # an unreadable claim is stale after this (its owner writes it as 
 POLL = 2.0  # seconds between looks at jobs another process holds
 
 log = logging.getLogger("serbench")
-
-
-def claim_path(run_dir: Path, fold: str, seed: int) -> Path:
-    return Path(run_dir) / "claims" / f"{job_stem(fold, seed)}.claim"
 
 
 def _boot_id() -> str | None:
@@ -161,7 +159,7 @@ class Claim:
 
 def take(run_dir: Path, fold: str, seed: int, lease: float = LEASE) -> Claim | None:
     """Claim the job for this process; None when a live owner holds it."""
-    return take_path(claim_path(run_dir, fold, seed), lease)
+    return take_path(RunDir(run_dir).claim(Job(fold, seed)), lease)
 
 
 def take_path(path: Path, lease: float = LEASE) -> Claim | None:
@@ -202,7 +200,8 @@ def status(run_dir: Path) -> list[tuple[str, int, str, str]]:
     (a live claim), ``stale`` (a claim whose owner is gone: the next run takes it over) or
     ``failed`` (it raised: the last error, and where its traceback is) or ``pending``; owner is
     ``host:pid since HH:MM:SS`` for a claim."""
-    listing = Path(run_dir) / "jobs.json"
+    where = RunDir(run_dir)
+    listing = where.jobs_list
     try:
         jobs = read_json(listing)
     except FileNotFoundError:
@@ -214,12 +213,12 @@ def status(run_dir: Path) -> list[tuple[str, int, str, str]]:
     rows = []
     for job in jobs:
         fold, seed = job["fold"], job["seed"]
-        path = claim_path(run_dir, fold, seed)
+        path = where.claim(Job(fold, seed))
         owner = read_owner(path) if path.exists() else None
         since = owner.get("started") if owner else None
         when = time.strftime("%H:%M:%S", time.localtime(since)) if isinstance(since, (int, float)) else "?"
         who = f"{owner['host']}:{owner['pid']} since {when}" if owner else ""
-        failure = failure_path(run_dir, fold, seed)
+        failure = where.failure(Job(fold, seed))
         if job_done(run_dir, fold, seed):
             state = "done"
         elif path.exists():

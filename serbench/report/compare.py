@@ -57,7 +57,7 @@ def _cells_checked(frame: pd.DataFrame, result: Result) -> pd.DataFrame:
     """``frame`` with every cell the test reads present and every seed an integer; else one error
     naming the file and line (a result written before predictions carried a checksum can hold an
     edited file: a truncated last row, a seed typed as a word)."""
-    path = result.run_dir / "predictions.csv"
+    path = result.dir.predictions
     for column in ("fold", "seed", "utterance_id", "speaker", "label", *prediction_columns(result.data)):
         empty = frame[column].isna() | (frame[column].astype(str).str.strip() == "")
         if empty.any():

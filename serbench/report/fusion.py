@@ -33,12 +33,11 @@ from serbench.report.results import (
     check_jobs,
     comparability_difference,
     comparability_of,
-    dev_file,
     finish,
-    job_files,
     load_runs,
     write_job,
 )
+from serbench.report.rundir import RunDir
 
 
 def _score(probs: np.ndarray, weights: np.ndarray, labels: np.ndarray, metric: str) -> float:
@@ -137,21 +136,22 @@ def _read_sources(runs: list[Result], jobs: list[Job], classes: list[str]) -> di
     for r in runs:
         check_jobs(r.run_dir, jobs)
     sources = {}
-    for fold, seed in jobs:
+    for job in jobs:
+        fold = job.fold
         dev, test = [], []
         for r in runs:
-            path = dev_file(r.run_dir, fold, seed)
+            path = r.dir.job_dev(job)
             if not path.exists():
                 raise SerbenchError(f"{path}: missing (runs made before dev predictions were kept cannot be fused)")
             dev.append(pd.read_csv(path, dtype={"fold": str, "speaker": str, "utterance_id": str}).set_index("utterance_id"))
-            test.append(pd.read_csv(job_files(r.run_dir, fold, seed)[1], dtype={"fold": str, "speaker": str, "utterance_id": str}).set_index("utterance_id"))
+            test.append(pd.read_csv(r.dir.job_predictions(job), dtype={"fold": str, "speaker": str, "utterance_id": str}).set_index("utterance_id"))
         for frame, ids in [(d, dev[0].index) for d in dev] + [(t, test[0].index) for t in test]:
             if set(frame.index) != set(ids):
                 raise SerbenchError(f"fold {fold}: the runs' dev or test utterances differ; fusion needs the same splits")
         missing = [c for c in (f"prob_{c}" for c in classes) if c not in dev[0].columns]
         if missing:
-            raise SerbenchError(f"{dev_file(runs[0].run_dir, fold, seed)}: no {missing[0]} column")
-        sources[Job(fold, seed)] = (dev, test)
+            raise SerbenchError(f"{runs[0].dir.job_dev(job)}: no {missing[0]} column")
+        sources[job] = (dev, test)
     return sources
 
 
@@ -161,14 +161,15 @@ def _write_fused(runs: list[Result], jobs: list[Job], sources: dict, classes: li
     index = {c: k for k, c in enumerate(classes)}
     columns = [f"prob_{c}" for c in classes]
     weights_by_job = {}
-    for fold, seed in jobs:
-        dev, test = sources[Job(fold, seed)]
+    for job in jobs:
+        fold, seed = job
+        dev, test = sources[job]
         dev_ids, test_ids = dev[0].index, test[0].index
         dev_probs = np.stack([d.loc[dev_ids, columns].to_numpy() for d in dev])
         test_probs = np.stack([t.loc[test_ids, columns].to_numpy() for t in test])
         labels = dev[0].loc[dev_ids, "label"].map(index).to_numpy()
         weights = fit_weights(dev_probs, labels, metric)
-        weights_by_job[f"{fold}/{seed}"] = weights.round(6).tolist()
+        weights_by_job[job.key] = weights.round(6).tolist()
         fused_test = np.einsum("mnc,mc->nc", test_probs, weights)
         fused_dev = np.einsum("mnc,mc->nc", dev_probs, weights)
         fused_test /= fused_test.sum(1, keepdims=True)
@@ -189,10 +190,10 @@ def _write_fused(runs: list[Result], jobs: list[Job], sources: dict, classes: li
                   "n_test": len(test_ids), "metrics": {m: metrics[m] for m in METRICS},
                   "per_class": metrics["per_class"], "confusion": metrics["confusion"],
                   "best_epoch": None, "dev_score": _score(dev_probs, weights, labels, metric),
-                  "weights": weights_by_job[f"{fold}/{seed}"], "train_s": 0.0}
+                  "weights": weights_by_job[job.key], "train_s": 0.0}
         write_job(out, record, frames[0], frames[1])
     config = {"fused_runs": [str(r.run_dir) for r in runs], "weights": weights_by_job}
-    write_json(out / "config.json", config)
+    write_json(RunDir(out).config, config)
     speakers = speaker_record(runs)
     return finish(
         out, jobs, classes, metric, speakers_known=speakers is None or speakers["known"],

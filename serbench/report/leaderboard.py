@@ -272,14 +272,15 @@ def load_finished(paths: Sequence[str]) -> tuple[list[Result], list[str]]:
     from pathlib import Path
 
     from serbench.report.results import load_result
+    from serbench.report.rundir import RunDir
 
     results, skipped = [], []
     for path in paths:
         given = Path(path)
-        for where in (given, given / "result.json"):
+        for where in (given, RunDir(given).result):
             if where.is_symlink() and not where.exists():  # a loop, or a link whose target is gone
                 raise SerbenchError(f"{where}: a symbolic link that leads to no file (a loop, or its target is gone)")
-        if given.is_dir() and not (given / "result.json").exists():
+        if given.is_dir() and not RunDir(given).result.exists():
             skipped.append(str(path))
         else:
             results.append(load_result(path))

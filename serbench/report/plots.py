@@ -36,7 +36,7 @@ from serbench.report.dimension_results import is_dimensional
 from serbench.report.leaderboard import COLUMNS
 from serbench.report.ranking import clipped
 from serbench.report.result_fields import missing_parts
-from serbench.report.results import Result, check_jobs, job_files, load_result
+from serbench.report.results import Result, check_jobs, load_result
 from serbench.report.safe_paths import inside
 from serbench.report.stats import summarize
 
@@ -61,7 +61,7 @@ def _records(result: Result) -> list[dict]:
     out = []
     for fold in result.data["folds"]:
         job = Job(str(fold["fold"]), int(fold["seed"]))
-        path = job_files(result.run_dir, *job)[0]
+        path = result.dir.job_record(job)
         if path.exists():
             check_jobs(result.run_dir, [job])  # an edited job file is refused, naming it
         out.append(json.loads(path.read_text()) if path.exists() else fold)
@@ -81,10 +81,10 @@ def plot_run(run_dir: str | Path, formats: tuple[str, ...] = DEFAULT_FORMATS, in
     result = load_result(run_dir)
     missing = missing_parts(result.data, ("folds", "classes"))
     if missing:
-        raise SerbenchError(f"{result.run_dir / 'result.json'}: {missing}, so no figure can be drawn (rerun serbench "
+        raise SerbenchError(f"{result.dir.result}: {missing}, so no figure can be drawn (rerun serbench "
                             "finish on its run)")
     records = _records(result)
-    target = into if into is not None else inside(result.run_dir, "figures")
+    target = into if into is not None else inside(result.run_dir, result.dir.figures.name)
     target.mkdir(exist_ok=True)
     written = []
     for name, draw in _drawers(result):

@@ -33,7 +33,7 @@ def draw(plt, result: Result, records: list[dict]):
     frame = read_run_predictions(result)
     if not all(c in frame.columns for c in prob_columns(classes)):
         return None
-    probs = probabilities(frame, classes, str(result.run_dir / "predictions.csv"))
+    probs = probabilities(frame, classes, str(result.dir.predictions))
     labels = frame["label"].map({c: k for k, c in enumerate(classes)}).to_numpy()
     found = reliability_bins(probs, labels)
     edges = np.linspace(0, 1, BINS + 1)

@@ -29,32 +29,11 @@ from serbench.api.textfiles import read_json
 from serbench.api.work import Job
 from serbench.report import dimension_results, soft_scores
 from serbench.report.metrics import METRICS
+from serbench.report.rundir import RunDir
 from serbench.report.stats import clip, cluster_interval, speaker_counts, summarize
 
 SCHEMA = "serbench.result/1"
 PREDICTION_COLUMNS = ["fold", "seed", "utterance_id", "speaker", "label", "prediction"]
-
-
-def job_stem(fold: str, seed: int) -> str:
-    return f"fold-{fold}_seed-{seed}"
-
-
-def failure_path(run_dir: Path, fold: str, seed: int) -> Path:
-    """Where a job that raised leaves its error and traceback (removed once the job is done)."""
-    return Path(run_dir) / "failed" / f"{job_stem(fold, seed)}.json"
-
-
-def job_files(run_dir: Path, fold: str, seed: int) -> tuple[Path, Path]:
-    """A job's record and test predictions; a fold name that could leave ``folds/`` is refused."""
-    from serbench.report.safe_paths import checked_name
-
-    stem = Path(run_dir) / "folds" / job_stem(checked_name(fold, "fold", str(run_dir)), seed)
-    return stem.with_suffix(".json"), stem.with_suffix(".csv")
-
-
-def dev_file(run_dir: Path, fold: str, seed: int) -> Path:
-    """Dev-set probabilities of the selected model: what fusion weights are fitted on."""
-    return run_dir / "folds" / f"{job_stem(fold, seed)}.dev.csv"
 
 
 def job_done(run_dir: Path, fold: str, seed: int) -> bool:
@@ -78,7 +57,8 @@ def job_problem(run_dir: Path, fold: str, seed: int) -> str:
     """'' when the job's record and its test and dev predictions are exactly what the job wrote
     (the record's own checksum, and the sha256 of each predictions file it recorded, agree);
     else what is wrong, naming the file: ``not done`` when there is no record yet."""
-    metrics_file, predictions_file = job_files(Path(run_dir), fold, seed)
+    where, job = RunDir(run_dir), Job(fold, seed)
+    metrics_file, predictions_file = where.job_record(job), where.job_predictions(job)
     try:
         text = metrics_file.read_bytes()
     except FileNotFoundError:
@@ -95,7 +75,7 @@ def job_problem(run_dir: Path, fold: str, seed: int) -> str:
         return f"{metrics_file}: edited since its job wrote it (its checksum differs)"
     if (str(record.get("fold")), record.get("seed")) != (str(fold), seed):
         return f"{metrics_file}: holds fold {record.get('fold')} seed {record.get('seed')}, not fold {fold} seed {seed}"
-    for path, key in ((predictions_file, "predictions"), (dev_file(Path(run_dir), fold, seed), "dev")):
+    for path, key in ((predictions_file, "predictions"), (where.job_dev(job), "dev")):
         try:
             data = path.read_bytes()
         except OSError:
@@ -108,14 +88,14 @@ def job_problem(run_dir: Path, fold: str, seed: int) -> str:
 def write_job(run_dir: Path, record: dict, predictions: pd.DataFrame, dev: pd.DataFrame) -> None:
     """The job's dev and test predictions, then its record with their sha256 and its own
     checksum: the record is written last, so its presence marks the job done."""
-    metrics_file, predictions_file = job_files(run_dir, record["fold"], record["seed"])
+    where, job = RunDir(run_dir), Job(record["fold"], record["seed"])
     dev_text = dev.to_csv(index=False, float_format="%.6f")
     test_text = predictions.to_csv(index=False, float_format="%.6f")
-    write_text(dev_file(run_dir, record["fold"], record["seed"]), dev_text)
-    write_text(predictions_file, test_text)
+    write_text(where.job_dev(job), dev_text)
+    write_text(where.job_predictions(job), test_text)
     sealed = {**record, "files": {"predictions": sha256_of(test_text.encode("utf-8")),
                                   "dev": sha256_of(dev_text.encode("utf-8"))}}
-    write_json(metrics_file, {**sealed, "sha256": record_digest(sealed)})
+    write_json(where.job_record(job), {**sealed, "sha256": record_digest(sealed)})
 
 
 def check_jobs(run_dir: Path, jobs: list[Job]) -> None:
@@ -124,7 +104,7 @@ def check_jobs(run_dir: Path, jobs: list[Job]) -> None:
     for fold, seed in jobs:
         problem = job_problem(run_dir, fold, seed)
         if problem == "not done":
-            problem = f"{job_files(Path(run_dir), fold, seed)[0]}: missing (fold {fold} seed {seed} is not done)"
+            problem = f"{RunDir(run_dir).job_record(Job(fold, seed))}: missing (fold {fold} seed {seed} is not done)"
         if problem:
             raise SerbenchError(f"{problem}; rerun the run (serbench run, or serbench job) to compute that job again")
 
@@ -132,13 +112,13 @@ def check_jobs(run_dir: Path, jobs: list[Job]) -> None:
 def read_records(run_dir: Path, jobs: list[Job]) -> list[dict]:
     """The metrics records of ``jobs`` (each job's ``.json``), each checked against its checksums."""
     check_jobs(run_dir, jobs)
-    return [json.loads(job_files(run_dir, fold, seed)[0].read_text()) for fold, seed in jobs]
+    return [json.loads(RunDir(run_dir).job_record(job).read_text()) for job in jobs]
 
 
 def read_jobs(run_dir: Path, jobs: list[Job]) -> tuple[list[dict], pd.DataFrame]:
     records = read_records(run_dir, jobs)
-    frames = [pd.read_csv(job_files(run_dir, fold, seed)[1], dtype={"fold": str, "speaker": str, "utterance_id": str})
-              for fold, seed in jobs]
+    frames = [pd.read_csv(RunDir(run_dir).job_predictions(job), dtype={"fold": str, "speaker": str, "utterance_id": str})
+              for job in jobs]
     return records, pd.concat(frames, ignore_index=True)
 
 
@@ -146,7 +126,7 @@ def read_run_predictions(result: Result) -> pd.DataFrame:
     """A finished run's ``predictions.csv``, refused (naming it) when it is not the file
     ``finish`` wrote: its sha256 differs from the one in ``result.json`` or, for a result that
     predates it, its rows or classes disagree with the result's folds."""
-    path = result.run_dir / "predictions.csv"
+    path = result.dir.predictions
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -237,6 +217,11 @@ class Result:
     def run_id(self) -> str:
         return self.data["run_id"]
 
+    @property
+    def dir(self) -> RunDir:
+        """Where its files are (:class:`RunDir`)."""
+        return RunDir(self.run_dir)
+
 
 FOLD_FIELDS = ("fold", "seed", "n_train", "n_dev", "n_test", "metrics", "best_epoch")
 
@@ -256,9 +241,9 @@ def finish(run_dir: Path, jobs: list[Job], classes: list[str], main_metric: str,
 
     records, predictions = read_jobs(run_dir, jobs)
     history = []  # each earlier invocation's timing and cache figures, kept rather than overwritten
-    if (run_dir / "result.json").exists():
+    if RunDir(run_dir).result.exists():
         try:
-            before = json.loads((run_dir / "result.json").read_text())
+            before = json.loads(RunDir(run_dir).result.read_text())
             history = before.get("history", []) + [{k: before.get(k) for k in ("created", "timing", "cache")}]
         except json.JSONDecodeError:
             pass
@@ -283,7 +268,7 @@ def finish(run_dir: Path, jobs: list[Job], classes: list[str], main_metric: str,
         data["summary"] = summarize_run(records, predictions, classes, speakers_known=speakers_known)
         data["overall"] = overall(predictions, classes)
         data.update(score_beyond(predictions, classes, speakers_known, data["summary"], report,
-                                 lambda fold, seed: dev_file(run_dir, fold, seed), str(run_dir)))
+                                 lambda fold, seed: RunDir(run_dir).job_dev(Job(fold, seed)), str(run_dir)))
     data["timing"] = {**data.get("timing", {}), "train_s": round(sum(r["train_s"] for r in records), 3)}
     return write_result(run_dir, data, predictions)
 
@@ -305,9 +290,9 @@ def write_result(run_dir: Path, data: dict, predictions: pd.DataFrame) -> Result
     """``predictions.csv``, then ``result.json`` holding its sha256 (what
     :func:`read_run_predictions` checks before anything is computed from it)."""
     text = predictions.to_csv(index=False, float_format="%.6f")
-    write_text(run_dir / "predictions.csv", text)
+    write_text(RunDir(run_dir).predictions, text)
     data = {**data, "predictions_sha256": sha256_of(text.encode("utf-8"))}
-    write_json(run_dir / "result.json", data)
+    write_json(RunDir(run_dir).result, data)
     return Result(data, run_dir)
 
 
@@ -329,7 +314,7 @@ def load_runs(paths: Sequence[str | Path], command: str) -> list[Result]:
 def load_result(path: str | Path) -> Result:
     """A ``result.json`` or a run directory holding one; bad input names the file."""
     path = Path(path)
-    file = path / "result.json" if path.is_dir() else path
+    file = RunDir(path).result if path.is_dir() else path
     if not file.exists():
         raise SerbenchError(f"{file}: no such result file (expected result.json or a run directory)")
     if not file.is_file() and not file.is_dir():  # a FIFO or device would be read forever
@@ -409,7 +394,7 @@ def comparability_of(result: Result) -> dict:
     existed gets one from its protocol, its protocol parameters and its classes, with the corpus
     marked unknown: such results group only with each other, never with a measured digest."""
     recorded = result.data.get("comparability")
-    where = result.run_dir / "result.json"
+    where = result.dir.result
     if recorded is None:
         config = result.data["config"]
         params = (config.get("params") or {}).get("protocol") or {}

@@ -32,7 +32,8 @@ from serbench.api.errors import SerbenchError
 from serbench.api.specs import Param
 from serbench.api.work import Job
 from serbench.report.metrics import METRICS
-from serbench.report.results import job_stem, read_jobs, sha256_of, summarize_run
+from serbench.report.results import read_jobs, sha256_of, summarize_run
+from serbench.report.rundir import RunDir
 from serbench.report.stats import design, fold_statistic, summarize
 
 ROBUSTNESS_PARAMS = (
@@ -42,20 +43,15 @@ ROBUSTNESS_PARAMS = (
 )
 RULE = ("audEERING SER model tests, robustness: UAR drop <= max_drop and unchanged predictions >= min_unchanged "
         "(https://audeering.github.io/ser-tests/method-tests.html; Derington et al. 2023, arXiv:2312.06270)")
-PREDICTIONS = "predictions_perturbed.csv"
-
-
-def job_file(run_dir: Path, fold: str, seed: int) -> Path:
-    return Path(run_dir) / "folds" / f"{job_stem(fold, seed)}.perturbed.csv"
 
 
 def _read_job_frames(run_dir: Path, records: list[dict]) -> pd.DataFrame:
     frames = []
     for record in records:
-        path = job_file(run_dir, record["fold"], record["seed"])
+        path = RunDir(run_dir).job_perturbed(Job(record["fold"], record["seed"]))
         entry = record.get("robustness")
         if not isinstance(entry, dict):
-            raise SerbenchError(f"{run_dir / 'folds'}: the job record of fold {record['fold']} seed {record['seed']} "
+            raise SerbenchError(f"{RunDir(run_dir).folds}: the job record of fold {record['fold']} seed {record['seed']} "
                                 "has no robustness entry (run without --perturb?); rerun the run")
         try:
             data = path.read_bytes()
@@ -123,7 +119,7 @@ def section(run_dir: Path, jobs: list[Job], classes: list[str], speakers_known: 
     records, clean = read_jobs(run_dir, jobs)
     perturbed = _read_job_frames(run_dir, records)
     text = perturbed.to_csv(index=False, float_format="%.6f")
-    write_text(Path(run_dir) / PREDICTIONS, text)
+    write_text(RunDir(run_dir).predictions_perturbed, text)
     thresholds = config.get("robustness") or {p.name: p.default for p in ROBUSTNESS_PARAMS}
     out = {}
     for entry in config["perturb"]:
@@ -132,7 +128,7 @@ def section(run_dir: Path, jobs: list[Job], classes: list[str], speakers_known: 
         condition_records = [{"fold": r["fold"], "metrics": r["robustness"]["conditions"][key]} for r in records]
         out[key] = {"perturbation": entry,
                     **condition(clean, records, rows, condition_records, classes, speakers_known, thresholds)}
-    return {"conditions": out, "rule": RULE, "predictions": PREDICTIONS,
+    return {"conditions": out, "rule": RULE, "predictions": RunDir(run_dir).predictions_perturbed.name,
             "predictions_sha256": sha256_of(text.encode("utf-8"))}
 
 

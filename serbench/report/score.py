@@ -27,6 +27,7 @@ from serbench.report.beyond import score_beyond
 from serbench.report.groups import FAIRNESS_THRESHOLD
 from serbench.report.metrics import METRICS, score
 from serbench.report.results import SCHEMA, overall, sha256_of, summarize_run
+from serbench.report.rundir import RunDir
 from serbench.report.stats import FOLDS_WITHOUT_SPEAKERS_NOTE, SPEAKERS_UNKNOWN_NOTE
 
 REQUIRED = ("utterance_id", "label", "prediction")
@@ -137,8 +138,9 @@ def _seed(text: str, where: str) -> int:
 def _run_result(path: Path) -> dict | None:
     """The serbench result written beside a run's ``predictions.csv`` (another tool's
     ``result.json`` is not ours to read)."""
-    beside = path.parent / "result.json"
-    if path.name != "predictions.csv" or not beside.is_file():
+    folder = RunDir(path.parent)
+    beside = folder.result
+    if path != folder.predictions or not beside.is_file():
         return None
     try:
         data = read_json(beside)
@@ -163,7 +165,7 @@ def choose_classes(path: Path, table: Table, given: list[str] | None, run: dict 
     if given is not None:
         classes, source = given, "--classes"
     elif run is not None and isinstance(run.get("classes"), list) and all(isinstance(c, str) for c in run["classes"]):
-        classes, source = run["classes"], f"the run's {path.parent / 'result.json'}"
+        classes, source = run["classes"], f"the run's {RunDir(path.parent).result}"
     elif probs and seen <= set(probs):
         classes, source = probs, "the prob_<class> columns"
     else:

@@ -287,7 +287,7 @@ def check_inputs(results: Sequence[Result]) -> None:
     for r in results:
         missing = missing_parts(r.data, ("folds", "classes"))
         if missing:
-            raise SerbenchError(f"{r.run_dir / 'result.json'}: {missing}, so its run page cannot be made (rerun "
+            raise SerbenchError(f"{r.dir.result}: {missing}, so its run page cannot be made (rerun "
                                 "serbench finish on its run)")
         read_run_predictions(r)
 
@@ -342,8 +342,8 @@ def _run_page(env: Environment, r: Result, target: Path, folder: str, plot_run) 
     """The run's page in ``target/folder`` (a name :func:`build` made safe), with copies of its
     files (checked by :func:`check_inputs`) and its figures."""
     inside(target, folder).mkdir(parents=True, exist_ok=True)
-    for name in ("result.json", "predictions.csv"):
-        copy_inside(target, r.run_dir / name, f"{folder}/{name}")
+    for path in (r.dir.result, r.dir.predictions):
+        copy_inside(target, path, f"{folder}/{path.name}")
     figures = [path.name for path in plot_run(r.run_dir, ("svg",), into=inside(target, folder))] if plot_run else []
     data = r.data
     shown = metric_columns(r)

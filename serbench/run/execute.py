@@ -15,8 +15,8 @@ import json
 import platform
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -32,7 +32,8 @@ from serbench.api.user_config import cache_dir
 from serbench.api.work import Job, Shard, WorkUnit
 from serbench.report import claims, robustness
 from serbench.report.metrics import METRICS
-from serbench.report.results import Result, comparability, failure_path, finish, job_done, job_problem, read_records
+from serbench.report.results import Result, comparability, finish, job_done, job_problem, read_records
+from serbench.report.rundir import RunDir
 from serbench.run import dimensional_task, needs, perturbed_features
 from serbench.run.cache import CacheKey, FeatureCache, human_bytes, utterance_hash
 from serbench.run.features import (
@@ -46,6 +47,7 @@ from serbench.run.features import (
 from serbench.run.finetune import UPSTREAM_PARAMS
 from serbench.run.job import Workspace, check_build, claim_and_run
 from serbench.run.plan import Plan, check_config_file, describe_recipe, identity, load_plan, plan
+from serbench.run.request import RunRequest
 from serbench.run.stored_features import release_maps
 from serbench.run.vad import speech_frames
 
@@ -113,29 +115,32 @@ def open_run(ws: Workspace) -> list[Job]:
     """Create or resume the run directory; its jobs."""
     _check_corpus(ws.run_dir, ws.protocol)
     check_config_file(ws.run_dir, ws.plan.config)  # an edited config.json is refused, not written over
-    write_json(ws.run_dir / "config.json", ws.plan.config)
+    write_json(RunDir(ws.run_dir).config, ws.plan.config)
     jobs = _all_jobs(ws)
-    write_json(ws.run_dir / "jobs.json", [job._asdict() for job in jobs])  # serbench status
+    write_json(RunDir(ws.run_dir).jobs_list, [job._asdict() for job in jobs])  # serbench status
     return jobs
 
 
-def load_inputs(ws: Workspace, jobs: Sequence[Job], reporter: Reporter, shard: Shard | None = None) -> CacheStats:
-    """Frozen mode: the features (and voice-activity masks) of every utterance ``jobs`` touch,
-    from the cache or extracted into it; only ``shard``'s part of them when one is given."""
+def load_inputs(ws: Workspace, jobs: Sequence[Job], reporter: Reporter,
+                shard: Shard | None = None) -> tuple[Workspace, CacheStats]:
+    """Frozen mode: ``ws`` with the features (and voice-activity masks, and perturbed copies) of
+    every utterance ``jobs`` touch, from the cache or extracted into it (only ``shard``'s part
+    of the features when one is given); ``ws`` itself is unchanged. Fine-tuning: ``ws`` as it is."""
     if ws.tuning:
-        return CacheStats()
+        return ws, CacheStats()
     wanted = {job.fold for job in jobs}
     needed = sorted({i for f in ws.protocol.folds if f.name in wanted for i in f.train + f.dev + f.test})
     if shard is not None:
         needed = needed[shard.index::shard.count]
     features, stats = _features(ws, [ws.protocol.utterances[i] for i in needed], reporter)
     features = release_maps(features)  # read batch by batch: resident memory does not grow with the corpus
-    if ws.vad_level is not None:
-        ws.vad_masks = _vad(ws, features, reporter)
-    ws.features = keep_on_device(features, ws.plan.device)
+    masks = _vad(ws, features, reporter) if ws.vad_level is not None else None
+    loaded = replace(ws, features=keep_on_device(features, ws.plan.device), vad_masks=masks)
     if shard is None:  # perturbed copies (--perturb, train.augment): each job's own folds
-        perturbed_features.load(ws, jobs, _cache_key(ws) if ws.plan.config["cache"]["enabled"] else None, reporter)
-    return stats
+        perturbed, augmented = perturbed_features.load(
+            loaded, jobs, _cache_key(ws) if ws.plan.config["cache"]["enabled"] else None, reporter)
+        loaded = replace(loaded, perturbed=perturbed, augmented=augmented)
+    return loaded, stats
 
 
 def _cache_key(ws: Workspace) -> CacheKey:
@@ -214,7 +219,7 @@ def work_through(ws: Workspace, jobs: Sequence[Job], reporter: Reporter) -> dict
                     state = "done" if job_done(ws.run_dir, *job) else claim_and_run(ws, job, reporter)
                 except Exception as exc:  # recorded in failed/; the other jobs go on
                     failed[job] = f"{type(exc).__name__}: {exc}"
-                    reporter.info(f"{job} failed: {failed[job]} (traceback: {failure_path(ws.run_dir, *job)})")
+                    reporter.info(f"{job} failed: {failed[job]} (traceback: {RunDir(ws.run_dir).failure(job)})")
                     if isinstance(exc, ContractError):
                         return failed
                     state = "failed"
@@ -232,26 +237,39 @@ def work_through(ws: Workspace, jobs: Sequence[Job], reporter: Reporter) -> dict
     return failed
 
 
-_WORKSPACE: dict[tuple[str, str], Workspace] = {}  # a worker process's last workspace, reused by its next unit
+class WorkspaceCache:
+    """The workspace of the run directory a worker ran its last unit of, kept for its next one
+    (rebuilding it means reading the corpus and building the encoder again). Owned by whoever
+    runs units one after another and handed in explicitly (``unit(cache)``; an executor's
+    worker process keeps one for its lifetime: ``WorkUnit.cached_in``); holds one run
+    directory at a time."""
+
+    def __init__(self) -> None:
+        self._key: tuple[str, str] | None = None
+        self._workspace: Workspace | None = None
+
+    def get(self, run_dir: Path, device: str) -> Workspace:
+        key = (str(run_dir.resolve()), device)
+        if self._key != key or self._workspace is None:
+            self._key, self._workspace = None, None  # the previous run's workspace goes first
+            self._workspace, self._key = prepare(load_plan(run_dir, device), run_dir), key
+        return self._workspace
 
 
-def work_unit(run_dir: str | Path, unit: Job | Shard, device: str = "auto", quiet: bool = True) -> str:
+def work_unit(run_dir: str | Path, unit: Job | Shard, device: str = "auto", quiet: bool = True,
+              cache: WorkspaceCache | None = None) -> str:
     """Run one unit of a run directory in this process: a :class:`Job` (``(fold, seed)``) or a
     :class:`Shard` of feature extraction. What ``serbench job`` and every executor's worker
-    call; raises on failure (a job's traceback is also kept in ``failed/``)."""
+    call; raises on failure (a job's traceback is also kept in ``failed/``). The workspace is
+    rebuilt from the run directory, or taken from ``cache`` (a worker's own, reused between
+    its units)."""
     run_dir = Path(run_dir)
-    key = (str(run_dir.resolve()), device)
-    ws = _WORKSPACE.get(key)
-    if ws is None:
-        _WORKSPACE.clear()
-        the_plan = load_plan(run_dir, device)
-        ws = _WORKSPACE[key] = prepare(the_plan, run_dir)
+    ws = (cache or WorkspaceCache()).get(run_dir, device)
     reporter = Reporter(quiet=quiet)
-    reporter.log_to(run_dir / "run.log")
+    reporter.log_to(RunDir(run_dir).log)
     try:
         if isinstance(unit, Shard):
             load_inputs(ws, _all_jobs(ws), reporter, unit)
-            ws.features = ws.vad_masks = None
             return f"{unit}: done"
         job = Job(str(unit[0]), int(unit[1]))
         if job not in _all_jobs(ws):
@@ -260,11 +278,8 @@ def work_unit(run_dir: str | Path, unit: Job | Shard, device: str = "auto", quie
         if job_done(run_dir, *job):
             return f"{job}: done before"
         _stop_if_a_contract_broke(run_dir)
-        load_inputs(ws, [job], reporter)
-        try:
-            state = claim_and_run(ws, job, reporter)  # raises the job's own error (recorded in failed/)
-        finally:
-            ws.features = ws.vad_masks = None
+        loaded, _ = load_inputs(ws, [job], reporter)
+        state = claim_and_run(loaded, job, reporter)  # raises the job's own error (recorded in failed/)
         return f"{job}: {'done' if state == 'done' else 'held by another process'}"
     finally:
         reporter.close()
@@ -275,10 +290,10 @@ def _stop_if_a_contract_broke(run_dir: Path) -> None:
     its ``jobs.json``, which every ``serbench run`` rewrites) broke a plugin's contract: every
     job would fail the same way. In process, :func:`work_through` stops the same way."""
     try:
-        started = (run_dir / "jobs.json").stat().st_mtime
+        started = RunDir(run_dir).jobs_list.stat().st_mtime
     except OSError:
         return
-    for path in sorted((run_dir / "failed").glob("*.json")):
+    for path in sorted(RunDir(run_dir).failed.glob("*.json")):
         try:
             record = json.loads(path.read_text())
         except (OSError, ValueError):
@@ -340,15 +355,15 @@ def dispatch(ws: Workspace, executor, pending: Sequence[Job], reporter: Reporter
 def _map(executor, run_dir: Path, units: Sequence[Job | Shard], device: str, reporter: Reporter) -> dict:
     """The executor runs each unit handed in as a :class:`WorkUnit` (:func:`work_unit` and its
     data); the units that failed, with their errors."""
-    work = [WorkUnit(str(run_dir), unit, device, work_unit) for unit in units]
+    work = [WorkUnit(str(run_dir), unit, device, work_unit, WorkspaceCache) for unit in units]
     return {w.unit: error for w, error in executor.map(run_dir, work, device, reporter).items()}
 
 
 def _wait_for_held(run_dir: Path, jobs: Sequence[Job]) -> None:
     """Wait while other processes (another serbench run on this directory) hold claims."""
     while True:
-        held = [job for job in jobs if not job_done(run_dir, *job) and claims.claim_path(run_dir, *job).exists()
-                and not claims.is_stale(claims.claim_path(run_dir, *job))]
+        held = [job for job in jobs if not job_done(run_dir, *job) and RunDir(run_dir).claim(job).exists()
+                and not claims.is_stale(RunDir(run_dir).claim(job))]
         if not held:
             return
         time.sleep(claims.POLL)
@@ -365,7 +380,7 @@ def runs_folder(out: str | Path) -> Path:
 
 
 def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None = None,
-            only: Sequence[tuple[str, int]] | None = None, summarise: bool = True,
+            only: Sequence[Job] | None = None, summarise: bool = True,
             in_process: bool = False) -> Result | None:
     """Run every (fold, seed) job that has no result yet (or those of ``only``) through the
     plan's executor (``in_process``: in this process only, as ``serbench job`` does), then
@@ -385,7 +400,7 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
         pending = [job for job in jobs if not job_done(run_dir, *job) and (wanted is None or job in wanted)]
         executor = None if in_process or not pending else the_plan.executor.build(**the_plan.config["executor"]["params"])
         _check_budget(ws, pending)
-        reporter.log_to(run_dir / "run.log")
+        reporter.log_to(RunDir(run_dir).log)
         jobs = open_run(ws)
         reporter.info(f"run {the_plan.run_id} -> {run_dir}")
         for line in _earlier_versions(run_dir, the_plan.config):
@@ -403,15 +418,15 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
             if pending:
                 if executor is None or getattr(executor, "in_process", False):
                     t0 = time.perf_counter()
-                    stats = load_inputs(ws, pending, reporter)
+                    loaded, stats = load_inputs(ws, pending, reporter)
                     features_s = time.perf_counter() - t0
-                    failed = work_through(ws, pending, reporter)
+                    failed = work_through(loaded, pending, reporter)
                 else:
                     failed = dispatch(ws, executor, pending, reporter)
         if failed:
             ran = {job: error for job, error in failed.items() if "not started:" not in str(error)} or failed
             first, error = next(iter(ran.items()))
-            where = failure_path(run_dir, *first) if isinstance(first, Job) else run_dir / "run.log"
+            where = RunDir(run_dir).failure(first) if isinstance(first, Job) else RunDir(run_dir).log
             unstarted = sum(job not in ran and not job_done(run_dir, *job) for job in pending)
             stopped = f"; {unstarted} not started (a plugin broke its contract: they would fail alike)" if unstarted else ""
             raise SerbenchError(f"{run_dir}: {len(ran)} jobs failed (first: {first}: {error}; traceback: {where}){stopped}; "
@@ -485,7 +500,7 @@ def _check_corpus(run_dir: Path, protocol: Protocol) -> None:
     """A run directory is resumed only on the audio it was started on (the run id holds the
     corpus's ids, labels and folds, not its sound): the content hashes the feature cache
     computes anyway; a copy of the corpus elsewhere is the same corpus."""
-    record = run_dir / "corpus.json"
+    record = RunDir(run_dir).corpus
     digest = protocol.digest()
     audio = {uid: utterance_hash(u)[:16] for uid, u in sorted(protocol.utterances.items())}
     previous = read_json(record, " (a damaged run directory: use another --out)") if record.exists() else None
@@ -500,28 +515,17 @@ def _check_corpus(run_dir: Path, protocol: Protocol) -> None:
                         "audio": audio})
 
 
-def run(
-    upstream: str,
-    downstream: str,
-    pooling: str | None = None,
-    loss: str | None = None,
-    protocol: str = "iemocap_5fold",
-    data: str | Path | None = None,
-    seeds: Sequence[int] = (0,),
-    device: str = "auto",
-    out: str | Path = "runs",
-    overrides: Mapping[str, Mapping[str, Any]] | Sequence[str] | None = None,
-    quiet: bool = True,
-    recipe: str | None = None,
-    executor: str = "local",
-    perturbations: Sequence[str] = (),
-    task: str = "categorical",
-) -> Result:
-    """Run ``downstream`` on ``upstream`` under ``protocol``; returns the written result.
+def run(request: RunRequest, out: str | Path = "runs", quiet: bool = True) -> Result:
+    """Run ``request`` (a downstream on an upstream under a protocol); returns the written result.
 
-    ``overrides`` is ``{"train": {"lr": 1e-4}}`` or CLI-style ``["train.lr=1e-4"]``; ``recipe``
-    is ``"paper"`` (the default for a method that declares one) or ``"shared"``; ``executor``
-    names where the jobs run (``-o executor.workers=2`` style keys go in ``overrides``)."""
-    the_plan = plan(upstream, downstream, pooling, loss, protocol, data, seeds, device, overrides, recipe=recipe,
-                    executor=executor, perturbations=perturbations, task=task)
-    return execute(the_plan, out, Reporter(quiet=quiet))
+    ``RunRequest("fbank", "superb", protocol="synthetic", overrides=["train.lr=1e-4"])``: the
+    overrides are also ``{"train": {"lr": 1e-4}}``; ``recipe`` is ``"paper"`` (the default for a
+    method that declares one) or ``"shared"``; ``executor`` names where the jobs run
+    (``-o executor.workers=2`` style keys go in the overrides)."""
+    return execute(plan(request), out, Reporter(quiet=quiet))
+
+
+def run_benchmark(*names: str, out: str | Path = "runs", quiet: bool = True, **fields) -> Result:
+    """``serbench.run_benchmark(upstream="fbank", downstream="superb", protocol="synthetic", ...)``:
+    :func:`run` with the request's fields given as keywords (the documented one-liner)."""
+    return run(RunRequest(*names, **fields), out=out, quiet=quiet)

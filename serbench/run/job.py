@@ -32,16 +32,22 @@ from serbench.api.upstream import Upstream
 from serbench.api.work import Job
 from serbench.report import claims
 from serbench.report.metrics import METRICS, score
-from serbench.report.results import failure_path, job_done, job_stem, write_job
+from serbench.report.results import job_done, write_job
+from serbench.report.rundir import RunDir
 from serbench.run import augment, closed_form, conformance, dimensional_task, finetune, heap, robustness_eval, saved_model, stages
 from serbench.run.batching import AudioBatcher, FeatureBatcher
 from serbench.run.plan import Plan
 from serbench.run.trainer import FoldData, train_fold
 
 
-@dataclass
+@dataclass(frozen=True)
 class Workspace:
-    """What a process needs to run a plan's jobs; built once per process and run directory."""
+    """What a process needs to run a plan's jobs, rebuilt from the run directory alone
+    (:func:`serbench.run.execute.prepare`). Frozen: the inputs a set of jobs reads (features,
+    voice-activity masks, perturbed and augmented copies) are loaded into a copy of it
+    (:func:`serbench.run.execute.load_inputs` returns one), never set on a workspace another
+    unit may hold. ``frontend_cache`` is the one thing jobs fill: a fine-tuning run's frozen
+    front-end outputs, a cache (a value computed once, the same for every job), not state."""
 
     plan: Plan
     run_dir: Path
@@ -82,12 +88,12 @@ def claim_and_run(ws: Workspace, job: Job, reporter: Reporter) -> str:
                 raise
             finally:
                 heap.release()  # the job's freed tensors go back to the system
-    failure_path(ws.run_dir, *job).unlink(missing_ok=True)
+    RunDir(ws.run_dir).failure(job).unlink(missing_ok=True)
     return "done"
 
 
 def record_failure(run_dir: Path, job: Job, exc: BaseException) -> Path:
-    path = failure_path(run_dir, *job)
+    path = RunDir(run_dir).failure(job)
     write_json(path, {"fold": job.fold, "seed": job.seed, "host": socket.gethostname(), "time": time.time(),
                       "error": f"{type(exc).__name__}: {exc}",
                       "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))})
@@ -206,7 +212,7 @@ def run_job(ws: Workspace, job: Job, reporter: Reporter) -> None:
     if method_stages is not None:
         model.to(the_plan.device)
         stages.run_stages(model, method_stages(), {"train": train_ids, "dev": dev_ids}, batcher, the_plan.device,
-                          seed, run_dir / "stages" / job_stem(fold.name, seed), specs["downstream"].name, reporter.info,
+                          seed, RunDir(run_dir).stages(job), specs["downstream"].name, reporter.info,
                           reporter.task, bf16=train["bf16"])
     scoring = None
     if ws.dimensions:  # --task dimensional: targets in the batch, values out of the model, dev CCC selects

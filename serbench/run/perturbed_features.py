@@ -17,21 +17,23 @@ from serbench.run.perturb import Perturber, from_records
 from serbench.run.stored_features import release_maps
 
 
-def load(ws, jobs: Sequence, key: CacheKey | None, reporter: Reporter) -> None:
-    """Set ``ws.perturbed`` ({condition key: {test id: features}}) and ``ws.augmented`` (one
-    {train id: features} per copy) for the folds of ``jobs``; ``key``: the clean features' cache
-    key (None: no cache)."""
+def load(ws, jobs: Sequence, key: CacheKey | None, reporter: Reporter) -> tuple[dict | None, list | None]:
+    """(perturbed, augmented) for the folds of ``jobs``: {condition key: {test id: features}}
+    under ``--perturb`` and one {train id: features} per ``train.augment`` copy, each None when
+    unused; ``key``: the clean features' cache key (None: no cache)."""
     config, folds = ws.plan.config, {job.fold for job in jobs}
     chosen = [f for f in ws.protocol.folds if f.name in folds]
+    perturbed = augmented = None
     if config.get("perturb"):
         test = sorted({i for f in chosen for i in f.test})
-        ws.perturbed = {c.key: _extract(ws, test, Perturber(c), 0, key, reporter, c.key)
-                        for c in from_records(config["perturb"])}
+        perturbed = {c.key: _extract(ws, test, Perturber(c), 0, key, reporter, c.key)
+                     for c in from_records(config["perturb"])}
     perturb = augment.perturber(config["train"])
     if perturb is not None:
         train = sorted({i for f in chosen for i in f.train})
-        ws.augmented = [_extract(ws, train, perturb, k, key, reporter, f"{perturb.condition.key} copy {k}")
-                        for k in range(1, config["train"]["augment_copies"] + 1)]
+        augmented = [_extract(ws, train, perturb, k, key, reporter, f"{perturb.condition.key} copy {k}")
+                     for k in range(1, config["train"]["augment_copies"] + 1)]
+    return perturbed, augmented
 
 
 def _extract(ws, ids: list[str], perturber: Perturber, copy: int, key: CacheKey | None, reporter: Reporter,

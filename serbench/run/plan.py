@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +30,13 @@ from serbench.api.textfiles import read_json
 from serbench.api.user_config import data_location, env_var
 from serbench.report.report_options import REPORT_PARAMS
 from serbench.report.robustness import ROBUSTNESS_PARAMS
+from serbench.report.rundir import RunDir
 from serbench.run import dimensional_task, finetune, perturb
 from serbench.run.augment import AUGMENT_PARAMS
 from serbench.run.features import CACHE_PARAMS
 from serbench.run.overrides import check_keys, parse_overrides
 from serbench.run.registry import Registry, registry
+from serbench.run.request import RunRequest
 from serbench.run.trainer import TRAIN_PARAMS as _TRAINER_PARAMS
 
 TRAIN_PARAMS = _TRAINER_PARAMS + AUGMENT_PARAMS  # the train section: the trainer's, and augmentation
@@ -54,12 +57,7 @@ class Plan:
     def protocol(self) -> Protocol:
         """The corpus and its folds, built once (the run id depends on their content)."""
         if self._protocol is None:
-            spec = self.specs["protocol"]
-            built = spec.build(self.data, **self.config["protocol"]["params"])
-            if not isinstance(built, Protocol):
-                raise SerbenchError(f"protocol {spec.name} (plugin {spec.plugin!r}) returned "
-                                    f"{type(built).__name__}, not a serbench.api.protocol.Protocol")
-            self._protocol = built
+            self._protocol = build_protocol(self.specs["protocol"], self.data, self.config["protocol"]["params"])
         return self._protocol
 
     @property
@@ -92,18 +90,15 @@ def load_plan(run_dir: Path, device: str = "auto", reg: Registry | None = None) 
     (a plugin's parameters changed since) or its id is not the directory's name."""
     run_dir = Path(run_dir)
     try:
-        config = read_json(run_dir / "config.json", " (a damaged run directory: start it again)")
+        config = read_json(RunDir(run_dir).config, " (a damaged run directory: start it again)")
     except FileNotFoundError:
         raise SerbenchError(f"{run_dir}: no config.json (not a run directory)") from None
     problem = _config_problem(config)
     if problem:
-        raise SerbenchError(f"{run_dir / 'config.json'}: {problem} (not a run configuration serbench wrote: a damaged "
+        raise SerbenchError(f"{RunDir(run_dir).config}: {problem} (not a run configuration serbench wrote: a damaged "
                             "or hand-edited run directory; start the run again with serbench run)")
     own = (reg or registry()).get("downstream", config["downstream"]["name"]).meta.own_pooling
-    rebuilt = plan(config["upstream"]["name"], config["downstream"]["name"], None if own else config["pooling"]["name"],
-                   config["loss"]["name"], config["protocol"]["name"], config["protocol"]["data"], config["seeds"],
-                   device, config["overrides"], reg, config["recipe"]["name"], config.get("executor", {}).get("name", "local"),
-                   perturbations=[c["key"] for c in config.get("perturb", [])], task=dimensional_task.task_of(config))
+    rebuilt = plan(request_of(config, device, own), reg)
     if rebuilt.run_id != run_dir.name:
         now, then = identity(rebuilt.config), identity(config)
         if json.dumps(now, sort_keys=True) == json.dumps(then, sort_keys=True):  # (JSON turned tuples into lists)
@@ -120,6 +115,18 @@ def load_plan(run_dir: Path, device: str = "auto", reg: Registry | None = None) 
                             f"(changed: {', '.join(changed) or 'the id'}); rerun it with serbench run")
     check_config_file(run_dir, rebuilt.config)
     return rebuilt
+
+
+def request_of(config: Mapping, device: str = "auto", own_pooling: bool = False) -> RunRequest:
+    """The request a run's ``config.json`` was planned from: its names, overrides and recipe
+    (``own_pooling``: the method pools with its own, so no pooling was asked for)."""
+    return RunRequest(config["upstream"]["name"], config["downstream"]["name"],
+                      None if own_pooling else config["pooling"]["name"], config["loss"]["name"],
+                      config["protocol"]["name"], config["protocol"]["data"], tuple(config["seeds"]), device,
+                      config["overrides"], recipe=config["recipe"]["name"],
+                      executor=config.get("executor", {}).get("name", "local"),
+                      perturbations=tuple(c["key"] for c in config.get("perturb", [])),
+                      task=dimensional_task.task_of(config))
 
 
 def _config_problem(config: Any) -> str:
@@ -158,7 +165,7 @@ def check_config_file(run_dir: Path, config: Mapping) -> None:
     edited elsewhere in the file (``train.lr``) would be ignored and then written over. Where the
     run is done (device, executor) and the corpus's location may differ between invocations.
     Nothing to check when there is no file yet."""
-    path = Path(run_dir) / "config.json"
+    path = RunDir(run_dir).config
     try:
         written = read_json(path, " (a damaged run directory: start it again)")
     except FileNotFoundError:
@@ -222,36 +229,33 @@ def load_protocol(
         check_keys(parsed, {"protocol": spec.params})
         overrides = parsed.get("protocol", {})
     params = spec.resolve(overrides or {}, "-o protocol")
-    return spec.build(_data_for(spec, data), **params)
+    return build_protocol(spec, _data_for(spec, data), params, reg)
 
 
-def plan(
-    upstream: str,
-    downstream: str,
-    pooling: str | None = None,
-    loss: str | None = None,
-    protocol: str = "iemocap_5fold",
-    data: str | Path | None = None,
-    seeds: Sequence[int] = (0,),
-    device: str = "auto",
-    overrides: Mapping[str, Mapping[str, Any]] | Sequence[str] | None = None,
-    reg: Registry | None = None,
-    recipe: str | None = None,
-    executor: str = "local",
-    perturbations: Sequence[str] = (),
-    corpus_optional: bool = False,
-    task: str = "categorical",
-) -> Plan:
-    """Check every name, parameter and path; fill in defaults, the recipe in force under the
-    user's overrides. ``perturbations``: test-time conditions (``--perturb NAME:k=v``), each
-    scored beside clean. ``corpus_optional``: a corpus that is not here leaves the plan's
-    ``data`` None instead (a dry run lists such a cell; its run id and cache estimate wait for
-    the corpus). Raises SerbenchError."""
+def build_protocol(spec: Spec, data: Path | None, params: Mapping[str, Any], reg: Registry | None = None) -> Protocol:
+    """``spec``'s corpus and folds from its resolved ``params``; a protocol that reads other
+    protocols (``meta.reads_protocols``: cross_corpus) is handed :func:`load_protocol` bound to
+    ``reg`` (the seam that keeps such a plugin inside serbench.api)."""
+    loader = {"load_protocol": partial(load_protocol, reg=reg)} if getattr(spec.meta, "reads_protocols", False) else {}
+    built = spec.build(data, **params, **loader)
+    if not isinstance(built, Protocol):
+        raise SerbenchError(f"protocol {spec.name} (plugin {spec.plugin!r}) returned "
+                            f"{type(built).__name__}, not a serbench.api.protocol.Protocol")
+    return built
+
+
+def plan(request: RunRequest, reg: Registry | None = None) -> Plan:
+    """Check every name, parameter and path of ``request``; fill in defaults, the recipe in force
+    under the user's overrides. ``request.perturbations``: test-time conditions (``--perturb
+    NAME:k=v``), each scored beside clean. ``request.corpus_optional``: a corpus that is not here
+    leaves the plan's ``data`` None instead (a dry run lists such a cell; its run id and cache
+    estimate wait for the corpus). Raises SerbenchError."""
+    upstream, downstream, pooling, loss = request.upstream, request.downstream, request.pooling, request.loss
+    protocol, data, seeds, device = request.protocol, request.data, request.seeds, request.device
+    recipe, executor, perturbations, task = request.recipe, request.executor, request.perturbations, request.task
+    corpus_optional = request.corpus_optional
     reg = reg or registry()
-    if overrides is None:
-        overrides = {}
-    elif not isinstance(overrides, Mapping):
-        overrides = parse_overrides(overrides)
+    overrides = request.override_sections()
     loss = loss or soft_labels.default_loss(overrides)  # -o train.targets=soft: the soft-target loss
     specs = {"protocol": reg.get("protocol", protocol), "upstream": reg.get("upstream", upstream)}
     specs["downstream"] = reg.get("downstream", downstream)

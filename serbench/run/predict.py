@@ -36,6 +36,8 @@ from serbench.api.batch import frame_mask
 from serbench.api.downstream import DownstreamContext
 from serbench.api.errors import SerbenchError
 from serbench.api.protocol import Utterance
+from serbench.api.work import Job
+from serbench.report.rundir import RunDir
 from serbench.run import saved_model
 from serbench.run.features import extract
 from serbench.run.registry import Registry, registry
@@ -130,24 +132,24 @@ def _check_run(run_dir: Path) -> dict:
     if not run_dir.is_dir():
         raise SerbenchError(f"{run_dir}: not a run directory (no such folder)")
     try:
-        config = read_json(run_dir / "config.json", " (a damaged run directory)")
+        config = read_json(RunDir(run_dir).config, " (a damaged run directory)")
     except FileNotFoundError:
         raise SerbenchError(f"{run_dir}: not a run directory (no config.json)") from None
-    if not (run_dir / "jobs.json").is_file():
+    if not RunDir(run_dir).jobs_list.is_file():
         raise SerbenchError(f"{run_dir}: not a run directory (no jobs.json)")
     return config
 
 
-def choose_jobs(run_dir: Path, config: dict, fold: str | None, seed: int | None) -> list[tuple[str, int]]:
+def choose_jobs(run_dir: Path, config: dict, fold: str | None, seed: int | None) -> list[Job]:
     """The saved models to average: all, or those of ``fold`` and/or ``seed``."""
     saved = saved_model.saved_jobs(run_dir)
     if not saved:
         if config.get("upstream", {}).get("params", {}).get("finetune"):
             raise SerbenchError(f"{run_dir}: a fine-tuning run: its models are not saved (the encoder's weights per "
                                 "fold and seed), so serbench predict cannot use it")
-        raise SerbenchError(f"{run_dir}: no saved models in {run_dir / 'models'} (a run made before serbench saved "
+        raise SerbenchError(f"{run_dir}: no saved models in {RunDir(run_dir).models} (a run made before serbench saved "
                             "models, or no job finished yet): rerun it to save them")
-    chosen = [(f, s) for f, s in saved if (fold is None or f == fold) and (seed is None or s == seed)]
+    chosen = [job for job in saved if (fold is None or job.fold == fold) and (seed is None or job.seed == seed)]
     if not chosen:
         folds = ", ".join(sorted({f for f, _ in saved}))
         seeds = ", ".join(str(s) for s in sorted({s for _, s in saved}))
@@ -171,7 +173,7 @@ def _needs(spec, params: dict) -> tuple[str, ...]:
 def load_model(run_dir: Path, fold: str, seed: int, reg: Registry, upstream) -> LoadedModel:
     """One saved model, rebuilt through its plugins and loaded with its weights."""
     description, state = saved_model.load(run_dir, fold, seed)
-    where = saved_model.model_files(run_dir, fold, seed)[0]
+    where = RunDir(run_dir).model(Job(fold, seed))[0]
     down = _spec(reg, "downstream", description["downstream"], where)
     own = down.meta.own_pooling  # a method that pools by itself (sap_gap): no pooling plugin to rebuild
     pool = None if own else _spec(reg, "pooling", description["pooling"], where)
@@ -242,7 +244,7 @@ class Prediction:
     classes: list[str]
     files: pd.DataFrame  # one row per input file
     segments: pd.DataFrame  # one row per segment (a whole file is one segment)
-    models: list[tuple[str, int]]
+    models: list[Job]
     notes: list[str]
 
 
@@ -255,7 +257,7 @@ def predict(run_dir: str | Path, inputs: Sequence[str], fold: str | None = None,
     files = audio_files(inputs)
     reg = reg or registry()
     first, _ = saved_model.load(run_dir, *jobs[0])
-    where = saved_model.model_files(run_dir, *jobs[0])[0]
+    where = RunDir(run_dir).model(jobs[0])[0]
     up = first["upstream"]
     upstream = _spec(reg, "upstream", up, where).build(**up["own_params"])
     if upstream.fingerprint() != up["fingerprint"]:

@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 
 from serbench.api.atomic import write_text
+from serbench.api.work import Job
 from serbench.report.metrics import METRICS, score
 from serbench.report.results import sha256_of
-from serbench.report.robustness import job_file
+from serbench.report.rundir import RunDir
 from serbench.run.batching import FeatureBatcher
 from serbench.run.perturb import Perturber, from_records
 
@@ -60,6 +61,6 @@ def evaluate_job(ws, model, data, test: Sequence[str], frame_of: Callable[[np.nd
         y_true = np.array([classes.index(label) for label in frame["label"]])
         conditions[condition.key] = {m: v for m, v in score(y_true, probs.argmax(1), classes).items() if m in METRICS}
     text = pd.concat(frames, ignore_index=True).to_csv(index=False, float_format="%.6f")
-    path = job_file(ws.run_dir, record["fold"], record["seed"])
+    path = RunDir(ws.run_dir).job_perturbed(Job(record["fold"], record["seed"]))
     write_text(path, text)
     record["robustness"] = {"file": path.name, "sha256": sha256_of(text.encode("utf-8")), "conditions": conditions}

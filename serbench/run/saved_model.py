@@ -31,20 +31,14 @@ from torch import nn
 from serbench.api.atomic import temporary, write_json
 from serbench.api.errors import SerbenchError
 from serbench.api.textfiles import read_json
-from serbench.report.results import job_stem
-from serbench.report.safe_paths import checked_name
+from serbench.api.work import Job
+from serbench.report.rundir import RunDir
 
 if TYPE_CHECKING:
     from serbench.run.job import Workspace
 
 FORMAT = "serbench.model/1"
 SAMPLE_RATE = 16_000
-
-
-def model_files(run_dir: Path, fold: str, seed: int) -> tuple[Path, Path]:
-    """(description JSON, safetensors weights) of one job's saved model."""
-    stem = Path(run_dir) / "models" / job_stem(checked_name(fold, "fold", str(run_dir)), seed)
-    return stem.with_suffix(".json"), stem.with_suffix(".safetensors")
 
 
 def _sha256(path: Path) -> str:
@@ -81,7 +75,7 @@ def save(ws: Workspace, fold, seed: int, upstream, model: nn.Module, fit: dict) 
     description's presence marks a complete save)."""
     from safetensors.torch import save_file
 
-    description, weights = model_files(ws.run_dir, fold.name, seed)
+    description, weights = RunDir(ws.run_dir).model(Job(fold.name, seed))
     weights.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     fd, tmp = temporary(weights)
@@ -96,10 +90,11 @@ def save(ws: Workspace, fold, seed: int, upstream, model: nn.Module, fit: dict) 
                              "weights": {"file": weights.name, "sha256": _sha256(weights)}})
 
 
-def saved_jobs(run_dir: Path) -> list[tuple[str, int]]:
-    """(fold, seed) of every saved model of a run, in the order of its ``jobs.json``."""
-    jobs = read_json(Path(run_dir) / "jobs.json", " (a damaged run directory)")
-    return [(str(j["fold"]), int(j["seed"])) for j in jobs if model_files(run_dir, str(j["fold"]), int(j["seed"]))[0].exists()]
+def saved_jobs(run_dir: Path) -> list[Job]:
+    """The job of every saved model of a run, in the order of its ``jobs.json``."""
+    listed = read_json(RunDir(run_dir).jobs_list, " (a damaged run directory)")
+    jobs = [Job(str(j["fold"]), int(j["seed"])) for j in listed]
+    return [job for job in jobs if RunDir(run_dir).model(job)[0].exists()]
 
 
 def load(run_dir: Path, fold: str, seed: int) -> tuple[dict, dict[str, torch.Tensor]]:
@@ -107,7 +102,7 @@ def load(run_dir: Path, fold: str, seed: int) -> tuple[dict, dict[str, torch.Ten
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    description_file, weights = model_files(run_dir, fold, seed)
+    description_file, weights = RunDir(run_dir).model(Job(fold, seed))
     description: Any = read_json(description_file, " (a damaged saved model)")
     if not isinstance(description, dict) or description.get("format") != FORMAT:
         raise SerbenchError(f"{description_file}: not a serbench saved model (format {FORMAT} expected)")

@@ -286,6 +286,7 @@ def plans(suite: Suite, executor: str = "local", executor_options: tuple[str, ..
     line option the same check names for ``serbench run``. ``corpus_optional`` (a dry run): a
     cell whose corpus is not here is checked all the same, its plan's ``data`` left None."""
     from serbench.run.plan import plan
+    from serbench.run.request import RunRequest
 
     executor_options = tuple(executor_options)
     check_executor(executor, executor_options)
@@ -294,9 +295,9 @@ def plans(suite: Suite, executor: str = "local", executor_options: tuple[str, ..
         if not corpus_optional:
             _check_data_location(suite, cell)
         try:
-            out.append(plan(cell.upstream, cell.downstream, cell.pooling, cell.loss, cell.protocol, None, cell.seeds,
-                            "auto", [*cell.overrides, *executor_options], recipe=cell.recipe, executor=executor,
-                            corpus_optional=corpus_optional))
+            out.append(plan(RunRequest(cell.upstream, cell.downstream, cell.pooling, cell.loss, cell.protocol, None,
+                                       tuple(cell.seeds), "auto", (*cell.overrides, *executor_options),
+                                       recipe=cell.recipe, executor=executor, corpus_optional=corpus_optional)))
         except SerbenchError as exc:
             message = str(exc)
             for option, key in _CELL_OPTIONS.items():

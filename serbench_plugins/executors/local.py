@@ -20,12 +20,20 @@ from pathlib import Path
 from serbench.api.errors import SerbenchError
 from serbench.api.work import WorkUnit
 
+_WORKER: dict[str, object] = {}  # a pool process's own state (spawned: never shared with the caller)
+
 
 def _start_worker(threads: int) -> None:
+    """A pool process's start: its share of the cores. Its units share the cache it keeps in
+    ``_WORKER`` (the run's rebuilt workspace, reused while its units are of one run directory)."""
     import torch
 
     os.environ["OMP_NUM_THREADS"] = str(threads)
     torch.set_num_threads(threads)
+
+
+def _run_unit(unit: WorkUnit) -> str:
+    return unit.cached_in(_WORKER)
 
 
 
@@ -54,7 +62,7 @@ class LocalExecutor:
         with ProcessPoolExecutor(min(self.workers, len(units)), mp_context=context, initializer=_start_worker,
                                  initargs=(self.threads,)) as pool, \
                 reporter.task(f"{len(units)} units on {self.workers} local workers", len(units)) as advance:
-            futures = {pool.submit(unit): unit for unit in units}
+            futures = {pool.submit(_run_unit, unit): unit for unit in units}
             for future in as_completed(futures):
                 unit = futures[future]
                 try:

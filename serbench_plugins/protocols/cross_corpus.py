@@ -45,17 +45,16 @@ from pathlib import Path
 from serbench.api import Param, ProtocolMeta, Spec, hookimpl
 from serbench.api.errors import SerbenchError
 from serbench.api.folds import speaker_disjoint_holdout, stratified_holdout
-from serbench.api.protocol import SPEAKERS_UNKNOWN, Fold, Protocol, Utterance
+from serbench.api.protocol import SPEAKERS_UNKNOWN, Fold, Protocol, ProtocolLoader, Utterance
 from serbench_plugins.protocols.cross_corpus_spec import CorpusEntry, read_spec
 from serbench_plugins.protocols.emobox_track2 import balanced_set
 
 log = logging.getLogger("serbench")
 
 
-def _read_corpus(entry: CorpusEntry) -> Protocol:
-    """The corpus as its own protocol reads it; a problem is named with the experiment entry."""
-    from serbench.run.plan import load_protocol  # the registry: a protocol that reads other protocols
-
+def _read_corpus(entry: CorpusEntry, load_protocol: ProtocolLoader) -> Protocol:
+    """The corpus as its own protocol reads it (through the host's loader: the registry is the
+    host's); a problem is named with the experiment entry."""
     try:
         return load_protocol(entry.protocol, entry.data, dict(entry.options))
     except SerbenchError as exc:
@@ -103,7 +102,7 @@ def _dev(protocol: Protocol, kept: list[Utterance], fraction: float, seed: int) 
 
 
 def make_protocol(data: Path | None, drop_unmapped: bool, dev_fraction: float, seed: int,
-                  main_metric: str) -> Protocol:
+                  main_metric: str, *, load_protocol: ProtocolLoader) -> Protocol:
     if data is None:
         raise SerbenchError("cross_corpus needs --data EXPERIMENT.toml (the training and test corpora and "
                             "their label maps; see serbench list protocols cross_corpus)")
@@ -116,7 +115,7 @@ def make_protocol(data: Path | None, drop_unmapped: bool, dev_fraction: float, s
     sources: list[str] = []
     test_known = True
     for k, entry in enumerate(spec.train + (spec.test,)):
-        protocol = _read_corpus(entry)
+        protocol = _read_corpus(entry, load_protocol)
         members, unplaced = _members(entry, protocol)
         kept, unmapped = _mapped(entry, members, spec.classes, drop_unmapped)
         if unmapped:
@@ -168,6 +167,6 @@ def register_protocols() -> list[Spec]:
             ),
             version="1",
             citation="EmoBox track 2: Ma et al., EmoBox, Interspeech 2024, arXiv:2406.07162",
-            meta=ProtocolMeta(data_key="cross_corpus"),
+            meta=ProtocolMeta(data_key="cross_corpus", reads_protocols=True),
         )
     ]

@@ -21,6 +21,7 @@ from serbench.api.errors import SerbenchError
 from serbench.api.protocol import Protocol, Utterance
 from serbench.cli.main import main
 from serbench.run.plan import plan
+from serbench.run.request import RunRequest
 from serbench.run.trainer import TRAIN_PARAMS
 
 from lookalike import tiny_wav
@@ -142,7 +143,7 @@ def test_any_protocol_refuses_a_name_with_a_line_break(tmp_path):
 
 
 def _ids(*overrides: str, downstream: str = "superb") -> str:
-    return plan("fbank", downstream, protocol="synthetic", device="cpu", overrides=list(overrides)).run_id
+    return plan(RunRequest("fbank", downstream, protocol="synthetic", device="cpu", overrides=list(overrides))).run_id
 
 
 def test_overrides_spelt_differently_or_equal_to_their_default_name_one_run():
@@ -153,16 +154,16 @@ def test_overrides_spelt_differently_or_equal_to_their_default_name_one_run():
     assert _ids("train.lr=1e-4") == _ids("train.lr=0.0001") != base
     assert _ids("train.lr=1") == _ids("train.lr=1.0") != base  # an int where a float is meant
     assert _ids("train.shuffle_labels=true") == _ids("train.shuffle_labels=True") != base
-    one = plan("fbank", "superb", protocol="synthetic", device="cpu", overrides=["train.lr=1", "downstream.hidden=256"])
+    one = plan(RunRequest("fbank", "superb", protocol="synthetic", device="cpu", overrides=["train.lr=1", "downstream.hidden=256"]))
     assert one.config["overrides"] == {"train": {"lr": 1.0}}  # recorded as the parameter's type; 256 is the default
 
 
 def test_an_override_equal_to_the_recipes_value_is_the_recipes_run():
-    paper = plan("fbank", "sap_gap", protocol="synthetic", device="cpu")
+    paper = plan(RunRequest("fbank", "sap_gap", protocol="synthetic", device="cpu"))
     lr = paper.config["recipe"]["values"]["train.lr"]
-    again = plan("fbank", "sap_gap", protocol="synthetic", device="cpu", overrides=[f"train.lr={lr!r}"])
+    again = plan(RunRequest("fbank", "sap_gap", protocol="synthetic", device="cpu", overrides=[f"train.lr={lr!r}"]))
     assert again.run_id == paper.run_id and again.config["recipe"]["replaced_by_user"] == []
-    other = plan("fbank", "sap_gap", protocol="synthetic", device="cpu", overrides=[f"train.lr={lr / 2!r}"])
+    other = plan(RunRequest("fbank", "sap_gap", protocol="synthetic", device="cpu", overrides=[f"train.lr={lr / 2!r}"]))
     assert other.run_id != paper.run_id and other.config["recipe"]["replaced_by_user"] == ["train.lr"]
 
 

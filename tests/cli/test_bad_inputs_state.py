@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 from test_bad_inputs import _snapshot
 
+from serbench.api.work import Job
 from serbench.cli.main import main
+from serbench.report.rundir import RunDir
 
 RUN = ["run", "--upstream", "fbank", "--downstream", "superb", "--protocol", "synthetic", "--quiet",
        "-o", "protocol.per_class=1", "-o", "train.max_epochs=1"]
@@ -194,7 +196,7 @@ def test_a_job_claimed_by_a_recycled_pid_is_run_not_waited_for(finished, tmp_pat
     sleeper = subprocess.Popen(["sleep", "600"])
     try:
         owner = {**claims.owner_record(), "pid": sleeper.pid, "process_start": claims.process_start(sleeper.pid) - 1}
-        claim = claims.claim_path(a, "3", 0)
+        claim = RunDir(a).claim(Job("3", 0))
         claim.parent.mkdir(exist_ok=True)
         claim.write_text(json.dumps(owner))
         assert main([*RUN, "--out", str(a.parent)]) == 0

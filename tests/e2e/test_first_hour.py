@@ -306,11 +306,12 @@ def test_a_new_synthetic_corpus_shows_progress_on_a_terminal(tmp_path):
 
 def test_the_readme_shows_the_run_id_its_command_prints():
     from serbench.run.plan import plan
+    from serbench.run.request import RunRequest
 
     readme = (ROOT / "README.md").read_text()
     command = re.search(r"serbench run (--upstream \S+ --downstream \S+ --protocol \S+)\n", readme).group(1)
     args = dict(zip(command.split()[::2], command.split()[1::2]))
-    expected = plan(args["--upstream"], args["--downstream"], protocol=args["--protocol"]).run_id
+    expected = plan(RunRequest(args["--upstream"], args["--downstream"], protocol=args["--protocol"])).run_id
     shown = set(re.findall(r"synthetic_fbank_superb_[0-9a-f]{10}", readme.split("## The command line")[0]))
     assert shown == {expected}
 

@@ -21,6 +21,7 @@ from serbench.api.errors import SerbenchError
 from serbench.report.fusion import fuse
 from serbench.run.plan import plan
 from serbench.run.registry import create
+from serbench.run.request import RunRequest
 
 WAP_LA = ["protocol.per_class=1", "downstream.adapter_epochs=1", "downstream.prototypes=8",
           "downstream.adapter_batch_size=8", "downstream.width=24", "downstream.blocks=2"]
@@ -37,7 +38,7 @@ STAGES = {"wap_la": (WAP_LA, ["adapter"]), "gmp_atl": (GMP_ATL, ["multitask", "p
 @pytest.mark.parametrize("method", sorted(PAPER_EPOCHS))
 def test_the_setting_under_the_papers_protocol_records_the_papers_fixed_epoch_count(method):
     epochs, origin = PAPER_EPOCHS[method]
-    config = plan("tiny", method, protocol="iemocap_5fold", data=".", overrides=["train.select_split=none"]).config
+    config = plan(RunRequest("tiny", method, protocol="iemocap_5fold", data=".", overrides=["train.select_split=none"])).config
     supervised = next(row for row in config["recipe"]["stages"] if row["stage"] == "supervised")
     assert config["train"]["max_epochs"] == epochs
     assert supervised["epochs"] == {"value": epochs, "from": origin, "key": "train.max_epochs"}
@@ -46,7 +47,7 @@ def test_the_setting_under_the_papers_protocol_records_the_papers_fixed_epoch_co
     assert "last epoch's weights are kept" in supervised["stopping"]["value"]
     assert supervised["training_split"].startswith("100% of the training speakers")
     assert config["recipe"]["replaced_by_user"] == []  # select_split is no value of either paper recipe
-    default = plan("tiny", method, protocol="iemocap_5fold", data=".").config
+    default = plan(RunRequest("tiny", method, protocol="iemocap_5fold", data=".")).config
     stopping = next(r for r in default["recipe"]["stages"] if r["stage"] == "supervised")["stopping"]
     assert "best-on-dev" in stopping["value"] and "training_split" not in stopping
 

@@ -79,9 +79,10 @@ def test_a_failing_job_is_recorded_and_the_others_finish(tmp_path):
     pool finishes the other four, the failure and its traceback are in failed/ and in serbench
     status, and a rerun computes only fold 3."""
     from serbench.run.plan import plan
+    from serbench.run.request import RunRequest
 
-    run_dir = tmp_path / "runs" / plan("fbank", "superb", None, None, "synthetic", None, (0,), "cpu",
-                                       ["protocol.per_class=4", "train.max_epochs=3"]).run_id
+    run_dir = tmp_path / "runs" / plan(RunRequest("fbank", "superb", None, None, "synthetic", None, (0,), "cpu",
+                                       ["protocol.per_class=4", "train.max_epochs=3"])).run_id
     blocker = run_dir / "folds" / "fold-3_seed-0.dev.csv"
     blocker.mkdir(parents=True)
     env = {"SERBENCH_CACHE": str(tmp_path / "cache")}

@@ -182,15 +182,17 @@ def test_the_same_condition_twice_is_refused():
 
 def test_robustness_thresholds_without_a_condition_are_refused():
     from serbench.run.plan import plan
+    from serbench.run.request import RunRequest
 
     with pytest.raises(SerbenchError, match="robustness.max_drop: the robustness rule applies to --perturb"):
-        plan("fbank", "superb", protocol="synthetic", device="cpu", overrides=["robustness.max_drop=0.1"])
+        plan(RunRequest("fbank", "superb", protocol="synthetic", device="cpu", overrides=["robustness.max_drop=0.1"]))
 
 
 def test_a_run_without_the_new_options_keeps_its_configuration():
     from serbench.run.plan import plan
+    from serbench.run.request import RunRequest
 
-    config = plan("fbank", "superb", protocol="synthetic", device="cpu").config
+    config = plan(RunRequest("fbank", "superb", protocol="synthetic", device="cpu")).config
     assert "perturb" not in config and "robustness" not in config
     assert "augment" not in config["train"] and "augment_copies" not in config["train"]
 
@@ -221,10 +223,12 @@ def test_augmentation_trains_on_the_epochs_copy_and_evaluates_on_clean():
 @pytest.mark.slow
 def test_a_synthetic_run_with_perturb_reports_what_its_files_hold(tmp_path, monkeypatch):
     from serbench.run.execute import run
+    from serbench.run.request import RunRequest
 
     monkeypatch.setenv("SERBENCH_CACHE", str(tmp_path / "cache"))  # the session's cache stays as other tests expect it
-    result = run("fbank", "superb", protocol="synthetic", device="cpu", out=tmp_path, seeds=(0, 1),
-                 overrides=["protocol.per_class=2", "train.max_epochs=2"], perturbations=["noise:snr=5"])
+    request = RunRequest("fbank", "superb", protocol="synthetic", device="cpu", seeds=(0, 1),
+                         overrides=["protocol.per_class=2", "train.max_epochs=2"], perturbations=["noise:snr=5"])
+    result = run(request, out=tmp_path)
     section = result.data["robustness"]
     (key, entry), = section["conditions"].items()
     assert key.startswith("noise:") and entry["perturbation"]["label"] == "noise:snr=5.0"
@@ -263,8 +267,7 @@ def test_a_synthetic_run_with_perturb_reports_what_its_files_hold(tmp_path, monk
     with pytest.raises(SerbenchError, match=r"edited.json: robustness.conditions\[.*\].unchanged is 1.5, not a share"):
         load_result(tmp_path / "edited.json")
     # the same run again is read back: every job done, the same section
-    again = run("fbank", "superb", protocol="synthetic", device="cpu", out=tmp_path, seeds=(0, 1),
-                overrides=["protocol.per_class=2", "train.max_epochs=2"], perturbations=["noise:snr=5"])
+    again = run(request, out=tmp_path)
     assert again.data["robustness"]["conditions"] == section["conditions"]
 
 
@@ -345,15 +348,16 @@ def test_the_paired_fold_interval_is_the_t_interval_of_the_per_fold_differences(
 
 def test_augmentation_settings_are_canonical_and_checked():
     from serbench.run.plan import plan
+    from serbench.run.request import RunRequest
 
-    one = plan("fbank", "superb", protocol="synthetic", device="cpu", overrides=["train.augment=noise:snr=10"])
-    two = plan("fbank", "superb", protocol="synthetic", device="cpu", overrides=["train.augment=noise: snr=10.0 ,color=white"])
+    one = plan(RunRequest("fbank", "superb", protocol="synthetic", device="cpu", overrides=["train.augment=noise:snr=10"]))
+    two = plan(RunRequest("fbank", "superb", protocol="synthetic", device="cpu", overrides=["train.augment=noise: snr=10.0 ,color=white"]))
     assert one.config["train"]["augment"] == two.config["train"]["augment"] == "noise:color=white,folder=,seed=0,snr=10.0"
     assert one.config["train"]["augment_copies"] == 2 and one.run_id == two.run_id
     with pytest.raises(SerbenchError, match="-o train.augment_copies: set -o train.augment"):
-        plan("fbank", "superb", protocol="synthetic", device="cpu", overrides=["train.augment_copies=3"])
+        plan(RunRequest("fbank", "superb", protocol="synthetic", device="cpu", overrides=["train.augment_copies=3"]))
     with pytest.raises(SerbenchError, match="-o train.augment: unknown perturbation 'nois'"):
-        plan("fbank", "superb", protocol="synthetic", device="cpu", overrides=["train.augment=nois:snr=10"])
+        plan(RunRequest("fbank", "superb", protocol="synthetic", device="cpu", overrides=["train.augment=nois:snr=10"]))
 
 
 @pytest.mark.e2e

@@ -10,6 +10,7 @@ import pytest
 
 from serbench.api.errors import SerbenchError
 from serbench.run.plan import load_protocol, plan
+from serbench.run.request import RunRequest
 from serbench_plugins.protocols.iemocap import COUNTS_MERGED
 
 from lookalike import reference_records, tiny_wav, write_emobox, write_iemocap, write_msp_podcast
@@ -58,13 +59,14 @@ def test_msp_podcast_keeps_x_and_o_rows_under_the_dimensional_task(msp):
 
 def test_the_run_sets_msp_podcasts_task_from_its_own_task_option(msp):
     root, _ = msp
-    categorical = plan("fbank", "superb", protocol="msp_podcast", data=root, device="cpu")
+    categorical = plan(RunRequest("fbank", "superb", protocol="msp_podcast", data=root, device="cpu"))
     assert "task" not in categorical.config["protocol"]["params"]  # the categorical configuration (and id) as it was
-    dimensional = plan("fbank", "superb", protocol="msp_podcast", data=root, device="cpu", task="dimensional")
+    dimensional = plan(RunRequest("fbank", "superb", protocol="msp_podcast", data=root, device="cpu", task="dimensional"))
     assert dimensional.config["protocol"]["params"]["task"] == "dimensional"
     assert len(dimensional.protocol().folds[0].test) == 30  # X and O rows scored
     with pytest.raises(SerbenchError, match=r"-o protocol\.task: set by --task"):
-        plan("fbank", "superb", protocol="msp_podcast", data=root, device="cpu", overrides=["protocol.task=dimensional"])
+        plan(RunRequest("fbank", "superb", protocol="msp_podcast", data=root, device="cpu",
+                        overrides=["protocol.task=dimensional"]))
 
 
 def test_msp_podcast_test_set_option(msp):
@@ -79,7 +81,7 @@ def test_msp_podcast_test_set_option(msp):
 
 
 def test_msp_podcast_defaults_to_weighted_ce(msp):
-    resolved = plan("fbank", "superb", protocol="msp_podcast", data=msp[0], device="cpu")
+    resolved = plan(RunRequest("fbank", "superb", protocol="msp_podcast", data=msp[0], device="cpu"))
     assert resolved.config["loss"]["name"] == "weighted_ce"
 
 

@@ -12,6 +12,7 @@ from serbench.api.errors import SerbenchError
 from serbench.api.recipes import Recipe
 from serbench.run.plan import describe_recipe, plan
 from serbench.run.registry import registry
+from serbench.run.request import RunRequest
 from serbench.run.trainer import TRAIN_PARAMS
 
 from conftest import run_cli
@@ -25,7 +26,7 @@ METHODS = ("sap_gap", "wap_la", "wavlm_cond", "gmp_atl")
 @pytest.mark.parametrize("method", METHODS)
 def test_paper_recipe_is_the_default_and_every_value_lands_in_the_config(method):
     recipe: Recipe = registry().get("downstream", method).meta.recipe
-    config = plan("tiny", method, protocol="iemocap_5fold", data=".", recipe=None).config
+    config = plan(RunRequest("tiny", method, protocol="iemocap_5fold", data=".", recipe=None)).config
     assert config["recipe"]["name"] == "paper" and config["recipe"]["demo"] is None
     not_applied = config["recipe"]["not_applied"]
     for key, value in recipe.overrides.items():
@@ -44,7 +45,7 @@ def test_paper_recipe_is_the_default_and_every_value_lands_in_the_config(method)
 
 @pytest.mark.parametrize("method", METHODS)
 def test_shared_recipe_is_the_harness_training(method):
-    config = plan("tiny", method, protocol="iemocap_5fold", data=".", recipe="shared").config
+    config = plan(RunRequest("tiny", method, protocol="iemocap_5fold", data=".", recipe="shared")).config
     assert config["recipe"] == {"name": "shared"}
     assert config["train"] == TRAIN_DEFAULTS
     # only a method whose stages train the encoder keeps fine-tuning under the shared recipe
@@ -54,8 +55,8 @@ def test_shared_recipe_is_the_harness_training(method):
 
 @pytest.mark.parametrize("recipe", ["paper", "shared"])
 def test_user_overrides_win_over_either_recipe(recipe):
-    config = plan("tiny", "sap_gap", protocol="iemocap_5fold", data=".", recipe=recipe,
-                  overrides=["train.lr=0.5", "upstream.finetune=false"]).config
+    config = plan(RunRequest("tiny", "sap_gap", protocol="iemocap_5fold", data=".", recipe=recipe,
+                  overrides=["train.lr=0.5", "upstream.finetune=false"])).config
     assert config["train"]["lr"] == 0.5 and config["upstream"]["params"]["finetune"] is False
     if recipe == "paper":
         assert config["recipe"]["replaced_by_user"] == ["train.lr", "upstream.finetune"]
@@ -64,23 +65,23 @@ def test_user_overrides_win_over_either_recipe(recipe):
 
 
 def test_recipes_change_the_run_id():
-    ids = {plan("tiny", "gmp_atl", protocol="synthetic", recipe=r).run_id for r in ("paper", "shared")}
+    ids = {plan(RunRequest("tiny", "gmp_atl", protocol="synthetic", recipe=r)).run_id for r in ("paper", "shared")}
     assert len(ids) == 2
 
 
 def test_recipe_fine_tuning_is_not_applied_to_an_encoder_without_weights():
-    config = plan("fbank", "sap_gap", protocol="synthetic").config
+    config = plan(RunRequest("fbank", "sap_gap", protocol="synthetic")).config
     assert config["upstream"]["params"]["finetune"] is False
     assert "fbank has no trainable weights" in config["recipe"]["not_applied"]["upstream.finetune"]
 
 
 def test_recipe_mistakes_are_one_line():
     with pytest.raises(SerbenchError, match="superb declares no paper recipe"):
-        plan("fbank", "superb", protocol="synthetic", recipe="paper")
+        plan(RunRequest("fbank", "superb", protocol="synthetic", recipe="paper"))
     with pytest.raises(SerbenchError, match="--recipe 'best'"):
-        plan("fbank", "sap_gap", protocol="synthetic", recipe="best")
+        plan(RunRequest("fbank", "sap_gap", protocol="synthetic", recipe="best"))
     with pytest.raises(SerbenchError, match="sap_gap pools with its own"):
-        plan("fbank", "sap_gap", pooling="mean", protocol="synthetic")
+        plan(RunRequest("fbank", "sap_gap", pooling="mean", protocol="synthetic"))
 
 
 @pytest.mark.e2e
@@ -206,41 +207,41 @@ def test_wavlm_cond_selects_on_msp_podcast_development_when_the_run_scores_it(tm
     from lookalike import write_msp_podcast
 
     write_msp_podcast(tmp_path)
-    development = plan("tiny", "wavlm_cond", protocol="msp_podcast", data=tmp_path, seeds=(0, 1),
-                       overrides=["protocol.test_set=Development"]).config
+    development = plan(RunRequest("tiny", "wavlm_cond", protocol="msp_podcast", data=tmp_path, seeds=(0, 1),
+                       overrides=["protocol.test_set=Development"])).config
     assert development["train"]["select_split"] == "test"
     assert development["train"]["patience"] == development["train"]["max_epochs"] == 20
     assert "train.select_split" not in development["recipe"]["not_applied"]
     assert "epochs selected on the scored split itself" in describe_recipe(development)
-    test1 = plan("tiny", "wavlm_cond", protocol="msp_podcast", data=tmp_path).config
+    test1 = plan(RunRequest("tiny", "wavlm_cond", protocol="msp_podcast", data=tmp_path)).config
     assert test1["train"]["select_split"] == "dev"
     assert test1["recipe"]["not_applied"]["train.select_split"] == (
         "meant for runs scored on Development; this run is scored on Test1")
     # the user's choice wins and is recorded as replacing the paper's
-    own = plan("tiny", "wavlm_cond", protocol="msp_podcast", data=tmp_path,
-               overrides=["protocol.test_set=Development", "train.select_split=dev"]).config
+    own = plan(RunRequest("tiny", "wavlm_cond", protocol="msp_podcast", data=tmp_path,
+               overrides=["protocol.test_set=Development", "train.select_split=dev"])).config
     assert own["train"]["select_split"] == "dev" and "train.select_split" in own["recipe"]["replaced_by_user"]
 
 
 def test_pooling_and_loss_given_by_the_user_are_recorded_as_theirs():
-    config = plan("tiny", "wavlm_cond", pooling="attention", loss="label_smoothing", protocol="synthetic").config
+    config = plan(RunRequest("tiny", "wavlm_cond", pooling="attention", loss="label_smoothing", protocol="synthetic")).config
     recipe = config["recipe"]
     assert config["pooling"]["name"] == "attention" and recipe["pooling"] is None
     assert recipe["replaced_by_user"] == ["pooling"]  # label_smoothing replaces no loss the paper named
     assert "; pooling attention (the user's), loss label_smoothing;" in describe_recipe(config)
-    same = plan("tiny", "wavlm_cond", pooling="std", protocol="synthetic").config["recipe"]  # naming the paper's
+    same = plan(RunRequest("tiny", "wavlm_cond", pooling="std", protocol="synthetic")).config["recipe"]  # naming the paper's
     assert same["pooling"] == "std" and "pooling" not in same["replaced_by_user"]
 
 
 def test_fine_tuning_settings_on_a_frozen_encoder_are_listed_as_not_applied():
-    frozen = plan("fbank", "wavlm_cond", pooling="std", protocol="iemocap_5fold", data=".").config
+    frozen = plan(RunRequest("fbank", "wavlm_cond", pooling="std", protocol="iemocap_5fold", data=".")).config
     not_applied = frozen["recipe"]["not_applied"]
     assert set(not_applied) >= {"upstream.finetune", "upstream.lr", "train.crop_seconds"}
     assert "random crops apply to fine-tuning batches only" in not_applied["train.crop_seconds"]
     assert frozen["train"]["crop_seconds"] == 0.0 and "train.crop_seconds" not in frozen["recipe"]["values"]
-    by_user = plan("tiny", "wavlm_cond", protocol="iemocap_5fold", data=".", overrides=["upstream.finetune=false"]).config
+    by_user = plan(RunRequest("tiny", "wavlm_cond", protocol="iemocap_5fold", data=".", overrides=["upstream.finetune=false"])).config
     assert "train.crop_seconds" in by_user["recipe"]["not_applied"] and by_user["train"]["crop_seconds"] == 0.0
-    tuned = plan("tiny", "wavlm_cond", protocol="iemocap_5fold", data=".").config  # fine-tuned: the crops apply
+    tuned = plan(RunRequest("tiny", "wavlm_cond", protocol="iemocap_5fold", data=".")).config  # fine-tuned: the crops apply
     assert tuned["train"]["crop_seconds"] == 5.0 and "train.crop_seconds" not in tuned["recipe"]["not_applied"]
 
 
@@ -280,7 +281,7 @@ def test_recorded_recipe_under_the_papers_protocol_is_the_papers_table(method, t
     table = PAPER_TABLES[method]
     write_msp_podcast(tmp_path)
     protocol, options = table["protocol"]
-    config = plan("tiny", method, protocol=protocol, data=tmp_path, overrides=options).config
+    config = plan(RunRequest("tiny", method, protocol=protocol, data=tmp_path, overrides=options)).config
     assert config["recipe"]["not_applied"] == {} and config["recipe"]["replaced_by_user"] == []
     for key, value in table["paper"].items():
         assert _value(config, key) == value, key

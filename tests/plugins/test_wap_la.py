@@ -250,12 +250,13 @@ def test_reported_rows_say_the_checkpoint_is_unclear_with_both_candidates(tmp_pa
 
 def test_stage_table_lists_only_the_stages_that_run_and_who_set_each_value():
     from serbench.run.plan import plan
+    from serbench.run.request import RunRequest
 
-    ablation = plan("tiny", "wap_la", protocol="synthetic", overrides=["downstream.adapter_training=false"])
+    ablation = plan(RunRequest("tiny", "wap_la", protocol="synthetic", overrides=["downstream.adapter_training=false"]))
     assert [row["stage"] for row in ablation.config["recipe"]["stages"]] == ["supervised"]
-    user_wins = plan("tiny", "wap_la", protocol="synthetic", overrides=["train.lr=0.01", "downstream.adapter_lr=0.002"])
+    user_wins = plan(RunRequest("tiny", "wap_la", protocol="synthetic", overrides=["train.lr=0.01", "downstream.adapter_lr=0.002"]))
     stages = {row["stage"]: row for row in user_wins.config["recipe"]["stages"]}
     assert stages["supervised"]["lr"] == {"value": 0.01, "from": "user", "key": "train.lr"}  # over the demo's 1e-3
     assert stages["adapter"]["lr"] == {"value": 0.002, "from": "user", "key": "downstream.adapter_lr"}
     assert stages["supervised"]["optimiser"] == {"value": "AdamW, weight decay 0.0 (0: Adam)", "from": "plugin"}
-    assert "stages" not in plan("tiny", "wap_la", protocol="synthetic", recipe="shared").config["recipe"]
+    assert "stages" not in plan(RunRequest("tiny", "wap_la", protocol="synthetic", recipe="shared")).config["recipe"]

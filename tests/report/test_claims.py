@@ -14,7 +14,9 @@ import time
 
 import pytest
 
+from serbench.api.work import Job
 from serbench.report import claims
+from serbench.report.rundir import RunDir
 
 RUN = ["run", "--upstream", "fbank", "--downstream", "superb", "--protocol", "synthetic", "--quiet",
        "-o", "protocol.per_class=4", "-o", "train.max_epochs=3"]
@@ -40,7 +42,7 @@ def test_a_claim_is_exclusive_until_released(tmp_path):
 
 def test_a_claim_whose_owner_died_is_taken_over(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    path = claims.claim_path(tmp_path, "1", 0)
+    path = RunDir(tmp_path).claim(Job("1", 0))
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"host": socket.gethostname(), "pid": int(dead.stdout), "started": 0}))
     assert claims.is_stale(path)
@@ -49,7 +51,7 @@ def test_a_claim_whose_owner_died_is_taken_over(tmp_path):
 
 
 def test_another_hosts_claim_is_stale_only_after_its_lease(tmp_path):
-    path = claims.claim_path(tmp_path, "1", 0)
+    path = RunDir(tmp_path).claim(Job("1", 0))
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"host": "elsewhere.invalid", "pid": 1, "started": 0}))
     assert not claims.is_stale(path, lease=60) and claims.take(tmp_path, "1", 0, lease=60) is None
@@ -64,7 +66,7 @@ def _sleeper():
 
 
 def _claim_of(tmp_path, owner: dict):
-    path = claims.claim_path(tmp_path, "1", 0)
+    path = RunDir(tmp_path).claim(Job("1", 0))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(owner))
     return path
@@ -117,7 +119,7 @@ def test_a_live_foreign_pid_without_a_start_time_holds_a_claim_for_one_lease_onl
 def test_a_corrupt_claim_is_stale_after_its_grace(tmp_path, content):
     """Garbage, empty, binary or wrongly typed: never a traceback; held only for the GRACE
     seconds a claim takes to be written, then taken over."""
-    path = claims.claim_path(tmp_path, "1", 0)
+    path = RunDir(tmp_path).claim(Job("1", 0))
     path.parent.mkdir(parents=True)
     path.write_bytes(content)
     assert claims.read_owner(path) is None and not claims.is_stale(path)
@@ -196,7 +198,7 @@ def test_status_shows_done_running_stale_and_pending(tmp_path):
     for fold in ("1", "2"):
         (run_dir / "folds" / f"fold-{fold}_seed-0.json").unlink()
     live = claims.take(run_dir, "1", 0)
-    stale = claims.claim_path(run_dir, "2", 0)
+    stale = RunDir(run_dir).claim(Job("2", 0))
     stale.write_text(json.dumps({"host": "elsewhere.invalid", "pid": 1, "started": 0}))
     os.utime(stale, (0, 0))
     shown = run_cli("status", str(run_dir))
@@ -239,8 +241,9 @@ def test_job_and_finish_run_a_run_directory_by_hand(tmp_path):
 def test_a_run_directory_whose_config_resolves_otherwise_is_refused(tmp_path):
     from serbench.api.errors import SerbenchError
     from serbench.run.plan import load_plan, plan
+    from serbench.run.request import RunRequest
 
-    the_plan = plan("fbank", "superb", None, None, "synthetic", None, (0,), "cpu", ["train.max_epochs=1"])
+    the_plan = plan(RunRequest("fbank", "superb", None, None, "synthetic", None, (0,), "cpu", ["train.max_epochs=1"]))
     run_dir = tmp_path / the_plan.run_id
     run_dir.mkdir()
     (run_dir / "config.json").write_text(json.dumps(the_plan.config))

@@ -263,19 +263,20 @@ def test_a_damaged_groups_or_calibration_section_is_named():
 
 def test_report_options_are_checked_recorded_and_not_part_of_the_run_id(tmp_path):
     from serbench.run.plan import plan
+    from serbench.run.request import RunRequest
 
     small = ["protocol.per_class=2"]
-    base = plan("fbank", "superb", protocol="synthetic", overrides=small)
-    tuned = plan("fbank", "superb", protocol="synthetic",
-                 overrides=small + ["report.fairness_threshold=0.1", "report.temperature_scaling=true"])
+    base = plan(RunRequest("fbank", "superb", protocol="synthetic", overrides=small))
+    tuned = plan(RunRequest("fbank", "superb", protocol="synthetic",
+                 overrides=small + ["report.fairness_threshold=0.1", "report.temperature_scaling=true"]))
     per_class = {"fairness_recall_per_class": 0.175, "fairness_precision_per_class": 0.075}  # audEERING's
     assert tuned.config["report"] == {"fairness_threshold": 0.1, "temperature_scaling": True, **per_class}
     assert base.config["report"] == {"fairness_threshold": 0.075, "temperature_scaling": False, **per_class}
     assert tuned.run_id == base.run_id  # rescoring, not retraining
     with pytest.raises(SerbenchError, match=r"report\.fairness_threshold"):
-        plan("fbank", "superb", protocol="synthetic", overrides=small + ["report.fairness_threshold=2"])
+        plan(RunRequest("fbank", "superb", protocol="synthetic", overrides=small + ["report.fairness_threshold=2"]))
     with pytest.raises(SerbenchError, match=r"-o report\.fairness: unknown parameter"):
-        plan("fbank", "superb", protocol="synthetic", overrides=small + ["report.fairness=2"])
+        plan(RunRequest("fbank", "superb", protocol="synthetic", overrides=small + ["report.fairness=2"]))
     frame = predictions(seeds=1)
     frame.to_csv(tmp_path / "p.csv", index=False)
     with pytest.raises(SerbenchError, match=r"--fairness-threshold 1\.5: expected a difference of proportions in \[0, 1\]"):

@@ -196,13 +196,13 @@ def test_voice_activity_masks_are_kept_in_the_cache_and_read_back(tmp_path, monk
     from serbench.api.progress import Reporter
     from serbench.run import execute
     from serbench.run.plan import plan
+    from serbench.run.request import RunRequest
     from serbench.run.vad import speech_frames
 
     monkeypatch.setenv("SERBENCH_CACHE", str(tmp_path / "cache"))
-    the_plan = plan("fbank", "sap_gap", None, None, "synthetic", None, (0,), "cpu",
-                    ["protocol.per_class=1"], recipe="shared")
-    first = execute.prepare(the_plan, tmp_path / "run")
-    execute.load_inputs(first, [execute.Job("1", 0)], Reporter(quiet=True))
+    the_plan = plan(RunRequest("fbank", "sap_gap", None, None, "synthetic", None, (0,), "cpu",
+                    ["protocol.per_class=1"], recipe="shared"))
+    first, _ = execute.load_inputs(execute.prepare(the_plan, tmp_path / "run"), [execute.Job("1", 0)], Reporter(quiet=True))
     stored = list((tmp_path / "cache" / "features").glob(f"*/vad-{first.vad_level}/*.npy"))
     assert len(stored) == len(first.vad_masks) > 0
 
@@ -210,8 +210,7 @@ def test_voice_activity_masks_are_kept_in_the_cache_and_read_back(tmp_path, monk
         raise AssertionError("webrtcvad ran although every mask is in the cache")
 
     monkeypatch.setattr(execute, "speech_frames", no_vad)
-    second = execute.prepare(the_plan, tmp_path / "run")
-    execute.load_inputs(second, [execute.Job("1", 0)], Reporter(quiet=True))
+    second, _ = execute.load_inputs(execute.prepare(the_plan, tmp_path / "run"), [execute.Job("1", 0)], Reporter(quiet=True))
     for uid, mask in second.vad_masks.items():
         fresh = speech_frames(load_audio(second.protocol.utterances[uid].path), second.upstream.frame_rate,
                               len(mask), second.vad_level)

@@ -16,6 +16,7 @@ from scipy import stats as scipy_stats
 from serbench.api.errors import SerbenchError
 from serbench.report.results import comparability
 from serbench.run.plan import plan
+from serbench.run.request import RunRequest
 
 from conftest import run_cli
 
@@ -92,9 +93,9 @@ def test_run_table_shows_the_dimensional_metrics(dimensional_run):
 
 
 def test_categorical_configuration_has_no_task_key_and_its_comparability_key_is_unchanged():
-    categorical = plan("fbank", "superb", None, None, "synthetic", None, [0], "cpu", ["protocol.per_class=2"])
-    dimensional = plan("fbank", "superb", None, None, "synthetic", None, [0], "cpu", ["protocol.per_class=2"],
-                       task="dimensional")
+    categorical = plan(RunRequest("fbank", "superb", None, None, "synthetic", None, [0], "cpu", ["protocol.per_class=2"]))
+    dimensional = plan(RunRequest("fbank", "superb", None, None, "synthetic", None, [0], "cpu", ["protocol.per_class=2"],
+                       task="dimensional"))
     assert "task" not in categorical.config and dimensional.config["task"]["name"] == "dimensional"
     assert categorical.run_id != dimensional.run_id
     import hashlib
@@ -151,7 +152,7 @@ def test_a_csv_subset_of_dimensions_is_what_the_run_regresses(tmp_path):
 
     rows = [f"{k}.wav,{'ab'[k % 2]},s{k},{k % 3 + 1},{1 + k % 5},{5 - k % 5}" for k in range(12)]
     data = _csv_corpus(tmp_path, "path,label,speaker,fold,valence,dominance", rows)
-    the_plan = plan("fbank", "superb", None, None, "csv", str(data), [0], "cpu", [], task="dimensional")
+    the_plan = plan(RunRequest("fbank", "superb", None, None, "csv", str(data), [0], "cpu", [], task="dimensional"))
     protocol = the_plan.protocol()
     assert dimensions_of(protocol, list(protocol.utterances), registry().get("downstream", "superb")) == (
         "valence", "dominance")
@@ -159,7 +160,7 @@ def test_a_csv_subset_of_dimensions_is_what_the_run_regresses(tmp_path):
     assert dimensions_of(protocol, list(protocol.utterances), sap_gap) == ("valence",)
     bad = _csv_corpus(tmp_path, "path,label,speaker,fold,valence", ["0.wav,a,s0,1,2", "1.wav,b,s1,2,nan"])
     with pytest.raises(SerbenchError, match=f"{bad}:3: valence nan is outside"):
-        plan("fbank", "superb", None, None, "csv", str(bad), [0], "cpu", [], task="dimensional").protocol()
+        plan(RunRequest("fbank", "superb", None, None, "csv", str(bad), [0], "cpu", [], task="dimensional")).protocol()
 
 
 def test_iemocap_reads_each_utterances_v_a_d_triple_exactly(tmp_path):

@@ -20,8 +20,9 @@ from safetensors import safe_open
 from scipy.signal import resample_poly
 
 import serbench
+from serbench.api.work import Job
 from serbench.cli.main import main
-from serbench.report.results import dev_file
+from serbench.report.rundir import RunDir
 from serbench.run.plan import load_plan
 from serbench.run.predict import predict, segments
 
@@ -75,7 +76,7 @@ def test_predict_gives_the_runs_own_test_probabilities(which, request):
 
 def test_predict_gives_the_runs_own_dev_probabilities(superb_run):
     paths = _paths(superb_run)
-    dev = pd.read_csv(dev_file(superb_run, "2", 1))
+    dev = pd.read_csv(RunDir(superb_run).job_dev(Job("2", 1)))
     got = _by_file(predict(superb_run, [str(paths[i]) for i in dev["utterance_id"]], fold="2", seed=1))
     np.testing.assert_allclose(got.loc[[str(paths[i]) for i in dev["utterance_id"]]].to_numpy(), dev[PROBS].to_numpy(),
                                atol=2e-5)

@@ -43,9 +43,10 @@ def test_written_files_get_the_umask_mode(tmp_path, umask_022):
 @pytest.mark.parametrize("seeds, message", [((0, 0), "seed 0 is given twice"), ((1, -1), "-1 is negative")])
 def test_bad_seeds_are_refused(seeds, message):
     from serbench.run.plan import plan
+    from serbench.run.request import RunRequest
 
     with pytest.raises(SerbenchError, match=message):
-        plan("fbank", "superb", protocol="synthetic", seeds=seeds, device="cpu")
+        plan(RunRequest("fbank", "superb", protocol="synthetic", seeds=seeds, device="cpu"))
 
 
 def test_a_fold_name_that_would_leave_the_run_directory_is_refused(tmp_path):

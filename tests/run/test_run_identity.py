@@ -10,6 +10,7 @@ import pytest
 import serbench
 from serbench.api.errors import SerbenchError
 from serbench.run.plan import load_plan, plan
+from serbench.run.request import RunRequest
 
 from lookalike import tiny_wav
 
@@ -31,9 +32,9 @@ def test_the_same_corpus_elsewhere_resumes_the_same_run_and_an_edited_one_gets_i
     here, there = _corpus(tmp_path / "here"), _corpus(tmp_path / "there")
     first = serbench.run_benchmark("fbank", "superb", protocol="csv", data=here, out=tmp_path / "runs", overrides=FAST)
     assert first.data["environment"]["data"].endswith("here/c.csv")  # recorded, not hashed
-    again = plan("fbank", "superb", None, None, "csv", there, (0,), "cpu", FAST)
+    again = plan(RunRequest("fbank", "superb", None, None, "csv", there, (0,), "cpu", FAST))
     assert again.run_id == first.run_id  # another mount of the same corpus: the same run directory
-    assert plan("fbank", "superb", None, None, "csv", here, (0,), "auto", FAST).run_id == first.run_id
+    assert plan(RunRequest("fbank", "superb", None, None, "csv", here, (0,), "auto", FAST)).run_id == first.run_id
     before = json.loads((first.run_dir / "folds" / "fold-1_seed-0.json").read_text())
     second = serbench.run_benchmark("fbank", "superb", protocol="csv", data=there, out=tmp_path / "runs", overrides=FAST)
     assert second.run_dir == first.run_dir

@@ -23,6 +23,7 @@ from serbench.api import soft_labels
 from serbench.api.errors import SerbenchError
 from serbench.run.plan import plan
 from serbench.run.registry import create
+from serbench.run.request import RunRequest
 
 # four training utterances' rater shares over 3 classes: class 0 chosen (share > 1/3) by 3 of them,
 # classes 1 and 2 by one each
@@ -136,17 +137,17 @@ def test_csv_soft_columns_become_distributions_and_bad_rows_are_refused_naming_t
 
 def test_the_default_stays_the_majority_label_and_soft_targets_need_rater_labels(tmp_path):
     path = _write_csv(tmp_path, _rows(3))
-    default = plan("fbank", "superb", protocol="csv", data=path).config
+    default = plan(RunRequest("fbank", "superb", protocol="csv", data=path)).config
     # the default is left out of the configuration, so a run without soft labels keeps the id it had
     assert default["loss"]["name"] == "ce" and "targets" not in default["train"]
-    soft = plan("fbank", "superb", protocol="csv", data=path, overrides=["train.targets=soft"]).config
+    soft = plan(RunRequest("fbank", "superb", protocol="csv", data=path, overrides=["train.targets=soft"])).config
     assert soft["loss"]["name"] == "soft_ce" and soft["train"]["targets"] == "soft"
-    by_loss = plan("fbank", "superb", loss="soft_ce", protocol="csv", data=path).config
+    by_loss = plan(RunRequest("fbank", "superb", loss="soft_ce", protocol="csv", data=path)).config
     assert by_loss["train"]["targets"] == "soft"
     with pytest.raises(SerbenchError, match="-o train.targets=soft: loss weighted_ce trains on majority labels"):
-        plan("fbank", "superb", loss="weighted_ce", protocol="csv", data=path, overrides=["train.targets=soft"])
+        plan(RunRequest("fbank", "superb", loss="weighted_ce", protocol="csv", data=path, overrides=["train.targets=soft"]))
     with pytest.raises(SerbenchError, match="train.shuffle_labels with loss soft_ce: shuffled labels carry no rater"):
-        plan("fbank", "superb", protocol="csv", data=path, overrides=["train.targets=soft", "train.shuffle_labels=true"])
+        plan(RunRequest("fbank", "superb", protocol="csv", data=path, overrides=["train.targets=soft", "train.shuffle_labels=true"]))
     with pytest.raises(SerbenchError, match="loss soft_ce needs rater label distributions.*lacks for 40 of 40 utterances"):
         serbench.run_benchmark("fbank", "superb", protocol="synthetic", out=tmp_path / "runs",
                      overrides=["protocol.per_class=1", "train.targets=soft"])
