@@ -25,7 +25,8 @@ from serbench.api.errors import SerbenchError
 from serbench.api.work import Job
 from serbench.report.dimension_results import table_metrics
 from serbench.report.dimensions import ccc
-from serbench.report.results import dev_file, finish, job_files, write_job
+from serbench.report.results import finish, write_job
+from serbench.report.rundir import RunDir
 
 WEIGHTING = "per dimension, simplex weights fitted on dev CCC (COBYLA from equal weights; never worse on dev than equal weights or any single run)"
 
@@ -60,7 +61,7 @@ def read_sources(runs, jobs, dimensions: Sequence[str]) -> dict:
     for fold, seed in jobs:
         dev, test = [], []
         for r in runs:
-            for path, into in ((dev_file(r.run_dir, fold, seed), dev), (job_files(r.run_dir, fold, seed)[1], test)):
+            for path, into in ((RunDir(r.run_dir).job_dev((fold, seed)), dev), (RunDir(r.run_dir).job_predictions((fold, seed)), test)):
                 if not path.exists():
                     raise SerbenchError(f"{path}: missing (runs made before dev predictions were kept cannot be fused)")
                 frame = pd.read_csv(path, dtype={"fold": str, "speaker": str, "utterance_id": str})
