@@ -35,6 +35,10 @@ class Upstream(nn.Module):
     """
 
     sample_rate = 16_000
+    # The extraction precisions (``-o upstream.precision``) this upstream honours: a neural
+    # encoder whose forward autocast can run in bf16 declares ("fp32", "bf16"); one that computes
+    # no neural forward (filterbanks, openSMILE) keeps the default, and bf16 is refused for it.
+    precisions: tuple[str, ...] = ("fp32",)
     num_layers: int
     dim: int
     frame_rate: float
