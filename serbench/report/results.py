@@ -444,10 +444,13 @@ def comparability_of(result: Result) -> dict:
                          precision)
 
 
-def comparability_difference(a: dict, b: dict) -> str:
+def comparability_difference(a: dict, b: dict, ignore: Sequence[str] = ()) -> str:
     """The first part two comparability records differ in, as ``part: A vs B`` ('' when the
-    keys agree); an unknown corpus says how to record it."""
+    keys agree, or differ only in the parts named in ``ignore``); an unknown corpus says how to
+    record it."""
     for part in ("task", *COMPARABILITY_PARTS, "corpora", "precision"):
+        if part in ignore:
+            continue
         if part in ("task", "precision"):
             default = TASK_DEFAULT if part == "task" else PRECISION_DEFAULT
             if a.get(part, default) != b.get(part, default):
