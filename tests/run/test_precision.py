@@ -21,7 +21,7 @@ from serbench.run import precision
 from serbench.run.cache import FORMAT_VERSION, CacheKey
 from serbench.run.features import extract
 from serbench.run.plan import plan
-from serbench.run.registry import create
+from serbench.run.registry import create, registry
 
 from lookalike import tiny_wav
 
@@ -145,3 +145,27 @@ def test_bf16_extraction_is_close_to_fp32_and_is_the_autocast_forward(tmp_path):
         assert np.abs(bf16[u.id] - want16).max() <= 1e-3 * scale
         drift = np.linalg.norm(bf16[u.id] - fp32[u.id]) / np.linalg.norm(fp32[u.id])
         assert 1e-5 < drift < 5e-2  # not fp32's numbers, yet close (bf16 keeps 8 significant bits)
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not precision.device_supports_bf16(CPU), reason="this CPU has no bf16 support")
+def test_a_bf16_run_is_logged_recorded_cached_apart_and_compared(tmp_path, monkeypatch):
+    from serbench.report.compare import compare
+    from serbench.run.cache import scan
+
+    monkeypatch.setenv("SERBENCH_CACHE", str(tmp_path / "cache"))
+    default = serbench.run_benchmark("tiny", "superb", protocol="synthetic", out=tmp_path / "runs", overrides=SMALL)
+    bf16 = serbench.run_benchmark("tiny", "superb", protocol="synthetic", out=tmp_path / "runs",
+                                  overrides=SMALL + ["upstream.precision=bf16"])
+    assert default.data["annotations"]["extraction_precision"] == "fp32"
+    assert bf16.data["annotations"]["extraction_precision"] == "bf16"
+    assert "precision" not in default.data["comparability"] and bf16.data["comparability"]["precision"] == "bf16"
+    assert default.data["comparability"]["key"] != bf16.data["comparability"]["key"]
+    assert "extraction precision: bf16 on cpu" in (bf16.run_dir / "run.log").read_text()
+    folders = {e.meta.get("precision", ""): e.folder.name for e in scan(tmp_path / "cache")}
+    tiny, version = create("upstream", "tiny"), registry().get("upstream", "tiny").version
+    same = [FORMAT_VERSION, tiny.fingerprint(), list(range(tiny.num_layers)), "float16", version]
+    assert folders[""] == _sha16(same)  # the name it had before the option
+    assert folders["bf16"] == _sha16(same + [{"precision": "bf16"}])
+    row = compare([bf16.run_dir, default.run_dir])["comparisons"][0]
+    assert row["extraction_precision"] == {"a": "bf16", "b": "fp32"}
