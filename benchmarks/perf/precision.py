@@ -59,15 +59,16 @@ def main() -> None:
     parser.add_argument("--downstream", default="superb")
     parser.add_argument("-o", dest="override", action="append", default=[], help="further -o options for both runs")
     parser.add_argument("--folder", type=Path, default=Path(tempfile.gettempdir()) / "serbench-precision-encoder")
+    parser.add_argument("--checkpoint", type=Path, help="a saved transformers encoder to measure instead of a random one")
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "serbench-precision-runs")
     args = parser.parse_args()
-    folder = saved_encoder(args.shape, args.folder / args.shape)
+    folder = args.checkpoint.resolve() if args.checkpoint else saved_encoder(args.shape, args.folder / args.shape)
     runs = {p: run(folder, p, args, args.out) for p in ("fp32", "bf16")}
     compared = args.out / f"compare-{args.downstream}-{args.shape}.json"
     subprocess.run(["serbench", "compare", str(runs["bf16"]["dir"]), "--baseline", str(runs["fp32"]["dir"]),
                     "--json", str(compared)], check=True, capture_output=True)
     row = json.loads(compared.read_text())["comparisons"][0]
-    print(f"load {os.getloadavg()[0]:.2f} at the end; torch {torch.__version__}; {args.shape} WavLM shape, "
+    print(f"load {os.getloadavg()[0]:.2f} at the end; torch {torch.__version__}; {args.checkpoint or args.shape}, "
           f"{args.downstream}, synthetic per_class={args.per_class}\n")
     print("| precision | UA (%) | macro-F1 (%) | features (s) | utterances extracted | run wall (s) |\n"
           "|---|---|---|---|---|---|")
