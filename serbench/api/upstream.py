@@ -31,10 +31,14 @@ class Upstream(nn.Module):
     ``cache.dtype``), ``UpstreamOutput.lengths`` int64 valid frames. Determinism: the host calls
     ``eval()`` and no_grad for frozen extraction, and the features are cached under the
     fingerprint, so the same weights and audio must give the same features (no dropout, no
-    random crops outside training).
+    random crops outside training). Precision: ``precisions`` names the extraction precisions
+    (``-o upstream.precision``) the upstream honours; a neural encoder declares
+    ``("fp32", "bf16")`` and the host runs its forward under bf16 autocast when asked.
     """
 
     sample_rate = 16_000
+    # one that computes no neural forward (filterbanks, openSMILE) keeps fp32 only: bf16 is refused
+    precisions: tuple[str, ...] = ("fp32",)
     num_layers: int
     dim: int
     frame_rate: float

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from serbench.api.errors import SerbenchError
-from serbench.run import conformance
+from serbench.run import conformance, precision
 
 ATOL = 1e-4  # float32 on a CPU: batched and alone differ by reduction order only
 
@@ -94,7 +94,30 @@ def check_upstream(upstream: Any, name: str) -> list[Check]:
         return _close(outputs["batched"].hidden_states, second.hidden_states)
 
     _run(checks, "determinism (eval mode, the same input twice)", again)
+    _run(checks, "extraction precisions (Upstream.precisions)",
+         lambda: _precisions(upstream, name, wavs, lengths, outputs["batched"]))
     return checks
+
+
+def _precisions(upstream: Any, name: str, wavs: torch.Tensor, lengths: torch.Tensor, fp32: Any) -> tuple[bool, str]:
+    """What ``precisions`` declares is honoured: fp32 always; where bf16 is declared, a bf16
+    autocast forward (on this CPU, when it has bf16) keeps the contract and stays within 5% of
+    fp32 (relative Frobenius gap; bf16 keeps 8 significant bits)."""
+    declared = tuple(getattr(upstream, "precisions", ("fp32",)))
+    if "fp32" not in declared or not set(declared) <= {"fp32", "bf16"}:
+        return False, f"declares {declared!r}: expected ('fp32',) or ('fp32', 'bf16')"
+    if "bf16" not in declared:
+        return True, "fp32 only: -o upstream.precision=bf16 is refused for it"
+    if not precision.device_supports_bf16(torch.device("cpu")):
+        return True, "declares bf16; not run here (this CPU has no bf16 support)"
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = upstream(wavs, lengths)
+    conformance.check_upstream(out, upstream, 2, name)
+    a, b = out.hidden_states.float(), fp32.hidden_states.float()
+    if a.shape != b.shape:
+        return False, f"bf16 shape {list(a.shape)}, fp32 {list(b.shape)}"
+    gap = float((a - b).norm() / b.norm().clamp_min(1e-12))
+    return gap <= 0.05, f"bf16 forward within {gap:.2%} of fp32" + ("" if gap <= 0.05 else " (more than 5%)")
 
 
 def _frames(dim: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, dict]:

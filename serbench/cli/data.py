@@ -83,7 +83,9 @@ def cmd_cache(args: argparse.Namespace, out: Console) -> None:
         layers = e.meta.get("layers", [])
         shown = ",".join(map(str, layers)) if len(layers) <= 6 else f"{len(layers)}: {layers[0]}..{layers[-1]}"
         perturbed = f" + {e.meta['perturbation']}" if e.meta.get("perturbation") else ""  # --perturb, train.augment
-        table.add_row(e.meta.get("upstream", "?"), str(e.meta.get("fingerprint", "?")) + perturbed, shown, e.meta.get("dtype", "?"),
+        extracted = f", extracted in {e.meta['precision']}" if e.meta.get("precision") else ""  # upstream.precision
+        table.add_row(e.meta.get("upstream", "?"), str(e.meta.get("fingerprint", "?")) + perturbed,
+                      shown, e.meta.get("dtype", "?") + extracted,
                       str(e.entries), cache.human_bytes(e.bytes), e.folder.name)
     out.print(table)
 

@@ -32,6 +32,12 @@ def cmd_list(args: argparse.Namespace, out: Console) -> None:
             choices += f" ({p.range_text})" if p.bounds else ""
             table.add_row(p.name, p.type.__name__, repr(p.default), escape(p.doc + choices))
         out.print(table if spec.params else "no parameters")
+        if check_kind(args.kind) == "upstream":
+            from serbench.run.finetune import UPSTREAM_PARAMS
+
+            out.print("every upstream also takes: " + ", ".join(
+                f"upstream.{p.name}" + (f" ({'|'.join(map(str, p.choices))})" if p.choices else "") for p in UPSTREAM_PARAMS)
+                + " (docs/running.md); upstream.precision=bf16 only where the upstream declares it (Upstream.precisions)")
         if check_kind(args.kind) == "downstream":
             _print_method(spec.meta, spec.citation, out, {f"downstream.{p.name}": p.default for p in spec.params})
         return

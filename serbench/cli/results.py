@@ -92,6 +92,11 @@ def cmd_compare(args: argparse.Namespace, out: Console) -> None:
     first = data["comparisons"][0]
     how = (f"exact over all 2^{data['speakers']} = {first['swaps']} speaker swap sets" if first["exact"]
            else f"{first['swaps'] - 1} random speaker swap sets")
+    for row in data["comparisons"]:
+        if "extraction_precision" in row:
+            shown = row["extraction_precision"]
+            out.print(f"{row['a_id']} extracted its features in {shown['a']}, {row['b_id']} in {shown['b']}: "
+                      "the difference is the extraction precision's (with anything else that differs)")
     out.print(f"test: {data['test']}, {how}; p floor {first['p_floor']:.4g} (no p-value can be smaller with "
               f"{data['speakers']} speakers); statistic: {data['statistic']}")
     target = args.json or default_compare_file(runs, args.baseline)

@@ -74,10 +74,12 @@ def _cells_checked(frame: pd.DataFrame, result: Result) -> pd.DataFrame:
 
 def _check_pairing(a: Result, b: Result, pa: pd.DataFrame, pb: pd.DataFrame) -> None:
     """Refuse, naming the first mismatching comparability part (protocol, corpus, classes, test
-    split, metric definitions), job or utterance."""
+    split, metric definitions), job or utterance. The extraction precision is the one part a
+    paired test may span: the same task scored with features extracted in fp32 and in bf16 is
+    how the precision's cost is measured (the comparison records both precisions)."""
     from serbench.report.results import comparability_difference, comparability_of
 
-    differs = comparability_difference(comparability_of(a), comparability_of(b))
+    differs = comparability_difference(comparability_of(a), comparability_of(b), ignore=("precision",))
     if differs:
         raise SerbenchError(f"serbench compare: {a.run_dir} and {b.run_dir} are not comparable: {differs}; a paired "
                             "comparison needs one comparability key")
@@ -176,7 +178,8 @@ def compare(run_dirs: Sequence[str | Path], baseline: str | Path | None = None, 
                      "a_id": results[i].run_id, "b_id": results[j].run_id,
                      "metrics": {m: {"difference": test["observed"][m], "ci95": test["ci95"][m], "p": test["p"][m]}
                                  for m in names},
-                     "exact": test["exact"], "swaps": test["swaps"], "p_floor": test["p_floor"]})
+                     "exact": test["exact"], "swaps": test["swaps"], "p_floor": test["p_floor"]}
+                    | _precisions(results[i], results[j]))
     for m in names:
         for row, adjusted in zip(rows, holm([row["metrics"][m]["p"] for row in rows])):
             row["metrics"][m]["p_holm"] = adjusted
@@ -186,6 +189,15 @@ def compare(run_dirs: Sequence[str | Path], baseline: str | Path | None = None, 
             "interval": "the permutation test inverted (observed ± the swap difference 5% of swaps reach)",
             "statistic": "per (fold, seed) job, mean over seeds, then over folds (as in the table)",
             "baseline": str(baseline) if baseline else None, "comparisons": rows}
+
+
+def _precisions(a: Result, b: Result) -> dict:
+    """``{"extraction_precision": {"a": ..., "b": ...}}`` when the two runs' features were
+    extracted in different precisions (a comparison of the precisions), else nothing."""
+    from serbench.report.results import PRECISION_DEFAULT, comparability_of
+
+    found = [comparability_of(r).get("precision", PRECISION_DEFAULT) for r in (a, b)]
+    return {"extraction_precision": dict(zip("ab", found))} if found[0] != found[1] else {}
 
 
 def _swappable(results: list[Result], frames: list[pd.DataFrame]):

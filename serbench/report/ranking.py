@@ -93,6 +93,8 @@ def heading(comparability: dict) -> str:
         parts.append(" ".join(c.partition("=")[0] for c in comparability["corpora"]))
     if comparability.get("task"):  # only another task than categorical is recorded
         parts.append(f"task {comparability['task']}")
+    if comparability.get("precision"):  # only another extraction precision than fp32 is recorded
+        parts.append(f"extracted in {comparability['precision']}")
     if comparability["metrics"] != METRIC_DEFINITIONS:
         parts.append(f"metrics {comparability['metrics']}")
     return " · ".join(parts + [f"key {comparability['key']}"])

@@ -367,11 +367,13 @@ def _result_problem(data: dict) -> str:
 METRIC_DEFINITIONS = "serbench.metrics/1"  # UA, WA, macro-F1 as serbench.report.metrics defines them; bump on a change
 COMPARABILITY_PARTS = ("protocol", "corpus", "classes", "test_split", "metrics")
 TASK_DEFAULT = "categorical"  # a key's ``task`` part, recorded only for another task (categorical keys are as before)
+PRECISION_DEFAULT = "fp32"  # a key's ``precision`` part, recorded only for another extraction precision
 CORPUS_UNKNOWN = "unknown"  # a result written before results recorded their corpus digest
 
 
 def comparability(protocol: str, corpus: str, classes: Sequence[str], test_split: str | None,
-                  metrics: str = METRIC_DEFINITIONS, corpora: Sequence[str] = (), task: str = TASK_DEFAULT) -> dict:
+                  metrics: str = METRIC_DEFINITIONS, corpora: Sequence[str] = (), task: str = TASK_DEFAULT,
+                  precision: str = "") -> dict:
     """What two results must share before one is ranked above the other, marked "≈ best" beside
     it or tested against it: the protocol's name alone is not enough (two CSV files, two EmoBox
     datasets, two class sets or two MSP-Podcast test sets read by one protocol are different
@@ -379,11 +381,15 @@ def comparability(protocol: str, corpus: str, classes: Sequence[str], test_split
     every part, for grouping and for naming a group's files. ``corpora`` (a cross-corpus run's
     training and test corpora, :attr:`serbench.api.protocol.Protocol.corpora`) and ``task``
     (``dimensional: arousal, valence``; only when it is not the categorical default) are parts
-    only when given, so every other result keeps the key it had."""
+    only when given, so every other result keeps the key it had. So is ``precision``, the frozen
+    encoder's extraction precision (``-o upstream.precision``), recorded only when it is not
+    fp32 (features extracted in bf16 are other features): fp32 results keep their keys."""
     parts = {"protocol": protocol, "corpus": corpus, "classes": list(classes), "test_split": test_split,
              "metrics": metrics} | ({"task": task} if task != TASK_DEFAULT else {})
     if corpora:
         parts["corpora"] = list(corpora)
+    if precision and precision != PRECISION_DEFAULT:
+        parts["precision"] = precision
     key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:10]
     return {**parts, "key": key}
 
@@ -417,16 +423,25 @@ def comparability_of(result: Result) -> dict:
     task = recorded.get("task", TASK_DEFAULT)
     if not isinstance(task, str):
         raise SerbenchError(f"{where}: comparability task {task!r} is not text (rerun serbench finish on its run)")
-    return comparability(recorded["protocol"], recorded["corpus"], classes, split, recorded["metrics"], corpora, task)
+    precision = recorded.get("precision", PRECISION_DEFAULT)
+    if not isinstance(precision, str):
+        raise SerbenchError(f"{where}: comparability precision {precision!r} is not text (rerun serbench finish on its run)")
+    return comparability(recorded["protocol"], recorded["corpus"], classes, split, recorded["metrics"], corpora, task,
+                         precision)
 
 
-def comparability_difference(a: dict, b: dict) -> str:
+def comparability_difference(a: dict, b: dict, ignore: Sequence[str] = ()) -> str:
     """The first part two comparability records differ in, as ``part: A vs B`` ('' when the
-    keys agree); an unknown corpus says how to record it."""
-    for part in ("task", *COMPARABILITY_PARTS, "corpora"):
-        if part == "task":
-            if a.get(part, TASK_DEFAULT) != b.get(part, TASK_DEFAULT):
-                return f"task {a.get(part, TASK_DEFAULT)} vs {b.get(part, TASK_DEFAULT)}"
+    keys agree, or differ only in the parts named in ``ignore``); an unknown corpus says how to
+    record it."""
+    for part in ("task", *COMPARABILITY_PARTS, "corpora", "precision"):
+        if part in ignore:
+            continue
+        if part in ("task", "precision"):
+            default = TASK_DEFAULT if part == "task" else PRECISION_DEFAULT
+            if a.get(part, default) != b.get(part, default):
+                what = " (extraction precision, -o upstream.precision)" if part == "precision" else ""
+                return f"{part} {a.get(part, default)} vs {b.get(part, default)}{what}"
             continue
         if a.get(part) != b.get(part):
             hint = ("; a result written before serbench recorded corpus digests: rerun serbench finish on it"

@@ -1,7 +1,7 @@
 """The on-disk feature cache: each utterance goes through a frozen encoder once, ever.
 
-An entry is keyed by the upstream's weights fingerprint, the layer selection and the dtype
-(one folder per combination, with a ``meta.json``) and by a hash of the audio file's bytes
+An entry is keyed by the upstream's weights fingerprint, the layer selection, the dtype and the
+extraction precision where it is not the device's default (one folder per combination, with a ``meta.json``) and by a hash of the audio file's bytes
 (and of the segment's times for an utterance that is a stretch of a longer file: :func:`utterance_hash`;
 one ``.npy`` per utterance, memory-mapped when read). A changed audio file has another hash,
 so its old entry is simply never read again. Entries are written atomically, each followed by
@@ -83,12 +83,19 @@ class CacheKey:
     frame_rate: float
     version: str = "1"  # the upstream plugin's Spec version: bumping it means its output changed
     perturbation: str = ""  # the fingerprint of a perturbed copy of the audio (serbench.run.perturb); "" for clean
+    precision: str = ""  # the extraction precision when not the device's default (serbench.run.precision.cache_field)
 
     @property
     def folder_name(self) -> str:
+        """The first 16 hex digits of the SHA-256 of the JSON list ``[format, fingerprint, layers,
+        dtype, version]``, then ``perturbation`` and ``{"precision": p}`` appended only when set:
+        clean features at the device's default precision keep the names they had."""
         parts = [FORMAT_VERSION, self.fingerprint, list(self.layers), self.dtype, self.version]
-        identity = json.dumps(parts + [self.perturbation] if self.perturbation else parts)  # clean folders keep their names
-        return hashlib.sha256(identity.encode()).hexdigest()[:16]
+        if self.perturbation:
+            parts.append(self.perturbation)
+        if self.precision:
+            parts.append({"precision": self.precision})
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
 class FeatureCache:

@@ -34,7 +34,7 @@ from serbench.report import claims, robustness
 from serbench.report.metrics import METRICS
 from serbench.report.results import Result, comparability, finish, job_done, job_problem, read_records
 from serbench.report.rundir import RunDir
-from serbench.run import dimensional_task, needs, perturbed_features
+from serbench.run import dimensional_task, needs, perturbed_features, precision
 from serbench.run.cache import CacheKey, FeatureCache, human_bytes, utterance_hash
 from serbench.run.features import (
     CacheStats,
@@ -65,8 +65,12 @@ def prepare(the_plan: Plan, run_dir: Path) -> Workspace:
     needs.check(protocol, wanted, specs)
     vad_level = needs.vad_aggressiveness(specs, config) if "vad" in wanted else None
     upstream_params = dict(config["upstream"]["params"])
-    host = {p.name: upstream_params.pop(p.name) for p in UPSTREAM_PARAMS}
+    host = {p.name: upstream_params.pop(p.name, p.default) for p in UPSTREAM_PARAMS}  # a default may be left out
     upstream = specs["upstream"].build(**upstream_params)
+    precision.check(host["precision"], the_plan.device, upstream, specs["upstream"].name)
+    if host["finetune"] and host["precision"] != precision.DEFAULT:
+        raise SerbenchError(f"-o upstream.precision={host['precision']} sets frozen extraction's precision; a fine-tuned "
+                            "encoder runs in the training precision: use -o train.bf16=true (or false) instead")
     layers = select_layers(host["layers"], upstream.num_layers, specs["upstream"].name)
     frozen_frontend = host["finetune"] and host["freeze_frontend"] and host["cache_frontend"]
     dimensions = (dimensional_task.dimensions_of(protocol, used, specs["downstream"])
@@ -146,7 +150,8 @@ def load_inputs(ws: Workspace, jobs: Sequence[Job], reporter: Reporter,
 def _cache_key(ws: Workspace) -> CacheKey:
     return CacheKey(ws.plan.specs["upstream"].name, ws.upstream.fingerprint(), ws.layers,
                     ws.plan.config["cache"]["dtype"], ws.upstream.dim, ws.upstream.frame_rate,
-                    ws.plan.specs["upstream"].version)
+                    ws.plan.specs["upstream"].version,
+                    precision=precision.cache_field(precision.in_force(ws), ws.plan.device))
 
 
 def _cache(ws: Workspace) -> FeatureCache | None:
@@ -169,7 +174,8 @@ def _features(ws: Workspace, utterances: list, reporter: Reporter):
     name = ws.plan.specs["upstream"].name
     with reporter.task(f"features ({name})", len(utterances)) as advance:
         features, stats = extract(ws.upstream, utterances, ws.plan.device, ws.layers, _cache(ws),
-                                  config["cache"]["budget_gb"] * 1e9, config["cache"]["dtype"], on_batch=advance, name=name)
+                                  config["cache"]["budget_gb"] * 1e9, config["cache"]["dtype"], on_batch=advance, name=name,
+                                  precision=precision.in_force(ws))
     reporter.info(f"features: {len(features)} utterances (cache: {stats.hits} hits, {stats.misses} misses)")
     return features, stats
 
@@ -406,6 +412,9 @@ def execute(the_plan: Plan, out: str | Path = "runs", reporter: Reporter | None 
         for line in _earlier_versions(run_dir, the_plan.config):
             reporter.info(line)
         reporter.info(describe_recipe(the_plan.config))
+        if not ws.tuning:
+            reporter.info(f"extraction precision: {precision.in_force(ws)} on {the_plan.device} "
+                          f"(-o upstream.precision={ws.host['precision']})")
         differences = ws.protocol.published_differences()
         if differences:
             reporter.info(f"WARNING: this copy of the corpus differs from {ws.protocol.name} as published "
@@ -470,7 +479,8 @@ def _summarise(ws: Workspace, jobs: list[Job], stats: CacheStats, started: float
         plugins={spec.name: spec.version for spec in specs.values()},
         comparability=comparability(config["protocol"]["name"], ws.protocol.digest(), ws.protocol.classes,
                                     specs["protocol"].meta.test_split.format(**config["protocol"]["params"]) or None,
-                                    corpora=ws.protocol.corpora, **dimensional_task.comparability_parts(ws.dimensions)),
+                                    corpora=ws.protocol.corpora, **dimensional_task.comparability_parts(ws.dimensions),
+                                    precision="" if ws.tuning else precision.in_force(ws)),
         upstream_fingerprint=ws.upstream.fingerprint(),
         environment={
             "python": platform.python_version(),
@@ -483,7 +493,8 @@ def _summarise(ws: Workspace, jobs: list[Job], stats: CacheStats, started: float
         annotations=({"vad_no_speech": no_speech} if ws.vad_level is not None else {})
         | ({"corpus_differs": differs} if (differs := ws.protocol.published_differences()) else {})
         | ({"protocol": ws.protocol.notes} if ws.protocol.notes else {})
-        | full_training.annotation(config["train"]),
+        | full_training.annotation(config["train"])
+        | ({} if ws.tuning else {"extraction_precision": precision.in_force(ws)}),
         timing={"total_s": round(time.perf_counter() - started, 3), "features_s": round(features_s, 3)},
         **({"robustness": robustness.section(run_dir, jobs, ws.protocol.classes, ws.protocol.speakers_known, config)}
            if config.get("perturb") else {}),

@@ -25,6 +25,8 @@ from serbench.api.specs import Param
 from serbench.api.upstream import Upstream
 from serbench.run.cache import FeatureCache, human_bytes, utterance_hash
 from serbench.run.conformance import FP16_MAX, check_upstream
+from serbench.run.precision import autocast as precision_context
+from serbench.run.precision import device_default
 
 CACHE_PARAMS = (
     Param("enabled", bool, True, "reuse features across runs from $SERBENCH_CACHE"),
@@ -92,13 +94,13 @@ def _load_batch(utterances, batch, load=load_utterance):
 
 
 def _forward_batches(upstream, utterances, lengths, device, layers, batch_seconds, on_batch, name="", load=load_utterance,
-                     peak_limit=FP16_MAX):
+                     peak_limit=FP16_MAX, precision=""):
     """Yield (utterance, [layers, frames, dim] float32 numpy) for each utterance. The next
     batch's audio is decoded in a background thread while the encoder runs on this one."""
     upstream = upstream.to(device).eval()
     max_items = 64 if getattr(upstream, "batch_safe", True) else 1
     index = torch.tensor(layers)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    autocast = precision_context(precision or device_default(device), device)
     batches = length_batches(lengths, int(batch_seconds * 16_000), max_items)
     with ThreadPoolExecutor(max_workers=1) as decoder:
         pending = decoder.submit(_load_batch, utterances, batches[0], load) if batches else None
@@ -152,11 +154,14 @@ def extract(
     on_batch: Callable[[int], None] | None = None,
     name: str = "",
     load: Callable[[Utterance], np.ndarray] = load_utterance,
+    precision: str = "",
 ) -> tuple[dict[str, np.ndarray], CacheStats]:
     """``{utterance id: [len(layers), frames, dim]}`` for every utterance, and what the cache
     contributed. Without a cache everything is extracted and kept in memory. ``name`` (the
     upstream's registered name) is how an output that breaks the contract is blamed. ``load``
-    reads an utterance's waveform (a perturbed copy's, with a cache keyed by the perturbation)."""
+    reads an utterance's waveform (a perturbed copy's, with a cache keyed by the perturbation).
+    ``precision`` (``fp32`` or ``bf16``, serbench.run.precision; '' for the device's default) is
+    the forward pass's; a cache must be keyed by it."""
     stats = CacheStats()
     features: dict[str, np.ndarray] = {}
     hashes = {u.id: utterance_hash(u) for u in utterances} if cache else {}
@@ -197,7 +202,7 @@ def extract(
             stored = {}
             peak_limit = FP16_MAX if dtype == "float16" else float("inf")  # float32 holds ComParE's energies
             for u, array in _forward_batches(upstream, missing, lengths, device, layers, batch_seconds, on_batch, name,
-                                             load, peak_limit):
+                                             load, peak_limit, precision):
                 array = array.astype(dtype)
                 if cache:
                     stored[u.id] = writer.submit(cache.store, hashes[u.id], array)

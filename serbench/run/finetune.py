@@ -33,6 +33,8 @@ UPSTREAM_PARAMS = (
     Param("gradient_checkpointing", bool, False, "trade compute for memory in the encoder when fine-tuning"),
     Param("cache_frontend", bool, True, "when fine-tuning with a frozen front-end, keep its output per uncropped utterance for the run"),
     Param("spec_augment", bool, True, "when fine-tuning, the checkpoint's own random time/feature masking (transformers' SpecAugment)"),
+    Param("precision", str, "auto", "frozen extraction's forward precision: auto = bf16 on CUDA, fp32 on CPU "
+          "(not train.bf16, the training steps')", ("auto", "fp32", "bf16")),
 )
 
 

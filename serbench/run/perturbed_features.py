@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from serbench.api.progress import Reporter
 from serbench.api.user_config import cache_dir
-from serbench.run import augment
+from serbench.run import augment, precision
 from serbench.run.cache import CacheKey, FeatureCache
 from serbench.run.features import extract, keep_on_device
 from serbench.run.perturb import Perturber, from_records
@@ -45,6 +45,6 @@ def _extract(ws, ids: list[str], perturber: Perturber, copy: int, key: CacheKey 
     with reporter.task(f"features ({name}, {label})", len(ids)) as advance:
         features, stats = extract(ws.upstream, [ws.protocol.utterances[i] for i in ids], ws.plan.device, ws.layers,
                                   cache, config["cache"]["budget_gb"] * 1e9, config["cache"]["dtype"], on_batch=advance,
-                                  name=name, load=lambda u: perturber.load(u, copy))
+                                  name=name, load=lambda u: perturber.load(u, copy), precision=precision.in_force(ws))
     reporter.info(f"features ({label}): {len(features)} utterances (cache: {stats.hits} hits, {stats.misses} misses)")
     return keep_on_device(release_maps(features), ws.plan.device)  # read batch by batch, like clean features

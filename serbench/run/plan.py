@@ -31,7 +31,7 @@ from serbench.api.user_config import data_location, env_var
 from serbench.report.report_options import REPORT_PARAMS
 from serbench.report.robustness import ROBUSTNESS_PARAMS
 from serbench.report.rundir import RunDir
-from serbench.run import dimensional_task, finetune, perturb
+from serbench.run import dimensional_task, finetune, perturb, precision
 from serbench.run.augment import AUGMENT_PARAMS
 from serbench.run.features import CACHE_PARAMS
 from serbench.run.overrides import check_keys, parse_overrides
@@ -305,6 +305,8 @@ def plan(request: RunRequest, reg: Registry | None = None) -> Plan:
         kind: {"name": spec.name, "version": spec.version, "params": settings[kind]} for kind, spec in specs.items()
     }
     config["train"], config["cache"] = settings["train"], settings["cache"]
+    if config["upstream"]["params"].get("precision") == precision.DEFAULT:  # auto is left out: a run keeps its id
+        del config["upstream"]["params"]["precision"]
     config["report"] = settings["report"]  # how the predictions are scored: not part of the run id
     soft_loss = specs["loss"].meta.targets == "soft"
     if config["train"]["targets"] == "soft" and not soft_loss:

@@ -38,7 +38,7 @@ from serbench.api.errors import SerbenchError
 from serbench.api.protocol import Utterance
 from serbench.api.work import Job
 from serbench.report.rundir import RunDir
-from serbench.run import saved_model
+from serbench.run import precision, saved_model
 from serbench.run.features import extract
 from serbench.run.registry import Registry, registry
 from serbench.run.vad import speech_frames
@@ -272,8 +272,10 @@ def predict(run_dir: str | Path, inputs: Sequence[str], fold: str | None = None,
             notes.append(f"{file}: {rate} Hz, resampled to {pre['sample_rate']} Hz (polyphase, as the run's loader does)")
     parts = [s for file in files for s in segments(file, max_seconds)]
     utterances = [Utterance(s.id, s.file, "", "", start=s.start, end=s.end, origin=s.id) for s in parts]
+    chosen = ((config.get("upstream") or {}).get("params") or {}).get("precision", precision.DEFAULT)  # the run's
+    in_force = precision.check(chosen, torch.device(device), upstream, up["name"])
     features, _ = extract(upstream, utterances, torch.device(device), tuple(up["layers"]), None,
-                          dtype=pre["feature_dtype"], name=up["name"])
+                          dtype=pre["feature_dtype"], name=up["name"], precision=in_force)
     vad = None
     if pre["vad_aggressiveness"] is not None:
         from serbench.api.audio import load_utterance

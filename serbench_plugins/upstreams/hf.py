@@ -38,6 +38,8 @@ class TransformersEncoder(Upstream):
     where the model would raise (serbench's choice; the padding is the same alone or in a batch).
     """
 
+    precisions = ("fp32", "bf16")  # a neural forward: -o upstream.precision=bf16 autocasts it
+
     def __init__(self, model: nn.Module, fingerprint: str, do_normalize: bool, pass_mask: bool):
         super().__init__()
         self.model = model

@@ -20,6 +20,8 @@ MISSING = (
 
 
 class S3PRLEncoder(Upstream):
+    precisions = ("fp32", "bf16")  # a neural forward: -o upstream.precision=bf16 autocasts it
+
     def __init__(self, name: str, path_or_url: str = "", normalize: bool = False):
         super().__init__()
         try:

@@ -46,6 +46,8 @@ STRIDE = 2  # the encoder's second convolution: 20 ms per output frame
 class WhisperUpstream(Upstream):
     """Whisper's encoder: every hidden state, cropped to the frames of each utterance's audio."""
 
+    precisions = ("fp32", "bf16")  # a neural forward: -o upstream.precision=bf16 autocasts it
+
     def __init__(self, encoder: nn.Module, extractor, fingerprint: str):
         super().__init__()
         encoder.layerdrop = 0.0  # a skipped layer would return fewer hidden states (see serbench.run.finetune.prepare)

@@ -93,3 +93,20 @@ def test_an_executor_is_checked_by_a_small_run_through_it(tmp_path, monkeypatch)
     through = lossy["the same run through lossy (from an empty cache)"]
     assert not through.passed and "1 of 5 jobs not done" in through.detail, through
     assert "SERBENCH_CACHE" not in through.detail and str(tmp_path / "cache") == __import__("os").environ["SERBENCH_CACHE"]
+
+
+def test_declared_precisions_are_checked():
+    from serbench.run import precision
+    from serbench.run.registry import create
+
+    def outcome(upstream):
+        return {c.name.split(" (")[0]: c for c in check_upstream(upstream, "x")}["extraction precisions"]
+
+    fbank = create("upstream", "fbank")
+    assert outcome(fbank).passed and "fp32 only" in outcome(fbank).detail
+    fbank.precisions = ("bf16",)  # fp32 is every upstream's
+    assert not outcome(fbank).passed and "expected ('fp32',)" in outcome(fbank).detail
+    tiny = outcome(create("upstream", "tiny"))
+    assert tiny.passed
+    if precision.device_supports_bf16(torch.device("cpu")):
+        assert tiny.detail.startswith("bf16 forward within")
