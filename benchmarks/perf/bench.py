@@ -31,6 +31,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -44,7 +45,7 @@ from serbench.api.batch import frame_mask
 from serbench.api.downstream import DownstreamContext
 from serbench.api.protocol import Utterance
 from serbench.run.cache import CacheKey, FeatureCache
-from serbench.run.features import extract
+from serbench.run.features import extract, keep_on_device
 from serbench.run.registry import create
 from serbench_plugins.upstreams.hf import TransformersEncoder
 
@@ -244,7 +245,8 @@ def train_folds(model, wavs, sessions, labels, device, precision, epochs, batch_
                     lengths = torch.tensor([f.shape[1] for f in items], device=device)
                     padded = torch.zeros(len(items), items[0].shape[0], int(lengths.max()), items[0].shape[2], device=device)
                     for row, f in enumerate(items):
-                        padded[row, :, : f.shape[1]] = torch.from_numpy(np.array(f)).to(device, non_blocking=True).float()
+                        f = f if isinstance(f, torch.Tensor) else torch.from_numpy(np.array(f))
+                        padded[row, :, : f.shape[1]] = f.to(device, non_blocking=True).float()
                 else:
                     out = run_encoder(model, [wavs[i] for i in ids], device, precision)
                     lengths = out.lengths
@@ -329,6 +331,11 @@ def main() -> None:
     print(f"corpus: durations from {source}; {seconds.size} utterances, {total / 3600:.2f} h; "
           f"encoder: WavLM-{args.encoder} shape, random weights ({weights_gb:.2f} GB)")
 
+    needed = total * model.frame_rate * model.num_layers * model.dim * 2 * 1.25  # fp16 features, corpus + quarter
+    free = shutil.disk_usage(args.workdir or tempfile.gettempdir()).free
+    if needed > free:
+        raise SystemExit(f"the feature cache needs about {needed / 1e9:.0f} GB and {args.workdir or tempfile.gettempdir()} "
+                         f"has {free / 1e9:.0f} GB free: pass --hours (e.g. --quick's 1 h) or --workdir on a larger disk")
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         root = Path(tmp)
         utterances = write_corpus(root / "audio", seconds)
@@ -355,7 +362,8 @@ def main() -> None:
         b_text = "skipped"
         if not args.skip_b:
             labels = np.random.default_rng(1).integers(0, 4, seconds.size)
-            ordered = [features[u.id] for u in utterances]
+            placed = keep_on_device(features, device)  # serbench's rule: on the GPU when they fit in half its memory
+            ordered = [placed[u.id] for u in utterances]
             t0 = time.perf_counter()
             steps = train_folds(model, None, sessions, labels, device, precision, epochs, args.batch_size, ordered)
             head_s = time.perf_counter() - t0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -148,20 +149,26 @@ def _encode(upstream, utterances, batch, wavs, device, index, autocast, name="",
     return [(utterances[i], hidden[:, row, : int(out.lengths[row])]) for row, i in enumerate(batch)]
 
 
-def _write_through(cache: FeatureCache, hashes: dict[str, str], batches) -> dict[str, np.ndarray]:
-    """Store each batch in ``cache`` while the encoder computes the next one (a background
-    thread), never more than one batch behind: memory holds at most two batches' features,
-    whatever the corpus. Returns ``{utterance id: memory map of its entry}``."""
+def _write_through(cache: FeatureCache, hashes: dict[str, str], batches, workers: int = 1) -> dict[str, np.ndarray]:
+    """Store each batch in ``cache`` while the encoder computes the next one (``workers``
+    background threads, one utterance each), never more than one batch behind: memory holds at
+    most two batches' features, whatever the corpus. Returns ``{utterance id: memory map of its
+    entry}``."""
     stored: dict[str, np.ndarray] = {}
-    with ThreadPoolExecutor(max_workers=1) as writer:
-        behind = None
+    with ThreadPoolExecutor(max_workers=workers) as writer:
+        behind: list = []
         for pairs in batches:
-            if behind is not None:
-                stored.update(behind.result())
-            behind = writer.submit(lambda pairs=pairs: {u.id: cache.store(hashes[u.id], a) for u, a in pairs})
-        if behind is not None:
-            stored.update(behind.result())
+            stored.update((uid, future.result()) for uid, future in behind)
+            behind = [(u.id, writer.submit(cache.store, hashes[u.id], array)) for u, array in pairs]
+        stored.update((uid, future.result()) for uid, future in behind)
     return stored
+
+
+def writer_threads(device: torch.device) -> int:
+    """Threads that write cache entries. One beside a CPU's forward pass (which has every core);
+    on a GPU, where a batch is computed faster than one thread can checksum and write it, up to
+    8 (half the host's cores)."""
+    return 1 if device.type == "cpu" else max(1, min(8, (os.cpu_count() or 2) // 2))
 
 
 def _hold_lock(stack: ExitStack, cache: FeatureCache, name: str, missing: int) -> None:
@@ -236,7 +243,7 @@ def extract(
         batches = _forward_batches(upstream, missing, lengths, device, layers, batch_seconds, on_batch, name, load,
                                    peak_limit, dtype)
         if cache:
-            features.update(_write_through(cache, hashes, batches))
+            features.update(_write_through(cache, hashes, batches, writer_threads(device)))
         else:
             features.update((u.id, np.ascontiguousarray(array)) for pairs in batches for u, array in pairs)
     if cache:

@@ -16,7 +16,7 @@ import torch
 from serbench.api.audio import load_utterance
 from serbench.api.protocol import Utterance
 from serbench.run.cache import TRAILER, CacheKey, FeatureCache
-from serbench.run.features import _encode, batch_limit, extract
+from serbench.run.features import _encode, _write_through, batch_limit, extract, writer_threads
 from serbench.run.registry import create
 
 from lookalike import tiny_wav
@@ -133,3 +133,19 @@ def test_one_utterance_per_batch_on_a_cpu_or_where_padding_leaks(wavlm):
         batch_safe = False
 
     assert batch_limit(Leaky(), torch.device("cuda")) == 1
+
+
+def test_several_writer_threads_store_every_entry_of_every_batch(tmp_path):
+    # the GPU's setting (writer_threads > 1): each utterance's entry whole, under its own hash
+    rng = np.random.default_rng(2)
+    key = CacheKey("x", "fp", (0, 1), "float16", 8, 50.0)
+    cache = FeatureCache(tmp_path, key)
+    utts = [Utterance(id=f"u{k}", path=tmp_path / f"{k}.wav", label="a", speaker="s") for k in range(7)]
+    arrays = {u.id: rng.standard_normal((2, 10 + k, 8)).astype(np.float16) for k, u in enumerate(utts)}
+    batches = [[(u, arrays[u.id]) for u in utts[i : i + 3]] for i in range(0, 7, 3)]
+    hashes = {u.id: f"{k:02d}" + "ab" * 15 for k, u in enumerate(utts)}
+    stored = _write_through(cache, hashes, iter(batches), workers=3)
+    assert sorted(stored) == sorted(arrays)
+    for uid, array in arrays.items():
+        assert np.array_equal(stored[uid], array) and np.array_equal(cache.load(hashes[uid]), array)
+    assert writer_threads(CPU) == 1 and writer_threads(torch.device("cuda")) >= 1
