@@ -170,8 +170,9 @@ def useful_flops(coefficients: np.ndarray, seconds: np.ndarray) -> float:
     return float(np.sum(c0 + c1 * seconds + c2 * seconds**2))
 
 
-def product_extraction(model, utterances, device, root: Path, precision: str) -> tuple[float, float, dict]:
-    """(wall seconds, peak RSS GB, features) of serbench's extraction into a fresh cache."""
+def product_extraction(model, utterances, device, root: Path, precision: str) -> tuple[float, float, float, dict]:
+    """(wall seconds, CPU seconds of every thread, peak RSS GB, features) of serbench's extraction
+    into a fresh cache."""
     layers = tuple(range(model.num_layers))
     cache = FeatureCache(root, CacheKey("hf:bench", model.fingerprint(), layers, "float16", model.dim,
                                         model.frame_rate, "1"))
@@ -183,29 +184,29 @@ def product_extraction(model, utterances, device, root: Path, precision: str) ->
         extra["precision"] = precision
     rss_reset()
     sync(device)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     features, stats = extract(model, utterances, device, layers, cache, **extra)
     sync(device)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert stats.misses == len(utterances), "the bench's cache folder was not empty"
-    return wall, rss_gb(), features
+    return wall, cpu, rss_gb(), features
 
 
-def bare_forward(model, utterances, device, precision: str) -> tuple[float, float]:
-    """(wall seconds, peak RSS GB) of transformers' own forward, one utterance at a time, every
+def bare_forward(model, utterances, device, precision: str) -> tuple[float, float, float]:
+    """(wall seconds, CPU seconds, peak RSS GB) of transformers' own forward, one utterance at a time, every
     hidden state returned; the audio is read before the clock starts."""
     wavs = [torch.from_numpy(sf.read(u.path, dtype="float32")[0]) for u in utterances]
     hf = model.model
     rss_reset()
     sync(device)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with torch.inference_mode(), autocast(device, precision):
         for wav in wavs:
             x = wav.to(device)[None]
             x = (x - x.mean()) / torch.sqrt(x.var(unbiased=False) + 1e-7)  # the checkpoint's do_normalize
             hf(x, output_hidden_states=True)
     sync(device)
-    return time.perf_counter() - t0, rss_gb()
+    return time.perf_counter() - t0, time.process_time() - c0, rss_gb()
 
 
 def head_for(model, device):
@@ -305,6 +306,7 @@ def main() -> None:
     parser.add_argument("--rerun-steps", type=int, default=None,
                         help="head steps timed with the encoder re-run (default 10 on a GPU, 2 on a CPU); projected to all")
     parser.add_argument("--skip-b", action="store_true", help="only part (a)")
+    parser.add_argument("--skip-quarter", action="store_true", help="no second extraction over a quarter of the corpus")
     parser.add_argument("--results", action="store_true", help="write (a)'s row into benchmarks/perf/RESULTS.md")
     parser.add_argument("--reference", type=Path, default=REFERENCE, help="IEMOCAP utterance list (EmoBox jsonl) for durations")
     parser.add_argument("--workdir", type=Path, default=None, help="where the wav files and the cache go (default: a temp folder)")
@@ -344,20 +346,24 @@ def main() -> None:
         flops = useful_flops(coefficients, seconds)
         run_encoder(model, [torch.zeros(16000)], device, precision)  # warm-up
         quarter = max(1, len(utterances) // 4)
-        small_wall, small_rss, _ = product_extraction(model, utterances[:quarter], device, root / "cache-quarter", precision)
-        wall, rss, features = product_extraction(model, utterances, device, root / "cache", precision)
-        bare_wall, bare_rss = bare_forward(model, utterances, device, precision)
+        small_rss = float("nan")
+        if not args.skip_quarter:
+            _, _, small_rss, _ = product_extraction(model, utterances[:quarter], device, root / "cache-quarter", precision)
+        wall, cpu, rss, features = product_extraction(model, utterances, device, root / "cache", precision)
+        bare_wall, bare_cpu, bare_rss = bare_forward(model, utterances, device, precision)
 
         achieved = flops / wall
         print(f"(a) serbench extraction: {wall:.1f} s for {total:.0f} s of audio = {total / wall:.2f}x real time")
         print(f"(a) useful compute: {achieved / 1e9:.1f} GFLOP/s ({flops / total / 1e9:.1f} GFLOP per audio second, FlopCounterMode)")
         print(f"(a) bare transformers forward, one by one: {bare_wall:.1f} s = {total / bare_wall:.2f}x real time; "
               f"serbench reaches {bare_wall / wall:.0%} of it")
+        print(f"(a) CPU seconds (all threads; the steadier figure on a shared machine): serbench {cpu:.1f}, "
+              f"bare {bare_cpu:.1f}: serbench reaches {bare_cpu / cpu:.0%} of it")
         mfu = f"{achieved / peak:.1%}" if peak else "n/a"
         print(f"(a) device peak: {peak / 1e9:.0f} GFLOP/s ({peak_source}); serbench at {mfu} of it"
               if peak else f"(a) device peak: {peak_source}")
         print(f"(a) peak RSS extracting: {rss:.2f} GB for {len(utterances)} utterances, {small_rss:.2f} GB for "
-              f"{quarter} ({small_wall:.1f} s); bare forward {bare_rss:.2f} GB; weights {weights_gb:.2f} GB (VmHWM)")
+              f"{quarter}; bare forward {bare_rss:.2f} GB; weights {weights_gb:.2f} GB (VmHWM)")
 
         b_text = "skipped"
         if not args.skip_b:
@@ -385,7 +391,7 @@ def main() -> None:
             "encoder": f"WavLM-{args.encoder}", "corpus": f"{seconds.size} utt, {total / 3600:.2f} h",
             "load at start": load.split(" on ")[0].removeprefix("load "),
             "x real time": f"{total / wall:.2f}", "GFLOP/s": f"{achieved / 1e9:.1f}",
-            "vs bare forward": f"{bare_wall / wall:.0%} (bare {total / bare_wall:.2f}x)",
+            "vs bare forward": f"{bare_wall / wall:.0%} (bare {total / bare_wall:.2f}x); CPU s {bare_cpu / cpu:.0%}",
             "vs peak": f"{mfu} of {peak / 1e9:.0f} GFLOP/s ({peak_source})" if peak else peak_source,
             "peak RSS (GB), all / quarter": f"{rss:.2f} / {small_rss:.2f}",
             "(b) 5-fold": b_text,
