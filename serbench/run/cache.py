@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import logging
 import os
@@ -168,16 +167,15 @@ class FeatureCache:
     @staticmethod
     def write_array(path: Path, array: np.ndarray) -> None:
         """Write ``array`` to ``path`` atomically (a reader sees the old file or the whole new one),
-        followed by the checksum trailer :meth:`read_array` checks."""
+        followed by the checksum trailer :meth:`read_array` checks. The bytes are hashed as numpy
+        writes them, in its 16 MiB chunks: no second copy of the entry is made in memory."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        buffer = io.BytesIO()
-        np.save(buffer, array, allow_pickle=False)
-        data = buffer.getvalue()
         fd, tmp = temporary(path, ".npy.tmp")
         try:
             with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.write(TRAILER + hashlib.blake2b(data, digest_size=16).digest())
+                hashing = _HashingWriter(handle)
+                np.lib.format.write_array(hashing, np.asanyarray(array), allow_pickle=False)
+                handle.write(TRAILER + hashing.digest.digest())
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -188,6 +186,19 @@ class FeatureCache:
         processes on the same set take turns, so the second finds the first's entries; shards
         (disjoint sets) extract side by side."""
         return locks.exclusive(self.dir / "locks" / f"{name}.lock")
+
+
+class _HashingWriter:
+    """A write-only file object that passes bytes on to ``handle`` and hashes them on the way
+    (numpy's ``write_array`` writes a non-OS file in bounded chunks)."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        self.digest = hashlib.blake2b(digest_size=16)
+
+    def write(self, data) -> int:
+        self.digest.update(data)
+        return self.handle.write(data)
 
 
 @dataclass
