@@ -17,7 +17,7 @@ def register_upstreams() -> list[Spec]:
                 Param("path_or_url", str, "", "checkpoint path or URL for names that take one (hf_*_custom)"),
                 Param("normalize", bool, False, "s3prl's per-layer normalisation of hidden states"),
             ),
-            version="1",
+            version="2",  # 2: one utterance per extraction batch on a CPU (serbench.run.features.batch_limit)
             citation="Yang et al., SUPERB, Interspeech 2021 (s3prl toolkit)",
         )
     ]

@@ -30,9 +30,14 @@ def _load(repo: str):
     return load(repo)
 
 
+# 2: on a CPU every utterance is extracted alone (serbench.run.features.batch_limit), so a
+# batch-safe checkpoint's features no longer carry the padded batch's last-bit differences
+VERSION = "2"
+
+
 def _spec(name: str, repo: str, summary: str) -> Spec:
     family = name.split("_")[0]
-    return Spec(name=name, factory=partial(_load, repo), summary=f"{summary} [{repo}]", version="1",
+    return Spec(name=name, factory=partial(_load, repo), summary=f"{summary} [{repo}]", version=VERSION,
                 citation=CITATIONS[family])
 
 
@@ -41,7 +46,7 @@ def register_upstreams() -> list[Spec]:
     specs = [_spec(name, repo, summary) for name, (repo, summary) in CHECKPOINTS.items()]
     specs.append(
         Spec(name="hf:", factory="serbench_plugins.upstreams.hf:load",
-             summary="any wav2vec2-style transformers checkpoint: hf:<repo id or folder>", version="1")
+             summary="any wav2vec2-style transformers checkpoint: hf:<repo id or folder>", version=VERSION)
     )
     specs.append(  # a random transformers model: same code path, no download
         Spec(
@@ -54,7 +59,7 @@ def register_upstreams() -> list[Spec]:
                 Param("heads", int, 2, "attention heads", bounds=">= 1"),
                 Param("seed", int, 0, "seed of the random initialisation", bounds=">= 0"),
             ),
-            version="2",
+            version="3",  # 3: one utterance per extraction batch on a CPU (no padding)
         )
     )
     return specs
