@@ -356,8 +356,9 @@ def main() -> None:
         mfu = f"{achieved / peak:.1%}" if peak else "n/a"
         print(f"(a) device peak: {peak / 1e9:.0f} GFLOP/s ({peak_source}); serbench at {mfu} of it"
               if peak else f"(a) device peak: {peak_source}")
-        print(f"(a) peak RSS extracting: {rss:.2f} GB for {len(utterances)} utterances, {small_rss:.2f} GB for "
-              f"{quarter}; bare forward {bare_rss:.2f} GB; weights {weights_gb:.2f} GB (VmHWM)")
+        quarter_text = "skipped" if args.skip_quarter else f"{small_rss:.2f} GB for {quarter}"
+        print(f"(a) peak RSS extracting: {rss:.2f} GB for {len(utterances)} utterances, {quarter_text}; "
+              f"bare forward {bare_rss:.2f} GB; weights {weights_gb:.2f} GB (VmHWM)")
 
         b_text = "skipped"
         if not args.skip_b:
@@ -387,7 +388,7 @@ def main() -> None:
             "x real time": f"{total / wall:.2f}", "GFLOP/s": f"{achieved / 1e9:.1f}",
             "vs bare forward": f"{bare_wall / wall:.0%} (bare {total / bare_wall:.2f}x); CPU s {bare_cpu / cpu:.0%}",
             "vs peak": f"{mfu} of {peak / 1e9:.0f} GFLOP/s ({peak_source})" if peak else peak_source,
-            "peak RSS (GB), all / quarter": f"{rss:.2f} / {small_rss:.2f}",
+            "peak RSS (GB), all / quarter": f"{rss:.2f} / " + ("—" if args.skip_quarter else f"{small_rss:.2f}"),
             "(b) 5-fold": b_text,
         })
         print(f"results: row written to {RESULTS}")

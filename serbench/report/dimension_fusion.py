@@ -20,12 +20,11 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
-from serbench.api.atomic import write_json
 from serbench.api.errors import SerbenchError
 from serbench.api.work import Job
 from serbench.report.dimension_results import table_metrics
 from serbench.report.dimensions import ccc
-from serbench.report.results import finish, write_job
+from serbench.report.results import write_job
 from serbench.report.rundir import RunDir
 
 WEIGHTING = "per dimension, simplex weights fitted on dev CCC (COBYLA from equal weights; never worse on dev than equal weights or any single run)"
@@ -103,41 +102,21 @@ def fused_tables(dev: list[pd.DataFrame], test: list[pd.DataFrame], dimensions: 
     return out[0], out[1], weights
 
 
-def write(runs, jobs, sources, dimensions: Sequence[str], classes, key: dict, left_out: dict, out: Path,
-          speakers: dict | None):
-    """The fused run directory, written through the same ``finish`` a run uses (``speakers``: the
-    fused run's speakers record, :func:`serbench.report.fusion.speaker_record`)."""
+def write(runs, jobs, sources, dimensions: Sequence[str], classes, key: dict, left_out: dict, out: Path):
+    """The fused run directory, written through the same ``finish`` a run uses."""
     first = runs[0].data
     weights_by_job = {}
     for fold, seed in jobs:
         dev, test = sources[(fold, seed)]
         frame, dev_frame, weights = fused_tables(dev, test, dimensions)
-        weights_by_job[f"{fold}/{seed}"] = weights
+        weights_by_job[Job(fold, seed).key] = weights
         source = next(f for f in first["folds"] if (f["fold"], f["seed"]) == (fold, seed))
         dev_scores = table_metrics(dev_frame, dimensions)
         record = {"fold": fold, "seed": seed, "n_train": source["n_train"], "n_dev": len(dev_frame),
                   "n_test": len(frame), "metrics": table_metrics(frame, dimensions), "best_epoch": None,
                   "dev_score": dev_scores["ccc_mean"], "weights": weights, "train_s": 0.0}
         write_job(out, record, frame, dev_frame)
-    write_json(out / "config.json", {"fused_runs": [str(r.run_dir) for r in runs], "weights": weights_by_job,
-                                     "weighting": WEIGHTING})
-    return finish(
-        out, [Job(f, s) for f, s in jobs], classes, "ccc_mean", speakers_known=speakers is None or speakers["known"],
-        dimensions=dimensions, **({"speakers": speakers} if speakers else {}),
-        config={
-            "upstream": "+".join(sorted({r.data["config"]["upstream"] for r in runs})),
-            "downstream": "fusion(" + ", ".join(r.run_id for r in runs) + ")",
-            "pooling": None, "loss": None,
-            "protocol": first["config"]["protocol"],
-            "seeds": sorted({s for _, s in jobs}),
-            "overrides": {},
-            "fused_runs": [r.run_id for r in runs],
-            "weighting": WEIGHTING,
-            "jobs_used": {"folds": list(dict.fromkeys(f for f, _ in jobs)), "seeds": sorted({s for _, s in jobs})},
-            "left_out": left_out,
-        },
-        plugins={"fusion": "1"},
-        comparability=key,
-        environment=first["environment"],
-        timing={"total_s": 0.0, "features_s": 0.0},
-    )
+    from serbench.report.fusion import finish_fused  # (fusion imports this module when it meets a dimensional run)
+
+    return finish_fused(out, runs, jobs, classes, "ccc_mean", key, left_out, weights_by_job,
+                        extra={"weighting": WEIGHTING}, dimensions=dimensions)

@@ -32,7 +32,7 @@ from serbench.report.calibration import interval, jackknife
 from serbench.report.dimension_stats import cluster_interval as dimension_interval
 from serbench.report.dimension_stats import table_statistic
 from serbench.report.dimensions import metric_bounds, metric_names, moments
-from serbench.report.groups import DIFFERENCE, GENDERS, SPEAKER_INTERVAL, _group_design, gender_column
+from serbench.report.groups import DIFFERENCE, GENDERS, SPEAKER_INTERVAL, _group_design, gender_column, spread
 from serbench.report.stats import design
 
 FAIRNESS_RULE = ("|ccc_<dim>(sex) - ccc_<dim>(all test utterances)| <= threshold, for each sex and dimension "
@@ -173,13 +173,7 @@ def by_speaker(frame: pd.DataFrame, dimensions: Sequence[str]) -> dict:
                         "gender": gender_of.get(speaker) if gender_of.get(speaker) in GENDERS else None,
                         **{m: {"mean": float(estimate[m][0]), "ci95": intervals[m]} for m in names},
                         "reason": plan.reason}
-    spread = {}
-    for m in names:
-        values = {name: entry[m]["mean"] for name, entry in out.items()}
-        worst, best = min(values, key=values.get), max(values, key=values.get)
-        spread[m] = {"min": values[worst], "worst": worst, "max": values[best], "best": best,
-                     "std": float(np.std(list(values.values()), ddof=1)) if len(values) > 1 else 0.0}
-    return {"interval": SPEAKER_INTERVAL, "speakers": out, "spread": spread}
+    return {"interval": SPEAKER_INTERVAL, "speakers": out, "spread": spread(out, names)}
 
 
 def summarize(frame: pd.DataFrame, dimensions: Sequence[str], speakers_known: bool, overall: dict,

@@ -111,8 +111,7 @@ def fuse(run_dirs: list[str | Path], out: str | Path) -> Result:
         sources = dimension_fusion.read_sources(runs, jobs, dimensions)
         with locks.exclusive(out / LOCK):
             _refuse_if_taken(out)
-            return dimension_fusion.write(runs, jobs, sources, dimensions, classes, key, left_out, out,
-                                          speaker_record(runs))
+            return dimension_fusion.write(runs, jobs, sources, dimensions, classes, key, left_out, out)
     sources = _read_sources(runs, jobs, classes)  # every input read and checked before anything is written
     with locks.exclusive(out / LOCK):  # a second fuse into --out waits here, then finds it taken
         _refuse_if_taken(out)
@@ -192,12 +191,21 @@ def _write_fused(runs: list[Result], jobs: list[Job], sources: dict, classes: li
                   "best_epoch": None, "dev_score": _score(dev_probs, weights, labels, metric),
                   "weights": weights_by_job[job.key], "train_s": 0.0}
         write_job(out, record, frames[0], frames[1])
-    config = {"fused_runs": [str(r.run_dir) for r in runs], "weights": weights_by_job}
-    write_json(RunDir(out).config, config)
+    return finish_fused(out, runs, jobs, classes, metric, key, left_out, weights_by_job)
+
+
+def finish_fused(out: Path, runs, jobs, classes: list[str], metric: str, key: dict, left_out: dict,
+                 weights_by_job: dict, extra: dict | None = None, **fields):
+    """The fused run's ``config.json`` (its inputs and weights) and ``result.json``, through the
+    same ``finish`` a run uses; categorical and dimensional fusion alike. ``extra``: entries both
+    files gain (the dimensional weighting); ``fields``: ``finish``'s own (``dimensions``)."""
+    first = runs[0].data
+    extra = extra or {}
+    write_json(RunDir(out).config, {"fused_runs": [str(r.run_dir) for r in runs], "weights": weights_by_job, **extra})
     speakers = speaker_record(runs)
     return finish(
-        out, jobs, classes, metric, speakers_known=speakers is None or speakers["known"],
-        **({"speakers": speakers} if speakers else {}),
+        out, [Job(*job) for job in jobs], classes, metric, speakers_known=speakers is None or speakers["known"],
+        **({"speakers": speakers} if speakers else {}), **fields,
         config={
             "upstream": "+".join(sorted({r.data["config"]["upstream"] for r in runs})),
             "downstream": "fusion(" + ", ".join(r.run_id for r in runs) + ")",
@@ -206,6 +214,7 @@ def _write_fused(runs: list[Result], jobs: list[Job], sources: dict, classes: li
             "seeds": sorted({s for _, s in jobs}),
             "overrides": {},
             "fused_runs": [r.run_id for r in runs],
+            **extra,
             "jobs_used": {"folds": list(dict.fromkeys(f for f, _ in jobs)), "seeds": sorted({s for _, s in jobs})},
             "left_out": left_out,
         },

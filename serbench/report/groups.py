@@ -252,13 +252,19 @@ def by_speaker(frame: pd.DataFrame, classes: list[str]) -> dict:
         out[speaker] = {"utterances": len(rows_of[speaker]), "gender": gender_of.get(speaker) if gender_of.get(speaker) in GENDERS else None,
                         **{m: {"mean": float(estimate[m][0]), "ci95": clip(intervals[m])} for m in METRICS},
                         "reason": plan.reason}
-    spread = {}
-    for m in METRICS:
-        values = {name: entry[m]["mean"] for name, entry in out.items()}
+    return {"interval": SPEAKER_INTERVAL, "speakers": out, "spread": spread(out, METRICS)}
+
+
+def spread(speakers: dict, metrics) -> dict:
+    """Per metric, the worst and best speaker and the standard deviation over speakers of their
+    estimates (``speakers``: a ``speaker`` section's entries)."""
+    out = {}
+    for m in metrics:
+        values = {name: entry[m]["mean"] for name, entry in speakers.items()}
         worst, best = min(values, key=values.get), max(values, key=values.get)
-        spread[m] = {"min": values[worst], "worst": worst, "max": values[best], "best": best,
-                     "std": float(np.std(list(values.values()), ddof=1)) if len(values) > 1 else 0.0}
-    return {"interval": SPEAKER_INTERVAL, "speakers": out, "spread": spread}
+        out[m] = {"min": values[worst], "worst": worst, "max": values[best], "best": best,
+                  "std": float(np.std(list(values.values()), ddof=1)) if len(values) > 1 else 0.0}
+    return out
 
 
 def summarize(frame: pd.DataFrame, classes: list[str], speakers_known: bool, overall: dict,

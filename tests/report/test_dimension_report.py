@@ -228,7 +228,7 @@ def test_fuse_combines_dimensional_runs_with_weights_fitted_on_dev_ccc(run, tmp_
     grid = np.linspace(0, 1, 201)
     recorded = json.loads((tmp_path / "fused" / "config.json").read_text())["weights"]
     for record in fused.data["folds"]:
-        weights = recorded[f"{record['fold']}/{record['seed']}"]
+        weights = recorded[f"fold-{record['fold']}_seed-{record['seed']}"]  # the one job key, as categorical fusion
         rows_a, rows_b = frame[frame["fold"] == record["fold"]], b[b["fold"] == record["fold"]]
         for d in DIMS:
             w = weights[d]
