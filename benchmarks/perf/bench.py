@@ -348,12 +348,13 @@ def main() -> None:
         wall, cpu, rss, features = product_extraction(model, utterances, device, root / "cache", precision)
         bare_wall, bare_cpu, bare_rss = bare_forward(model, utterances, device, precision)
         speed = f"{total / wall:.2f}"
+        versus = ""
         if args.versus_fp32 and precision != "fp32":
             fp32_wall, *_ = product_extraction(model, utterances, device, root / "cache-fp32", "fp32")
-            speed += f" ({fp32_wall / wall:.2f}x fp32's {total / fp32_wall:.2f} in this run)"
+            versus = f" ({fp32_wall / wall:.2f}x fp32's {total / fp32_wall:.2f} in this run)"
 
         achieved = flops / wall
-        print(f"(a) serbench extraction: {wall:.1f} s for {total:.0f} s of audio = {speed}x real time")
+        print(f"(a) serbench extraction: {wall:.1f} s for {total:.0f} s of audio = {speed}x real time{versus}")
         print(f"(a) useful compute: {achieved / 1e9:.1f} GFLOP/s ({flops / total / 1e9:.1f} GFLOP per audio second, FlopCounterMode)")
         print(f"(a) bare transformers forward, one by one: {bare_wall:.1f} s = {total / bare_wall:.2f}x real time; "
               f"serbench reaches {bare_wall / wall:.0%} of it")
@@ -391,7 +392,7 @@ def main() -> None:
             "date (UTC)": started.strftime("%Y-%m-%d %H:%M"), "device": name, "precision": precision,
             "encoder": f"WavLM-{args.encoder}", "corpus": f"{seconds.size} utt, {total / 3600:.2f} h",
             "load at start": load.split(" on ")[0].removeprefix("load "),
-            "x real time": speed, "GFLOP/s": f"{achieved / 1e9:.1f}",
+            "x real time": speed + versus, "GFLOP/s": f"{achieved / 1e9:.1f}",
             "vs bare forward": f"{bare_wall / wall:.0%} (bare {total / bare_wall:.2f}x); CPU s {bare_cpu / cpu:.0%}",
             "vs peak": f"{mfu} of {peak / 1e9:.0f} GFLOP/s ({peak_source})" if peak else peak_source,
             "peak RSS (GB), all / quarter": f"{rss:.2f} / " + ("—" if args.skip_quarter else f"{small_rss:.2f}"),
