@@ -24,6 +24,7 @@ from serbench.api.errors import SerbenchError
 from serbench.api.work import Job
 from serbench.report.dimension_results import table_metrics
 from serbench.report.dimensions import ccc
+from serbench.report.fused_run import finish_fused
 from serbench.report.results import write_job
 from serbench.report.rundir import RunDir
 
@@ -116,7 +117,5 @@ def write(runs, jobs, sources, dimensions: Sequence[str], classes, key: dict, le
                   "n_test": len(frame), "metrics": table_metrics(frame, dimensions), "best_epoch": None,
                   "dev_score": dev_scores["ccc_mean"], "weights": weights, "train_s": 0.0}
         write_job(out, record, frame, dev_frame)
-    from serbench.report.fusion import finish_fused  # (fusion imports this module when it meets a dimensional run)
-
     return finish_fused(out, runs, jobs, classes, "ccc_mean", key, left_out, weights_by_job,
                         extra={"weighting": WEIGHTING}, dimensions=dimensions)

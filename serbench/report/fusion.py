@@ -22,22 +22,20 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
-from serbench.api.atomic import write_json
 from serbench.api.errors import SerbenchError
 from serbench.api.work import Job
 from serbench.report import locks
 from serbench.report.dimension_results import dimensions_of, is_dimensional
+from serbench.report.fused_run import finish_fused
 from serbench.report.metrics import METRICS, confusion, from_confusion, score
 from serbench.report.results import (
     Result,
     check_jobs,
     comparability_difference,
     comparability_of,
-    finish,
     load_runs,
     write_job,
 )
-from serbench.report.rundir import RunDir
 
 
 def _score(probs: np.ndarray, weights: np.ndarray, labels: np.ndarray, metric: str) -> float:
@@ -66,18 +64,6 @@ def fit_weights(dev_probs: np.ndarray, labels: np.ndarray, metric: str, max_iter
     weights /= weights.sum(0, keepdims=True).clip(min=1e-12)
     candidates = [weights, start] + [np.eye(models)[[m] * classes].T.copy() for m in range(models)]
     return max(candidates, key=lambda w: _score(dev_probs, w, labels, metric))
-
-
-def speaker_record(runs: list[Result]) -> dict | None:
-    """The fused run's ``speakers`` record, from its source runs' (None when one of them was made
-    before results kept it): fused predictions are no more speaker-independent, and their
-    speakers no better known, than the least of the runs they come from."""
-    records = [r.data.get("speakers") for r in runs]
-    if not all(isinstance(record, dict) for record in records):
-        return None
-    return {"source": " / ".join(dict.fromkeys(str(record.get("source")) for record in records)),
-            "known": all(record.get("known") is not False for record in records),
-            "speaker_dependent": any(record.get("speaker_dependent") is True for record in records)}
 
 
 def fuse(run_dirs: list[str | Path], out: str | Path) -> Result:
@@ -194,32 +180,3 @@ def _write_fused(runs: list[Result], jobs: list[Job], sources: dict, classes: li
     return finish_fused(out, runs, jobs, classes, metric, key, left_out, weights_by_job)
 
 
-def finish_fused(out: Path, runs, jobs, classes: list[str], metric: str, key: dict, left_out: dict,
-                 weights_by_job: dict, extra: dict | None = None, **fields):
-    """The fused run's ``config.json`` (its inputs and weights) and ``result.json``, through the
-    same ``finish`` a run uses; categorical and dimensional fusion alike. ``extra``: entries both
-    files gain (the dimensional weighting); ``fields``: ``finish``'s own (``dimensions``)."""
-    first = runs[0].data
-    extra = extra or {}
-    write_json(RunDir(out).config, {"fused_runs": [str(r.run_dir) for r in runs], "weights": weights_by_job, **extra})
-    speakers = speaker_record(runs)
-    return finish(
-        out, [Job(*job) for job in jobs], classes, metric, speakers_known=speakers is None or speakers["known"],
-        **({"speakers": speakers} if speakers else {}), **fields,
-        config={
-            "upstream": "+".join(sorted({r.data["config"]["upstream"] for r in runs})),
-            "downstream": "fusion(" + ", ".join(r.run_id for r in runs) + ")",
-            "pooling": None, "loss": None,
-            "protocol": first["config"]["protocol"],
-            "seeds": sorted({s for _, s in jobs}),
-            "overrides": {},
-            "fused_runs": [r.run_id for r in runs],
-            **extra,
-            "jobs_used": {"folds": list(dict.fromkeys(f for f, _ in jobs)), "seeds": sorted({s for _, s in jobs})},
-            "left_out": left_out,
-        },
-        plugins={"fusion": "1"},
-        comparability=key,
-        environment=first["environment"],
-        timing={"total_s": 0.0, "features_s": 0.0},
-    )

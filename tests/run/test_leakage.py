@@ -15,7 +15,7 @@ import serbench
 from serbench.api.errors import SerbenchError
 from serbench.api.protocol import SPEAKERS_UNKNOWN, Fold, Protocol, Utterance
 from serbench.cli.tables import run_notes
-from serbench.report.fusion import speaker_record
+from serbench.report.fused_run import speaker_record
 from serbench.report.leaderboard import settings
 from serbench.report.results import Result
 from serbench.run.datacheck import check
