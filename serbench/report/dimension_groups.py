@@ -32,7 +32,7 @@ from serbench.report.calibration import interval, jackknife
 from serbench.report.dimension_stats import cluster_interval as dimension_interval
 from serbench.report.dimension_stats import table_statistic
 from serbench.report.dimensions import metric_bounds, metric_names, moments
-from serbench.report.groups import DIFFERENCE, GENDERS, SPEAKER_INTERVAL, _group_design, gender_column, spread
+from serbench.report.groups import DIFFERENCE, GENDERS, SPEAKER_INTERVAL, _group_design, gender_column, speaker_rows, spread
 from serbench.report.stats import design
 
 FAIRNESS_RULE = ("|ccc_<dim>(sex) - ccc_<dim>(all test utterances)| <= threshold, for each sex and dimension "
@@ -153,13 +153,7 @@ def by_speaker(frame: pd.DataFrame, dimensions: Sequence[str]) -> dict:
     utterances = sorted(set(frame["utterance_id"].astype(str)))
     utterance_index = frame["utterance_id"].astype(str).map({u: i for i, u in enumerate(utterances)}).to_numpy()
     per_utterance = sums(frame, dimensions, np.ones(len(frame), dtype=bool), job_index, utterance_index, len(utterances))
-    speaker_of = dict(zip(frame["utterance_id"].astype(str), frame["speaker"].astype(str)))
-    rows_of: dict[str, list[int]] = {}
-    for u, name in enumerate(utterances):
-        rows_of.setdefault(speaker_of[name], []).append(u)
-    genders = gender_column(frame)
-    gender_of = ({} if genders is None else
-                 genders.groupby(frame["speaker"].astype(str)).agg(lambda g: "".join(sorted(set(g) & set(GENDERS)))))
+    rows_of, gender_of = speaker_rows(frame, utterances)
     names = metric_names(dimensions)
     out = {}
     for speaker in sorted(rows_of):

@@ -234,13 +234,7 @@ def by_speaker(frame: pd.DataFrame, classes: list[str]) -> dict:
     job_index, utterance_index, y_true, y_pred, fold_of_job, utterances = _indices(as_utterances, classes)
     counts = speaker_counts(job_index, utterance_index, y_true, y_pred, len(utterances), int(job_index.max()) + 1,
                             len(classes))  # [U, J, K, K]: utterances are the clusters within a speaker
-    speaker_of = dict(zip(frame["utterance_id"].astype(str), frame["speaker"].astype(str)))
-    rows_of: dict[str, list[int]] = {}
-    for u, name in enumerate(utterances):
-        rows_of.setdefault(speaker_of[name], []).append(u)
-    genders = gender_column(frame)
-    gender_of = ({} if genders is None else
-                 genders.groupby(frame["speaker"].astype(str)).agg(lambda g: "".join(sorted(set(g) & set(GENDERS)))))
+    rows_of, gender_of = speaker_rows(frame, utterances)
     out = {}
     for speaker in sorted(rows_of):
         part = counts[rows_of[speaker]]
@@ -253,6 +247,19 @@ def by_speaker(frame: pd.DataFrame, classes: list[str]) -> dict:
                         **{m: {"mean": float(estimate[m][0]), "ci95": clip(intervals[m])} for m in METRICS},
                         "reason": plan.reason}
     return {"interval": SPEAKER_INTERVAL, "speakers": out, "spread": spread(out, METRICS)}
+
+
+def speaker_rows(frame: pd.DataFrame, utterances) -> tuple[dict[str, list[int]], dict]:
+    """(each speaker's row numbers in ``utterances``, each speaker's genders as one string of
+    :data:`GENDERS` letters; empty when the predictions carry none)."""
+    speaker_of = dict(zip(frame["utterance_id"].astype(str), frame["speaker"].astype(str)))
+    rows_of: dict[str, list[int]] = {}
+    for u, name in enumerate(utterances):
+        rows_of.setdefault(speaker_of[name], []).append(u)
+    genders = gender_column(frame)
+    gender_of = ({} if genders is None else
+                 genders.groupby(frame["speaker"].astype(str)).agg(lambda g: "".join(sorted(set(g) & set(GENDERS)))))
+    return rows_of, gender_of
 
 
 def spread(speakers: dict, metrics) -> dict:
